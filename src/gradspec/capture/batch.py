@@ -1,0 +1,84 @@
+"""One padded batch through the model: per-sample losses and per-sample gradient factors.
+
+The loss is the sum over samples of each sample's own mean response-token loss, so the
+factors of sample b are exactly the gradient of b's loss, whatever else is in the batch.
+Batches are right-padded; padded positions and positions after a sample's last predicted
+token have zero output gradient and are cut off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradspec.capture.hooks import Capture
+from gradspec.model.adapters import Target
+from gradspec.prompting import Encoded
+
+
+@dataclass
+class SampleFactors:
+    """Gradient factors of one sample, keyed by (layer, canonical name).
+
+    ``x[key]`` is (T, d_in) and ``delta[key]`` is (T, d_out), in the ``nn.Linear``
+    orientation, so the gradient is ``delta[key].T @ x[key]`` ([d_out, d_in]).
+    """
+
+    sample_id: str
+    loss: float
+    n_positions: int
+    x: dict[tuple[int, str], torch.Tensor]
+    delta: dict[tuple[int, str], torch.Tensor]
+
+    def finite(self) -> bool:
+        return all(bool(torch.isfinite(t).all()) for t in (*self.x.values(), *self.delta.values()))
+
+
+def collate(samples: Sequence[Encoded], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ids, attention mask and loss mask, each (B, T_max)."""
+    width = max(s.n_tokens for s in samples)
+    ids = torch.zeros(len(samples), width, dtype=torch.long)
+    attn = torch.zeros(len(samples), width, dtype=torch.long)
+    loss_mask = torch.zeros(len(samples), width, dtype=torch.bool)
+    for b, s in enumerate(samples):
+        ids[b, : s.n_tokens] = torch.tensor(s.input_ids)
+        attn[b, : s.n_tokens] = 1
+        loss_mask[b, : s.n_tokens] = torch.tensor(s.loss_mask)
+    return ids.to(device), attn.to(device), loss_mask.to(device)
+
+
+def per_sample_loss(logits: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    """Mean next-token loss over each sample's response tokens: (B,)."""
+    # logits[:, t] predicts ids[:, t + 1]
+    nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none")  # (B, T-1)
+    mask = loss_mask[:, 1:].to(nll.dtype)
+    return (nll * mask).sum(1) / mask.sum(1)
+
+
+def run_batch(model: nn.Module, targets: Sequence[Target], samples: Sequence[Encoded]) -> list[SampleFactors]:
+    """Forward and backward one batch; return each sample's loss and factors."""
+    device = next(model.parameters()).device
+    ids, attn, loss_mask = collate(samples, device)
+    with Capture(model, (t.projection.module for t in targets)) as cap:
+        logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits
+        losses = per_sample_loss(logits, ids, loss_mask)
+        finite = torch.isfinite(losses)
+        # A non-finite loss is kept out of the sum; that sample is reported as an error.
+        losses.where(finite, torch.zeros_like(losses)).sum().backward()
+    out: list[SampleFactors] = []
+    for b, s in enumerate(samples):
+        # Positions after the one that predicts the last response token get zero gradient.
+        n_pos = max(t for t, m in enumerate(s.loss_mask) if m)
+        x: dict[tuple[int, str], torch.Tensor] = {}
+        delta: dict[tuple[int, str], torch.Tensor] = {}
+        for t in targets:
+            p, key = t.projection, id(t.projection.module)
+            x[(t.layer, t.name)] = cap.inputs[key][b, :n_pos]
+            d = cap.grads[key][b, :n_pos]
+            delta[(t.layer, t.name)] = d if p.out_index is None else d[:, p.out_index.to(d.device)]
+        out.append(SampleFactors(s.sample_id, float(losses[b].detach()), n_pos, x, delta))
+    return out

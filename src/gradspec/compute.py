@@ -1,0 +1,248 @@
+"""``gradspec compute``: the pipeline from a data file to a run folder.
+
+records -> token ids and masks -> batched forward/backward with hooks -> per-sample factors
+-> spectra and similarities -> Parquet parts. Samples already in the run folder are skipped,
+so re-running the same command resumes; bad and skipped records get their row too.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from gradspec import __version__
+from gradspec.capture import run_batch
+from gradspec.data import BadRecord, Record, load_dataset, parse_field_map
+from gradspec.errors import ConfigError, GradspecError
+from gradspec.model import MODULES, LoadedModel, find_targets, load_model, validate
+from gradspec.model.loading import DType
+from gradspec.prompting import Encoded, PromptConfig, Skipped, encode, resolve_template
+from gradspec.spectra import same_layer_notes, sample_spectra
+from gradspec.store import Run, RunFolder, open_run
+from gradspec.store.rows import sample_row, spectra_rows
+
+DEFAULT_MODULES = ("q", "k", "v", "o")
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """Everything ``compute`` needs.
+
+    Attributes:
+        data: the data file or ``datasets`` folder.
+        out: the run folder.
+        model: ``default``, a short name, a model folder, a ``.gguf`` file or a hub id.
+        prompt: templates, system prompt, max length and truncation.
+        modules: canonical projections to measure; ``None`` means every one the model has.
+        dtype: the model's dtype; spectral maths is float32/float64 whatever it is.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        spectra: also store every singular value (``spectra/`` table).
+        overwrite: replace an existing run made with other options.
+        limit: only the first N records of the file.
+        field_map: {canonical field: field in the file}.
+        batch_tokens: most padded tokens in one forward/backward batch.
+        flush_every: samples per Parquet part (at most this much work is redone after a crash).
+        progress: show a progress bar.
+        trust_remote_code: let transformers run the model repository's own code.
+    """
+
+    data: str | Path
+    out: str | Path
+    model: str = "default"
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    modules: tuple[str, ...] | None = DEFAULT_MODULES
+    dtype: DType = "float32"
+    device: str = "auto"
+    spectra: bool = False
+    overwrite: bool = False
+    limit: int | None = None
+    field_map: dict[str, str] = field(default_factory=dict)
+    batch_tokens: int = 4096
+    flush_every: int = 32
+    progress: bool = True
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.modules is not None:
+            unknown = [m for m in self.modules if m not in MODULES]
+            if unknown or not self.modules:
+                raise ConfigError(f"--modules: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(MODULES)} or all")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be at least 1, got {self.limit}")
+        if self.batch_tokens < self.prompt.max_length:
+            raise ConfigError(
+                f"batch_tokens ({self.batch_tokens}) must be at least max_length ({self.prompt.max_length})"
+            )
+
+
+def parse_modules(spec: str) -> tuple[str, ...] | None:
+    """``q,k,v,o`` -> tuple; ``all`` -> None (every projection the model has)."""
+    if spec.strip() == "all":
+        return None
+    return tuple(m.strip() for m in spec.split(",") if m.strip())
+
+
+def token_batches(samples: Sequence[Encoded], batch_tokens: int) -> Iterator[list[Encoded]]:
+    """Length-sorted batches whose padded size (count x longest) stays within ``batch_tokens``."""
+    batch: list[Encoded] = []
+    for s in sorted(samples, key=lambda s: s.n_tokens, reverse=True):
+        if batch and (len(batch) + 1) * batch[0].n_tokens > batch_tokens:
+            yield batch
+            batch = []
+        batch.append(s)
+    if batch:
+        yield batch
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
+    """Compute (or resume) a run and return it opened for reading.
+
+    ``loaded`` lets callers that compute several runs load the model once.
+    """
+    dataset = load_dataset(config.data, config.field_map, config.limit)
+    t0 = time.perf_counter()
+    if loaded is None:
+        loaded = load_model(config.model, config.dtype, config.device, config.trust_remote_code)
+    load_seconds = time.perf_counter() - t0
+
+    model = loaded.model
+    targets = find_targets(model, config.modules)
+    modules = list(dict.fromkeys(t.name for t in targets))
+    n_layers = model.config.num_hidden_layers
+    shapes = {t.name: (t.projection.d_out, t.projection.d_in) for t in targets if t.layer == 0}
+    template = resolve_template(config.prompt.template, loaded.tokenizer)
+    prompt = PromptConfig(template, config.prompt.system_prompt, config.prompt.max_length, config.prompt.truncation)
+
+    identity = {
+        "model": config.model,
+        "data_sha256": dataset.sha256,
+        "template": template,
+        "system_prompt": prompt.system_prompt,
+        "max_length": prompt.max_length,
+        "truncation": prompt.truncation,
+        "modules": modules,
+        "dtype": config.dtype,
+        "spectra": config.spectra,
+        "field_map": dict(sorted(config.field_map.items())),
+        "trust_remote_code": config.trust_remote_code,
+    }
+    run = RunFolder.open(config.out, identity, config.overwrite)
+    previous = run.manifest()
+    manifest: dict[str, Any] = {
+        "format": 1,
+        "gradspec_version": __version__,
+        "created_at": previous.get("created_at", _now()),
+        "updated_at": _now(),
+        "config": identity,
+        "options": {"limit": config.limit, "batch_tokens": config.batch_tokens, "device": config.device},
+        "model": loaded.describe(),
+        "data": {"path": str(Path(config.data).resolve()), "sha256": dataset.sha256, "n_records": len(dataset.items)},
+        "modules": modules,
+        "shapes": {m: list(s) for m, s in shapes.items()},
+        "similarity": {
+            "adjacent": "cosine of module m's gradient at layer i and at layer i+1, stored at layer i",
+            "same_layer": same_layer_notes(shapes, modules),
+        },
+        "unnamed_projections": [str(p) for p in validate(model)],
+        "environment": {"python": platform.python_version(), "platform": platform.platform()},
+        "counts": previous.get("counts", {}),
+        "timing": {
+            "load_seconds": round(load_seconds, 3),
+            "compute_seconds": previous.get("timing", {}).get("compute_seconds", 0.0),
+        },
+    }
+    run.write_manifest(manifest)
+
+    t1 = time.perf_counter()
+    _compute_pending(run, dataset.items, loaded, targets, modules, n_layers, prompt, config)
+    compute_seconds = time.perf_counter() - t1
+
+    result = open_run(run.path)
+    counts = dict(result.sql("select status, count(*) from samples group by status").fetchall())
+    manifest["counts"] = {s: int(counts.get(s, 0)) for s in ("ok", "skipped", "error")} | {"total": int(sum(counts.values()))}
+    manifest["timing"]["compute_seconds"] = round(manifest["timing"]["compute_seconds"] + compute_seconds, 3)
+    manifest["updated_at"] = _now()
+    run.write_manifest(manifest)
+    return result
+
+
+def _compute_pending(
+    run: RunFolder,
+    items: Sequence[Record | BadRecord],
+    loaded: LoadedModel,
+    targets: Sequence[Any],
+    modules: Sequence[str],
+    n_layers: int,
+    prompt: PromptConfig,
+    config: ComputeConfig,
+) -> None:
+    done = run.done_ids()
+    pending = [it for it in items if it.sample_id not in done]
+    immediate: list[dict[str, Any]] = []
+    encoded: list[Encoded] = []
+    for item in pending:
+        if isinstance(item, BadRecord):
+            immediate.append(sample_row(item.sample_id, item.index, "error", item.reason))
+            continue
+        enc = encode(item, loaded.tokenizer, prompt)
+        if isinstance(enc, Skipped):
+            immediate.append(
+                sample_row(enc.sample_id, enc.index, "skipped", enc.reason, enc.n_tokens, 0, None, enc.n_prompt_tokens)
+            )
+        else:
+            encoded.append(enc)
+    if immediate:
+        run.write_part({"samples": immediate})
+
+    buffer: dict[str, list[dict[str, Any]]] = {"samples": [], "layer_stats": [], "similarity": [], "spectra": []}
+    bar = tqdm(total=len(encoded), unit="sample", desc="gradients", disable=not config.progress, dynamic_ncols=True)
+    tokens, started = 0, time.perf_counter()
+    for batch in token_batches(encoded, config.batch_tokens):
+        for enc, factors in zip(batch, run_batch(loaded.model, targets, batch)):
+            row = dict(n_tokens=enc.n_tokens, n_response_tokens=enc.n_response_tokens,
+                       n_prompt_tokens=enc.n_prompt_tokens, truncated=enc.truncated)
+            if not math.isfinite(factors.loss):
+                buffer["samples"].append(sample_row(enc.sample_id, enc.index, "error", f"record {enc.index}: loss is {factors.loss}", loss=None, **row))
+                continue
+            if not factors.finite():
+                buffer["samples"].append(sample_row(enc.sample_id, enc.index, "error", f"record {enc.index}: gradient has NaN or Inf (try --dtype float32)", loss=factors.loss, **row))
+                continue
+            spectra = sample_spectra(factors, modules, n_layers)
+            for table, rows in spectra_rows(enc.sample_id, spectra, config.spectra).items():
+                buffer[table].extend(rows)
+            buffer["samples"].append(sample_row(enc.sample_id, enc.index, "ok", None, loss=factors.loss, **row))
+        tokens += sum(s.n_tokens for s in batch)
+        bar.update(len(batch))
+        bar.set_postfix_str(f"{tokens / max(time.perf_counter() - started, 1e-9):.0f} tok/s", refresh=False)
+        if len(buffer["samples"]) >= config.flush_every:
+            run.write_part(buffer)
+            buffer = {k: [] for k in buffer}
+    if buffer["samples"]:
+        run.write_part(buffer)
+    bar.close()
+
+
+def compute_many(configs: Sequence[ComputeConfig]) -> list[Run]:
+    """Compute several runs that share one model, loading it once."""
+    if not configs:
+        return []
+    first = configs[0]
+    if any((c.model, c.dtype, c.device) != (first.model, first.dtype, first.device) for c in configs):
+        raise GradspecError("compute_many: every run must use the same model, dtype and device")
+    loaded = load_model(first.model, first.dtype, first.device, first.trust_remote_code)
+    return [compute(c, loaded) for c in configs]
+
+
+__all__ = ["ComputeConfig", "compute", "compute_many", "parse_field_map", "parse_modules"]

@@ -1,0 +1,75 @@
+"""Load a data file into ``Record``/``BadRecord`` items: the data stage's public entry."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from gradspec.data.formats import RecordProblem, apply_field_map, has_layout, to_turns
+from gradspec.data.readers import read_rows
+from gradspec.data.records import BadRecord, Record, SampleIds
+from gradspec.errors import DataFileError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Every record of one file, in file order, plus the file's identity for the manifest."""
+
+    path: Path
+    sha256: str
+    items: list[Record | BadRecord]
+
+
+def file_sha256(path: Path) -> str:
+    """Hash of a file, or of a folder's files (names and contents, sorted)."""
+    h = hashlib.sha256()
+    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def load_dataset(path: str | Path, field_map: Mapping[str, str] | None = None, limit: int | None = None) -> Dataset:
+    """Read ``path`` and normalise every record; ``limit`` keeps the first N records."""
+    p = Path(path)
+    rows = read_rows(p)
+    if limit is not None:
+        rows = rows[:limit]
+    if not rows:
+        raise DataFileError(f"{p}: holds no records")
+    ids = SampleIds()
+    items: list[Record | BadRecord] = []
+    seen_fields: set[str] = set()
+    recognised = 0
+    for row in rows:
+        if row.error is not None:
+            items.append(BadRecord(row.index, ids(row.raw_text), row.error))
+            continue
+        sid = ids(row.value)
+        where = f"{p.name}: record {row.index}"
+        if not isinstance(row.value, Mapping):
+            items.append(BadRecord(row.index, sid, f"{where}: is {type(row.value).__name__}, not an object"))
+            continue
+        seen_fields.update(map(str, row.value))
+        rec = apply_field_map(row.value, field_map or {})
+        if has_layout(rec):
+            recognised += 1
+        try:
+            context, response = to_turns(rec)
+        except RecordProblem as exc:
+            items.append(BadRecord(row.index, sid, f"{where}: {exc}"))
+            continue
+        items.append(Record(row.index, sid, context, response))
+    if recognised == 0 and seen_fields:
+        raise DataFileError(
+            f"{p}: no record has known fields; found {sorted(seen_fields)[:30]}; expected "
+            "messages, conversations, instruction+output or prompt+response; "
+            "map yours with --field-map output=FIELD,instruction=FIELD"
+        )
+    return Dataset(p, file_sha256(p), items)

@@ -1,0 +1,23 @@
+"""Exceptions that carry a one-line, user-facing message.
+
+The CLI prints ``str(exc)`` of these without a traceback; anything else is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class GradspecError(Exception):
+    """Base class of every error whose message is meant for the user."""
+
+
+class DataFileError(GradspecError, ValueError):
+    """A data file that cannot be used as a whole (missing, unreadable, wrong field names)."""
+
+
+class ConfigError(GradspecError, ValueError):
+    """Options that contradict each other or a run folder made with other options."""
+
+
+class ModelError(GradspecError, ValueError):
+    """A model that cannot be loaded or whose projections cannot be named."""

@@ -1,0 +1,100 @@
+"""Load a causal LM and its tokenizer from a short name, a folder, a ``.gguf`` file or a hub id.
+
+Weights load through safetensors or GGUF only (``use_safetensors`` where a folder has them),
+never remote code unless asked. The model comes back in eval mode (no dropout) with every
+parameter frozen: the capture stage needs activation gradients only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from gradspec.errors import ModelError
+from gradspec.model.default import cache_root, convert_gguf, converted_path, shipped
+
+DType = Literal["float32", "bfloat16", "float16"]
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    """A frozen model, its tokenizer, and what the manifest records about it."""
+
+    model: nn.Module
+    tokenizer: Any
+    spec: str
+    path: str
+    device: torch.device
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.model.config
+        return {
+            "spec": self.spec,
+            "path": self.path,
+            "architecture": type(self.model).__name__,
+            "model_type": cfg.model_type,
+            "num_layers": cfg.num_hidden_layers,
+            "hidden_size": getattr(cfg, "hidden_size", None),
+            "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
+            "device": str(self.device),
+        }
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {device}: no CUDA device is available; use --device cpu")
+    return torch.device(device)
+
+
+def resolve_path(spec: str) -> Path | str:
+    """A local checkpoint folder for ``spec``, or the hub id itself."""
+    known = shipped(spec)
+    if known is not None:
+        return converted_path(known)
+    p = Path(spec).expanduser()
+    if p.suffix == ".gguf":
+        if not p.is_file():
+            raise ModelError(f"{p}: no such GGUF file")
+        stat = p.stat()
+        key = hashlib.sha256(f"{p.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+        target = cache_root() / "models" / f"gguf-{p.stem}-{key}"
+        return target if (target / "config.json").exists() else convert_gguf(p, target)
+    if p.is_dir():
+        if not (p / "config.json").exists():
+            raise ModelError(f"{p}: folder has no config.json, so it is not a Hugging Face model folder")
+        return p
+    if p.exists():
+        raise ModelError(f"{p}: not a model folder or a .gguf file")
+    return spec  # a hub id; from_pretrained finds it in the local hub cache or downloads it
+
+
+def load_model(
+    spec: str = "default",
+    dtype: DType = "float32",
+    device: str = "auto",
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load ``spec`` frozen and in eval mode on ``device``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    where = resolve_path(spec)
+    dev = resolve_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            where, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, use_safetensors=True
+        )
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load model '{spec}': {first}") from exc
+    model.to(dev).eval()
+    model.requires_grad_(False)
+    return LoadedModel(model, tokenizer, spec, str(where), dev)

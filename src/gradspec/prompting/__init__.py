@@ -1,0 +1,7 @@
+"""Prompting stage: records to token ids and response-loss masks."""
+
+from gradspec.prompting.config import PromptConfig
+from gradspec.prompting.encode import Encoded, Skipped, encode
+from gradspec.prompting.templates import render_prompt, resolve_template
+
+__all__ = ["Encoded", "PromptConfig", "Skipped", "encode", "render_prompt", "resolve_template"]

@@ -1,0 +1,55 @@
+"""Turn one sample's spectra into rows of the run-folder tables."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gradspec.spectra import METRICS, SampleSpectra
+
+
+def _num(value: float) -> float | None:
+    """NaN and inf are stored as null: an undefined number is never a number."""
+    return value if math.isfinite(value) else None
+
+
+def spectra_rows(sample_id: str, spectra: SampleSpectra, keep_spectra: bool) -> dict[str, list[dict[str, Any]]]:
+    """layer_stats, similarity and (when asked) spectra rows of one sample."""
+    stats: list[dict[str, Any]] = []
+    svals: list[dict[str, Any]] = []
+    for module, metrics in spectra.metrics.items():
+        columns = {name: metrics[name].tolist() for name in METRICS}
+        for layer in range(len(columns[METRICS[0]])):
+            row: dict[str, Any] = {"sample_id": sample_id, "layer": layer, "module": module}
+            row.update({name: _num(columns[name][layer]) for name in METRICS})
+            stats.append(row)
+            if keep_spectra:
+                svals.append(
+                    {"sample_id": sample_id, "layer": layer, "module": module,
+                     "singular_values": spectra.sigma[module][layer].float().tolist()}
+                )
+    sims = [
+        {"sample_id": sample_id, "kind": kind, "module": module, "layer": layer, "cosine": _num(cos)}
+        for kind, module, layer, cos in spectra.similarity
+    ]
+    return {"layer_stats": stats, "similarity": sims, "spectra": svals}
+
+
+def sample_row(
+    sample_id: str,
+    index: int,
+    status: str,
+    reason: str | None = None,
+    n_tokens: int | None = None,
+    n_response_tokens: int | None = None,
+    loss: float | None = None,
+    n_prompt_tokens: int | None = None,
+    truncated: bool | None = None,
+) -> dict[str, Any]:
+    """One row of the ``samples`` table."""
+    return {
+        "sample_id": sample_id, "index": index, "status": status, "reason": reason,
+        "n_tokens": n_tokens, "n_response_tokens": n_response_tokens,
+        "loss": None if loss is None else _num(loss),
+        "n_prompt_tokens": n_prompt_tokens, "truncated": truncated,
+    }
