@@ -112,10 +112,9 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
     ``loaded`` lets callers that compute several runs load the model once.
     """
     dataset = load_dataset(config.data, config.field_map, config.limit)
-    t0 = time.perf_counter()
     if loaded is None:
         loaded = load_model(config.model, config.dtype, config.device, config.trust_remote_code)
-    load_seconds = time.perf_counter() - t0
+    load_seconds = loaded.load_seconds
 
     model = loaded.model
     targets = find_targets(model, config.modules)

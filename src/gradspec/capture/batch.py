@@ -17,6 +17,7 @@ from torch import nn
 
 from gradspec.capture.hooks import Capture
 from gradspec.model.adapters import Target
+from gradspec.numerics import at_least_float32
 from gradspec.prompting import Encoded
 
 
@@ -54,7 +55,7 @@ def collate(samples: Sequence[Encoded], device: torch.device) -> tuple[torch.Ten
 def per_sample_loss(logits: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
     """Mean next-token loss over each sample's response tokens: (B,)."""
     # logits[:, t] predicts ids[:, t + 1]
-    nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none")  # (B, T-1)
+    nll = F.cross_entropy(at_least_float32(logits[:, :-1]).transpose(1, 2), ids[:, 1:], reduction="none")  # (B, T-1)
     mask = loss_mask[:, 1:].to(nll.dtype)
     return (nll * mask).sum(1) / mask.sum(1)
 

@@ -8,6 +8,7 @@ parameter frozen: the capture stage needs activation gradients only.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,7 @@ class LoadedModel:
     spec: str
     path: str
     device: torch.device
+    load_seconds: float = 0.0
 
     def describe(self) -> dict[str, Any]:
         cfg = self.model.config
@@ -85,6 +87,7 @@ def load_model(
     """Load ``spec`` frozen and in eval mode on ``device``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    started = time.perf_counter()
     where = resolve_path(spec)
     dev = resolve_device(device)
     try:
@@ -97,4 +100,4 @@ def load_model(
         raise ModelError(f"cannot load model '{spec}': {first}") from exc
     model.to(dev).eval()
     model.requires_grad_(False)
-    return LoadedModel(model, tokenizer, spec, str(where), dev)
+    return LoadedModel(model, tokenizer, spec, str(where), dev, time.perf_counter() - started)

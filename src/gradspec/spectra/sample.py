@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from gradspec.capture import SampleFactors
+from gradspec.numerics import at_least_float32
 from gradspec.spectra.metrics import spectral_metrics
 from gradspec.spectra.similarity import ModuleStack, similarities
 from gradspec.spectra.singular import reduce_factor, singular_values
@@ -26,9 +27,9 @@ class SampleSpectra:
 
 
 def stack(f: SampleFactors, module: str, n_layers: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L, T, d_in) and (L, T, d_out) float32 factors of ``module`` across layers."""
-    x = torch.stack([f.x[(i, module)] for i in range(n_layers)]).float()
-    d = torch.stack([f.delta[(i, module)] for i in range(n_layers)]).float()
+    """(L, T, d_in) and (L, T, d_out) factors of ``module`` across layers, at least float32."""
+    x = at_least_float32(torch.stack([f.x[(i, module)] for i in range(n_layers)]))
+    d = at_least_float32(torch.stack([f.delta[(i, module)] for i in range(n_layers)]))
     return x, d
 
 

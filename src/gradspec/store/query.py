@@ -51,5 +51,10 @@ class Run:
         return self.con.sql(query)
 
 
+    def scalar(self, query: str) -> Any:
+        """The single value a query returns."""
+        return self.sql(query).fetchall()[0][0]
+
+
 def open_run(path: str | Path) -> Run:
     return Run(path)

@@ -1,0 +1,3 @@
+from gradspec.cli.main import app
+
+app(prog_name="gradspec")

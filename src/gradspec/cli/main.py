@@ -1,0 +1,133 @@
+"""The ``gradspec`` command line: thin wrappers that build a config and call the library."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from gradspec.errors import GradspecError
+
+app = typer.Typer(
+    help="Exact layer-wise gradient spectra of language models, per post-training sample.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_state = {"debug": False}
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+def _fail(exc: BaseException) -> None:
+    if _state["debug"]:
+        raise exc
+    typer.echo(f"gradspec: error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def compute(
+    data: Path = typer.Argument(..., help="JSON list, JSONL, Parquet, CSV, or a datasets folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to create or resume."),
+    model: str = typer.Option("default", help="default | a short name | HF model folder | FILE.gguf | hub id."),
+    template: str = typer.Option("auto", help="auto | plain | chat."),
+    system_prompt: Optional[str] = typer.Option(None, help="System turn for records without one."),
+    max_length: int = typer.Option(2048, help="Most tokens of prompt plus response."),
+    truncation: str = typer.Option("end", help="end (cut the text's end) | prompt_start (cut the prompt first)."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N records."),
+    modules: str = typer.Option("q,k,v,o", help="Comma-separated of q,k,v,o,gate,up,down, or all."),
+    dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16 (spectral maths stays >= float32)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
+    spectra: bool = typer.Option(False, "--spectra", help="Also store every singular value."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run made with other options."),
+    field_map: Optional[str] = typer.Option(None, help="Rename fields, e.g. output=answer,instruction=question."),
+    batch_tokens: int = typer.Option(4096, help="Most padded tokens per forward/backward batch."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Compute per-sample gradient spectra of DATA into a run folder (resumes if it exists)."""
+    from gradspec.compute import ComputeConfig, compute as run_compute, parse_modules
+    from gradspec.data import parse_field_map
+    from gradspec.prompting import PromptConfig
+
+    try:
+        cfg = ComputeConfig(
+            data=data, out=out, model=model,
+            prompt=PromptConfig(template, system_prompt, max_length, truncation),  # type: ignore[arg-type]
+            modules=parse_modules(modules), dtype=dtype, device=device, spectra=spectra,  # type: ignore[arg-type]
+            overwrite=overwrite, limit=limit, field_map=parse_field_map(field_map),
+            batch_tokens=max(batch_tokens, max_length), progress=progress, trust_remote_code=trust_remote_code,
+        )
+        run = run_compute(cfg)
+    except (GradspecError, ValueError) as exc:
+        _fail(exc)
+        return
+    _summary(run)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-run"), "--out", "-o", help="Folder for both runs and the figure."),
+    model: str = typer.Option("default", help="Model to measure."),
+    max_length: int = typer.Option(512, help="Most tokens per sample."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute from scratch."),
+) -> None:
+    """Careful vs poor answers to 24 instructions: two runs and a layer-wise figure."""
+    from gradspec.demo import demo as run_demo
+
+    try:
+        result = run_demo(out, model, max_length, device=device, overwrite=overwrite)
+    except (GradspecError, ValueError) as exc:
+        _fail(exc)
+        return
+    for group, run in result.runs.items():
+        typer.echo(f"{group}:")
+        _summary(run)
+    typer.echo("figure: " + ", ".join(str(p) for p in result.figures))
+
+
+@app.command()
+def show(run: Path = typer.Argument(..., help="A run folder.")) -> None:
+    """Print a run's counts and per-module means over layers."""
+    from gradspec.store import open_run
+
+    try:
+        _summary(open_run(run))
+    except GradspecError as exc:
+        _fail(exc)
+
+
+def _summary(run: object) -> None:
+    from gradspec.store import Run
+
+    assert isinstance(run, Run)
+    m = run.manifest
+    counts = m.get("counts", {})
+    timing = m.get("timing", {})
+    typer.echo(
+        f"{run.path}: {counts.get('ok', 0)} ok, {counts.get('skipped', 0)} skipped, {counts.get('error', 0)} error "
+        f"(load {timing.get('load_seconds', 0):.1f} s, compute {timing.get('compute_seconds', 0):.1f} s)"
+    )
+    reasons = run.sql(
+        "select status, reason from samples where status <> 'ok' order by index limit 5"
+    ).fetchall()
+    for status, reason in reasons:
+        typer.echo(f"  {status}: {reason}")
+    means = run.sql(
+        "select module, avg(nuclear_norm), avg(effective_rank) from layer_stats "
+        "group by module order by module"
+    ).fetchall()
+    for module, nuc, erank in means:
+        typer.echo(f"  {module:>5}: mean nuclear norm {nuc:.4g}, mean effective rank {erank:.4g}")
+
+
+def run() -> None:  # pragma: no cover - entry for `python -m gradspec`
+    app(prog_name="gradspec")
+    sys.exit(0)

@@ -1,0 +1,88 @@
+"""Every supported architecture against autograd .grad + svdvals, and batch invariance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gradspec.capture import run_batch
+from gradspec.model import find_targets
+from gradspec.spectra import sample_spectra
+from helpers import compare_to_oracle, factors_close, random_samples
+from oracles import oracle_gradients
+from tiny_models import tiny_model
+
+
+# The tiny models run in float64, but Hugging Face keeps float32 islands (RMSNorm and rotary
+# embeddings cast to float32), where a 1e-16 difference between the padded and the unpadded
+# path can flip a float32 rounding: agreement is ~1e-7, so 1e-6 is the bound. Any real
+# mistake (a wrong split, mask or orientation) is off by far more.
+TOL = 1e-6
+
+
+def modules_of(targets):
+    return list(dict.fromkeys(t.name for t in targets))
+
+
+def test_padded_batch_matches_oracle(arch: str) -> None:
+    model = tiny_model(arch)
+    targets = find_targets(model, None)
+    samples = random_samples([13, 40, 6, 27])
+    factors = run_batch(model, targets, samples)
+    failures = []
+    for sample, f in zip(samples, factors):
+        spectra = sample_spectra(f, modules_of(targets), model.config.num_hidden_layers)
+        grads = oracle_gradients(model, targets, sample)
+        assert len(grads) == len(targets)
+        failures += [f"{sample.sample_id} {line}" for line in compare_to_oracle(spectra, grads, TOL, TOL)]
+        loss_oracle = f.loss
+        assert torch.isfinite(torch.tensor(loss_oracle))
+    assert not failures, "\n".join(failures)
+
+
+def test_batch_of_one_equals_batch_of_many(arch: str) -> None:
+    model = tiny_model(arch, seed=3)
+    targets = find_targets(model, None)
+    samples = random_samples([9, 31, 18, 31, 5], seed=7)
+    together = run_batch(model, targets, samples)
+    reversed_order = run_batch(model, targets, samples[::-1])[::-1]
+    for sample, many, rev in zip(samples, together, reversed_order):
+        (one,) = run_batch(model, targets, [sample])
+        assert one.n_positions == many.n_positions == rev.n_positions
+        assert abs(one.loss - many.loss) <= TOL * abs(one.loss)
+        assert not factors_close(many, one, TOL), factors_close(many, one, TOL)
+        assert not factors_close(rev, one, TOL)
+
+
+def test_fused_parts_have_expected_shapes(arch: str) -> None:
+    model = tiny_model(arch)
+    targets = find_targets(model, None)
+    (f,) = run_batch(model, targets, random_samples([11]))
+    for t in targets:
+        x, d = f.x[(t.layer, t.name)], f.delta[(t.layer, t.name)]
+        assert x.shape[1] == t.projection.d_in and d.shape[1] == t.projection.d_out
+    shapes = {t.name: (t.projection.d_out, t.projection.d_in) for t in targets if t.layer == 0}
+    cfg = model.config
+    if arch not in ("gpt2", "gpt_neox"):
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        assert shapes["q"][0] == cfg.num_attention_heads * head_dim
+        assert shapes["k"][0] == shapes["v"][0] == cfg.num_key_value_heads * head_dim
+        assert shapes["gate"] == shapes["up"]
+
+
+def test_loss_matches_plain_cross_entropy() -> None:
+    model = tiny_model("llama")
+    targets = find_targets(model, ["q"])
+    samples = random_samples([20, 8])
+    for s, f in zip(samples, run_batch(model, targets, samples)):
+        logits = model(input_ids=torch.tensor([s.input_ids])).logits[0]
+        mask = torch.tensor(s.loss_mask[1:])
+        want = torch.nn.functional.cross_entropy(logits[:-1][mask], torch.tensor(s.input_ids[1:])[mask])
+        assert f.loss == pytest.approx(float(want), rel=TOL)
+
+
+def test_no_weight_gradient_is_ever_made() -> None:
+    model = tiny_model("llama")
+    targets = find_targets(model, None)
+    run_batch(model, targets, random_samples([15, 9]))
+    assert all(p.grad is None and not p.requires_grad for p in model.parameters())

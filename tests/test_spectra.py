@@ -1,0 +1,83 @@
+"""The factored spectral maths against svdvals of formed matrices, on random factors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gradspec.spectra import singular_values, spectral_metrics
+from gradspec.spectra.similarity import ModuleStack, inner
+from gradspec.spectra.singular import reduce_factor
+
+
+@pytest.mark.parametrize(
+    ("t", "d_in", "d_out"),
+    [(5, 40, 30), (40, 30, 20), (25, 30, 20), (20, 20, 20), (1, 8, 8), (64, 96, 24)],
+    ids=["T<both", "T>both", "between", "square", "one-token", "gqa-like"],
+)
+def test_singular_values_match_svdvals(t: int, d_in: int, d_out: int) -> None:
+    g = torch.Generator().manual_seed(t * 1000 + d_in)
+    x = torch.randn(3, t, d_in, generator=g, dtype=torch.float64)
+    d = torch.randn(3, t, d_out, generator=g, dtype=torch.float64)
+    got = singular_values(x, d)
+    want = torch.linalg.svdvals(d.transpose(-1, -2) @ x)
+    k = min(t, d_in, d_out)
+    assert got.shape == (3, k)
+    torch.testing.assert_close(got, want[:, :k], rtol=1e-10, atol=1e-10)
+    # The rest of the formed matrix's spectrum is round-off.
+    rest = want[:, k:]
+    assert rest.numel() == 0 or float(rest.abs().max()) < 1e-9 * float(want.max())
+
+
+def test_reduce_factor_keeps_gram() -> None:
+    a = torch.randn(7, 50, dtype=torch.float64)
+    r = reduce_factor(a)
+    assert r.shape == (7, 7)
+    torch.testing.assert_close(r @ r.T, a @ a.T)
+
+
+def test_low_rank_gradient_has_that_effective_rank() -> None:
+    # Two orthogonal directions with equal weight: effective rank exactly 2.
+    x = torch.zeros(2, 10, dtype=torch.float64)
+    d = torch.zeros(2, 6, dtype=torch.float64)
+    x[0, 0] = x[1, 1] = 1.0
+    d[0, 0] = d[1, 1] = 3.0
+    m = spectral_metrics(singular_values(x, d))
+    assert float(m["effective_rank"]) == pytest.approx(2.0)
+    assert float(m["nuclear_norm"]) == pytest.approx(6.0)
+    assert float(m["stable_rank"]) == pytest.approx(2.0)
+    assert float(m["frobenius_norm"]) == pytest.approx(math.sqrt(18))
+
+
+def test_zero_gradient_has_undefined_ranks() -> None:
+    m = spectral_metrics(torch.zeros(4))
+    assert float(m["nuclear_norm"]) == 0.0
+    assert math.isnan(float(m["effective_rank"])) and math.isnan(float(m["stable_rank"]))
+
+
+def test_low_precision_inputs_get_float64_maths() -> None:
+    x = torch.randn(6, 16).bfloat16()
+    d = torch.randn(6, 12).bfloat16()
+    s = singular_values(x, d)
+    assert s.dtype == torch.float64
+    torch.testing.assert_close(s, torch.linalg.svdvals(d.double().T @ x.double())[:6])
+
+
+@settings(max_examples=40, deadline=None)
+@given(t=st.integers(1, 40), d_in=st.integers(1, 40), d_out=st.integers(1, 40), layers=st.integers(2, 4))
+def test_both_inner_product_routes_agree(t: int, d_in: int, d_out: int, layers: int) -> None:
+    g = torch.Generator().manual_seed(t + 100 * d_in + 10000 * d_out)
+    x = torch.randn(layers, t, d_in, generator=g, dtype=torch.float64)
+    d = torch.randn(layers, t, d_out, generator=g, dtype=torch.float64)
+    formed, factored = ModuleStack(x, d, "formed"), ModuleStack(x, d, "factored")
+    adj = slice(0, -1), slice(1, None)
+    want = ((d[:-1].transpose(-1, -2) @ x[:-1]) * (d[1:].transpose(-1, -2) @ x[1:])).sum((-1, -2))
+    torch.testing.assert_close(inner(formed, formed, *adj), want)
+    torch.testing.assert_close(inner(factored, factored, *adj), want)
+    # Singular values on every shape, including T above, between and below the widths.
+    s = singular_values(x, d)
+    torch.testing.assert_close(s, torch.linalg.svdvals(d.transpose(-1, -2) @ x)[:, : min(t, d_in, d_out)])
