@@ -1,0 +1,84 @@
+"""The command line: every command has help, compute and demo run, errors are one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from conftest import write_json
+from gradspec.cli.main import app
+from gradspec.demo import DEMO_GROUPS, demo_data
+from gradspec.data import load_dataset
+
+runner = CliRunner()
+COMMANDS = sorted(typer.main.get_command(app).commands)  # taken from the app, not a hand-kept list
+
+
+def test_the_app_has_the_pipeline_verbs() -> None:
+    assert {"compute", "demo", "show"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_compute_and_show(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    data = write_json(tmp_path / "d.jsonl", [])
+    data.write_text('{"prompt": "Hi", "response": "Hello there"}\n\n{"prompt": "Bye", "response": "See you"}\n')
+    out = tmp_path / "run"
+    args = ["compute", str(data), "--out", str(out), "--model", str(tiny_llama_dir), "--template", "chat",
+            "--system-prompt", "Be kind.", "--max-length", "64", "--modules", "all", "--device", "cpu",
+            "--spectra", "--no-progress"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 ok, 0 skipped, 0 error" in result.output
+    assert (out / "spectra").is_dir() and list((out / "spectra").glob("*.parquet"))
+    shown = runner.invoke(app, ["show", str(out)])
+    assert shown.exit_code == 0 and "gate" in shown.output
+    changed = runner.invoke(app, args[:-2] + ["--max-length", "32", "--no-progress"])
+    assert changed.exit_code == 2
+    assert "max_length: run has 64, this command has 32" in changed.output and "Traceback" not in changed.output
+
+
+@pytest.mark.parametrize(
+    ("content", "expect"),
+    [(None, "no such file"), ('[{"q": "a", "a": "b"}]', "found ['a', 'q']"), ("[1, 2", "invalid JSON")],
+)
+def test_bad_files_exit_with_one_line(tmp_path: Path, tiny_llama_dir: Path, content: str | None, expect: str) -> None:
+    data = tmp_path / "bad.json"
+    if content is not None:
+        data.write_text(content)
+    result = runner.invoke(app, ["compute", str(data), "--out", str(tmp_path / "r"), "--model", str(tiny_llama_dir)])
+    assert result.exit_code == 2
+    assert expect in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_unknown_module_is_a_clear_error(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    data = write_json(tmp_path / "d.json", [{"prompt": "a", "response": "b"}])
+    result = runner.invoke(app, ["compute", str(data), "--out", str(tmp_path / "r"), "--modules", "q,attn"])
+    assert result.exit_code == 2 and "unknown attn" in result.output
+
+
+def test_demo_data_pairs_good_and_poor_answers() -> None:
+    good, poor = (load_dataset(demo_data(g)).items for g in DEMO_GROUPS)
+    assert len(good) == len(poor) == 24
+    assert [g.messages for g in good] == [p.messages for p in poor]
+    assert sum(len(g.response) for g in good) > 5 * sum(len(p.response) for p in poor)
+
+
+def test_demo_writes_runs_and_figure(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--model", str(tiny_llama_dir),
+                                 "--max-length", "256", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    for group in DEMO_GROUPS:
+        assert "24 ok" in result.output
+        assert (tmp_path / "demo" / group / "run.json").exists()
+    png = tmp_path / "demo" / "layerwise.png"
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "demo" / "layerwise.svg").read_text().count("<path") > 20

@@ -1,0 +1,129 @@
+"""The whole pipeline on a tiny model folder: the run-folder contract, resume, and numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from conftest import save_tiny, write_json
+from gradspec import ComputeConfig, PromptConfig, compute, open_run
+from gradspec.errors import ConfigError
+from gradspec.model import find_targets, load_model
+from gradspec.prompting import encode
+from gradspec.data import load_dataset
+from oracles import oracle_gradients, oracle_metrics, oracle_cosine
+
+RECORDS = [
+    {"instruction": "Add two and three.", "input": "", "output": "Two plus three is five."},
+    {"instruction": "x" * 200, "input": "", "output": "too long a prompt"},  # skipped at max 64
+    {"instruction": "Name a colour.", "input": "", "output": None},  # error
+    {"conversations": [{"from": "human", "value": "Hi!"}, {"from": "gpt", "value": "Hello, how can I help?"}]},
+    {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4, of course."}]},
+    {"instruction": "Say a long thing.", "input": "", "output": "word " * 30},
+]
+
+
+def cfg(data: Path, out: Path, model: Path, **kw) -> ComputeConfig:
+    kw.setdefault("prompt", PromptConfig("plain", max_length=64))
+    return ComputeConfig(data=data, out=out, model=str(model), progress=False, device="cpu", **kw)
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return write_json(tmp_path / "data.json", RECORDS)
+
+
+def test_run_folder_contract(tmp_path: Path, data: Path, tiny_llama_dir: Path) -> None:
+    run = compute(cfg(data, tmp_path / "run", tiny_llama_dir, spectra=True, batch_tokens=128))
+    m = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert set(m["timing"]) >= {"load_seconds", "compute_seconds"}
+    assert m["counts"] == {"ok": 4, "skipped": 1, "error": 1, "total": 6}
+    samples = run.df("samples").sort_values("index")
+    assert list(samples["index"]) == list(range(6))
+    assert list(samples["status"]) == ["ok", "skipped", "error", "ok", "ok", "ok"]
+    assert "prompt fills the max length" in samples.iloc[1]["reason"]
+    assert "field 'output' is missing or null" in samples.iloc[2]["reason"]
+    assert samples.iloc[1][["loss"]].isna().all()
+    stats = run.df("layer_stats")
+    assert set(stats.columns) >= {"sample_id", "layer", "module", "nuclear_norm", "effective_rank",
+                                  "frobenius_norm", "spectral_norm", "stable_rank"}
+    assert len(stats) == 4 * 3 * 4  # ok samples x layers x q,k,v,o
+    sims = run.df("similarity")
+    assert set(sims["kind"]) == {"adjacent", "same_layer"}
+    assert set(sims[sims.kind == "same_layer"]["module"]) == {"q*o", "k*v"}
+    assert len(sims) == 4 * (4 * 2 + 2 * 3)
+    spectra = run.df("spectra")
+    assert len(spectra) == len(stats)
+    row = spectra.iloc[0]
+    match = stats[(stats.sample_id == row.sample_id) & (stats.layer == row.layer) & (stats.module == row.module)]
+    assert sum(row.singular_values) == pytest.approx(float(match.nuclear_norm.iloc[0]), rel=1e-5)
+
+
+def test_numbers_equal_the_oracle(tmp_path: Path, data: Path, tiny_llama_dir: Path) -> None:
+    run = compute(cfg(data, tmp_path / "run", tiny_llama_dir, modules=None))
+    loaded = load_model(str(tiny_llama_dir), device="cpu")
+    targets = find_targets(loaded.model, None)
+    stats = run.df("layer_stats").set_index(["sample_id", "layer", "module"])
+    sims = run.df("similarity").set_index(["sample_id", "kind", "module", "layer"])
+    checked = 0
+    for item in load_dataset(data).items:
+        enc = encode(item, loaded.tokenizer, PromptConfig("plain", max_length=64)) if hasattr(item, "response") else None
+        if enc is None or not hasattr(enc, "loss_mask"):
+            continue
+        grads = oracle_gradients(loaded.model, targets, enc)
+        for (layer, module), g in grads.items():
+            want = oracle_metrics(g)
+            got = stats.loc[(enc.sample_id, layer, module)]
+            for name, value in want.items():
+                assert got[name] == pytest.approx(value, rel=1e-4), (layer, module, name)
+            if layer + 1 < loaded.model.config.num_hidden_layers:
+                cos = sims.loc[(enc.sample_id, "adjacent", module, layer), "cosine"]
+                assert cos == pytest.approx(oracle_cosine(g, grads[(layer + 1, module)]), abs=1e-4)
+        cos = sims.loc[(enc.sample_id, "same_layer", "q*o", 1), "cosine"]
+        assert cos == pytest.approx(oracle_cosine(grads[(1, "q")], grads[(1, "o")]), abs=1e-4)
+        checked += 1
+    assert checked == 4
+    assert set(run.df("layer_stats")["module"]) == {"q", "k", "v", "o", "gate", "up", "down"}
+
+
+def test_resume_adds_nothing_and_redoes_a_lost_part(tmp_path: Path, data: Path, tiny_llama_dir: Path) -> None:
+    out = tmp_path / "run"
+    first = compute(cfg(data, out, tiny_llama_dir, flush_every=1, batch_tokens=64))
+    before = first.df("layer_stats").sort_values(["sample_id", "layer", "module"]).reset_index(drop=True)
+    parts = sorted((out / "samples").glob("*.parquet"))
+    compute(cfg(data, out, tiny_llama_dir, flush_every=1, batch_tokens=64))
+    assert sorted((out / "samples").glob("*.parquet")) == parts  # nothing recomputed
+    # Lose the samples part of one computed sample, as a crash before its last rename would.
+    lost = next(p for p in parts if pq.read_table(p).column("status").to_pylist() == ["ok"])
+    lost.unlink()
+    again = compute(cfg(data, out, tiny_llama_dir, flush_every=1, batch_tokens=64))
+    after = again.df("layer_stats").sort_values(["sample_id", "layer", "module"]).reset_index(drop=True)
+    assert len(again.df("samples")) == 6 and again.df("samples")["sample_id"].is_unique
+    assert after[["sample_id", "layer", "module"]].equals(before[["sample_id", "layer", "module"]])
+    assert torch.allclose(torch.tensor(after["nuclear_norm"].values), torch.tensor(before["nuclear_norm"].values), rtol=1e-6)
+
+
+def test_limit_then_more_resumes(tmp_path: Path, data: Path, tiny_llama_dir: Path) -> None:
+    out = tmp_path / "run"
+    assert len(compute(cfg(data, out, tiny_llama_dir, limit=2)).df("samples")) == 2
+    assert len(compute(cfg(data, out, tiny_llama_dir)).df("samples")) == 6
+
+
+def test_other_options_refused(tmp_path: Path, data: Path, tiny_llama_dir: Path) -> None:
+    out = tmp_path / "run"
+    compute(cfg(data, out, tiny_llama_dir, limit=1))
+    with pytest.raises(ConfigError, match="max_length: run has 64, this command has 32"):
+        compute(cfg(data, out, tiny_llama_dir, prompt=PromptConfig("plain", max_length=32)))
+    run = compute(cfg(data, out, tiny_llama_dir, prompt=PromptConfig("plain", max_length=32), overwrite=True, limit=1))
+    assert run.manifest["config"]["max_length"] == 32
+
+
+def test_gemma3_records_why_q_o_is_absent(tmp_path: Path, data: Path) -> None:
+    model = save_tiny(tmp_path / "g3", "gemma3_text")
+    run = compute(cfg(data, tmp_path / "run", model))
+    assert run.manifest["similarity"]["same_layer"]["q*o"].startswith("not computed: q is 32x16, o is 16x32")
+    assert set(run.df("similarity").query("kind == 'same_layer'")["module"]) == {"k*v"}

@@ -1,0 +1,90 @@
+"""Templates, the response boundary, truncation and skipped records."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import byte_tokenizer
+from gradspec.data import Message, Record
+from gradspec.errors import ConfigError
+from gradspec.prompting import Encoded, PromptConfig, Skipped, encode, render_prompt
+
+
+def rec(instruction: str, response: str, index: int = 0) -> Record:
+    return Record(index, f"id{index}", (Message("user", instruction),), response)
+
+
+def test_plain_template_is_instruction_newline_response(tokenizer) -> None:
+    r = rec("Say hi", "hi there")
+    prompt, special = render_prompt(r, tokenizer, PromptConfig("plain"))
+    assert prompt == "Say hi\n" and special
+    enc = encode(r, tokenizer, PromptConfig("plain"))
+    assert isinstance(enc, Encoded)
+    assert enc.input_ids == tokenizer("Say hi\nhi there")["input_ids"]
+    # Byte tokens: the response starts right after the 7 prompt bytes.
+    assert enc.n_prompt_tokens == 7
+    assert enc.loss_mask == [False] * 7 + [True] * 8
+    assert enc.n_response_tokens == 8
+
+
+def test_chat_template_with_system_prompt(tokenizer) -> None:
+    r = rec("Say hi", "hi")
+    cfg = PromptConfig("chat", system_prompt="You are a helpful assistant.")
+    prompt, special = render_prompt(r, tokenizer, cfg)
+    assert prompt == "<|system|>\nYou are a helpful assistant.</s>\n<|user|>\nSay hi</s>\n<|assistant|>\n"
+    assert not special
+    enc = encode(r, tokenizer, cfg)
+    assert tokenizer.decode([t for t, m in zip(enc.input_ids, enc.loss_mask) if m]) == "hi"
+    assert render_prompt(r, tokenizer, PromptConfig("auto"))[0].startswith("<|user|>")
+
+
+def test_chat_needs_a_template() -> None:
+    with pytest.raises(ConfigError, match="no chat template"):
+        render_prompt(rec("a", "b"), byte_tokenizer(chat=False), PromptConfig("chat"))
+    assert render_prompt(rec("a", "b"), byte_tokenizer(chat=False), PromptConfig("auto"))[0] == "a\n"
+
+
+def test_multibyte_boundary(tokenizer) -> None:
+    enc = encode(rec("é", "ü"), tokenizer, PromptConfig("plain"))
+    # 'é' is two byte tokens, '\n' one; the response 'ü' is two tokens.
+    assert enc.loss_mask == [False, False, False, True, True]
+
+
+def test_prompt_filling_max_length_is_skipped(tokenizer) -> None:
+    out = encode(rec("x" * 50, "answer", index=3), tokenizer, PromptConfig("plain", max_length=20))
+    assert isinstance(out, Skipped)
+    assert "record 3" in out.reason and "prompt fills the max length" in out.reason
+    assert out.n_tokens == 51 + 6
+
+
+def test_end_truncation_cuts_response_end(tokenizer) -> None:
+    enc = encode(rec("abc", "0123456789"), tokenizer, PromptConfig("plain", max_length=8))
+    assert enc.n_tokens == 8 and enc.truncated and enc.n_response_tokens == 4
+
+
+def test_prompt_start_truncation_keeps_the_response(tokenizer) -> None:
+    enc = encode(rec("x" * 50, "answer"), tokenizer, PromptConfig("plain", max_length=20, truncation="prompt_start"))
+    assert isinstance(enc, Encoded)
+    assert tokenizer.decode(enc.input_ids[-6:]) == "answer" and enc.n_response_tokens == 6
+
+
+def test_empty_prompt_never_predicts_position_zero(tokenizer) -> None:
+    enc = encode(rec("", "ab"), tokenizer, PromptConfig("plain"))
+    # prompt is "\n": one token; then 'a', 'b' are predicted
+    assert enc.loss_mask == [False, True, True]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(max_size=60), st.text(min_size=1, max_size=60), st.integers(2, 64),
+       st.sampled_from(["end", "prompt_start"]), st.sampled_from(["plain", "chat"]))
+def test_random_text_encodes_consistently(instruction, response, max_length, truncation, template) -> None:
+    out = encode(rec(instruction, response), byte_tokenizer(), PromptConfig(template, None, max_length, truncation))
+    if isinstance(out, Skipped):
+        assert out.reason
+        return
+    assert len(out.input_ids) == len(out.loss_mask) <= max_length
+    assert not out.loss_mask[0] and out.n_response_tokens >= 1
+    first = out.loss_mask.index(True)
+    assert all(out.loss_mask[first:])  # the response is one contiguous tail

@@ -1,0 +1,77 @@
+"""Run folder: atomic parts, resume bookkeeping, orphan removal and the configuration check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from gradspec.errors import ConfigError
+from gradspec.store import TABLES, RunFolder, open_run
+from gradspec.store.rows import sample_row
+
+
+def stat_row(sid: str) -> dict:
+    return {"sample_id": sid, "layer": 0, "module": "q", "nuclear_norm": 1.0, "effective_rank": None,
+            "frobenius_norm": 1.0, "spectral_norm": 1.0, "stable_rank": None}
+
+
+def test_parts_and_done_ids(tmp_path: Path) -> None:
+    run = RunFolder.open(tmp_path / "r", {"a": 1})
+    run.write_manifest({"config": {"a": 1}})
+    run.write_part({"samples": [sample_row("x", 0, "ok")], "layer_stats": [stat_row("x")]})
+    run.write_part({"samples": [sample_row("y", 1, "skipped", "too long")]})
+    assert run.done_ids() == {"x", "y"}
+    assert set(p.name for p in (tmp_path / "r").iterdir()) == set(TABLES) | {"run.json"}
+    assert not list((tmp_path / "r").rglob("*.tmp"))
+    read = open_run(tmp_path / "r")
+    assert read.df("layer_stats")["effective_rank"].isna().all()  # null stays null
+    assert read.scalar("select count(*) from samples") == 2
+    assert len(read.df("similarity")) == 0 and list(read.df("spectra").columns) == TABLES["spectra"].names
+
+
+def test_orphans_of_a_crash_are_removed_on_resume(tmp_path: Path) -> None:
+    run = RunFolder.open(tmp_path / "r", {"a": 1})
+    run.write_manifest({"config": {"a": 1}})
+    name = run.write_part({"samples": [sample_row("x", 0, "ok")], "layer_stats": [stat_row("x")]})
+    # A crash after layer_stats was written but before samples: simulate by removing samples.
+    (tmp_path / "r" / "samples" / f"{name}.parquet").unlink()
+    (tmp_path / "r" / "samples" / f".{name}.parquet.part-r000-x.tmp").write_text("half")
+    resumed = RunFolder.open(tmp_path / "r", {"a": 1})
+    assert resumed.done_ids() == set()
+    assert not list((tmp_path / "r").rglob("*.parquet")) and not list((tmp_path / "r").rglob("*.tmp"))
+
+
+def test_other_ranks_parts_are_left_alone(tmp_path: Path) -> None:
+    RunFolder.open(tmp_path / "r", {"a": 1}).write_manifest({"config": {"a": 1}})
+    other = RunFolder(tmp_path / "r", rank=1)
+    name = other.write_part({"samples": [sample_row("x", 0, "ok")], "layer_stats": [stat_row("x")]})
+    (tmp_path / "r" / "samples" / f"{name}.parquet").unlink()  # rank 1 is mid-write
+    RunFolder.open(tmp_path / "r", {"a": 1}, rank=0)
+    assert (tmp_path / "r" / "layer_stats" / f"{name}.parquet").exists()
+
+
+def test_other_options_are_refused_unless_overwrite(tmp_path: Path) -> None:
+    run = RunFolder.open(tmp_path / "r", {"max_length": 512})
+    run.write_manifest({"config": {"max_length": 512}})
+    run.write_part({"samples": [sample_row("x", 0, "ok")]})
+    with pytest.raises(ConfigError, match="max_length: run has 512, this command has 256.*--overwrite"):
+        RunFolder.open(tmp_path / "r", {"max_length": 256})
+    fresh = RunFolder.open(tmp_path / "r", {"max_length": 256}, overwrite=True)
+    assert fresh.done_ids() == set() and not (tmp_path / "r" / "run.json").exists()
+
+
+def test_never_writes_into_a_foreign_folder(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("precious")
+    with pytest.raises(ConfigError, match="not a gradspec run"):
+        RunFolder.open(tmp_path, {"a": 1}, overwrite=True)
+    assert (tmp_path / "mine.txt").read_text() == "precious"
+
+
+def test_parts_match_the_contract_schema(tmp_path: Path) -> None:
+    run = RunFolder.open(tmp_path / "r", {})
+    name = run.write_part({"samples": [sample_row("x", 0, "ok", loss=float("nan"))]})
+    table = pq.read_table(tmp_path / "r" / "samples" / f"{name}.parquet")
+    assert table.schema.equals(TABLES["samples"])
+    assert table.column("loss").to_pylist() == [None]  # NaN is never stored as a number
