@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from gradspec.errors import GradspecError
+
+if TYPE_CHECKING:
+    from gradspec.store import Run
 
 app = typer.Typer(
     help="Exact layer-wise gradient spectra of language models, per post-training sample.",
@@ -104,10 +106,8 @@ def show(run: Path = typer.Argument(..., help="A run folder.")) -> None:
         _fail(exc)
 
 
-def _summary(run: object) -> None:
-    from gradspec.store import Run
-
-    assert isinstance(run, Run)
+def _summary(run: Run) -> None:
+    """Counts, timing, the first few non-ok reasons, and per-module means over layers."""
     m = run.manifest
     counts = m.get("counts", {})
     timing = m.get("timing", {})
@@ -127,7 +127,3 @@ def _summary(run: object) -> None:
     for module, nuc, erank in means:
         typer.echo(f"  {module:>5}: mean nuclear norm {nuc:.4g}, mean effective rank {erank:.4g}")
 
-
-def run() -> None:  # pragma: no cover - entry for `python -m gradspec`
-    app(prog_name="gradspec")
-    sys.exit(0)

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from gradspec.errors import DataFileError
 
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".parquet", ".csv", ".arrow")
+DATASETS_METADATA = ("dataset_info.json", "state.json", "dataset_dict.json")  # save_to_disk's, not data
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,10 @@ def _read_folder(p: Path) -> list[RawRow]:
         if not splits:
             raise DataFileError(f"{p}: dataset_dict.json lists no splits")
         return _read_folder(p / ("train" if "train" in splits else splits[0]))
-    files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES and f.name != "dataset_info.json")
-    files = [f for f in files if f.name not in ("state.json",)]
+    files = sorted(
+        f for f in p.iterdir()
+        if f.is_file() and f.suffix.lower() in SUFFIXES and f.name not in DATASETS_METADATA
+    )
     if not files:
         raise DataFileError(f"{p}: folder holds no data files ({', '.join(SUFFIXES)})")
     values: list[Any] = []

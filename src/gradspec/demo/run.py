@@ -7,8 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from gradspec.analysis import layerwise_figure
-from gradspec.compute import ComputeConfig, compute
-from gradspec.model import load_model
+from gradspec.compute import ComputeConfig, compute_many
 from gradspec.prompting import PromptConfig
 from gradspec.store import Run
 
@@ -37,15 +36,12 @@ def demo(
 ) -> DemoResult:
     """Compute ``out/good`` and ``out/poor`` and write ``out/layerwise.{png,svg}``."""
     out = Path(out)
-    loaded = load_model(model, "float32", device)
     prompt = PromptConfig(template=template, max_length=max_length)  # type: ignore[arg-type]
-    runs = {
-        group: compute(
-            ComputeConfig(data=demo_data(group), out=out / group, model=model, prompt=prompt,
-                          device=device, overwrite=overwrite, progress=progress),
-            loaded,
-        )
+    configs = [
+        ComputeConfig(data=demo_data(group), out=out / group, model=model, prompt=prompt,
+                      device=device, overwrite=overwrite, progress=progress)
         for group in DEMO_GROUPS
-    }
+    ]
+    runs = dict(zip(DEMO_GROUPS, compute_many(configs)))
     figures = layerwise_figure(runs, out / "layerwise")
     return DemoResult(runs, figures)
