@@ -1,10 +1,10 @@
 """Cost model that picks the cheaper exact route for a gradient G = Delta^T X (d_out x d_in).
 
-Both routes give the same numbers to round-off; only the flop count differs.
+Both routes of each choice give the same numbers to round-off; only the flop count differs.
 
-* Singular values: a side of length n > T is first reduced to its T x T QR core
-  (cost ~2 n T^2), so the SVD runs on at most min(T, d_out) x min(T, d_in).
-* Inner products between gradients of one shape across layers: ``factored``
+* Singular values: an input X wider than the token count T is replaced by its T x T QR core
+  (cost ~2 d_in T^2, shared by q, k and v), so the SVD runs on d_out x min(T, d_in).
+* Inner products between same-shaped gradients across layers: ``factored``
   (sum((D1 D2^T) * (X1 X2^T)), ~2 T^2 (d_in + d_out) per pair) or ``formed``
   (G = Delta^T X once per layer, ~2 T d_in d_out, then a dot product per pair).
 """
