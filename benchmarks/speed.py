@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from gradspec.capture import Capture, run_batch
+from gradspec.compute import default_batch_tokens, token_batches
 from gradspec.capture.batch import per_sample_loss
 from gradspec.data import Record, load_dataset
 from gradspec.model import find_targets, load_model
@@ -38,14 +39,10 @@ def floor(model, samples) -> None:
 
 
 def gradspec_path(model, targets, samples, modules, n_layers, batch_tokens) -> None:
-    batch: list[Encoded] = []
-    for s in sorted(samples, key=lambda s: -s.n_tokens) + [None]:
-        if s is None or (batch and (len(batch) + 1) * batch[0].n_tokens > batch_tokens):
-            for f in run_batch(model, targets, batch):
+    for batch in token_batches(samples, batch_tokens):
+        for f in run_batch(model, targets, batch):
+            if f.finite():
                 sample_spectra(f, modules, n_layers)
-            batch = []
-        if s is not None:
-            batch.append(s)
 
 
 def batch_of_one(model, targets, samples) -> None:
@@ -91,7 +88,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=6)
     ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--batch-tokens", type=int, default=4096)
+    ap.add_argument("--batch-tokens", type=int, default=default_batch_tokens("cpu"))
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     args = ap.parse_args()
     loaded = load_model("default", device="cpu")

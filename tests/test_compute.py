@@ -127,3 +127,31 @@ def test_gemma3_records_why_q_o_is_absent(tmp_path: Path, data: Path) -> None:
     run = compute(cfg(data, tmp_path / "run", model))
     assert run.manifest["similarity"]["same_layer"]["q*o"].startswith("not computed: q is 32x16, o is 16x32")
     assert set(run.df("similarity").query("kind == 'same_layer'")["module"]) == {"k*v"}
+
+
+def test_bfloat16_model_keeps_float64_spectra(tmp_path: Path, data: Path, tiny_llama_dir: Path) -> None:
+    run = compute(cfg(data, tmp_path / "run", tiny_llama_dir, dtype="bfloat16", spectra=True))
+    assert run.manifest["model"]["dtype"] == "bfloat16"
+    stats = run.df("layer_stats")
+    assert len(stats) == 4 * 3 * 4 and stats[["nuclear_norm", "effective_rank"]].notna().all().all()
+    full = compute(cfg(data, tmp_path / "run32", tiny_llama_dir))
+    merged = stats.merge(full.df("layer_stats"), on=["sample_id", "layer", "module"], suffixes=("_bf16", "_f32"))
+    rel = (merged.nuclear_norm_bf16 - merged.nuclear_norm_f32).abs() / merged.nuclear_norm_f32
+    assert rel.median() < 0.05  # bf16 model noise, not a broken path
+
+
+def test_nan_loss_is_an_error_never_a_number(tmp_path: Path, data: Path) -> None:
+    from tiny_models import tiny_model
+    from conftest import byte_tokenizer
+
+    model = tiny_model("llama")
+    with torch.no_grad():
+        model.model.norm.weight.fill_(float("nan"))
+    model.save_pretrained(tmp_path / "nan-model")
+    byte_tokenizer().save_pretrained(tmp_path / "nan-model")
+    run = compute(cfg(data, tmp_path / "run", tmp_path / "nan-model"))
+    samples = run.df("samples")
+    assert set(samples["status"]) == {"error", "skipped"}
+    assert samples[samples.status == "error"]["reason"].str.contains("loss is nan|field 'output'").all()
+    assert len(run.df("layer_stats")) == 0 and len(run.df("similarity")) == 0
+    assert run.manifest["counts"]["error"] == 5

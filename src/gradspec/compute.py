@@ -48,7 +48,9 @@ class ComputeConfig:
         overwrite: replace an existing run made with other options.
         limit: only the first N records of the file.
         field_map: {canonical field: field in the file}.
-        batch_tokens: most padded tokens in one forward/backward batch.
+        batch_tokens: most padded tokens in one forward/backward batch (a longer sample gets a
+            batch of its own); ``None`` picks by device: 1024 on CPU, where larger batches were
+            measured slower (4.1 vs 3.1 s per 512-token sample on 2 cores), 16384 on CUDA.
         flush_every: samples per Parquet part (at most this much work is redone after a crash).
         progress: show a progress bar.
         trust_remote_code: let transformers run the model repository's own code.
@@ -65,7 +67,7 @@ class ComputeConfig:
     overwrite: bool = False
     limit: int | None = None
     field_map: dict[str, str] = field(default_factory=dict)
-    batch_tokens: int = 4096
+    batch_tokens: int | None = None
     flush_every: int = 32
     progress: bool = True
     trust_remote_code: bool = False
@@ -77,10 +79,8 @@ class ComputeConfig:
                 raise ConfigError(f"--modules: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(MODULES)} or all")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be at least 1, got {self.limit}")
-        if self.batch_tokens < self.prompt.max_length:
-            raise ConfigError(
-                f"batch_tokens ({self.batch_tokens}) must be at least max_length ({self.prompt.max_length})"
-            )
+        if self.batch_tokens is not None and self.batch_tokens < 1:
+            raise ConfigError(f"--batch-tokens must be at least 1, got {self.batch_tokens}")
 
 
 def parse_modules(spec: str) -> tuple[str, ...] | None:
@@ -88,6 +88,11 @@ def parse_modules(spec: str) -> tuple[str, ...] | None:
     if spec.strip() == "all":
         return None
     return tuple(m.strip() for m in spec.split(",") if m.strip())
+
+
+def default_batch_tokens(device: str) -> int:
+    """Token budget per batch when none is given (see ``ComputeConfig.batch_tokens``)."""
+    return 16384 if device.startswith("cuda") else 1024
 
 
 def token_batches(samples: Sequence[Encoded], batch_tokens: int) -> Iterator[list[Encoded]]:
@@ -123,6 +128,7 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
     shapes = {t.name: (t.projection.d_out, t.projection.d_in) for t in targets if t.layer == 0}
     template = resolve_template(config.prompt.template, loaded.tokenizer)
     prompt = PromptConfig(template, config.prompt.system_prompt, config.prompt.max_length, config.prompt.truncation)
+    batch_tokens = config.batch_tokens or default_batch_tokens(str(loaded.device))
 
     identity = {
         "model": config.model,
@@ -145,7 +151,7 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
         "created_at": previous.get("created_at", _now()),
         "updated_at": _now(),
         "config": identity,
-        "options": {"limit": config.limit, "batch_tokens": config.batch_tokens, "device": config.device},
+        "options": {"limit": config.limit, "batch_tokens": batch_tokens, "device": config.device},
         "model": loaded.describe(),
         "data": {"path": str(Path(config.data).resolve()), "sha256": dataset.sha256, "n_records": len(dataset.items)},
         "modules": modules,
@@ -165,7 +171,7 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
     run.write_manifest(manifest)
 
     t1 = time.perf_counter()
-    _compute_pending(run, dataset.items, loaded, targets, modules, n_layers, prompt, config)
+    _compute_pending(run, dataset.items, loaded, targets, modules, n_layers, prompt, batch_tokens, config)
     compute_seconds = time.perf_counter() - t1
 
     result = open_run(run.path)
@@ -185,6 +191,7 @@ def _compute_pending(
     modules: Sequence[str],
     n_layers: int,
     prompt: PromptConfig,
+    batch_tokens: int,
     config: ComputeConfig,
 ) -> None:
     done = run.done_ids()
@@ -208,7 +215,7 @@ def _compute_pending(
     buffer: dict[str, list[dict[str, Any]]] = {"samples": [], "layer_stats": [], "similarity": [], "spectra": []}
     bar = tqdm(total=len(encoded), unit="sample", desc="gradients", disable=not config.progress, dynamic_ncols=True)
     tokens, started = 0, time.perf_counter()
-    for batch in token_batches(encoded, config.batch_tokens):
+    for batch in token_batches(encoded, batch_tokens):
         for enc, factors in zip(batch, run_batch(loaded.model, targets, batch)):
             row = dict(n_tokens=enc.n_tokens, n_response_tokens=enc.n_response_tokens,
                        n_prompt_tokens=enc.n_prompt_tokens, truncated=enc.truncated)

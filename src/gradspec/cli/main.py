@@ -49,7 +49,7 @@ def compute(
     spectra: bool = typer.Option(False, "--spectra", help="Also store every singular value."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run made with other options."),
     field_map: Optional[str] = typer.Option(None, help="Rename fields, e.g. output=answer,instruction=question."),
-    batch_tokens: int = typer.Option(4096, help="Most padded tokens per forward/backward batch."),
+    batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per batch [default: 1024 on CPU, 16384 on CUDA]."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -64,7 +64,7 @@ def compute(
             prompt=PromptConfig(template, system_prompt, max_length, truncation),  # type: ignore[arg-type]
             modules=parse_modules(modules), dtype=dtype, device=device, spectra=spectra,  # type: ignore[arg-type]
             overwrite=overwrite, limit=limit, field_map=parse_field_map(field_map),
-            batch_tokens=max(batch_tokens, max_length), progress=progress, trust_remote_code=trust_remote_code,
+            batch_tokens=batch_tokens, progress=progress, trust_remote_code=trust_remote_code,
         )
         run = run_compute(cfg)
     except (GradspecError, ValueError) as exc:
