@@ -82,3 +82,11 @@ def test_demo_writes_runs_and_figure(tmp_path: Path, tiny_llama_dir: Path) -> No
     png = tmp_path / "demo" / "layerwise.png"
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "demo" / "layerwise.svg").read_text().count("<path") > 20
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    data = write_json(tmp_path / "d.json", [{"prompt": "a", "response": "b"}])
+    result = runner.invoke(app, ["compute", str(data), "--out", str(tmp_path / "r"),
+                                 "--model", str(tiny_llama_dir), "--device", "cuda"])
+    assert result.exit_code == 2 and "no CUDA device is available; use --device cpu" in result.output
