@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from gradspec.capture import Capture, run_batch
-from gradspec.compute import default_batch_tokens, token_batches
 from gradspec.capture.batch import per_sample_loss
+from gradspec.compute import default_batch_tokens, token_batches
 from gradspec.data import Record, load_dataset
 from gradspec.model import find_targets, load_model
 from gradspec.prompting import Encoded, PromptConfig, encode
@@ -35,7 +35,9 @@ def floor(model, samples) -> None:
     for s in samples:
         ids = torch.tensor([s.input_ids])
         with Capture(model, []):
-            per_sample_loss(model(input_ids=ids, use_cache=False).logits, ids, torch.tensor([s.loss_mask])).sum().backward()
+            per_sample_loss(
+                model(input_ids=ids, use_cache=False).logits, ids, torch.tensor([s.loss_mask])
+            ).sum().backward()
 
 
 def gradspec_path(model, targets, samples, modules, n_layers, batch_tokens) -> None:
@@ -110,8 +112,10 @@ def main() -> None:
         "gradspec": timed(lambda: gradspec_path(model, targets, samples, modules, n_layers, args.batch_tokens)),
         "batch-of-one (.grad + svd)": timed(lambda: batch_of_one(model, targets, samples), repeats=1),
     }
-    print(f"{len(samples)} WizardLM samples, {tokens} tokens (max {args.max_length}), q/k/v/o, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"{len(samples)} WizardLM samples, {tokens} tokens (max {args.max_length}), q/k/v/o, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     print(f"{'method':<30}{'s/sample':>10}{'tokens/s':>10}{'vs floor':>10}")
     for name, secs in rows.items():
         per = secs / len(samples)
@@ -123,13 +127,24 @@ def main() -> None:
     for name, secs in wide.items():
         print(f"  {name:<40}{secs:>8.3f} s")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({
-        "case": "default model, WizardLM reward-highest, plain template",
-        "samples": len(samples), "tokens": tokens, "max_length": args.max_length,
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-        "seconds": rows, "speedup_vs_batch_of_one": speedup,
-        "wide_layer_3584_T256_seconds": wide,
-    }, indent=2) + "\n")
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "case": "default model, WizardLM reward-highest, plain template",
+                "samples": len(samples),
+                "tokens": tokens,
+                "max_length": args.max_length,
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "machine": platform.processor() or platform.machine(),
+                "seconds": rows,
+                "speedup_vs_batch_of_one": speedup,
+                "wide_layer_3584_T256_seconds": wide,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import torch
 from gradspec.capture import SampleFactors
 from gradspec.prompting import Encoded
 from gradspec.spectra import METRICS, SampleSpectra
+
 from oracles import oracle_cosine, oracle_metrics
 
 

@@ -16,7 +16,9 @@ from gradspec.model.adapters import Target
 from gradspec.prompting import Encoded
 
 
-def oracle_gradients(model: torch.nn.Module, targets: Sequence[Target], sample: Encoded) -> dict[tuple[int, str], torch.Tensor]:
+def oracle_gradients(
+    model: torch.nn.Module, targets: Sequence[Target], sample: Encoded
+) -> dict[tuple[int, str], torch.Tensor]:
     """{(layer, name): float64 gradient [d_out, d_in]} of one sample's mean response loss."""
     modules = {id(t.projection.module): t.projection.module for t in targets}
     for m in modules.values():
@@ -26,7 +28,9 @@ def oracle_gradients(model: torch.nn.Module, targets: Sequence[Target], sample: 
         ids = torch.tensor([sample.input_ids])
         logits = model(input_ids=ids).logits[0]
         mask = torch.tensor(sample.loss_mask[1:])
-        nll = F.cross_entropy(logits[:-1].to(torch.promote_types(logits.dtype, torch.float32)), ids[0, 1:], reduction="none")
+        nll = F.cross_entropy(
+            logits[:-1].to(torch.promote_types(logits.dtype, torch.float32)), ids[0, 1:], reduction="none"
+        )
         (nll[mask].mean()).backward()
         grads: dict[tuple[int, str], torch.Tensor] = {}
         for t in targets:

@@ -8,10 +8,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from conftest import write_json
 from gradspec.cli.main import app
-from gradspec.demo import DEMO_GROUPS, demo_data
 from gradspec.data import load_dataset
+from gradspec.demo import DEMO_GROUPS, demo_data
+
+from conftest import write_json
 
 runner = CliRunner()
 COMMANDS = sorted(typer.main.get_command(app).commands)  # taken from the app, not a hand-kept list
@@ -31,9 +32,26 @@ def test_compute_and_show(tmp_path: Path, tiny_llama_dir: Path) -> None:
     data = write_json(tmp_path / "d.jsonl", [])
     data.write_text('{"prompt": "Hi", "response": "Hello there"}\n\n{"prompt": "Bye", "response": "See you"}\n')
     out = tmp_path / "run"
-    args = ["compute", str(data), "--out", str(out), "--model", str(tiny_llama_dir), "--template", "chat",
-            "--system-prompt", "Be kind.", "--max-length", "64", "--modules", "all", "--device", "cpu",
-            "--spectra", "--no-progress"]
+    args = [
+        "compute",
+        str(data),
+        "--out",
+        str(out),
+        "--model",
+        str(tiny_llama_dir),
+        "--template",
+        "chat",
+        "--system-prompt",
+        "Be kind.",
+        "--max-length",
+        "64",
+        "--modules",
+        "all",
+        "--device",
+        "cpu",
+        "--spectra",
+        "--no-progress",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "2 ok, 0 skipped, 0 error" in result.output
@@ -73,8 +91,20 @@ def test_demo_data_pairs_good_and_poor_answers() -> None:
 
 
 def test_demo_writes_runs_and_figure(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--model", str(tiny_llama_dir),
-                                 "--max-length", "256", "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "--out",
+            str(tmp_path / "demo"),
+            "--model",
+            str(tiny_llama_dir),
+            "--max-length",
+            "256",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     for group in DEMO_GROUPS:
         assert "24 ok" in result.output
@@ -87,6 +117,7 @@ def test_demo_writes_runs_and_figure(tmp_path: Path, tiny_llama_dir: Path) -> No
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is present")
 def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path, tiny_llama_dir: Path) -> None:
     data = write_json(tmp_path / "d.json", [{"prompt": "a", "response": "b"}])
-    result = runner.invoke(app, ["compute", str(data), "--out", str(tmp_path / "r"),
-                                 "--model", str(tiny_llama_dir), "--device", "cuda"])
+    result = runner.invoke(
+        app, ["compute", str(data), "--out", str(tmp_path / "r"), "--model", str(tiny_llama_dir), "--device", "cuda"]
+    )
     assert result.exit_code == 2 and "no CUDA device is available; use --device cpu" in result.output

@@ -9,13 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from conftest import save_tiny, write_json
-from gradspec import ComputeConfig, PromptConfig, compute, open_run
+from gradspec import ComputeConfig, PromptConfig, compute
+from gradspec.data import load_dataset
 from gradspec.errors import ConfigError
 from gradspec.model import find_targets, load_model
 from gradspec.prompting import encode
-from gradspec.data import load_dataset
-from oracles import oracle_gradients, oracle_metrics, oracle_cosine
+
+from conftest import save_tiny, write_json
+from oracles import oracle_cosine, oracle_gradients, oracle_metrics
 
 RECORDS = [
     {"instruction": "Add two and three.", "input": "", "output": "Two plus three is five."},
@@ -49,8 +50,16 @@ def test_run_folder_contract(tmp_path: Path, data: Path, tiny_llama_dir: Path) -
     assert "field 'output' is missing or null" in samples.iloc[2]["reason"]
     assert samples.iloc[1][["loss"]].isna().all()
     stats = run.df("layer_stats")
-    assert set(stats.columns) >= {"sample_id", "layer", "module", "nuclear_norm", "effective_rank",
-                                  "frobenius_norm", "spectral_norm", "stable_rank"}
+    assert set(stats.columns) >= {
+        "sample_id",
+        "layer",
+        "module",
+        "nuclear_norm",
+        "effective_rank",
+        "frobenius_norm",
+        "spectral_norm",
+        "stable_rank",
+    }
     assert len(stats) == 4 * 3 * 4  # ok samples x layers x q,k,v,o
     sims = run.df("similarity")
     assert set(sims["kind"]) == {"adjacent", "same_layer"}
@@ -71,7 +80,9 @@ def test_numbers_equal_the_oracle(tmp_path: Path, data: Path, tiny_llama_dir: Pa
     sims = run.df("similarity").set_index(["sample_id", "kind", "module", "layer"])
     checked = 0
     for item in load_dataset(data).items:
-        enc = encode(item, loaded.tokenizer, PromptConfig("plain", max_length=64)) if hasattr(item, "response") else None
+        enc = (
+            encode(item, loaded.tokenizer, PromptConfig("plain", max_length=64)) if hasattr(item, "response") else None
+        )
         if enc is None or not hasattr(enc, "loss_mask"):
             continue
         grads = oracle_gradients(loaded.model, targets, enc)
@@ -104,7 +115,9 @@ def test_resume_adds_nothing_and_redoes_a_lost_part(tmp_path: Path, data: Path, 
     after = again.df("layer_stats").sort_values(["sample_id", "layer", "module"]).reset_index(drop=True)
     assert len(again.df("samples")) == 6 and again.df("samples")["sample_id"].is_unique
     assert after[["sample_id", "layer", "module"]].equals(before[["sample_id", "layer", "module"]])
-    assert torch.allclose(torch.tensor(after["nuclear_norm"].values), torch.tensor(before["nuclear_norm"].values), rtol=1e-6)
+    assert torch.allclose(
+        torch.tensor(after["nuclear_norm"].values), torch.tensor(before["nuclear_norm"].values), rtol=1e-6
+    )
 
 
 def test_limit_then_more_resumes(tmp_path: Path, data: Path, tiny_llama_dir: Path) -> None:
@@ -141,8 +154,8 @@ def test_bfloat16_model_keeps_float64_spectra(tmp_path: Path, data: Path, tiny_l
 
 
 def test_nan_loss_is_an_error_never_a_number(tmp_path: Path, data: Path) -> None:
-    from tiny_models import tiny_model
     from conftest import byte_tokenizer
+    from tiny_models import tiny_model
 
     model = tiny_model("llama")
     with torch.no_grad():

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import write_json
 from gradspec.data import BadRecord, Record, load_dataset, parse_field_map
 from gradspec.errors import DataFileError
+
+from conftest import write_json
 
 ALPACA = [
     {"instruction": "Add 2 and 3.", "input": "", "output": "5"},
@@ -63,9 +64,15 @@ def test_parquet_csv_and_datasets_folder(tmp_path: Path) -> None:
 
 def test_sharegpt_messages_and_prompt_response(tmp_path: Path) -> None:
     records = [
-        {"conversations": [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "Hi"},
-                           {"from": "gpt", "value": "Hello"}, {"from": "human", "value": "2+2?"},
-                           {"from": "gpt", "value": "4"}]},
+        {
+            "conversations": [
+                {"from": "system", "value": "Be brief."},
+                {"from": "human", "value": "Hi"},
+                {"from": "gpt", "value": "Hello"},
+                {"from": "human", "value": "2+2?"},
+                {"from": "gpt", "value": "4"},
+            ]
+        },
         {"messages": [{"role": "user", "content": "Name a colour"}, {"role": "assistant", "content": "Blue"}]},
         {"prompt": "Capital of France?", "response": "Paris"},
     ]
@@ -134,9 +141,16 @@ def test_sample_ids_are_stable_and_unique(tmp_path: Path) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.dictionaries(st.sampled_from(["instruction", "input", "output", "x"]),
-                                st.one_of(st.text(), st.none(), st.integers(), st.lists(st.text(), max_size=2))),
-                min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["instruction", "input", "output", "x"]),
+            st.one_of(st.text(), st.none(), st.integers(), st.lists(st.text(), max_size=2)),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_random_records_never_crash(records: list[dict]) -> None:
     import tempfile
 

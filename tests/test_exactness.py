@@ -8,10 +8,10 @@ import torch
 from gradspec.capture import run_batch
 from gradspec.model import find_targets
 from gradspec.spectra import sample_spectra
+
 from helpers import compare_to_oracle, factors_close, random_samples
 from oracles import oracle_gradients
 from tiny_models import tiny_model
-
 
 # The tiny models run in float64, but Hugging Face keeps float32 islands (RMSNorm and rotary
 # embeddings cast to float32), where a 1e-16 difference between the padded and the unpadded

@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import byte_tokenizer
 from gradspec.data import Message, Record
 from gradspec.errors import ConfigError
 from gradspec.prompting import Encoded, PromptConfig, Skipped, encode, render_prompt
+
+from conftest import byte_tokenizer
 
 
 def rec(instruction: str, response: str, index: int = 0) -> Record:
@@ -77,8 +78,13 @@ def test_empty_prompt_never_predicts_position_zero(tokenizer) -> None:
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.text(max_size=60), st.text(min_size=1, max_size=60), st.integers(2, 64),
-       st.sampled_from(["end", "prompt_start"]), st.sampled_from(["plain", "chat"]))
+@given(
+    st.text(max_size=60),
+    st.text(min_size=1, max_size=60),
+    st.integers(2, 64),
+    st.sampled_from(["end", "prompt_start"]),
+    st.sampled_from(["plain", "chat"]),
+)
 def test_random_text_encodes_consistently(instruction, response, max_length, truncation, template) -> None:
     out = encode(rec(instruction, response), byte_tokenizer(), PromptConfig(template, None, max_length, truncation))
     if isinstance(out, Skipped):

@@ -15,6 +15,7 @@ from gradspec import ComputeConfig, PromptConfig, compute
 from gradspec.data import Record, load_dataset
 from gradspec.model import find_targets, load_model
 from gradspec.prompting import Encoded, encode, render_prompt
+
 from oracles import oracle_cosine, oracle_gradients, oracle_metrics
 
 pytestmark = pytest.mark.real_model

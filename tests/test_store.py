@@ -13,8 +13,16 @@ from gradspec.store.rows import sample_row
 
 
 def stat_row(sid: str) -> dict:
-    return {"sample_id": sid, "layer": 0, "module": "q", "nuclear_norm": 1.0, "effective_rank": None,
-            "frobenius_norm": 1.0, "spectral_norm": 1.0, "stable_rank": None}
+    return {
+        "sample_id": sid,
+        "layer": 0,
+        "module": "q",
+        "nuclear_norm": 1.0,
+        "effective_rank": None,
+        "frobenius_norm": 1.0,
+        "spectral_norm": 1.0,
+        "stable_rank": None,
+    }
 
 
 def test_parts_and_done_ids(tmp_path: Path) -> None:

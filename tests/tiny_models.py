@@ -26,8 +26,15 @@ from transformers import (
 )
 
 VOCAB = 272  # covers the byte tokenizer of conftest (256 bytes + specials)
-COMMON = dict(vocab_size=VOCAB, hidden_size=16, intermediate_size=24, num_hidden_layers=3,
-              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+COMMON = dict(
+    vocab_size=VOCAB,
+    hidden_size=16,
+    intermediate_size=24,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+)
 
 CONFIGS: dict[str, Callable[[], PretrainedConfig]] = {
     "llama": lambda: LlamaConfig(**COMMON),
@@ -39,10 +46,17 @@ CONFIGS: dict[str, Callable[[], PretrainedConfig]] = {
     # q is 32x16 and o is 16x32 here, as in Gemma 3 270M (q 1024x640, o 640x1024).
     "gemma3_text": lambda: Gemma3TextConfig(**COMMON, head_dim=8, sliding_window=8),
     "phi3": lambda: Phi3Config(**COMMON, pad_token_id=0, bos_token_id=1, eos_token_id=2),
-    "gpt2": lambda: GPT2Config(vocab_size=VOCAB, n_embd=16, n_layer=3, n_head=4, n_positions=256,
-                               bos_token_id=1, eos_token_id=2),
-    "gpt_neox": lambda: GPTNeoXConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=24,
-                                      num_hidden_layers=3, num_attention_heads=4, max_position_embeddings=256),
+    "gpt2": lambda: GPT2Config(
+        vocab_size=VOCAB, n_embd=16, n_layer=3, n_head=4, n_positions=256, bos_token_id=1, eos_token_id=2
+    ),
+    "gpt_neox": lambda: GPTNeoXConfig(
+        vocab_size=VOCAB,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        max_position_embeddings=256,
+    ),
 }
 
 

@@ -19,10 +19,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from gradspec import __version__
-from gradspec.capture import run_batch
-from gradspec.data import BadRecord, Record, load_dataset, parse_field_map
+from gradspec.capture import SampleFactors, run_batch
+from gradspec.data import BadRecord, Record, load_dataset
 from gradspec.errors import ConfigError, GradspecError
-from gradspec.model import MODULES, LoadedModel, find_targets, load_model, validate
+from gradspec.model import MODULES, LoadedModel, Target, find_targets, load_model, validate
 from gradspec.model.loading import DType
 from gradspec.prompting import Encoded, PromptConfig, Skipped, encode, resolve_template
 from gradspec.spectra import same_layer_notes, sample_spectra
@@ -76,7 +76,9 @@ class ComputeConfig:
         if self.modules is not None:
             unknown = [m for m in self.modules if m not in MODULES]
             if unknown or not self.modules:
-                raise ConfigError(f"--modules: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(MODULES)} or all")
+                raise ConfigError(
+                    f"--modules: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(MODULES)} or all"
+                )
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be at least 1, got {self.limit}")
         if self.batch_tokens is not None and self.batch_tokens < 1:
@@ -138,7 +140,7 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
         "max_length": prompt.max_length,
         "truncation": prompt.truncation,
         "modules": modules,
-        "dtype": config.dtype,
+        "dtype": loaded.describe()["dtype"],
         "spectra": config.spectra,
         "field_map": dict(sorted(config.field_map.items())),
         "trust_remote_code": config.trust_remote_code,
@@ -176,7 +178,9 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
 
     result = open_run(run.path)
     counts = dict(result.sql("select status, count(*) from samples group by status").fetchall())
-    manifest["counts"] = {s: int(counts.get(s, 0)) for s in ("ok", "skipped", "error")} | {"total": int(sum(counts.values()))}
+    manifest["counts"] = {s: int(counts.get(s, 0)) for s in ("ok", "skipped", "error")} | {
+        "total": int(sum(counts.values()))
+    }
     manifest["timing"]["compute_seconds"] = round(manifest["timing"]["compute_seconds"] + compute_seconds, 3)
     manifest["updated_at"] = _now()
     run.write_manifest(manifest)
@@ -187,7 +191,7 @@ def _compute_pending(
     run: RunFolder,
     items: Sequence[Record | BadRecord],
     loaded: LoadedModel,
-    targets: Sequence[Any],
+    targets: Sequence[Target],
     modules: Sequence[str],
     n_layers: int,
     prompt: PromptConfig,
@@ -205,7 +209,15 @@ def _compute_pending(
         enc = encode(item, loaded.tokenizer, prompt)
         if isinstance(enc, Skipped):
             immediate.append(
-                sample_row(enc.sample_id, enc.index, "skipped", enc.reason, enc.n_tokens, 0, None, enc.n_prompt_tokens)
+                sample_row(
+                    enc.sample_id,
+                    enc.index,
+                    "skipped",
+                    enc.reason,
+                    n_tokens=enc.n_tokens,
+                    n_response_tokens=0,
+                    n_prompt_tokens=enc.n_prompt_tokens,
+                )
             )
         else:
             encoded.append(enc)
@@ -217,18 +229,8 @@ def _compute_pending(
     tokens, started = 0, time.perf_counter()
     for batch in token_batches(encoded, batch_tokens):
         for enc, factors in zip(batch, run_batch(loaded.model, targets, batch)):
-            row = dict(n_tokens=enc.n_tokens, n_response_tokens=enc.n_response_tokens,
-                       n_prompt_tokens=enc.n_prompt_tokens, truncated=enc.truncated)
-            if not math.isfinite(factors.loss):
-                buffer["samples"].append(sample_row(enc.sample_id, enc.index, "error", f"record {enc.index}: loss is {factors.loss}", loss=None, **row))
-                continue
-            if not factors.finite():
-                buffer["samples"].append(sample_row(enc.sample_id, enc.index, "error", f"record {enc.index}: gradient has NaN or Inf (try --dtype float32)", loss=factors.loss, **row))
-                continue
-            spectra = sample_spectra(factors, modules, n_layers)
-            for table, rows in spectra_rows(enc.sample_id, spectra, config.spectra).items():
+            for table, rows in sample_rows(enc, factors, modules, n_layers, config.spectra).items():
                 buffer[table].extend(rows)
-            buffer["samples"].append(sample_row(enc.sample_id, enc.index, "ok", None, loss=factors.loss, **row))
         tokens += sum(s.n_tokens for s in batch)
         bar.update(len(batch))
         bar.set_postfix_str(f"{tokens / max(time.perf_counter() - started, 1e-9):.0f} tok/s", refresh=False)
@@ -238,6 +240,27 @@ def _compute_pending(
     if buffer["samples"]:
         run.write_part(buffer)
     bar.close()
+
+
+def sample_rows(
+    enc: Encoded, factors: SampleFactors, modules: Sequence[str], n_layers: int, keep_spectra: bool
+) -> dict[str, list[dict[str, Any]]]:
+    """All table rows of one computed sample; a non-finite loss or gradient is an error row only."""
+    sizes = dict(
+        n_tokens=enc.n_tokens,
+        n_response_tokens=enc.n_response_tokens,
+        n_prompt_tokens=enc.n_prompt_tokens,
+        truncated=enc.truncated,
+    )
+    if not math.isfinite(factors.loss):
+        reason = f"record {enc.index}: loss is {factors.loss}"
+        return {"samples": [sample_row(enc.sample_id, enc.index, "error", reason, **sizes)]}
+    if not factors.finite():
+        reason = f"record {enc.index}: gradient has NaN or Inf (try --dtype float32)"
+        return {"samples": [sample_row(enc.sample_id, enc.index, "error", reason, loss=factors.loss, **sizes)]}
+    rows = spectra_rows(enc.sample_id, sample_spectra(factors, modules, n_layers), keep_spectra)
+    rows["samples"] = [sample_row(enc.sample_id, enc.index, "ok", loss=factors.loss, **sizes)]
+    return rows
 
 
 def compute_many(configs: Sequence[ComputeConfig]) -> list[Run]:
@@ -251,4 +274,4 @@ def compute_many(configs: Sequence[ComputeConfig]) -> list[Run]:
     return [compute(c, loaded) for c in configs]
 
 
-__all__ = ["ComputeConfig", "compute", "compute_many", "parse_field_map", "parse_modules"]
+__all__ = ["ComputeConfig", "compute", "compute_many", "parse_modules"]

@@ -33,8 +33,12 @@ def layerwise_figure(
     """Write ``out``.png and ``out``.svg: rows are metrics, columns are groups (mean +- 1 s.e.)."""
     means = {label: layer_means(run, tuple(metrics)) for label, run in runs.items()}
     fig, axes = plt.subplots(
-        len(metrics), len(runs), figsize=(4.2 * len(runs), 3.2 * len(metrics)),
-        sharey="row", sharex=True, squeeze=False,
+        len(metrics),
+        len(runs),
+        figsize=(4.2 * len(runs), 3.2 * len(metrics)),
+        sharey="row",
+        sharex=True,
+        squeeze=False,
     )
     for col, (label, df) in enumerate(means.items()):
         n = int(runs[label].scalar("select count(*) from samples where status = 'ok'"))
@@ -44,8 +48,12 @@ def layerwise_figure(
                 d = df[df["module"] == module]
                 ax.plot(d["layer"], d[f"{metric}_mean"], label=module, color=COLORS[module], lw=1.6)
                 ax.fill_between(
-                    d["layer"], d[f"{metric}_mean"] - d[f"{metric}_se"].fillna(0),
-                    d[f"{metric}_mean"] + d[f"{metric}_se"].fillna(0), color=COLORS[module], alpha=0.15, lw=0,
+                    d["layer"],
+                    d[f"{metric}_mean"] - d[f"{metric}_se"].fillna(0),
+                    d[f"{metric}_mean"] + d[f"{metric}_se"].fillna(0),
+                    color=COLORS[module],
+                    alpha=0.15,
+                    lw=0,
                 )
             if row == 0:
                 ax.set_title(f"{label} (n={n})")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -39,32 +39,44 @@ def compute(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to create or resume."),
     model: str = typer.Option("default", help="default | a short name | HF model folder | FILE.gguf | hub id."),
     template: str = typer.Option("auto", help="auto | plain | chat."),
-    system_prompt: Optional[str] = typer.Option(None, help="System turn for records without one."),
+    system_prompt: str | None = typer.Option(None, help="System turn for records without one."),
     max_length: int = typer.Option(2048, help="Most tokens of prompt plus response."),
     truncation: str = typer.Option("end", help="end (cut the text's end) | prompt_start (cut the prompt first)."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N records."),
+    limit: int | None = typer.Option(None, help="Only the first N records."),
     modules: str = typer.Option("q,k,v,o", help="Comma-separated of q,k,v,o,gate,up,down, or all."),
     dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16 (spectral maths stays >= float32)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     spectra: bool = typer.Option(False, "--spectra", help="Also store every singular value."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run made with other options."),
-    field_map: Optional[str] = typer.Option(None, help="Rename fields, e.g. output=answer,instruction=question."),
-    batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per batch [default: 1024 on CPU, 16384 on CUDA]."),
+    field_map: str | None = typer.Option(None, help="Rename fields, e.g. output=answer,instruction=question."),
+    batch_tokens: int | None = typer.Option(
+        None, help="Most padded tokens per batch [default: 1024 on CPU, 16384 on CUDA]."
+    ),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Compute per-sample gradient spectra of DATA into a run folder (resumes if it exists)."""
-    from gradspec.compute import ComputeConfig, compute as run_compute, parse_modules
+    from gradspec.compute import ComputeConfig, parse_modules
+    from gradspec.compute import compute as run_compute
     from gradspec.data import parse_field_map
     from gradspec.prompting import PromptConfig
 
     try:
         cfg = ComputeConfig(
-            data=data, out=out, model=model,
+            data=data,
+            out=out,
+            model=model,
             prompt=PromptConfig(template, system_prompt, max_length, truncation),  # type: ignore[arg-type]
-            modules=parse_modules(modules), dtype=dtype, device=device, spectra=spectra,  # type: ignore[arg-type]
-            overwrite=overwrite, limit=limit, field_map=parse_field_map(field_map),
-            batch_tokens=batch_tokens, progress=progress, trust_remote_code=trust_remote_code,
+            modules=parse_modules(modules),
+            dtype=dtype,
+            device=device,
+            spectra=spectra,  # type: ignore[arg-type]
+            overwrite=overwrite,
+            limit=limit,
+            field_map=parse_field_map(field_map),
+            batch_tokens=batch_tokens,
+            progress=progress,
+            trust_remote_code=trust_remote_code,
         )
         run = run_compute(cfg)
     except (GradspecError, ValueError) as exc:
@@ -115,15 +127,11 @@ def _summary(run: Run) -> None:
         f"{run.path}: {counts.get('ok', 0)} ok, {counts.get('skipped', 0)} skipped, {counts.get('error', 0)} error "
         f"(load {timing.get('load_seconds', 0):.1f} s, compute {timing.get('compute_seconds', 0):.1f} s)"
     )
-    reasons = run.sql(
-        "select status, reason from samples where status <> 'ok' order by index limit 5"
-    ).fetchall()
+    reasons = run.sql("select status, reason from samples where status <> 'ok' order by index limit 5").fetchall()
     for status, reason in reasons:
         typer.echo(f"  {status}: {reason}")
     means = run.sql(
-        "select module, avg(nuclear_norm), avg(effective_rank) from layer_stats "
-        "group by module order by module"
+        "select module, avg(nuclear_norm), avg(effective_rank) from layer_stats group by module order by module"
     ).fetchall()
     for module, nuc, erank in means:
         typer.echo(f"  {module:>5}: mean nuclear norm {nuc:.4g}, mean effective rank {erank:.4g}")
-

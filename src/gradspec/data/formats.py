@@ -16,8 +16,14 @@ CANONICAL_FIELDS = ("instruction", "input", "output", "prompt", "response", "sys
 
 # ShareGPT speaker names seen in the wild, mapped to chat roles.
 SPEAKERS: dict[str, Role] = {
-    "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-    "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+    "model": "assistant",
     "system": "system",
 }
 LAYOUTS = "messages (role/content), conversations (from/value), instruction/output, or prompt/response"
@@ -72,7 +78,13 @@ def has_layout(rec: Mapping[str, Any]) -> bool:
 def to_turns(rec: Mapping[str, Any]) -> tuple[tuple[Message, ...], str]:
     """Split a record into (turns before the response, response text)."""
     if "messages" in rec:
-        turns = _turns(rec["messages"], "messages", "role", "content", lambda r: r if r in ("system", "user", "assistant") else None)
+        turns = _turns(
+            rec["messages"],
+            "messages",
+            "role",
+            "content",
+            lambda r: r if r in ("system", "user", "assistant") else None,
+        )
     elif "conversations" in rec:
         turns = _turns(rec["conversations"], "conversations", "from", "value", lambda r: SPEAKERS.get(r.lower()))
     elif "instruction" in rec and "output" in rec:

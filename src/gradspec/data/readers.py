@@ -104,9 +104,7 @@ def _read_jsonl(p: Path) -> list[RawRow]:
         try:
             rows.append(RawRow(index=len(rows), value=json.loads(line)))
         except json.JSONDecodeError as exc:
-            rows.append(
-                RawRow(index=len(rows), error=f"{p.name}:{lineno}: invalid JSON ({exc.msg})", raw_text=line)
-            )
+            rows.append(RawRow(index=len(rows), error=f"{p.name}:{lineno}: invalid JSON ({exc.msg})", raw_text=line))
     return rows
 
 
@@ -133,8 +131,7 @@ def _read_folder(p: Path) -> list[RawRow]:
             raise DataFileError(f"{p}: dataset_dict.json lists no splits")
         return _read_folder(p / ("train" if "train" in splits else splits[0]))
     files = sorted(
-        f for f in p.iterdir()
-        if f.is_file() and f.suffix.lower() in SUFFIXES and f.name not in DATASETS_METADATA
+        f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES and f.name not in DATASETS_METADATA
     )
     if not files:
         raise DataFileError(f"{p}: folder holds no data files ({', '.join(SUFFIXES)})")

@@ -38,8 +38,15 @@ def demo(
     out = Path(out)
     prompt = PromptConfig(template=template, max_length=max_length)  # type: ignore[arg-type]
     configs = [
-        ComputeConfig(data=demo_data(group), out=out / group, model=model, prompt=prompt,
-                      device=device, overwrite=overwrite, progress=progress)
+        ComputeConfig(
+            data=demo_data(group),
+            out=out / group,
+            model=model,
+            prompt=prompt,
+            device=device,
+            overwrite=overwrite,
+            progress=progress,
+        )
         for group in DEMO_GROUPS
     ]
     runs = dict(zip(DEMO_GROUPS, compute_many(configs)))

@@ -3,4 +3,13 @@
 from gradspec.model.adapters import MODULES, Target, find_targets, supported_model_types, validate
 from gradspec.model.loading import DTYPES, LoadedModel, load_model
 
-__all__ = ["DTYPES", "MODULES", "LoadedModel", "Target", "find_targets", "load_model", "supported_model_types", "validate"]
+__all__ = [
+    "DTYPES",
+    "MODULES",
+    "LoadedModel",
+    "Target",
+    "find_targets",
+    "load_model",
+    "supported_model_types",
+    "validate",
+]

@@ -96,5 +96,7 @@ def same_layer_notes(shapes: Mapping[str, tuple[int, int]], modules: Sequence[st
         if shapes[a] == shapes[b]:
             notes[f"{a}*{b}"] = f"cosine of the flattened [out, in] gradients ({shapes[a][0]}x{shapes[a][1]})"
         else:
-            notes[f"{a}*{b}"] = f"not computed: {a} is {shapes[a][0]}x{shapes[a][1]}, {b} is {shapes[b][0]}x{shapes[b][1]}"
+            notes[f"{a}*{b}"] = (
+                f"not computed: {a} is {shapes[a][0]}x{shapes[a][1]}, {b} is {shapes[b][0]}x{shapes[b][1]}"
+            )
     return notes

@@ -30,9 +30,7 @@ def reduce_factor(a: torch.Tensor) -> torch.Tensor:
     return r.transpose(-1, -2)
 
 
-def singular_values(
-    x: torch.Tensor, delta: torch.Tensor, x_reduced: torch.Tensor | None = None
-) -> torch.Tensor:
+def singular_values(x: torch.Tensor, delta: torch.Tensor, x_reduced: torch.Tensor | None = None) -> torch.Tensor:
     """sigma(delta^T x) for (..., T, d_in) and (..., T, d_out): (..., min(T, d_in, d_out)),
     descending, float64.
 

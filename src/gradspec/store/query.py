@@ -50,7 +50,6 @@ class Run:
             self.con.register(table, self.relation(table))
         return self.con.sql(query)
 
-
     def scalar(self, query: str) -> Any:
         """The single value a query returns."""
         return self.sql(query).fetchall()[0][0]

@@ -25,8 +25,12 @@ def spectra_rows(sample_id: str, spectra: SampleSpectra, keep_spectra: bool) -> 
             stats.append(row)
             if keep_spectra:
                 svals.append(
-                    {"sample_id": sample_id, "layer": layer, "module": module,
-                     "singular_values": spectra.sigma[module][layer].float().tolist()}
+                    {
+                        "sample_id": sample_id,
+                        "layer": layer,
+                        "module": module,
+                        "singular_values": spectra.sigma[module][layer].float().tolist(),
+                    }
                 )
     sims = [
         {"sample_id": sample_id, "kind": kind, "module": module, "layer": layer, "cosine": _num(cos)}
@@ -48,8 +52,13 @@ def sample_row(
 ) -> dict[str, Any]:
     """One row of the ``samples`` table."""
     return {
-        "sample_id": sample_id, "index": index, "status": status, "reason": reason,
-        "n_tokens": n_tokens, "n_response_tokens": n_response_tokens,
+        "sample_id": sample_id,
+        "index": index,
+        "status": status,
+        "reason": reason,
+        "n_tokens": n_tokens,
+        "n_response_tokens": n_response_tokens,
         "loss": None if loss is None else _num(loss),
-        "n_prompt_tokens": n_prompt_tokens, "truncated": truncated,
+        "n_prompt_tokens": n_prompt_tokens,
+        "truncated": truncated,
     }

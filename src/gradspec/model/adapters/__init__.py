@@ -14,6 +14,13 @@ from gradspec.model.adapters.registry import (
 )
 
 __all__ = [
-    "MODULES", "Problem", "Projection", "Target", "decoder_layers", "find_targets",
-    "register_adapter", "supported_model_types", "validate",
+    "MODULES",
+    "Problem",
+    "Projection",
+    "Target",
+    "decoder_layers",
+    "find_targets",
+    "register_adapter",
+    "supported_model_types",
+    "validate",
 ]

@@ -112,9 +112,7 @@ def _is_projection(module: nn.Module) -> bool:
 def adapter_for(model: nn.Module) -> LayerAdapter:
     model_type = getattr(model.config, "model_type", None)
     if model_type not in _ADAPTERS:
-        raise ModelError(
-            f"architecture '{model_type}' has no adapter; supported: {', '.join(supported_model_types())}"
-        )
+        raise ModelError(f"architecture '{model_type}' has no adapter; supported: {', '.join(supported_model_types())}")
     return _ADAPTERS[model_type]
 
 
