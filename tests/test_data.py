@@ -163,3 +163,19 @@ def test_random_records_never_crash(records: list[dict]) -> None:
             return
         assert len(items) == len(records)
         assert [i.index for i in items] == list(range(len(records)))
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".parquet", ".csv", ".arrow"])
+def test_binary_bytes_are_a_one_line_file_error(tmp_path: Path, suffix: str) -> None:
+    p = tmp_path / f"blob{suffix}"
+    p.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(DataFileError) as info:
+        load_dataset(p)
+    assert str(p) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_huge_and_exotic_text_is_kept_as_text(tmp_path: Path) -> None:
+    huge = "ß🙂\u202e\x00\ud7ff" * 50_000
+    p = write_json(tmp_path / "u.json", [{"instruction": huge, "output": "中文 עברית \u0301"}])
+    (rec,) = only_records(load_dataset(p).items)
+    assert rec.messages[0].content == huge and rec.response == "中文 עברית \u0301"

@@ -119,7 +119,7 @@ def show(run: Path = typer.Argument(..., help="A run folder.")) -> None:
 
 
 def _summary(run: Run) -> None:
-    """Counts, timing, the first few non-ok reasons, and per-module means over layers."""
+    """Counts, timing, why samples were skipped or failed, and per-module means over layers."""
     m = run.manifest
     counts = m.get("counts", {})
     timing = m.get("timing", {})
@@ -127,9 +127,8 @@ def _summary(run: Run) -> None:
         f"{run.path}: {counts.get('ok', 0)} ok, {counts.get('skipped', 0)} skipped, {counts.get('error', 0)} error "
         f"(load {timing.get('load_seconds', 0):.1f} s, compute {timing.get('compute_seconds', 0):.1f} s)"
     )
-    reasons = run.sql("select status, reason from samples where status <> 'ok' order by index limit 5").fetchall()
-    for status, reason in reasons:
-        typer.echo(f"  {status}: {reason}")
+    for status, n, reason in run.failure_summary():
+        typer.echo(f"  {status} x{n}: {reason}")
     means = run.sql(
         "select module, avg(nuclear_norm), avg(effective_rank) from layer_stats group by module order by module"
     ).fetchall()

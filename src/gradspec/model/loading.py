@@ -72,6 +72,12 @@ def resolve_path(spec: str) -> Path | str:
     if p.is_dir():
         if not (p / "config.json").exists():
             raise ModelError(f"{p}: folder has no config.json, so it is not a Hugging Face model folder")
+        pickles = [f for pattern in ("*.bin", "*.pt", "*.pth") for f in p.glob(pattern)]
+        if pickles and not any(p.glob("*.safetensors")):
+            raise ModelError(
+                f"{p}: weights are pickle files (.bin/.pt), which can run code when loaded; gradspec loads "
+                "safetensors or GGUF only: save the model with save_pretrained(..., safe_serialization=True)"
+            )
         return p
     if p.exists():
         raise ModelError(f"{p}: not a model folder or a .gguf file")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,13 @@ class Run:
         for table in TABLES:
             self.con.register(table, self.relation(table))
         return self.con.sql(query)
+
+    def failure_summary(self, top: int = 5) -> list[tuple[str, int, str]]:
+        """(status, count, reason) of skipped and errored samples, grouped by the reason with its
+        numbers written as N (record indices, token counts), most common first."""
+        rows = self.sql("select status, reason from samples where status <> 'ok'").fetchall()
+        counts = Counter((status, re.sub(r"\d+", "N", reason or "no reason given")) for status, reason in rows)
+        return [(status, n, reason) for (status, reason), n in counts.most_common(top)]
 
     def scalar(self, query: str) -> Any:
         """The single value a query returns."""
