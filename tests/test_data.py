@@ -140,17 +140,16 @@ def test_sample_ids_are_stable_and_unique(tmp_path: Path) -> None:
     assert [i.sample_id for i in load_dataset(p, limit=2).items] == ids[:2]
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.dictionaries(
-            st.sampled_from(["instruction", "input", "output", "x"]),
-            st.one_of(st.text(), st.none(), st.integers(), st.lists(st.text(), max_size=2)),
-        ),
-        min_size=1,
-        max_size=6,
-    )
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
 )
+FIELDS = ["instruction", "input", "output", "prompt", "response", "messages", "conversations", "system", "x"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES), JSON_VALUES), min_size=1, max_size=6))
 def test_random_records_never_crash(records: list[dict]) -> None:
     import tempfile
 

@@ -83,3 +83,22 @@ def test_parts_match_the_contract_schema(tmp_path: Path) -> None:
     table = pq.read_table(tmp_path / "r" / "samples" / f"{name}.parquet")
     assert table.schema.equals(TABLES["samples"])
     assert table.column("loss").to_pylist() == [None]  # NaN is never stored as a number
+
+
+def test_concurrent_ranks_do_not_clash(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    RunFolder.open(tmp_path / "r", {"a": 1}).write_manifest({"config": {"a": 1}})
+
+    def writer(rank: int) -> None:
+        run = RunFolder.open(tmp_path / "r", {"a": 1}, rank=rank)  # each rank cleans only its own orphans
+        for i in range(15):
+            sid = f"r{rank}-{i}"
+            run.write_part({"samples": [sample_row(sid, i, "ok")], "layer_stats": [stat_row(sid)]})
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(writer, range(3)))
+    read = open_run(tmp_path / "r")
+    assert read.scalar("select count(distinct sample_id) from samples") == 45
+    assert read.scalar("select count(*) from layer_stats") == 45
+    assert len(list((tmp_path / "r" / "samples").glob("*.parquet"))) == 45
