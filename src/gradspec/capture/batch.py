@@ -36,7 +36,9 @@ class SampleFactors:
     delta: dict[tuple[int, str], torch.Tensor]
 
     def finite(self) -> bool:
-        return all(bool(torch.isfinite(t).all()) for t in (*self.x.values(), *self.delta.values()))
+        """No NaN or Inf in any factor (an input shared by q, k, v is checked once)."""
+        unique = {(t.data_ptr(), t.shape): t for t in (*self.x.values(), *self.delta.values())}
+        return all(bool(torch.isfinite(t).all()) for t in unique.values())
 
 
 def collate(samples: Sequence[Encoded], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -50,7 +50,7 @@ def compute(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run made with other options."),
     field_map: str | None = typer.Option(None, help="Rename fields, e.g. output=answer,instruction=question."),
     batch_tokens: int | None = typer.Option(
-        None, help="Most padded tokens per batch [default: 1024 on CPU, 16384 on CUDA]."
+        None, help="Most padded tokens per batch [default: 512 on CPU, 16384 on CUDA]."
     ),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
