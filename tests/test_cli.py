@@ -77,10 +77,20 @@ def test_bad_files_exit_with_one_line(tmp_path: Path, tiny_llama_dir: Path, cont
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_unknown_module_is_a_clear_error(tmp_path: Path, tiny_llama_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("option", "expect"),
+    [
+        (["--modules", "q,attn"], "unknown attn"),
+        (["--dtype", "float8"], "--dtype must be one of float32, bfloat16, float16"),
+        (["--template", "fancy"], "template must be auto, plain or chat"),
+        (["--limit", "0"], "--limit must be at least 1"),
+        (["--field-map", "output"], "must look like canonical=source"),
+    ],
+)
+def test_bad_options_are_clear_errors(tmp_path: Path, option: list[str], expect: str) -> None:
     data = write_json(tmp_path / "d.json", [{"prompt": "a", "response": "b"}])
-    result = runner.invoke(app, ["compute", str(data), "--out", str(tmp_path / "r"), "--modules", "q,attn"])
-    assert result.exit_code == 2 and "unknown attn" in result.output
+    result = runner.invoke(app, ["compute", str(data), "--out", str(tmp_path / "r"), *option])
+    assert result.exit_code == 2 and expect in result.output and "Traceback" not in result.output
 
 
 def test_demo_data_pairs_good_and_poor_answers() -> None:

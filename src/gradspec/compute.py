@@ -22,7 +22,7 @@ from gradspec import __version__
 from gradspec.capture import SampleFactors, run_batch
 from gradspec.data import BadRecord, Record, load_dataset
 from gradspec.errors import ConfigError, GradspecError
-from gradspec.model import MODULES, LoadedModel, Target, find_targets, load_model, validate
+from gradspec.model import DTYPES, MODULES, LoadedModel, Target, find_targets, load_model, validate
 from gradspec.model.loading import DType
 from gradspec.prompting import Encoded, PromptConfig, Skipped, encode, resolve_template
 from gradspec.spectra import same_layer_notes, sample_spectra
@@ -80,6 +80,8 @@ class ComputeConfig:
                 raise ConfigError(
                     f"--modules: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(MODULES)} or all"
                 )
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be at least 1, got {self.limit}")
         if self.batch_tokens is not None and self.batch_tokens < 1:

@@ -68,9 +68,9 @@ def compute(
             model=model,
             prompt=PromptConfig(template, system_prompt, max_length, truncation),  # type: ignore[arg-type]
             modules=parse_modules(modules),
-            dtype=dtype,
+            dtype=dtype,  # type: ignore[arg-type]  (checked by ComputeConfig)
             device=device,
-            spectra=spectra,  # type: ignore[arg-type]
+            spectra=spectra,
             overwrite=overwrite,
             limit=limit,
             field_map=parse_field_map(field_map),
