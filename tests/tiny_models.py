@@ -49,14 +49,8 @@ CONFIGS: dict[str, Callable[[], PretrainedConfig]] = {
     "gpt2": lambda: GPT2Config(
         vocab_size=VOCAB, n_embd=16, n_layer=3, n_head=4, n_positions=256, bos_token_id=1, eos_token_id=2
     ),
-    "gpt_neox": lambda: GPTNeoXConfig(
-        vocab_size=VOCAB,
-        hidden_size=16,
-        intermediate_size=24,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        max_position_embeddings=256,
-    ),
+    # GPT-NeoX has no grouped KV heads: every other size as above.
+    "gpt_neox": lambda: GPTNeoXConfig(**{k: v for k, v in COMMON.items() if k != "num_key_value_heads"}),
 }
 
 
