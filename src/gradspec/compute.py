@@ -134,6 +134,7 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
     template = resolve_template(config.prompt.template, loaded.tokenizer)
     prompt = PromptConfig(template, config.prompt.system_prompt, config.prompt.max_length, config.prompt.truncation)
     batch_tokens = config.batch_tokens or default_batch_tokens(str(loaded.device))
+    described = loaded.describe()
 
     identity = {
         "model": config.model,
@@ -143,7 +144,7 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
         "max_length": prompt.max_length,
         "truncation": prompt.truncation,
         "modules": modules,
-        "dtype": loaded.describe()["dtype"],
+        "dtype": described["dtype"],
         "spectra": config.spectra,
         "field_map": dict(sorted(config.field_map.items())),
         "trust_remote_code": config.trust_remote_code,
@@ -157,7 +158,7 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
         "updated_at": _now(),
         "config": identity,
         "options": {"limit": config.limit, "batch_tokens": batch_tokens, "device": config.device},
-        "model": loaded.describe(),
+        "model": described,
         "data": {"path": str(Path(config.data).resolve()), "sha256": dataset.sha256, "n_records": len(dataset.items)},
         "modules": modules,
         "shapes": {m: list(s) for m, s in shapes.items()},

@@ -26,25 +26,27 @@ class SampleSpectra:
     similarity: list[tuple[str, str, int, float]]
 
 
-def stack(f: SampleFactors, module: str, n_layers: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L, T, d_in) and (L, T, d_out) factors of ``module`` across layers, at least float32."""
-    x = at_least_float32(torch.stack([f.x[(i, module)] for i in range(n_layers)]))
-    d = at_least_float32(torch.stack([f.delta[(i, module)] for i in range(n_layers)]))
-    return x, d
+def stacked(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """(L, T, d) of per-layer (T, d) factors, at least float32."""
+    return at_least_float32(torch.stack(tensors))
 
 
 def sample_spectra(f: SampleFactors, modules: Sequence[str], n_layers: int) -> SampleSpectra:
     """Singular values, metrics and similarities of one sample's gradients."""
-    reduced: dict[tuple[int, ...], torch.Tensor] = {}
+    inputs: dict[tuple[object, ...], tuple[torch.Tensor, torch.Tensor]] = {}
     stacks: dict[str, ModuleStack] = {}
     sigma: dict[str, torch.Tensor] = {}
     for m in modules:
-        x, d = stack(f, m, n_layers)
-        # Same storage for every layer means the same input (q, k, v share X): reduce it once.
-        key = tuple(f.x[(i, m)].data_ptr() for i in range(n_layers)) + tuple(x.shape)
-        if key not in reduced:
-            reduced[key] = reduce_factor(x.double())
-        sigma[m] = singular_values(x, d, x_reduced=reduced[key])
+        xs = [f.x[(i, m)] for i in range(n_layers)]
+        # The same storage in every layer means the same input (q, k, v share X): stack and
+        # reduce it once.
+        key = (*(t.data_ptr() for t in xs), *xs[0].shape)
+        if key not in inputs:
+            x = stacked(xs)
+            inputs[key] = (x, reduce_factor(x.double()))
+        x, x_reduced = inputs[key]
+        d = stacked([f.delta[(i, m)] for i in range(n_layers)])
+        sigma[m] = singular_values(x, d, x_reduced=x_reduced)
         stacks[m] = ModuleStack.of(x, d)
     metrics = {m: spectral_metrics(s) for m, s in sigma.items()}
     norms = {m: metrics[m]["frobenius_norm"] for m in modules}
