@@ -20,9 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gradspec.capture import Capture, run_batch
-from gradspec.capture.batch import per_sample_loss
-from gradspec.compute import default_batch_tokens, token_batches
+from gradspec.capture import Capture, default_batch_tokens, per_sample_loss, run_batch, token_batches
 from gradspec.data import Record, load_dataset
 from gradspec.model import find_targets, load_model
 from gradspec.prompting import Encoded, PromptConfig, encode

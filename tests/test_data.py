@@ -140,6 +140,20 @@ def test_sample_ids_are_stable_and_unique(tmp_path: Path) -> None:
     assert [i.sample_id for i in load_dataset(p, limit=2).items] == ids[:2]
 
 
+def test_sample_id_hashes_the_conversation_not_added_fields(tmp_path: Path) -> None:
+    """Scores added to a record do not change its id; a carried id is kept only when it fits."""
+    p = write_json(tmp_path / "d.json", [ALPACA[0], ALPACA[1], ALPACA[0]])
+    ids = [i.sample_id for i in load_dataset(p).items]
+    scored = [dict(r, sample_id=i, reward=0.5) for r, i in zip([ALPACA[0], ALPACA[1], ALPACA[0]], ids)]
+    assert [i.sample_id for i in load_dataset(write_json(tmp_path / "s.json", scored)).items] == ids
+    # A subset that holds only the repeat keeps the repeat's id.
+    assert load_dataset(write_json(tmp_path / "sub.json", scored[2:])).items[0].sample_id == ids[2]
+    # An id that does not match the content, or one already taken, is not trusted.
+    forged = [dict(ALPACA[1], sample_id=ids[0]), dict(ALPACA[0], sample_id=ids[0]), dict(ALPACA[0], sample_id=ids[0])]
+    got = [i.sample_id for i in load_dataset(write_json(tmp_path / "f.json", forged)).items]
+    assert got == [ids[1], ids[0], ids[2]]
+
+
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from gradspec import __version__
-from gradspec.capture import SampleFactors, run_batch
+from gradspec.capture import SampleFactors, default_batch_tokens, run_batch, token_batches
 from gradspec.data import BadRecord, Record, load_dataset
 from gradspec.errors import ConfigError, GradspecError
 from gradspec.model import DTYPES, MODULES, LoadedModel, Target, find_targets, load_model, validate
@@ -93,23 +93,6 @@ def parse_modules(spec: str) -> tuple[str, ...] | None:
     if spec.strip() == "all":
         return None
     return tuple(m.strip() for m in spec.split(",") if m.strip())
-
-
-def default_batch_tokens(device: str) -> int:
-    """Token budget per batch when none is given (see ``ComputeConfig.batch_tokens``)."""
-    return 16384 if device.startswith("cuda") else 512
-
-
-def token_batches(samples: Sequence[Encoded], batch_tokens: int) -> Iterator[list[Encoded]]:
-    """Length-sorted batches whose padded size (count x longest) stays within ``batch_tokens``."""
-    batch: list[Encoded] = []
-    for s in sorted(samples, key=lambda s: s.n_tokens, reverse=True):
-        if batch and (len(batch) + 1) * batch[0].n_tokens > batch_tokens:
-            yield batch
-            batch = []
-        batch.append(s)
-    if batch:
-        yield batch
 
 
 def _now() -> str:

@@ -1,6 +1,21 @@
 """Capture stage: hooks that turn a forward/backward pass into per-sample gradient factors."""
 
-from gradspec.capture.batch import SampleFactors, run_batch
+from gradspec.capture.batch import (
+    SampleFactors,
+    collate,
+    default_batch_tokens,
+    per_sample_loss,
+    run_batch,
+    token_batches,
+)
 from gradspec.capture.hooks import Capture
 
-__all__ = ["Capture", "SampleFactors", "run_batch"]
+__all__ = [
+    "Capture",
+    "SampleFactors",
+    "collate",
+    "default_batch_tokens",
+    "per_sample_loss",
+    "run_batch",
+    "token_batches",
+]

@@ -8,7 +8,7 @@ token have zero output gradient and are cut off.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +39,23 @@ class SampleFactors:
         """No NaN or Inf in any factor (an input shared by q, k, v is checked once)."""
         unique = {(t.data_ptr(), t.shape): t for t in (*self.x.values(), *self.delta.values())}
         return all(bool(torch.isfinite(t).all()) for t in unique.values())
+
+
+def default_batch_tokens(device: str) -> int:
+    """Token budget per batch when none is given (see ``ComputeConfig.batch_tokens``)."""
+    return 16384 if device.startswith("cuda") else 512
+
+
+def token_batches(samples: Sequence[Encoded], batch_tokens: int) -> Iterator[list[Encoded]]:
+    """Length-sorted batches whose padded size (count x longest) stays within ``batch_tokens``."""
+    batch: list[Encoded] = []
+    for s in sorted(samples, key=lambda s: s.n_tokens, reverse=True):
+        if batch and (len(batch) + 1) * batch[0].n_tokens > batch_tokens:
+            yield batch
+            batch = []
+        batch.append(s)
+    if batch:
+        yield batch
 
 
 def collate(samples: Sequence[Encoded], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradspec.data.formats import RecordProblem, apply_field_map, has_layout, to_turns
-from gradspec.data.readers import read_rows
-from gradspec.data.records import BadRecord, Record, SampleIds
+from gradspec.data.readers import RawRow, read_rows
+from gradspec.data.records import BadRecord, Record, SampleIds, conversation_key
 from gradspec.errors import DataFileError
 
 
@@ -20,6 +20,7 @@ class Dataset:
     path: Path
     sha256: str
     items: list[Record | BadRecord]
+    rows: list[RawRow] = field(default_factory=list)  # as read, for stages that write records back
 
 
 def file_sha256(path: Path) -> str:
@@ -51,10 +52,10 @@ def load_dataset(path: str | Path, field_map: Mapping[str, str] | None = None, l
         if row.error is not None:
             items.append(BadRecord(row.index, ids(row.raw_text), row.error))
             continue
-        sid = ids(row.value)
         where = f"{p.name}: record {row.index}"
         if not isinstance(row.value, Mapping):
-            items.append(BadRecord(row.index, sid, f"{where}: is {type(row.value).__name__}, not an object"))
+            reason = f"{where}: is {type(row.value).__name__}, not an object"
+            items.append(BadRecord(row.index, ids(row.value), reason))
             continue
         seen_fields.update(map(str, row.value))
         rec = apply_field_map(row.value, field_map or {})
@@ -63,8 +64,9 @@ def load_dataset(path: str | Path, field_map: Mapping[str, str] | None = None, l
         try:
             context, response = to_turns(rec)
         except RecordProblem as exc:
-            items.append(BadRecord(row.index, sid, f"{where}: {exc}"))
+            items.append(BadRecord(row.index, ids(row.value), f"{where}: {exc}"))
             continue
+        sid = ids(conversation_key(context, response), row.value.get("sample_id"))
         items.append(Record(row.index, sid, context, response))
     if recognised == 0 and seen_fields:
         raise DataFileError(
@@ -72,4 +74,4 @@ def load_dataset(path: str | Path, field_map: Mapping[str, str] | None = None, l
             "messages, conversations, instruction+output or prompt+response; "
             "map yours with --field-map output=FIELD,instruction=FIELD"
         )
-    return Dataset(p, file_sha256(p), items)
+    return Dataset(p, file_sha256(p), items, rows)

@@ -20,6 +20,7 @@ from gradspec.errors import ModelError
 from gradspec.model.default import cache_root, convert_gguf, converted_path, shipped
 
 DType = Literal["float32", "bfloat16", "float16"]
+Head = Literal["causal", "reward"]
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -89,16 +90,23 @@ def load_model(
     dtype: DType = "float32",
     device: str = "auto",
     trust_remote_code: bool = False,
+    head: Head = "causal",
 ) -> LoadedModel:
-    """Load ``spec`` frozen and in eval mode on ``device``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Load ``spec`` frozen and in eval mode on ``device``.
+
+    ``head="reward"`` loads a sequence-classification model (a reward model) instead of a
+    causal LM, through the same safe-loading rules.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    auto = AutoModelForCausalLM if head == "causal" else AutoModelForSequenceClassification
 
     started = time.perf_counter()
     where = resolve_path(spec)
     dev = resolve_device(device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
+        model = auto.from_pretrained(
             where, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, use_safetensors=True
         )
     except (OSError, ValueError) as exc:

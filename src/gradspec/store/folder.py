@@ -10,7 +10,6 @@ Part names carry the writer's rank, so several processes can write one run at on
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import uuid
@@ -22,24 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gradspec.errors import ConfigError
+from gradspec.files import atomic_write, write_json_atomic
 from gradspec.store.schema import TABLES
 
 MANIFEST = "run.json"
-
-
-def _fsync_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    _fsync_write(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
 
 
 def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -110,5 +95,5 @@ class RunFolder:
         order = [t for t in TABLES if t != "samples" and rows.get(t)] + ["samples"]
         for table in order:
             data = pa.Table.from_pylist(list(rows.get(table, [])), schema=TABLES[table])
-            _fsync_write(self.path / table / f"{name}.parquet", lambda p, d=data: pq.write_table(d, p))
+            atomic_write(self.path / table / f"{name}.parquet", lambda p, d=data: pq.write_table(d, p))
         return name

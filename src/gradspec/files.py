@@ -1,0 +1,60 @@
+"""Whole-file writes: written under a temporary name, fsynced and renamed, so a crash leaves
+either the old file or the new one, never half of one. Used by run folders and record files."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gradspec.errors import ConfigError
+
+RECORD_SUFFIXES = (".json", ".jsonl", ".parquet")
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Call ``write(tmp)`` and move ``tmp`` onto ``path`` once it is on disk."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"))
+
+
+def check_record_path(path: str | Path, option: str = "--out") -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in RECORD_SUFFIXES:
+        raise ConfigError(f"{option} {p}: give a file ending in {', '.join(RECORD_SUFFIXES)}")
+    return p
+
+
+def write_records(path: str | Path, records: Sequence[Mapping[str, Any]]) -> Path:
+    """Write records as a JSON list, JSON lines or Parquet, chosen by the file's suffix."""
+    p = check_record_path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    suffix = p.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            table = pa.Table.from_pylist([dict(r) for r in records])
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ConfigError(f"{p}: these records do not fit one Parquet schema ({exc}); write .jsonl") from exc
+        atomic_write(p, lambda t: pq.write_table(table, t))
+    elif suffix == ".jsonl":
+        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        atomic_write(p, lambda t: t.write_text(lines, encoding="utf-8"))
+    else:
+        write_json_atomic(p, list(records))
+    return p

@@ -1,0 +1,34 @@
+"""LLM judges for InsTag and difficulty: prompts, clients, the reply cache, and reply parsing."""
+
+from __future__ import annotations
+
+from gradspec.errors import ConfigError
+from gradspec.score.judge.base import Judge
+from gradspec.score.judge.cache import ReplyCache
+from gradspec.score.judge.local import LocalJudge
+from gradspec.score.judge.openai_api import OpenAIJudge
+from gradspec.score.judge.parse import parse_difficulty, parse_instag
+from gradspec.score.judge.scores import judged_scores
+
+
+def make_judge(spec: str, base_url: str | None = None, concurrency: int = 8, device: str = "auto") -> Judge:
+    """``openai:MODEL`` (any OpenAI-compatible endpoint) or ``hf:default`` / ``hf:PATH`` (local)."""
+    kind, _, name = spec.partition(":")
+    if kind == "openai" and name:
+        kwargs = {"base_url": base_url} if base_url else {}
+        return OpenAIJudge(name, concurrency=concurrency, **kwargs)
+    if kind == "hf" and name:
+        return LocalJudge(name, device=device)
+    raise ConfigError(f"--judge {spec!r}: give openai:MODEL or hf:default or hf:PATH")
+
+
+__all__ = [
+    "Judge",
+    "LocalJudge",
+    "OpenAIJudge",
+    "ReplyCache",
+    "judged_scores",
+    "make_judge",
+    "parse_difficulty",
+    "parse_instag",
+]

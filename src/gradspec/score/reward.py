@@ -1,0 +1,80 @@
+"""Reward-model scores: one scalar per (prompt, response) from a sequence-classification model.
+
+The conversation is rendered the way such models are trained to read it: the tokenizer's chat
+template over the user turns and the assistant's response (``plain`` text otherwise). Batches
+are right-padded; the model reads its score at each sample's last real token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from gradspec.data import BadRecord, Record
+from gradspec.errors import ModelError
+from gradspec.model import LoadedModel
+from gradspec.prompting.templates import turns_with_system
+from gradspec.score.outcome import Scored, failed
+
+FIELDS = ("reward",)
+
+
+def reward_text(record: Record, tokenizer: object, system_prompt: str | None) -> tuple[str, bool]:
+    """The whole conversation as the reward model reads it, and whether to add special tokens."""
+    turns = [*turns_with_system(record, system_prompt)]
+    if getattr(tokenizer, "chat_template", None):
+        chat = [{"role": m.role, "content": m.content} for m in turns]
+        chat.append({"role": "assistant", "content": record.response})
+        return tokenizer.apply_chat_template(chat, tokenize=False), False  # type: ignore[attr-defined]
+    return "".join(f"{m.content}\n" for m in turns) + record.response, True
+
+
+def reward_scores(
+    items: Sequence[Record | BadRecord],
+    loaded: LoadedModel,
+    max_length: int,
+    batch_size: int = 8,
+    system_prompt: str | None = None,
+    progress: bool = True,
+) -> dict[int, Scored]:
+    """The reward of every usable record (longest first, in batches of ``batch_size``)."""
+    model, tok = loaded.model, loaded.tokenizer
+    n_labels = int(getattr(model.config, "num_labels", 1))
+    if n_labels != 1:
+        raise ModelError(f"reward model '{loaded.spec}' has {n_labels} outputs; gradspec reads single-score models")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tok.pad_token_id
+
+    out: dict[int, Scored] = {}
+    encoded: list[tuple[int, list[int], bool]] = []
+    for item in items:
+        if isinstance(item, BadRecord):
+            out[item.index] = failed(FIELDS, item.reason)
+            continue
+        text, special = reward_text(item, tok, system_prompt)
+        ids = tok(text, add_special_tokens=special)["input_ids"]
+        encoded.append((item.index, ids[:max_length], len(ids) > max_length))
+    encoded.sort(key=lambda e: len(e[1]), reverse=True)
+    bar = tqdm(total=len(encoded), desc="reward", unit="sample", disable=not progress)
+    for start in range(0, len(encoded), batch_size):
+        batch = encoded[start : start + batch_size]
+        width = max(len(ids) for _, ids, _ in batch)
+        ids_t = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
+        attn = torch.zeros_like(ids_t)
+        for b, (_, ids, _) in enumerate(batch):
+            ids_t[b, : len(ids)] = torch.tensor(ids)
+            attn[b, : len(ids)] = 1
+        with torch.no_grad():
+            logits = model(input_ids=ids_t.to(loaded.device), attention_mask=attn.to(loaded.device)).logits
+        for (index, _, cut), value in zip(batch, logits[:, 0].float().tolist()):
+            if value != value or value in (float("inf"), float("-inf")):
+                out[index] = failed(FIELDS, f"record {index}: reward is not finite")
+            else:
+                out[index] = Scored({"reward": value}, flags=("reward_truncated",) if cut else ())
+        bar.update(len(batch))
+    bar.close()
+    return out
