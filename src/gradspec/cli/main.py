@@ -7,30 +7,11 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from gradspec.cli.app import app, fail
 from gradspec.errors import GradspecError
 
 if TYPE_CHECKING:
     from gradspec.store import Run
-
-app = typer.Typer(
-    help="Exact layer-wise gradient spectra of language models, per post-training sample.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-_state = {"debug": False}
-
-
-@app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
-    _state["debug"] = debug
-
-
-def _fail(exc: BaseException) -> None:
-    if _state["debug"]:
-        raise exc
-    typer.echo(f"gradspec: error: {exc}", err=True)
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -80,8 +61,7 @@ def compute(
         )
         run = run_compute(cfg)
     except (GradspecError, ValueError) as exc:
-        _fail(exc)
-        return
+        fail(exc)
     _summary(run)
 
 
@@ -99,8 +79,7 @@ def demo(
     try:
         result = run_demo(out, model, max_length, device=device, overwrite=overwrite)
     except (GradspecError, ValueError) as exc:
-        _fail(exc)
-        return
+        fail(exc)
     for group, run in result.runs.items():
         typer.echo(f"{group}:")
         _summary(run)
@@ -115,7 +94,7 @@ def show(run: Path = typer.Argument(..., help="A run folder.")) -> None:
     try:
         _summary(open_run(run))
     except GradspecError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 def _summary(run: Run) -> None:
@@ -134,3 +113,7 @@ def _summary(run: Run) -> None:
     ).fetchall()
     for module, nuc, erank in means:
         typer.echo(f"  {module:>5}: mean nuclear norm {nuc:.4g}, mean effective rank {erank:.4g}")
+
+
+# Commands of the later stages register themselves on ``app``.
+from gradspec.cli import scoring  # noqa: E402, F401

@@ -36,7 +36,11 @@ def _ppl(loss: float) -> float | None:
 
 
 def ifd_scores(
-    items: Sequence[Record | BadRecord], loaded: LoadedModel, prompt: PromptConfig, batch_tokens: int
+    items: Sequence[Record | BadRecord],
+    loaded: LoadedModel,
+    prompt: PromptConfig,
+    batch_tokens: int,
+    progress: bool = True,
 ) -> dict[int, Scored]:
     """IFD and both perplexities of every usable record."""
     out: dict[int, Scored] = {}
@@ -56,8 +60,8 @@ def ifd_scores(
             out[item.index] = failed(FIELDS, f"record {item.index}: response alone has fewer than 2 tokens")
         else:
             alone.append(solo)
-    cond_loss = response_losses(loaded.model, conditioned, batch_tokens, "ifd: conditioned")
-    alone_loss = response_losses(loaded.model, alone, batch_tokens, "ifd: response alone")
+    cond_loss = response_losses(loaded.model, conditioned, batch_tokens, "ifd: conditioned", progress)
+    alone_loss = response_losses(loaded.model, alone, batch_tokens, "ifd: response alone", progress)
     for index, loss in cond_loss.items():
         if index in out:
             continue

@@ -18,12 +18,12 @@ from gradspec.prompting import Encoded
 
 @torch.no_grad()
 def response_losses(
-    model: nn.Module, samples: Sequence[Encoded], batch_tokens: int, desc: str | None = None
+    model: nn.Module, samples: Sequence[Encoded], batch_tokens: int, desc: str = "", progress: bool = True
 ) -> dict[int, float]:
     """{sample index: mean next-token loss over its loss-mask tokens}; NaN stays NaN."""
     device = next(model.parameters()).device
     out: dict[int, float] = {}
-    bar = tqdm(total=len(samples), desc=desc, unit="sample", disable=desc is None)
+    bar = tqdm(total=len(samples), desc=desc, unit="sample", disable=not progress)
     for batch in token_batches(samples, batch_tokens):
         ids, attn, mask = collate(batch, device)
         logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits

@@ -45,7 +45,8 @@ class ScoreConfig:
         reward_model: a sequence-classification model folder or hub id, for ``reward``.
         judge: ``openai:MODEL`` or ``hf:SPEC``, for ``instag`` and ``difficulty``.
         judge_base_url: endpoint of an OpenAI-compatible server.
-        judge_concurrency: requests in flight at once.
+        judge_options: settings of the judge client (``concurrency``, ``max_retries``,
+            ``timeout``, ``backoff``, ``max_tokens``; see ``make_judge``).
         judge_cache: the reply cache file (default: in the gradspec cache folder).
         instag_prompt, difficulty_prompt: files with the user's own templates.
         reuse_raw: re-parse ``raw_instag`` / ``raw_diff`` already in a record instead of asking.
@@ -64,7 +65,7 @@ class ScoreConfig:
     reward_model: str | None = None
     judge: str | None = None
     judge_base_url: str | None = None
-    judge_concurrency: int = 8
+    judge_options: dict[str, Any] = field(default_factory=dict)
     judge_cache: str | Path | None = None
     instag_prompt: str | Path | None = None
     difficulty_prompt: str | Path | None = None
@@ -129,7 +130,7 @@ def score(config: ScoreConfig, loaded: LoadedModel | None = None) -> dict[str, A
     if "ifd" in config.metrics:
         assert loaded is not None
         batch_tokens = config.batch_tokens or default_batch_tokens(str(loaded.device))
-        results["ifd"] = ifd_scores(items, loaded, prompt, batch_tokens)
+        results["ifd"] = ifd_scores(items, loaded, prompt, batch_tokens, config.progress)
     if "reward" in config.metrics:
         assert config.reward_model is not None
         rm = load_model(config.reward_model, config.dtype, config.device, config.trust_remote_code, head="reward")
@@ -138,7 +139,11 @@ def score(config: ScoreConfig, loaded: LoadedModel | None = None) -> dict[str, A
         )
     judged = [m for m in config.metrics if m in JUDGED]
     if judged:
-        judge = make_judge(config.judge, config.judge_base_url, config.judge_concurrency) if config.judge else None
+        judge = (
+            make_judge(config.judge, config.judge_base_url, config.device, **config.judge_options)
+            if config.judge
+            else None
+        )
         if isinstance(judge, LocalJudge) and loaded is not None and judge.spec == config.model:
             judge.loaded = loaded
         cache = ReplyCache(config.judge_cache) if judge is not None else None

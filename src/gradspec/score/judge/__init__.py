@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gradspec.errors import ConfigError
 from gradspec.score.judge.base import Judge
 from gradspec.score.judge.cache import ReplyCache
@@ -11,14 +13,20 @@ from gradspec.score.judge.parse import parse_difficulty, parse_instag
 from gradspec.score.judge.scores import judged_scores
 
 
-def make_judge(spec: str, base_url: str | None = None, concurrency: int = 8, device: str = "auto") -> Judge:
-    """``openai:MODEL`` (any OpenAI-compatible endpoint) or ``hf:default`` / ``hf:PATH`` (local)."""
+def make_judge(spec: str, base_url: str | None = None, device: str = "auto", **options: Any) -> Judge:
+    """``openai:MODEL`` (any OpenAI-compatible endpoint) or ``hf:default`` / ``hf:PATH`` (local).
+
+    ``options`` go to the judge's constructor (``OpenAIJudge``: concurrency, max_retries,
+    timeout, backoff, max_tokens; ``LocalJudge``: max_tokens, batch_size).
+    """
     kind, _, name = spec.partition(":")
-    if kind == "openai" and name:
-        kwargs = {"base_url": base_url} if base_url else {}
-        return OpenAIJudge(name, concurrency=concurrency, **kwargs)
-    if kind == "hf" and name:
-        return LocalJudge(name, device=device)
+    try:
+        if kind == "openai" and name:
+            return OpenAIJudge(name, **({"base_url": base_url} if base_url else {}), **options)
+        if kind == "hf" and name:
+            return LocalJudge(name, device=device, **options)
+    except TypeError as exc:
+        raise ConfigError(f"--judge {spec}: {exc}") from exc
     raise ConfigError(f"--judge {spec!r}: give openai:MODEL or hf:default or hf:PATH")
 
 

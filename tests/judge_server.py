@@ -1,0 +1,95 @@
+"""A chat-completions server on loopback whose misbehaviour each test scripts.
+
+The reply to a prompt is chosen by a marker in the prompt: ``[R429x2]`` answers 429 twice and
+then succeeds, ``[R500]`` fails once, ``[SLOW]`` stalls past the client's timeout once,
+``[MALFORMED]`` sends a non-JSON body once, ``[ALWAYS503]`` never succeeds, ``[E400]`` is refused,
+``[PROSE]`` succeeds with text that is not the asked format. Everything else gets a good reply.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+GOOD_INSTAG = (
+    '```json\n[{"tag": "Math", "explanation": "asks for arithmetic"}, {"tag": "Brevity", "explanation": "x"}]\n```'
+)
+GOOD_DIFF = "3\nIt is a short arithmetic question."
+
+
+class State:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: Counter[str] = Counter()  # marker-free prompt text -> requests seen
+        self.auth: set[str] = set()
+
+
+def _failures(prompt: str) -> tuple[str | None, int]:
+    m = re.search(r"\[(R429|R500|SLOW|MALFORMED|ALWAYS503|E400|PROSE)(?:x(\d+))?\]", prompt)
+    if not m:
+        return None, 0
+    return m.group(1), int(m.group(2) or 1)
+
+
+def make_handler(state: State, stall: float) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # keep test output clean
+            pass
+
+        def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            if status == 429:
+                self.send_header("Retry-After", "0")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            prompt = body["messages"][0]["content"]
+            with state.lock:
+                state.calls[prompt] += 1
+                seen = state.calls[prompt]
+                state.auth.add(self.headers.get("Authorization", ""))
+            kind, times = _failures(prompt)
+            if kind == "E400":
+                return self._send(400, b'{"error": "bad request"}')
+            if kind == "ALWAYS503" or (kind and seen <= times):
+                if kind == "R429":
+                    return self._send(429, b'{"error": "slow down"}')
+                if kind == "SLOW":
+                    time.sleep(stall)
+                    return self._send(200, b"{}")
+                if kind == "MALFORMED":
+                    return self._send(200, b"<html>gateway hiccup</html>", "text/html")
+                if kind in ("R500", "ALWAYS503"):
+                    return self._send(503 if kind == "ALWAYS503" else 500, b'{"error": "oops"}')
+            if kind == "PROSE":
+                content = "I would rather not answer in that format."
+            else:
+                content = GOOD_INSTAG if "intentions" in prompt else GOOD_DIFF
+            reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+            self._send(200, json.dumps(reply).encode())
+
+    return Handler
+
+
+@contextmanager
+def judge_server(stall: float = 1.0) -> Iterator[tuple[str, State]]:
+    """Serve on a free loopback port; yields (base URL, state)."""
+    state = State()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state, stall))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", state
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,164 @@
+"""``gradspec score``: IFD, reward and length against straightforward batch-of-one computations."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForSequenceClassification
+
+from gradspec.data import load_dataset
+from gradspec.errors import ConfigError, ModelError
+from gradspec.model import load_model
+from gradspec.prompting import PromptConfig
+from gradspec.score import ScoreConfig, score
+
+from conftest import byte_tokenizer, write_json
+from tiny_models import COMMON
+
+RECORDS = [
+    {"instruction": "Name a colour.", "output": "Blue, like the sky on a clear day."},
+    {"instruction": "Add 2 and 3.", "output": "2 + 3 = 5"},
+    {"instruction": "Say hi " * 40, "output": "hi"},  # the prompt fills max_length below
+    {"instruction": "Empty answer", "output": ""},
+    {
+        "instruction": "Write a haiku about rain.",
+        "output": "Soft rain on the roof\nthe gutters hum a low tune\nsleep comes with the drops",
+    },
+]
+
+
+def oracle_ppl(model, ids: list[int], start: int) -> float:
+    """exp(HF's own mean loss) with labels masked before ``start``: batch of one."""
+    labels = torch.tensor([ids])
+    labels[0, :start] = -100
+    with torch.no_grad():
+        return math.exp(float(model(input_ids=torch.tensor([ids]), labels=labels).loss))
+
+
+def oracle_ifd(model, tok, instruction: str, output: str, max_length: int) -> tuple[float, float, float] | None:
+    """Cherry LLM's recipe with the plain template: count the prompt's own tokens."""
+    prompt = instruction + "\n"
+    ids = tok(prompt + output)["input_ids"][:max_length]
+    start = len(tok(prompt)["input_ids"])
+    if start >= len(ids):
+        return None
+    alone = tok(output)["input_ids"][: max_length - start + 1]
+    cond, solo = oracle_ppl(model, ids, start), oracle_ppl(model, alone, 1)
+    return cond / solo, cond, solo
+
+
+def check_ifd(rows: list[dict], records: list[dict], model, tok, max_length: int, rel: float) -> int:
+    checked = 0
+    for row, rec in zip(rows, records):
+        want = oracle_ifd(model, tok, rec["instruction"], rec["output"], max_length)
+        if want is None:
+            assert row["ifd"] is None and "prompt fills the max length" in row["score_errors"]["ifd"]
+            continue
+        got = (row["ifd"], row["ppl_conditioned"], row["ppl_response"])
+        assert got == pytest.approx(want, rel=rel), rec["instruction"][:30]
+        assert (row["ifd"] > 1) == ("ifd_above_1" in (row["score_flags"] or []))
+        checked += 1
+    return checked
+
+
+def test_ifd_and_length_on_a_tiny_model_equal_batch_of_one(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    out = tmp_path / "s.jsonl"
+    data = write_json(tmp_path / "d.json", [*RECORDS, {"instruction": "no output"}])
+    cfg = ScoreConfig(
+        data,
+        out,
+        ("ifd", "length"),
+        model=str(tiny_llama_dir),
+        prompt=PromptConfig("plain", max_length=64),
+        batch_tokens=200,
+        progress=False,
+    )
+    summary = score(cfg)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 6 and [r["sample_id"] for r in rows] == [i.sample_id for i in load_dataset(data).items]
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    tok = byte_tokenizer()
+    assert check_ifd(rows[:3] + rows[4:5], RECORDS[:3] + RECORDS[4:5], model, tok, 64, 1e-5) == 3
+    assert rows[3]["ifd"] is None and "'output' is empty" in rows[3]["score_errors"]["ifd"]
+    assert rows[5]["ifd"] is None and "output" in rows[5]["score_errors"]["ifd"]
+    assert summary["metrics"]["ifd"] == {"scored": 3, "failed": 3, "reasons": summary["metrics"]["ifd"]["reasons"]}
+    # Lengths count what the model sees, untruncated: the byte tokenizer has one token per byte.
+    assert rows[1]["response_tokens"] == len(RECORDS[1]["output"].encode())
+    assert rows[2]["prompt_tokens"] == len(tok(RECORDS[2]["instruction"] + "\n")["input_ids"]) > 64
+    assert rows[4]["response_chars"] == len(RECORDS[4]["output"])
+
+
+@pytest.mark.real_model
+@pytest.mark.shared_data
+def test_ifd_on_real_samples_equals_batch_of_one(tmp_path: Path, shared_data: Path, default_model) -> None:
+    src = json.loads((shared_data / "instruction/ifd_gpt2/wiz_10k_lowest_200.json").read_text())[:5]
+    recs = [{"instruction": r["instruction"], "output": r["output"]} for r in src]
+    out = tmp_path / "s.json"
+    cfg = ScoreConfig(
+        write_json(tmp_path / "d.json", recs),
+        out,
+        ("ifd",),
+        prompt=PromptConfig("plain", max_length=256),
+        progress=False,
+    )
+    score(cfg, loaded=default_model)
+    rows = json.loads(out.read_text())
+    assert check_ifd(rows, recs, default_model.model, default_model.tokenizer, 256, 1e-3) >= 4
+
+
+def save_reward_model(path: Path, labels: int = 1) -> Path:
+    torch.manual_seed(1)
+    cfg = LlamaConfig(**COMMON, num_labels=labels, pad_token_id=byte_tokenizer().pad_token_id)
+    model = LlamaForSequenceClassification(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0, 0.3)
+    model.save_pretrained(path, safe_serialization=True)
+    byte_tokenizer().save_pretrained(path)
+    return path
+
+
+def test_reward_is_batched_exactly_and_failures_stay_null(tmp_path: Path) -> None:
+    rm_dir = save_reward_model(tmp_path / "rm")
+    out = tmp_path / "s.parquet"
+    data = write_json(tmp_path / "d.json", [*RECORDS[:2], RECORDS[4], {"instruction": "x", "output": None}])
+    score(ScoreConfig(data, out, ("reward",), reward_model=str(rm_dir), reward_batch_size=3, progress=False))
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(out).to_pylist()
+    rm = load_model(str(rm_dir), device="cpu", head="reward")
+    tok = rm.tokenizer
+    for row, rec in zip(rows[:3], [*RECORDS[:2], RECORDS[4]]):
+        chat = [{"role": "user", "content": rec["instruction"]}, {"role": "assistant", "content": rec["output"]}]
+        ids = tok(tok.apply_chat_template(chat, tokenize=False), add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            want = float(rm.model(input_ids=torch.tensor([ids])).logits[0, 0])
+        assert row["reward"] == pytest.approx(want, rel=1e-5, abs=1e-6)
+    assert len({r["reward"] for r in rows[:3]}) == 3
+    assert rows[3]["reward"] is None and "output" in rows[3]["score_errors"]["reward"]
+
+
+def test_reward_model_with_many_outputs_is_refused(tmp_path: Path) -> None:
+    rm_dir = save_reward_model(tmp_path / "rm", labels=3)
+    cfg = ScoreConfig(
+        write_json(tmp_path / "d.json", RECORDS[:1]), tmp_path / "s.json", ("reward",), reward_model=str(rm_dir)
+    )
+    with pytest.raises(ModelError, match="3 outputs"):
+        score(cfg)
+
+
+def test_score_options_are_checked(tmp_path: Path) -> None:
+    d = tmp_path / "d.json"
+    with pytest.raises(ConfigError, match="unknown bogus"):
+        ScoreConfig(d, tmp_path / "s.json", ("bogus",))
+    with pytest.raises(ConfigError, match="--reward-model"):
+        ScoreConfig(d, tmp_path / "s.json", ("reward",))
+    with pytest.raises(ConfigError, match="--judge"):
+        ScoreConfig(d, tmp_path / "s.json", ("instag",))
+    with pytest.raises(ConfigError, match=r"\.jsonl"):
+        ScoreConfig(d, tmp_path / "s.txt", ("ifd",))
