@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from gradspec import __version__
 from gradspec.capture import SampleFactors, default_batch_tokens, run_batch, token_batches
 from gradspec.data import BadRecord, Record, load_dataset
+from gradspec.distributed import join_world
 from gradspec.errors import ConfigError, GradspecError
 from gradspec.model import DTYPES, MODULES, LoadedModel, Target, find_targets, load_model, validate
 from gradspec.model.loading import DType
@@ -104,9 +105,10 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
 
     ``loaded`` lets callers that compute several runs load the model once.
     """
+    world = join_world()
     dataset = load_dataset(config.data, config.field_map, config.limit)
     if loaded is None:
-        loaded = load_model(config.model, config.dtype, config.device, config.trust_remote_code)
+        loaded = load_model(config.model, config.dtype, world.device(config.device), config.trust_remote_code)
     load_seconds = loaded.load_seconds
 
     model = loaded.model
@@ -132,7 +134,9 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
         "field_map": dict(sorted(config.field_map.items())),
         "trust_remote_code": config.trust_remote_code,
     }
-    run = RunFolder.open(config.out, identity, config.overwrite)
+    if not world.is_main:
+        world.barrier()  # rank 0 creates (or replaces) the folder first
+    run = RunFolder.open(config.out, identity, config.overwrite and world.is_main, world.rank)
     previous = run.manifest()
     manifest: dict[str, Any] = {
         "format": 1,
@@ -140,7 +144,12 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
         "created_at": previous.get("created_at", _now()),
         "updated_at": _now(),
         "config": identity,
-        "options": {"limit": config.limit, "batch_tokens": batch_tokens, "device": config.device},
+        "options": {
+            "limit": config.limit,
+            "batch_tokens": batch_tokens,
+            "device": config.device,
+            "world_size": world.size,
+        },
         "model": described,
         "data": {"path": str(Path(config.data).resolve()), "sha256": dataset.sha256, "n_records": len(dataset.items)},
         "modules": modules,
@@ -157,13 +166,19 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
             "compute_seconds": previous.get("timing", {}).get("compute_seconds", 0.0),
         },
     }
-    run.write_manifest(manifest)
+    if world.is_main:
+        run.write_manifest(manifest)
+        world.barrier()
 
     t1 = time.perf_counter()
-    _compute_pending(run, dataset.items, loaded, targets, modules, n_layers, prompt, batch_tokens, config)
+    mine = [it for it in dataset.items if world.mine(it.index)]
+    _compute_pending(run, mine, loaded, targets, modules, n_layers, prompt, batch_tokens, config)
+    world.barrier()  # every rank's parts are on disk
     compute_seconds = time.perf_counter() - t1
 
     result = open_run(run.path)
+    if not world.is_main:
+        return result
     counts = dict(result.sql("select status, count(*) from samples group by status").fetchall())
     manifest["counts"] = {s: int(counts.get(s, 0)) for s in ("ok", "skipped", "error")} | {
         "total": int(sum(counts.values()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,11 +37,17 @@ def compute(
     ),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    workers: int = typer.Option(1, help="Processes (one per GPU, or sharing the CPU cores), through torchrun."),
 ) -> None:
     """Compute per-sample gradient spectra of DATA into a run folder (resumes if it exists)."""
+    if workers > 1 and "WORLD_SIZE" not in os.environ:
+        from gradspec.distributed import launch
+
+        raise typer.Exit(launch(workers, without_option(sys.argv[1:], "--workers")))
     from gradspec.compute import ComputeConfig, parse_modules
     from gradspec.compute import compute as run_compute
     from gradspec.data import parse_field_map
+    from gradspec.distributed import leave_world
     from gradspec.prompting import PromptConfig
 
     try:
@@ -62,7 +70,24 @@ def compute(
         run = run_compute(cfg)
     except (GradspecError, ValueError) as exc:
         fail(exc)
-    _summary(run)
+    finally:
+        leave_world()
+    if int(os.environ.get("RANK", "0")) == 0:
+        _summary(run)
+
+
+def without_option(args: list[str], name: str) -> list[str]:
+    """``args`` without ``NAME VALUE`` or ``NAME=VALUE``."""
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
 
 
 @app.command()
