@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradspec.spectra import singular_values, spectral_metrics
+from gradspec.spectra.routes import qr_flops, sigma_route, svd_flops
 from gradspec.spectra.similarity import ModuleStack, inner
 from gradspec.spectra.singular import reduce_factor
 
@@ -28,9 +29,18 @@ def test_singular_values_match_svdvals(t: int, d_in: int, d_out: int) -> None:
     k = min(t, d_in, d_out)
     assert got.shape == (3, k)
     torch.testing.assert_close(got, want[:, :k], rtol=1e-10, atol=1e-10)
+    formed = singular_values(x, d, x_reduced=x)  # the other route: G formed, no QR
+    torch.testing.assert_close(formed, want[:, :k], rtol=1e-10, atol=1e-10)
     # The rest of the formed matrix's spectrum is round-off.
     rest = want[:, k:]
     assert rest.numel() == 0 or float(rest.abs().max()) < 1e-9 * float(want.max())
+
+
+def test_sigma_route_reduces_only_when_it_pays() -> None:
+    assert sigma_route(64, 3584, [3584, 512, 512]) == "reduced"  # a 7B-wide layer, short sample
+    assert sigma_route(511, 576, [576, 192, 192]) == "formed"  # the default model at 512 tokens
+    assert sigma_route(2048, 576, [576]) == "formed"  # T >= d: nothing to reduce
+    assert qr_flops(100, 10) > 0 and svd_flops(10, 100) == svd_flops(100, 10)
 
 
 def test_reduce_factor_keeps_gram() -> None:

@@ -13,8 +13,9 @@ import torch
 from gradspec.capture import SampleFactors
 from gradspec.numerics import at_least_float32
 from gradspec.spectra.metrics import spectral_metrics
+from gradspec.spectra.routes import sigma_route
 from gradspec.spectra.similarity import ModuleStack, similarities
-from gradspec.spectra.singular import reduce_factor, singular_values
+from gradspec.spectra.singular import core, core_singular_values, reduce_factor
 
 
 @dataclass
@@ -33,21 +34,24 @@ def stacked(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 def sample_spectra(f: SampleFactors, modules: Sequence[str], n_layers: int) -> SampleSpectra:
     """Singular values, metrics and similarities of one sample's gradients."""
-    inputs: dict[tuple[object, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+    xs = {m: [f.x[(i, m)] for i in range(n_layers)] for m in modules}
+    # The same storage in every layer means the same input (q, k, v share X): stack it, and
+    # choose and take its route (QR core or formed G), once.
+    readers: dict[tuple[object, ...], list[str]] = {}
+    for m in modules:
+        readers.setdefault((*(t.data_ptr() for t in xs[m]), *xs[m][0].shape), []).append(m)
     stacks: dict[str, ModuleStack] = {}
     sigma: dict[str, torch.Tensor] = {}
-    for m in modules:
-        xs = [f.x[(i, m)] for i in range(n_layers)]
-        # The same storage in every layer means the same input (q, k, v share X): stack and
-        # reduce it once.
-        key = (*(t.data_ptr() for t in xs), *xs[0].shape)
-        if key not in inputs:
-            x = stacked(xs)
-            inputs[key] = (x, reduce_factor(x.double()))
-        x, x_reduced = inputs[key]
-        d = stacked([f.delta[(i, m)] for i in range(n_layers)])
-        sigma[m] = singular_values(x, d, x_reduced=x_reduced)
-        stacks[m] = ModuleStack.of(x, d)
-    metrics = {m: spectral_metrics(s) for m, s in sigma.items()}
+    for group in readers.values():
+        x = stacked(xs[group[0]])
+        deltas = {m: stacked([f.delta[(i, m)] for i in range(n_layers)]) for m in group}
+        t, d_in = x.shape[-2], x.shape[-1]
+        route = sigma_route(t, d_in, [d.shape[-1] for d in deltas.values()])
+        x_side = reduce_factor(x.double()) if route == "reduced" else x.double()  # float64 once per input
+        for m, d in deltas.items():
+            c = core(x_side, d)
+            sigma[m] = core_singular_values(c, min(t, d_in, d.shape[-1]))
+            stacks[m] = ModuleStack.of(x, d, formed=c if route == "formed" else None)
+    metrics = {m: spectral_metrics(sigma[m]) for m in modules}
     norms = {m: metrics[m]["frobenius_norm"] for m in modules}
-    return SampleSpectra(sigma, metrics, similarities(stacks, norms))
+    return SampleSpectra(sigma, metrics, similarities({m: stacks[m] for m in modules}, norms))

@@ -31,7 +31,12 @@ class ModuleStack:
     _g: torch.Tensor | None = None
 
     @classmethod
-    def of(cls, x: torch.Tensor, delta: torch.Tensor, route: Route | None = None) -> ModuleStack:
+    def of(
+        cls, x: torch.Tensor, delta: torch.Tensor, route: Route | None = None, formed: torch.Tensor | None = None
+    ) -> ModuleStack:
+        """``formed``: G already made (for the singular values); inner products then use it."""
+        if formed is not None:
+            return cls(x, delta, "formed", formed)
         t, d_in, d_out = x.shape[-2], x.shape[-1], delta.shape[-1]
         return cls(x, delta, route or inner_product_route(t, d_in, d_out))
 
