@@ -1,32 +1,76 @@
-"""Per-sample time of gradspec against the batch-of-one method and the forward/backward floor.
+"""Per-sample time, peak memory and storage of gradspec against the batch-of-one method and the floor.
 
-On the same real samples and the default model:
-  gradspec     hooks + factored spectra + cosines (what ``gradspec compute`` runs, minus I/O)
-  batch-of-one every projection's ``.grad``, then ``torch.linalg.svd`` (with U, V) of each
+Methods, on the same real samples and the default model (q, k, v, o):
   floor        one forward and backward pass per sample with frozen weights, nothing else
-Prints a table and writes ``benchmarks/results/speed.json``.
+  gradspec     hooks + exact spectra + cosines (what ``gradspec compute`` runs, minus I/O)
+  batch-of-one every projection's ``.grad``, then ``torch.linalg.svd`` (with U, V) of each
+Cases:
+  a  WizardLM (reward-highest), 512 tokens
+  b  one random layer as wide as a 7B model (hidden 3584, MLP 18944) at 256 tokens
+  c  s1.1 long reasoning samples (R1 responses), 2048 tokens
+Storage: bytes per sample of a run folder (with ``--spectra``: every singular value) against
+JSON lines holding every singular value, as the paper's code writes them.
+Prints tables and writes ``benchmarks/results/speed.json``.
 
-    .venv/bin/python benchmarks/speed.py [--samples 6] [--max-length 512]
+    .venv/bin/python benchmarks/speed.py [--cases a,b,c] [--samples 6] [--long-samples 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from gradspec import ComputeConfig, compute
 from gradspec.capture import Capture, default_batch_tokens, per_sample_loss, run_batch, token_batches
 from gradspec.data import Record, load_dataset
-from gradspec.model import find_targets, load_model
+from gradspec.model import LoadedModel, find_targets, load_model
 from gradspec.prompting import Encoded, PromptConfig, encode
-from gradspec.spectra import sample_spectra
+from gradspec.spectra import sample_spectra, singular_values
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "instruction" / "reward" / "wiz_10k_highest_200.json"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+CASES = {
+    "a": ("WizardLM reward-highest, 512 tokens", SHARED / "instruction/reward/wiz_10k_highest_200.json", 512),
+    "c": ("s1.1 R1 reasoning, 2048 tokens", SHARED / "reasoning/s1_R1.json", 2048),
+}
+MODULES = ["q", "k", "v", "o"]
+
+
+class PeakRSS:
+    """Peak resident memory above the level at entry, sampled every 5 ms from /proc."""
+
+    def __enter__(self) -> PeakRSS:
+        self.base = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._rss())
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.base) / 2**20
 
 
 def floor(model, samples) -> None:
@@ -38,11 +82,11 @@ def floor(model, samples) -> None:
             ).sum().backward()
 
 
-def gradspec_path(model, targets, samples, modules, n_layers, batch_tokens) -> None:
+def gradspec_path(model, targets, samples, n_layers, batch_tokens) -> None:
     for batch in token_batches(samples, batch_tokens):
         for f in run_batch(model, targets, batch):
             if f.finite():
-                sample_spectra(f, modules, n_layers)
+                sample_spectra(f, MODULES, n_layers)
 
 
 def batch_of_one(model, targets, samples) -> None:
@@ -63,86 +107,136 @@ def batch_of_one(model, targets, samples) -> None:
             w.requires_grad_(False)
 
 
-def wide_layer(t: int = 256, d: int = 3584) -> dict[str, float]:
-    """One q-like projection as wide as a 7B model: factored singular values vs a full SVD of G."""
+def measure(fn: Callable[[], None], repeats: int) -> tuple[float, float]:
+    """(best seconds over ``repeats``, peak extra memory in MiB of the first)."""
+    best, mem = float("inf"), 0.0
+    for i in range(repeats):
+        with PeakRSS() as peak:
+            start = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - start)
+        if i == 0:
+            mem = peak.mib
+    return best, mem
+
+
+def real_samples(loaded: LoadedModel, path: Path, max_length: int, n: int) -> list[Encoded]:
+    prompt = PromptConfig("plain", None, max_length)
+    out = []
+    for r in load_dataset(path).items:
+        e = encode(r, loaded.tokenizer, prompt) if isinstance(r, Record) else None
+        if isinstance(e, Encoded) and e.n_tokens == max_length:  # full-length samples only
+            out.append(e)
+        if len(out) == n:
+            break
+    return out
+
+
+def storage(loaded: LoadedModel, path: Path, max_length: int, n: int) -> dict[str, float]:
+    """Bytes per sample: run folder with and without every singular value, and JSON lines."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sizes = {}
+        for spectra in (False, True):
+            out = Path(tmp) / f"run-{spectra}"
+            cfg = ComputeConfig(
+                path, out, prompt=PromptConfig("plain", None, max_length), limit=n, spectra=spectra, progress=False
+            )
+            run = compute(cfg, loaded)
+            n_ok = run.manifest["counts"]["ok"]
+            sizes[spectra] = sum(f.stat().st_size for f in out.rglob("*.parquet")) / max(n_ok, 1)
+        rows = run.df("spectra")
+    lines = []
+    for sid, group in rows.groupby("sample_id"):
+        record = {"sample_id": sid}
+        for r in group.itertuples():
+            record[f"layer{r.layer}.{r.module}"] = [float(v) for v in r.singular_values]
+        lines.append(json.dumps(record))
+    json_bytes = sum(len(line) + 1 for line in lines) / max(len(lines), 1)
+    return {
+        "run_folder_bytes_per_sample": sizes[False],
+        "run_folder_with_spectra_bytes_per_sample": sizes[True],
+        "json_lines_all_singular_values_bytes_per_sample": json_bytes,
+        "ratio_with_spectra_to_json_lines": sizes[True] / json_bytes,
+    }
+
+
+def model_case(loaded: LoadedModel, key: str, n: int) -> dict[str, object]:
+    label, path, max_length = CASES[key]
+    model = loaded.model
+    targets = find_targets(model, MODULES)
+    samples = real_samples(loaded, path, max_length, n)
+    n_layers = model.config.num_hidden_layers
+    batch_tokens = default_batch_tokens("cpu")
+    results = {
+        "floor": measure(lambda: floor(model, samples), 2),
+        "gradspec": measure(lambda: gradspec_path(model, targets, samples, n_layers, batch_tokens), 2),
+        "batch_of_one": measure(lambda: batch_of_one(model, targets, samples), 1),
+    }
+    per = {k: v[0] / len(samples) for k, v in results.items()}
+    out = {
+        "case": label,
+        "samples": len(samples),
+        "tokens_per_sample": max_length,
+        "seconds_per_sample": per,
+        "peak_extra_mib": {k: v[1] for k, v in results.items()},
+        "gradspec_speedup_vs_batch_of_one": per["batch_of_one"] / per["gradspec"],
+        "gradspec_vs_floor": per["gradspec"] / per["floor"],
+    }
+    print(f"\n({key}) {label}: {len(samples)} samples")
+    print(f"{'method':<16}{'s/sample':>10}{'vs floor':>10}{'peak MiB':>10}")
+    for name, secs in per.items():
+        print(f"{name:<16}{secs:>10.2f}{secs / per['floor']:>10.2f}{results[name][1]:>10.0f}")
+    print(f"gradspec: {out['gradspec_speedup_vs_batch_of_one']:.2f}x faster than batch-of-one")
+    return out
+
+
+def wide_layer(t: int = 256, d: int = 3584, d_mlp: int = 18944) -> dict[str, object]:
+    """(b) q-like (3584 x 3584) and down-like (3584 x 18944) gradients at 256 tokens."""
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(1, t, d, generator=g)
-    delta = torch.randn(1, t, d, generator=g)
-    from gradspec.spectra import singular_values
-
-    ours = timed(lambda: singular_values(x, delta))
-    full = timed(lambda: torch.linalg.svd(delta[0].T @ x[0], full_matrices=False), repeats=1)
-    return {"gradspec (QR core, float64)": ours, "svd of formed G (float32, U and V)": full}
-
-
-def timed(fn, repeats: int = 2) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+    out: dict[str, object] = {"case": f"random layer, hidden {d}, MLP {d_mlp}, {t} tokens", "seconds": {}}
+    for name, d_in, d_out in (("q 3584x3584", d, d), ("down 3584x18944", d_mlp, d)):
+        x = torch.randn(1, t, d_in, generator=g)
+        delta = torch.randn(1, t, d_out, generator=g)
+        ours = measure(lambda x=x, delta=delta: singular_values(x, delta), 2)
+        full = measure(lambda x=x, delta=delta: torch.linalg.svd(delta[0].T @ x[0], full_matrices=False), 1)
+        out["seconds"][name] = {"gradspec": ours[0], "batch_of_one_svd": full[0], "speedup": full[0] / ours[0]}
+        out["seconds"][name]["peak_extra_mib"] = {"gradspec": ours[1], "batch_of_one_svd": full[1]}
+    print(f"\n(b) {out['case']} (singular values of one gradient)")
+    for name, r in out["seconds"].items():
+        print(f"  {name:<18} gradspec {r['gradspec']:.3f} s, svd of formed G {r['batch_of_one_svd']:.2f} s: "
+              f"{r['speedup']:.0f}x")  # fmt: skip
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--samples", type=int, default=6)
-    ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--batch-tokens", type=int, default=default_batch_tokens("cpu"))
+    ap.add_argument("--cases", default="a,b,c")
+    ap.add_argument("--samples", type=int, default=6, help="samples of case a")
+    ap.add_argument("--long-samples", type=int, default=2, help="samples of case c")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     args = ap.parse_args()
-    loaded = load_model("default", device="cpu")
-    model = loaded.model
-    targets = find_targets(model, ["q", "k", "v", "o"])
-    prompt = PromptConfig("plain", None, args.max_length)
-    samples = []
-    for r in load_dataset(DATA).items:
-        e = encode(r, loaded.tokenizer, prompt) if isinstance(r, Record) else None
-        if isinstance(e, Encoded):
-            samples.append(e)
-        if len(samples) == args.samples:
-            break
-    n_layers = model.config.num_hidden_layers
-    modules = ["q", "k", "v", "o"]
-    tokens = sum(s.n_tokens for s in samples)
-    rows = {
-        "floor (fwd+bwd, frozen)": timed(lambda: floor(model, samples)),
-        "gradspec": timed(lambda: gradspec_path(model, targets, samples, modules, n_layers, args.batch_tokens)),
-        "batch-of-one (.grad + svd)": timed(lambda: batch_of_one(model, targets, samples), repeats=1),
+    cases = args.cases.split(",")
+    result: dict[str, object] = {
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }
-    print(
-        f"{len(samples)} WizardLM samples, {tokens} tokens (max {args.max_length}), q/k/v/o, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
-    )
-    print(f"{'method':<30}{'s/sample':>10}{'tokens/s':>10}{'vs floor':>10}")
-    for name, secs in rows.items():
-        per = secs / len(samples)
-        print(f"{name:<30}{per:>10.3f}{tokens / secs:>10.0f}{secs / rows['floor (fwd+bwd, frozen)']:>10.2f}")
-    speedup = rows["batch-of-one (.grad + svd)"] / rows["gradspec"]
-    print(f"gradspec is {speedup:.2f}x faster than batch-of-one")
-    wide = wide_layer()
-    print("one 3584 x 3584 projection gradient at 256 tokens (singular values only, no model):")
-    for name, secs in wide.items():
-        print(f"  {name:<40}{secs:>8.3f} s")
+    loaded = load_model("default", device="cpu") if {"a", "c"} & set(cases) else None
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, q/k/v/o, default model")
+    if "a" in cases:
+        result["a"] = model_case(loaded, "a", args.samples)
+        result["storage"] = storage(loaded, CASES["a"][1], CASES["a"][2], args.samples)
+        s = result["storage"]
+        print(f"storage per sample: run folder {s['run_folder_bytes_per_sample'] / 1024:.0f} KiB, with every "
+              f"singular value {s['run_folder_with_spectra_bytes_per_sample'] / 1024:.0f} KiB; JSON lines "
+              f"{s['json_lines_all_singular_values_bytes_per_sample'] / 1024:.0f} KiB "
+              f"(ratio {s['ratio_with_spectra_to_json_lines']:.3f})")  # fmt: skip
+    if "b" in cases:
+        result["b"] = wide_layer()
+    if "c" in cases:
+        result["c"] = model_case(loaded, "c", args.long_samples)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(
-        json.dumps(
-            {
-                "case": "default model, WizardLM reward-highest, plain template",
-                "samples": len(samples),
-                "tokens": tokens,
-                "max_length": args.max_length,
-                "threads": torch.get_num_threads(),
-                "torch": torch.__version__,
-                "machine": platform.processor() or platform.machine(),
-                "seconds": rows,
-                "speedup_vs_batch_of_one": speedup,
-                "wide_layer_3584_T256_seconds": wide,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
