@@ -1,5 +1,6 @@
-"""Figures drawn the way the paper draws them: layer index on x, one line per module,
-one panel per group, the same y-scale across panels of one metric."""
+"""Figures drawn the way the papers draw them: layer (or relative depth) on x, one line per
+module with its 95% bootstrap band, one panel per group, the same y-scale across the panels
+of a metric; and the difference view, B minus A per layer with its interval."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 
-from gradspec.analysis.layerwise import layer_means  # noqa: E402
 from gradspec.model.adapters import MODULES  # noqa: E402
 from gradspec.store import Run  # noqa: E402
 
@@ -20,54 +21,91 @@ LABELS = {
     "effective_rank": "effective rank",
     "frobenius_norm": "Frobenius norm ||G||_F",
     "spectral_norm": "spectral norm ||G||_2",
-    "stable_rank": "stable rank",
+    "stable_rank": "stable rank ||G||_F^2 / ||G||_2^2",
+    "top_share": "sigma_1 / sum(sigma)",
+    "adjacent_cosine": "cosine(G_layer, G_layer+1)",
+    "same_layer_cosine": "cosine within a layer",
 }
-COLORS = dict(zip(MODULES, plt.get_cmap("tab10").colors))
+LINE_ORDER = (*MODULES, "q*o", "k*v")
+COLORS = dict(zip(LINE_ORDER, plt.get_cmap("tab10").colors))
+AXIS_LABELS = {"layer": "layer", "depth": "relative depth (layer / (layers - 1))"}
 
 
-def layerwise_figure(
-    runs: Mapping[str, Run],
-    out: str | Path,
-    metrics: Sequence[str] = ("nuclear_norm", "effective_rank"),
-) -> list[Path]:
-    """Write ``out``.png and ``out``.svg: rows are metrics, columns are groups (mean +- 1 s.e.)."""
-    means = {label: layer_means(run, tuple(metrics)) for label, run in runs.items()}
-    fig, axes = plt.subplots(
-        len(metrics),
-        len(runs),
-        figsize=(4.2 * len(runs), 3.2 * len(metrics)),
-        sharey="row",
-        sharex=True,
-        squeeze=False,
-    )
-    for col, (label, df) in enumerate(means.items()):
-        n = int(runs[label].scalar("select count(*) from samples where status = 'ok'"))
-        for row, metric in enumerate(metrics):
-            ax = axes[row][col]
-            for module in [m for m in MODULES if m in set(df["module"])]:
-                d = df[df["module"] == module]
-                ax.plot(d["layer"], d[f"{metric}_mean"], label=module, color=COLORS[module], lw=1.6)
-                ax.fill_between(
-                    d["layer"],
-                    d[f"{metric}_mean"] - d[f"{metric}_se"].fillna(0),
-                    d[f"{metric}_mean"] + d[f"{metric}_se"].fillna(0),
-                    color=COLORS[module],
-                    alpha=0.15,
-                    lw=0,
-                )
-            if row == 0:
-                ax.set_title(f"{label} (n={n})")
-            if col == 0:
-                ax.set_ylabel(LABELS.get(metric, metric))
-            if row == len(metrics) - 1:
-                ax.set_xlabel("layer")
-            ax.grid(alpha=0.3)
-    axes[0][-1].legend(title="module", fontsize=8, loc="best")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
+def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
+    """``stem``.png and ``stem``.svg; closes the figure."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     for p in paths:
         fig.savefig(p, dpi=130)
     plt.close(fig)
     return paths
+
+
+def _lines(ax: plt.Axes, d: pd.DataFrame, x: str, y: str, lo: str, hi: str) -> None:
+    for module in [m for m in LINE_ORDER if m in set(d["module"])]:
+        m = d[d["module"] == module].sort_values(x)
+        ax.plot(m[x], m[y], label=module, color=COLORS[module], lw=1.6)
+        ax.fill_between(m[x], m[lo], m[hi], color=COLORS[module], alpha=0.15, lw=0)
+
+
+def layerwise_panels(
+    layerwise: pd.DataFrame, metrics: Sequence[str], stem: str | Path, axis: str = "layer"
+) -> list[Path]:
+    """Rows are metrics, columns are groups; ``layerwise`` is ``compare.layerwise_table``'s frame."""
+    groups = list(dict.fromkeys(layerwise["group"]))
+    fig, axes = plt.subplots(
+        len(metrics), len(groups), figsize=(4.2 * len(groups), 3.2 * len(metrics)),
+        sharey="row", sharex=True, squeeze=False,
+    )  # fmt: skip
+    for col, group in enumerate(groups):
+        for row, metric in enumerate(metrics):
+            ax = axes[row][col]
+            d = layerwise[(layerwise.group == group) & (layerwise.metric == metric)]
+            _lines(ax, d.fillna({"ci_low": d["mean"], "ci_high": d["mean"]}), axis, "mean", "ci_low", "ci_high")
+            if row == 0:
+                n = int(d["n"].max()) if len(d) else 0
+                ax.set_title(f"{group} (n={n})")
+            if col == 0:
+                ax.set_ylabel(LABELS.get(metric, metric))
+            if row == len(metrics) - 1:
+                ax.set_xlabel(AXIS_LABELS[axis])
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(title="module", fontsize=8, loc="best")
+    fig.tight_layout()
+    return save_figure(fig, Path(stem))
+
+
+def group_figure(layerwise: pd.DataFrame, metric: str, stem: str | Path, axis: str = "layer") -> list[Path]:
+    """One metric, one panel per group."""
+    return layerwise_panels(layerwise, [metric], stem, axis)
+
+
+def difference_figure(per_layer: pd.DataFrame, metric: str, stem: str | Path) -> list[Path]:
+    """B minus A per layer and module, with 95% bootstrap intervals; one panel per B."""
+    d = per_layer[per_layer.metric == metric]
+    pairs = list(dict.fromkeys(zip(d["a"], d["b"])))
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs), 3.3), sharey=True, squeeze=False)
+    for ax, (a, b) in zip(axes[0], pairs):
+        _lines(ax, d[(d.a == a) & (d.b == b)], "layer", "diff", "ci_low", "ci_high")
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_title(f"{b} minus {a}")
+        ax.set_xlabel("layer")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"difference in {LABELS.get(metric, metric)}")
+    axes[0][-1].legend(title="module", fontsize=8, loc="best")
+    fig.tight_layout()
+    return save_figure(fig, Path(stem))
+
+
+def layerwise_figure(
+    runs: Mapping[str, Run], out: str | Path, metrics: Sequence[str] = ("nuclear_norm", "effective_rank")
+) -> list[Path]:
+    """``out``.png and ``out``.svg for runs that have not been through ``compare`` (the demo)."""
+    from gradspec.analysis.compare import Group, layerwise_table
+    from gradspec.analysis.frames import long_frame, n_layers
+
+    groups = [
+        Group(label, run, long_frame(run, label, metrics), pd.DataFrame(), pd.Series(dtype=float), n_layers(run))
+        for label, run in runs.items()
+    ]
+    return layerwise_panels(layerwise_table(groups, n_boot=200, seed=0), metrics, out)

@@ -100,6 +100,7 @@ def select(
     length_bins: int = typer.Option(10, help="Response-length bins used by --match-length."),
     name: str | None = typer.Option(None, help="File-name stem [default: the data file's stem]."),
     field_map: str | None = typer.Option(None, help="Rename fields, e.g. output=answer."),
+    run: Path | None = typer.Option(None, help="Run folder computed on DATA (for --by grad_quality)."),
 ) -> None:
     """Write the highest and lowest records by a score (and quantile groups) as JSON lists."""
     from gradspec.data import parse_field_map
@@ -108,7 +109,7 @@ def select(
 
     try:
         cfg = SelectConfig(
-            data, by, out_dir, top, bottom, quantiles, match_length, length_bins, name, parse_field_map(field_map)
+            data, by, out_dir, top, bottom, quantiles, match_length, length_bins, name, parse_field_map(field_map), run
         )
         summary = run_select(cfg)
     except (GradspecError, ValueError) as exc:

@@ -19,6 +19,8 @@ from gradspec.data import Record, load_dataset
 from gradspec.errors import ConfigError
 from gradspec.files import write_json_atomic
 
+GRAD_QUALITY = "grad_quality"
+
 
 @dataclass(frozen=True)
 class SelectConfig:
@@ -33,6 +35,8 @@ class SelectConfig:
         match_length: draw high and low with matched response-length distributions.
         length_bins: response-length bins used to match.
         name: file-name stem (default: the data file's stem).
+        run: the run folder computed on ``data``; needed for ``by="grad_quality"``, which is
+            computed from the run's gradients (``analysis.unify.grad_quality``).
     """
 
     data: str | Path
@@ -45,8 +49,11 @@ class SelectConfig:
     length_bins: int = 10
     name: str | None = None
     field_map: Mapping[str, str] | None = None
+    run: str | Path | None = None
 
     def __post_init__(self) -> None:
+        if self.by == GRAD_QUALITY and self.run is None:
+            raise ConfigError("--by grad_quality needs --run RUN (the run computed on this data)")
         if self.top < 0 or self.bottom < 0:
             raise ConfigError("--top and --bottom must be 0 or more")
         if not (self.top or self.bottom or self.quantiles):
@@ -139,6 +146,13 @@ def select(config: SelectConfig) -> dict[str, Any]:
     """Write the groups and ``<name>_selection.json``; return that summary."""
     dataset = load_dataset(config.data, config.field_map)
     rows = {r.index: r for r in dataset.rows}
+    from_run: dict[str, float] = {}
+    if config.by == GRAD_QUALITY:
+        from gradspec.analysis.unify import grad_quality
+        from gradspec.store import open_run
+
+        scores = grad_quality(open_run(config.run))  # type: ignore[arg-type]
+        from_run = dict(zip(scores["sample_id"], scores["grad_quality"]))
     cands: list[Candidate] = []
     dropped = {"undefined": 0, "ifd_above_1": 0, "unusable_record": 0}
     for item in dataset.items:
@@ -146,6 +160,8 @@ def select(config: SelectConfig) -> dict[str, Any]:
         if not isinstance(item, Record) or not isinstance(value, Mapping):
             dropped["unusable_record"] += 1
             continue
+        if config.by == GRAD_QUALITY:
+            value = {**value, GRAD_QUALITY: from_run.get(item.sample_id)}
         score = finite_number(value.get(config.by))
         if score is None:
             dropped["undefined"] += 1

@@ -1,0 +1,286 @@
+"""``gradspec compare``: groups of samples (run folders) side by side, as the papers compare them.
+
+Every group is compared with the first (the baseline, "A"): per module and metric the mean
+over layers of each sample, then group means, the difference, a Mann-Whitney U test with
+Benjamini-Hochberg FDR across modules and metrics, Cliff's delta and Cohen's d, and the
+same difference with response length controlled (length-matched subsets; regression on log
+response tokens). Per-layer tests are FDR-adjusted across modules and layers. Runs of models
+with different depths are aligned by relative depth.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gradspec.analysis.curves import curve_differences, shape_similarity
+from gradspec.analysis.figures import difference_figure, group_figure
+from gradspec.analysis.frames import ALL_METRICS, long_frame, n_layers, per_sample, sample_sizes
+from gradspec.analysis.length import match_by_length, regress_on_length, verdict
+from gradspec.analysis.stats import bootstrap_diff_ci, bootstrap_mean_ci, cohens_d, fdr, mann_whitney
+from gradspec.analysis.tables import write_table
+from gradspec.errors import ConfigError
+from gradspec.files import write_json_atomic
+from gradspec.store import Run, open_run
+
+FIGURE_METRICS = ("nuclear_norm", "effective_rank", "frobenius_norm", "stable_rank", "top_share", "adjacent_cosine")
+LENGTH_IMBALANCE = 1.5  # median response-length ratio that earns a warning
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Attributes:
+    runs: run folders, the first is the baseline.
+    labels: one per run (default: folder names).
+    out: folder for tables, figures and ``comparison.json``.
+    metrics: which metrics to compare (``frames.ALL_METRICS`` by default).
+    n_boot: bootstrap resamples for intervals.
+    caliper: largest log-length gap of a matched pair (0.1 ~ 10 %).
+    """
+
+    runs: Sequence[str | Path]
+    out: str | Path
+    labels: Sequence[str] | None = None
+    metrics: Sequence[str] = ALL_METRICS
+    n_boot: int = 1000
+    caliper: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.runs) < 2:
+            raise ConfigError("compare needs at least two runs")
+        if self.labels is not None and len(self.labels) != len(self.runs):
+            raise ConfigError(f"--labels: {len(self.labels)} labels for {len(self.runs)} runs")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ConfigError("--labels must be distinct")
+        unknown = [m for m in self.metrics if m not in ALL_METRICS]
+        if unknown:
+            raise ConfigError(f"unknown metrics {unknown}; choose from {', '.join(ALL_METRICS)}")
+
+
+@dataclass
+class Group:
+    label: str
+    run: Run
+    frame: pd.DataFrame
+    samples: pd.DataFrame  # per-sample means over layers, with n_response_tokens
+    lengths: pd.Series  # n_response_tokens by sample_id
+    n_layers: int
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def load_groups(config: CompareConfig) -> list[Group]:
+    labels = list(config.labels or [Path(r).name for r in config.runs])
+    if len(set(labels)) != len(labels):
+        raise ConfigError("runs have the same folder name; give --labels")
+    groups = []
+    for label, path in zip(labels, config.runs):
+        run = open_run(path)
+        frame = long_frame(run, label, config.metrics)
+        if frame.empty:
+            raise ConfigError(f"{path}: the run has no ok samples to compare")
+        sizes = sample_sizes(run).set_index("sample_id")
+        groups.append(
+            Group(label, run, frame, per_sample(frame), sizes["n_response_tokens"], n_layers(run), run.manifest)
+        )
+    return groups
+
+
+def layerwise_table(groups: Sequence[Group], n_boot: int, seed: int) -> pd.DataFrame:
+    """Mean and bootstrap interval per group, module, metric and layer."""
+    rows = []
+    for g in groups:
+        wide = g.frame.pivot_table(index="sample_id", columns=["metric", "module", "layer"], values="value")
+        mean, lo, hi = bootstrap_mean_ci(wide.to_numpy(), n_boot, seed=seed)
+        counts = wide.notna().sum().to_numpy()
+        for (metric, module, layer), m, low, high, n in zip(wide.columns, mean, lo, hi, counts):
+            rows.append(
+                {
+                    "group": g.label, "metric": metric, "module": module, "layer": int(layer),
+                    "depth": layer / max(g.n_layers - 1, 1), "mean": m, "ci_low": low, "ci_high": high, "n": int(n),
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def summary_table(a: Group, b: Group, caliper: float) -> pd.DataFrame:
+    """Per metric and module: group means over layers, difference, test, effect sizes, length control."""
+    rows = []
+    la_all, lb_all = a.lengths, b.lengths
+    for (metric, module), sa in a.samples.groupby(["metric", "module"]):
+        sb = b.samples[(b.samples.metric == metric) & (b.samples.module == module)]
+        if sb.empty:
+            continue
+        va, vb = sa["value"].to_numpy(), sb["value"].to_numpy()
+        la, lb = la_all.loc[sa["sample_id"]].to_numpy(), lb_all.loc[sb["sample_id"]].to_numpy()
+        p, cliff = mann_whitney(va, vb)
+        ia, ib = match_by_length(la, lb, caliper)
+        p_matched, _ = mann_whitney(va[ia], vb[ib]) if len(ia) >= 3 else (np.nan, np.nan)
+        adjusted = regress_on_length(va, vb, la, lb)
+        rows.append(
+            {
+                "a": a.label, "b": b.label, "metric": metric, "module": module,
+                "mean_a": va.mean(), "mean_b": vb.mean(), "diff": vb.mean() - va.mean(),
+                "rel_diff": (vb.mean() - va.mean()) / abs(va.mean()) if va.mean() else np.nan,
+                "p": p, "cliffs_delta": cliff, "cohens_d": cohens_d(va, vb), "n_a": len(va), "n_b": len(vb),
+                "matched_pairs": len(ia),
+                "diff_matched": vb[ib].mean() - va[ia].mean() if len(ia) else np.nan,
+                "p_matched": p_matched,
+                "diff_adjusted": adjusted.effect, "p_adjusted": adjusted.p, "log_length_slope": adjusted.length_slope,
+            }
+        )  # fmt: skip
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["q"] = fdr(table["p"].to_numpy())
+    table["length_control"] = [
+        verdict(r.q, r.diff, max(r.p_adjusted, r.p_matched) if not np.isnan(r.p_matched) else r.p_adjusted,
+                r.diff_adjusted)
+        for r in table.itertuples()
+    ]  # fmt: skip
+    return table
+
+
+def per_layer_table(a: Group, b: Group, n_boot: int, seed: int) -> pd.DataFrame:
+    """Per metric, module and layer: difference with interval, test, Cliff's delta; FDR per metric."""
+    if a.n_layers != b.n_layers:
+        return pd.DataFrame()  # layer indices of different models are not the same place
+    rows = []
+    for (metric, module), fa in a.frame.groupby(["metric", "module"]):
+        fb = b.frame[(b.frame.metric == metric) & (b.frame.module == module)]
+        if fb.empty:
+            continue
+        wa = fa.pivot_table(index="sample_id", columns="layer", values="value")
+        wb = fb.pivot_table(index="sample_id", columns="layer", values="value").reindex(columns=wa.columns)
+        diff, lo, hi = bootstrap_diff_ci(wa.to_numpy(), wb.to_numpy(), n_boot, seed=seed)
+        for j, layer in enumerate(wa.columns):
+            p, cliff = mann_whitney(wa[layer].to_numpy(), wb[layer].to_numpy())
+            rows.append(
+                {"a": a.label, "b": b.label, "metric": metric, "module": module, "layer": int(layer),
+                 "diff": diff[j], "ci_low": lo[j], "ci_high": hi[j], "p": p, "cliffs_delta": cliff}
+            )  # fmt: skip
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["q"] = table.groupby("metric")["p"].transform(lambda s: pd.Series(fdr(s.to_numpy()), index=s.index))
+    return table
+
+
+def curve_table(layerwise: pd.DataFrame, a: Group, b: Group) -> pd.DataFrame:
+    """Fast/slow-thinking style curve differences of each metric and module (same depth only)."""
+    if a.n_layers != b.n_layers:
+        return pd.DataFrame()
+    rows = []
+    for (metric, module), d in layerwise[layerwise.group == a.label].groupby(["metric", "module"]):
+        other = layerwise[(layerwise.group == b.label) & (layerwise.metric == metric) & (layerwise.module == module)]
+        if other.empty:
+            continue
+        ca = d.sort_values("layer")["mean"].to_numpy()
+        cb = other.sort_values("layer")["mean"].to_numpy()
+        rows.append({"a": a.label, "b": b.label, "metric": metric, "module": module, **curve_differences(ca, cb)})
+    return pd.DataFrame(rows)
+
+
+def shape_table(layerwise: pd.DataFrame) -> pd.DataFrame:
+    """Curve-shape similarity of every pair of groups, per metric and module (depth-aligned)."""
+    rows = []
+    for (metric, module), d in layerwise.groupby(["metric", "module"]):
+        curves = {
+            g: (c.sort_values("depth")["depth"].to_numpy(), c.sort_values("depth")["mean"].to_numpy())
+            for g, c in d.groupby("group", sort=False)
+        }
+        if len(curves) > 1:
+            rows.append(shape_similarity(curves).assign(metric=metric, module=module))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def warnings_for(groups: Sequence[Group]) -> list[str]:
+    """Skipped or failed samples, and length imbalance against the baseline."""
+    out = []
+    for g in groups:
+        for status, n, reason in g.run.failure_summary():
+            out.append(f"{g.label}: {n} sample(s) {status}: {reason}")
+    base = statistics.median(groups[0].lengths)
+    for g in groups[1:]:
+        ratio = statistics.median(g.lengths) / max(base, 1)
+        if ratio > LENGTH_IMBALANCE or ratio < 1 / LENGTH_IMBALANCE:
+            out.append(
+                f"length imbalance: {g.label} responses are {ratio:.2g}x as long as {groups[0].label}'s (median "
+                f"{statistics.median(g.lengths):.0f} vs {base:.0f} tokens); read the length-controlled columns"
+            )
+    if len({g.n_layers for g in groups}) > 1:
+        out.append("models of different depth: figures use relative depth; per-layer tests are left out")
+    return out
+
+
+def compare(config: CompareConfig) -> dict[str, Any]:
+    """Write every table and figure of a comparison into ``config.out``; return its manifest."""
+    groups = load_groups(config)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    layerwise = layerwise_table(groups, config.n_boot, config.seed)
+    files += write_table(layerwise, out / "layerwise")
+    summaries, per_layers, curves = [], [], []
+    for b in groups[1:]:
+        summaries.append(summary_table(groups[0], b, config.caliper))
+        per_layers.append(per_layer_table(groups[0], b, config.n_boot, config.seed))
+        curves.append(curve_table(layerwise, groups[0], b))
+    summary = pd.concat(summaries, ignore_index=True)
+    files += write_table(summary, out / "summary")
+    per_layer = pd.concat(per_layers, ignore_index=True)
+    if not per_layer.empty:
+        files += write_table(per_layer, out / "per_layer")
+    curve = pd.concat(curves, ignore_index=True)
+    if not curve.empty:
+        files += write_table(curve, out / "curves")
+    shapes = shape_table(layerwise)
+    if not shapes.empty:
+        files += write_table(shapes, out / "curve_shapes")
+    axis = "depth" if len({g.n_layers for g in groups}) > 1 else "layer"
+    for metric in (m for m in FIGURE_METRICS if m in set(layerwise.metric)):
+        files += group_figure(layerwise, metric, out / f"layerwise_{metric}", axis)
+        if not per_layer.empty:
+            files += difference_figure(per_layer, metric, out / f"difference_{metric}")
+    manifest = {
+        "format": 1,
+        "kind": "comparison",
+        "baseline": groups[0].label,
+        "groups": [
+            {
+                "label": g.label,
+                "run": str(g.run.path.resolve()),
+                "model": g.manifest.get("model", {}).get("spec"),
+                "num_layers": g.n_layers,
+                "data": g.manifest.get("data", {}).get("path"),
+                "template": g.manifest.get("config", {}).get("template"),
+                "counts": g.manifest.get("counts"),
+                "median_response_tokens": float(statistics.median(g.lengths)),
+            }
+            for g in groups
+        ],
+        "axis": axis,
+        "warnings": warnings_for(groups),
+        "files": sorted(str(p.relative_to(out)) for p in files),
+    }
+    write_json_atomic(out / "comparison.json", manifest)
+    return manifest
+
+
+def headline(summary: pd.DataFrame, metrics: Sequence[str] = ("nuclear_norm", "effective_rank")) -> pd.DataFrame:
+    """The rows people read first: the main metrics per module."""
+    keep = ["a", "b", "metric", "module", "mean_a", "mean_b", "rel_diff", "q", "cliffs_delta", "length_control"]
+    return summary[summary.metric.isin(metrics)][keep]
+
+
+def load_comparison(path: str | Path) -> dict[str, Any]:
+    p = Path(path) / "comparison.json"
+    if not p.exists():
+        raise ConfigError(f"{path}: not a gradspec comparison (no comparison.json)")
+    return json.loads(p.read_text())

@@ -1,0 +1,58 @@
+"""Runs as long pandas frames: one row per (sample, layer, module, metric), ok samples only.
+
+Everything downstream (means, tests, figures, correlations) reads these frames, so every
+number is computed from the same rows. ``top_share`` is sigma_1 / sum(sigma), the share of
+the largest direction; cosines enter as the metrics ``adjacent_cosine`` (module q, k, ...)
+and ``same_layer_cosine`` (module q*o, k*v).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from gradspec.spectra import METRICS
+from gradspec.store import Run
+
+GRADIENT_METRICS = (*METRICS, "top_share")
+COSINE_METRICS = ("adjacent_cosine", "same_layer_cosine")
+ALL_METRICS = (*GRADIENT_METRICS, *COSINE_METRICS)
+
+
+def n_layers(run: Run) -> int:
+    return int(run.manifest["model"]["num_layers"])
+
+
+def sample_sizes(run: Run) -> pd.DataFrame:
+    """sample_id, index, n_tokens, n_response_tokens, loss of the run's ok samples."""
+    return run.sql("select sample_id, index, n_tokens, n_response_tokens, loss from samples where status = 'ok'").df()
+
+
+def long_frame(run: Run, group: str, metrics: Sequence[str] = ALL_METRICS) -> pd.DataFrame:
+    """Columns: group, sample_id, layer, depth, module, metric, value (nulls dropped)."""
+    ok = "sample_id in (select sample_id from samples where status = 'ok')"
+    parts = []
+    stats = [m for m in metrics if m in GRADIENT_METRICS]
+    if stats:
+        cols = ", ".join(
+            f"{m}" if m in METRICS else "spectral_norm / nullif(nuclear_norm, 0) as top_share" for m in stats
+        )
+        wide = run.sql(f"select sample_id, layer, module, {cols} from layer_stats where {ok}").df()
+        parts.append(wide.melt(["sample_id", "layer", "module"], stats, "metric", "value"))
+    kinds = {"adjacent_cosine": "adjacent", "same_layer_cosine": "same_layer"}
+    for metric in (m for m in metrics if m in kinds):
+        sims = run.sql(
+            f"select sample_id, layer, module, cosine as value from similarity where kind = '{kinds[metric]}' and {ok}"
+        ).df()
+        parts.append(sims.assign(metric=metric))
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    frame = frame.dropna(subset=["value"])
+    frame.insert(0, "group", group)
+    frame["depth"] = frame["layer"] / max(n_layers(run) - 1, 1)
+    return frame
+
+
+def per_sample(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each sample's mean over layers per (module, metric): the unit of group tests."""
+    return frame.groupby(["group", "sample_id", "module", "metric"], as_index=False)["value"].mean()

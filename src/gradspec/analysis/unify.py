@@ -1,0 +1,153 @@
+"""Per-sample unification: gradient metrics joined with quality scores on ``sample_id``.
+
+``correlate`` reports the Spearman correlation of each quality metric (IFD, InsTag, difficulty,
+reward, ...) with each gradient metric, per module with layers averaged and per layer, raw
+and with log response length partialled out. ``grad_quality`` is a per-sample score built from
+the gradients alone:
+
+    grad_quality = mean over modules of (z(log effective rank) - z(log nuclear norm)) / 2
+
+where each term is the residual of a regression on log response tokens across the run's
+samples, divided by its SD. High values mean a higher effective rank and a lower nuclear norm
+than the sample's length predicts: the direction the papers associate with better data. It
+is relative to the run it is computed on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from gradspec.analysis.figures import save_figure  # noqa: E402
+from gradspec.analysis.frames import GRADIENT_METRICS, long_frame, per_sample, sample_sizes  # noqa: E402
+from gradspec.analysis.stats import partial_spearman, spearman  # noqa: E402
+from gradspec.analysis.tables import write_table  # noqa: E402
+from gradspec.data import load_dataset  # noqa: E402
+from gradspec.errors import ConfigError  # noqa: E402
+from gradspec.selection.select import finite_number  # noqa: E402
+from gradspec.store import Run  # noqa: E402
+
+QUALITY_FIELDS = (
+    "ifd", "reward", "instag", "difficulty", "ppl_conditioned", "ifd_gpt2", "ifd_qwen7b", "ppl_gpt2", "diff",
+)  # fmt: skip
+QUALITY_MODULES = ("q", "k", "v", "o")
+
+
+def _length_residual_z(values: np.ndarray, log_length: np.ndarray) -> np.ndarray:
+    design = np.column_stack([np.ones(len(values)), log_length])
+    ok = ~np.isnan(values)
+    out = np.full(len(values), np.nan)
+    if ok.sum() < 3:
+        return out
+    beta, *_ = np.linalg.lstsq(design[ok], values[ok], rcond=None)
+    resid = values[ok] - design[ok] @ beta
+    sd = resid.std(ddof=1)
+    out[ok] = resid / sd if sd > 0 else 0.0
+    return out
+
+
+def grad_quality(run: Run) -> pd.DataFrame:
+    """sample_id, grad_quality (see the module docstring), n_response_tokens."""
+    frame = per_sample(long_frame(run, "run", ("nuclear_norm", "effective_rank")))
+    sizes = sample_sizes(run).set_index("sample_id")
+    wide = frame.pivot_table(index="sample_id", columns=["metric", "module"], values="value")
+    log_len = np.log(np.maximum(sizes.loc[wide.index, "n_response_tokens"].to_numpy(float), 1))
+    terms = []
+    for module in (m for m in QUALITY_MODULES if ("effective_rank", m) in wide.columns):
+        erank = _length_residual_z(np.log(wide[("effective_rank", module)].to_numpy(float)), log_len)
+        nuclear = _length_residual_z(np.log(wide[("nuclear_norm", module)].to_numpy(float)), log_len)
+        terms.append((erank - nuclear) / 2)
+    if not terms:
+        raise ConfigError(f"{run.path}: grad_quality needs effective rank and nuclear norm of q, k, v or o")
+    score = np.nanmean(np.vstack(terms), axis=0)
+    return pd.DataFrame(
+        {
+            "sample_id": wide.index,
+            "grad_quality": score,
+            "n_response_tokens": sizes.loc[wide.index, "n_response_tokens"],
+        }
+    ).reset_index(drop=True)
+
+
+def quality_frame(scored: str | Path, fields: Sequence[str] | None = None) -> pd.DataFrame:
+    """sample_id and the numeric quality fields of a scored file (undefined values are NaN)."""
+    dataset = load_dataset(scored)
+    rows = {r.index: r.value for r in dataset.rows}
+    wanted = list(fields or QUALITY_FIELDS)
+    records = []
+    for item in dataset.items:
+        value = rows[item.index] if isinstance(rows[item.index], dict) else {}
+        rec: dict[str, Any] = {"sample_id": item.sample_id}
+        for f in wanted:
+            number = finite_number(value.get(f))
+            rec[f] = np.nan if number is None else number
+        records.append(rec)
+    frame = pd.DataFrame(records)
+    present = [f for f in wanted if frame[f].notna().any()]
+    if not present:
+        raise ConfigError(f"{scored}: no record has any of the quality fields {', '.join(wanted)}")
+    return frame[["sample_id", *present]]
+
+
+def correlate(run: Run, scored: str | Path, out: str | Path, fields: Sequence[str] | None = None) -> dict[str, Any]:
+    """Write ``correlations`` (per module) and ``correlations_by_layer`` tables and heat maps."""
+    out = Path(out)
+    quality = quality_frame(scored, fields)
+    frame = long_frame(run, "run", GRADIENT_METRICS)
+    sizes = sample_sizes(run)[["sample_id", "n_response_tokens"]]
+    joined_ids = set(quality.sample_id) & set(sizes.sample_id)
+    if not joined_ids:
+        raise ConfigError(f"{scored} and {run.path} share no sample_id: was the run computed on this data?")
+    q_cols = [c for c in quality.columns if c != "sample_id"]
+    samples = per_sample(frame).merge(quality, on="sample_id").merge(sizes, on="sample_id")
+    rows = []
+    for (module, metric), d in samples.groupby(["module", "metric"]):
+        log_len = np.log(np.maximum(d["n_response_tokens"].to_numpy(float), 1))
+        for q in q_cols:
+            rho, p, n = spearman(d[q], d["value"])
+            rho_l, p_l, _ = partial_spearman(d[q], d["value"], log_len)
+            rows.append(
+                {"quality": q, "module": module, "gradient_metric": metric, "rho": rho, "p": p, "n": n,
+                 "rho_length_partialled": rho_l, "p_length_partialled": p_l}
+            )  # fmt: skip
+    table = pd.DataFrame(rows)
+    files = write_table(table, out / "correlations")
+    by_layer = frame.merge(quality, on="sample_id")
+    layer_rows = []
+    for (module, metric, layer), d in by_layer.groupby(["module", "metric", "layer"]):
+        for q in q_cols:
+            rho, p, n = spearman(d[q], d["value"])
+            layer_rows.append(
+                {"quality": q, "module": module, "gradient_metric": metric, "layer": layer, "rho": rho, "p": p, "n": n}
+            )
+    layers = pd.DataFrame(layer_rows)
+    files += write_table(layers, out / "correlations_by_layer")
+    for q in q_cols:
+        files += heat_map(layers[layers.quality == q], q, out / f"correlation_by_layer_{q}")
+    return {"joined_samples": len(joined_ids), "quality_fields": q_cols, "files": [str(f) for f in files]}
+
+
+def heat_map(layers: pd.DataFrame, quality: str, stem: Path) -> list[Path]:
+    """Spearman rho per layer (x) and module (y), one panel per gradient metric."""
+    metrics = [m for m in ("nuclear_norm", "effective_rank") if m in set(layers.gradient_metric)]
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(9, 1.6 + 1.1 * len(metrics) * 2), squeeze=False)
+    image = None
+    for ax, metric in zip(axes[:, 0], metrics):
+        grid = layers[layers.gradient_metric == metric].pivot_table(index="module", columns="layer", values="rho")
+        image = ax.imshow(grid.to_numpy(), aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set_yticks(range(len(grid.index)), grid.index)
+        ax.set_xticks(range(0, len(grid.columns), max(1, len(grid.columns) // 10)))
+        ax.set_title(f"Spearman rho of {quality} with {metric.replace('_', ' ')}")
+        ax.set_xlabel("layer")
+        ax.set_ylabel("module")
+    if image is not None:
+        fig.colorbar(image, ax=axes[:, 0].tolist(), label="Spearman rho")
+    return save_figure(fig, stem)

@@ -1,0 +1,163 @@
+"""``gradspec compare``: the numbers behind every table against direct computations, length
+control on constructed data, depth alignment across models, and the files it writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats as sps
+from transformers import AutoModelForCausalLM, LlamaConfig
+
+from gradspec import ComputeConfig, PromptConfig, compute
+from gradspec.analysis import CompareConfig, compare
+from gradspec.analysis.curves import curve_differences, on_depth_grid, shape_similarity
+from gradspec.analysis.length import match_by_length, regress_on_length, verdict
+from gradspec.analysis.stats import bootstrap_mean_ci, fdr, mann_whitney, partial_spearman
+from gradspec.errors import ConfigError
+
+from conftest import byte_tokenizer, write_json
+from tiny_models import COMMON
+
+
+def records(n: int, words: int, seed: int) -> list[dict[str, str]]:
+    rng = np.random.default_rng(seed)
+    vocab = ["alpha", "beta", "gamma", "delta", "sky", "blue", "sum", "two", "three"]
+    return [
+        {"instruction": f"Item {i}: explain {rng.choice(vocab)}.", "output": " ".join(rng.choice(vocab, words + i % 3))}
+        for i in range(n)
+    ]
+
+
+def run_of(tmp: Path, name: str, recs: list[dict], model: Path) -> Path:
+    out = tmp / name
+    cfg = ComputeConfig(
+        write_json(tmp / f"{name}.json", recs), out, str(model), PromptConfig("plain", max_length=96),
+        device="cpu", progress=False,
+    )  # fmt: skip
+    compute(cfg)
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("cmp")
+    return run_of(tmp, "short", records(8, 3, 0), tiny_llama_dir), run_of(
+        tmp, "long", records(8, 12, 1), tiny_llama_dir
+    )
+
+
+def test_compare_tables_equal_direct_computations(tmp_path: Path, two_runs: tuple[Path, Path]) -> None:
+    a, b = two_runs
+    manifest = compare(CompareConfig([a, b], tmp_path / "cmp", ["A", "B"], n_boot=200))
+    out = tmp_path / "cmp"
+    for stem in ("layerwise", "summary", "per_layer", "curves"):
+        assert (out / f"{stem}.csv").exists() and (out / f"{stem}.md").exists(), stem
+    for fig in ("layerwise_nuclear_norm", "difference_effective_rank", "layerwise_adjacent_cosine"):
+        assert (out / f"{fig}.png").stat().st_size > 1000 and (out / f"{fig}.svg").exists()
+
+    from gradspec.store import open_run
+
+    stats = {g: open_run(p).df("layer_stats") for g, p in (("A", a), ("B", b))}
+    layerwise = pd.read_csv(out / "layerwise.csv")
+    row = layerwise[(layerwise.group == "B") & (layerwise.metric == "nuclear_norm") & (layerwise.module == "v")]
+    direct = stats["B"][stats["B"].module == "v"].groupby("layer")["nuclear_norm"].mean()
+    assert row.sort_values("layer")["mean"].to_numpy() == pytest.approx(direct.to_numpy(), rel=1e-9)
+    assert (row.ci_low <= row["mean"]).all() and (row["mean"] <= row.ci_high).all()
+
+    summary = pd.read_csv(out / "summary.csv")
+    s = summary[(summary.metric == "effective_rank") & (summary.module == "q")].iloc[0]
+    per_a = stats["A"][stats["A"].module == "q"].groupby("sample_id")["effective_rank"].mean()
+    per_b = stats["B"][stats["B"].module == "q"].groupby("sample_id")["effective_rank"].mean()
+    assert s.mean_a == pytest.approx(per_a.mean()) and s.mean_b == pytest.approx(per_b.mean())
+    assert s.p == pytest.approx(sps.mannwhitneyu(per_b, per_a, alternative="two-sided").pvalue)
+    assert -1 <= s.cliffs_delta <= 1 and s.q >= s.p
+    assert set(summary.length_control) <= {
+        "no difference", "disappears under length control", "holds under length control",
+        "reverses under length control", "difference (length control not possible)",
+    }  # fmt: skip
+    # B's responses are ~4x longer: the manifest says so.
+    assert any("length imbalance: B" in w for w in manifest["warnings"])
+    assert manifest["axis"] == "layer" and json.loads((out / "comparison.json").read_text())["baseline"] == "A"
+
+
+def test_runs_of_different_depth_align_by_relative_depth(tmp_path: Path, two_runs: tuple[Path, Path]) -> None:
+    torch.manual_seed(3)
+    deep = AutoModelForCausalLM.from_config(LlamaConfig(**{**COMMON, "num_hidden_layers": 5}))
+    deep.save_pretrained(tmp_path / "deep", safe_serialization=True)
+    byte_tokenizer().save_pretrained(tmp_path / "deep")
+    b = run_of(tmp_path, "deep-run", records(6, 3, 0), tmp_path / "deep")
+    manifest = compare(CompareConfig([two_runs[0], b], tmp_path / "cmp", ["three", "five"], n_boot=50))
+    assert manifest["axis"] == "depth" and not (tmp_path / "cmp/per_layer.csv").exists()
+    layerwise = pd.read_csv(tmp_path / "cmp/layerwise.csv")
+    five = layerwise[(layerwise.group == "five") & (layerwise.metric == "nuclear_norm") & (layerwise.module == "q")]
+    assert sorted(five.depth) == [0, 0.25, 0.5, 0.75, 1.0]
+    shapes = pd.read_csv(tmp_path / "cmp/curve_shapes.csv")
+    self_rows = shapes[shapes.a == shapes.b]
+    assert np.allclose(self_rows.correlation.dropna(), 1.0)
+
+
+def test_curve_helpers() -> None:
+    d = curve_differences(np.array([1.0, 2, 3, 4, 5, 6]), np.array([1.0, 2, 3, 4, 5, 9]))
+    assert d["mad_all"] == pytest.approx(0.5) and d["mad_late"] == pytest.approx(1.5) and d["mad_early"] == 0
+    assert d["layers_differing_most"][0] == 5 and d["relative_difference"][5] == pytest.approx(0.5)
+    # A curve on 3 layers and the same line on 5 layers are the same shape after alignment.
+    assert on_depth_grid(np.array([0, 0.5, 1]), np.array([0, 1, 2]))[10] == pytest.approx(1.0)
+    sim = shape_similarity(
+        {"x": (np.linspace(0, 1, 3), np.array([0, 1, 2.0])), "y": (np.linspace(0, 1, 5), 10 * np.arange(5.0))}
+    )
+    assert sim[(sim.a == "x") & (sim.b == "y")].correlation.iloc[0] == pytest.approx(1.0)
+    assert sim[(sim.a == "x") & (sim.b == "y")].distance.iloc[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_length_control_sees_through_a_length_driven_difference() -> None:
+    """Values that depend only on length: the raw groups differ, the matched and adjusted do not."""
+    rng = np.random.default_rng(0)
+    len_a, len_b = rng.integers(20, 200, 300), rng.integers(100, 1000, 300)
+    value = lambda n: np.log(n) + rng.normal(0, 0.3, len(n))  # noqa: E731
+    a, b = value(len_a), value(len_b)
+    p_raw, _ = mann_whitney(a, b)
+    ia, ib = match_by_length(len_a, len_b, 0.05)
+    assert len(ia) > 30 and np.all(np.abs(np.log(len_a[ia]) - np.log(len_b[ib])) <= 0.05)
+    p_matched, _ = mann_whitney(a[ia], b[ib])
+    adjusted = regress_on_length(a, b, len_a, len_b)
+    assert (
+        p_raw < 1e-10 and p_matched > 0.01 and adjusted.p > 0.01 and adjusted.length_slope == pytest.approx(1, abs=0.1)
+    )
+    assert verdict(fdr(np.array([p_raw]))[0], b.mean() - a.mean(), max(adjusted.p, p_matched), adjusted.effect) == (
+        "disappears under length control"
+    )
+    # A real group effect on top of length survives.
+    b2 = b + 1.0
+    kept = regress_on_length(a, b2, len_a, len_b)
+    assert kept.p < 1e-6 and kept.effect == pytest.approx(1.0, abs=0.15)
+    assert verdict(1e-9, 1.0, kept.p, kept.effect) == "holds under length control"
+
+
+def test_stats_helpers() -> None:
+    x = np.arange(40.0)
+    mean, lo, hi = bootstrap_mean_ci(x, 500)
+    assert mean[0] == pytest.approx(19.5) and lo[0] < 19.5 < hi[0]
+    p, cliff = mann_whitney(np.zeros(5), np.ones(5))
+    assert cliff == 1.0 and p < 0.05
+    q = fdr(np.array([0.01, 0.04, np.nan, 0.03]))
+    assert np.isnan(q[2]) and q[0] == pytest.approx(0.03) and q[1] == pytest.approx(0.04)
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=400)
+    x, y = z + 0.3 * rng.normal(size=400), z + 0.3 * rng.normal(size=400)
+    assert sps.spearmanr(x, y).statistic > 0.8  # both follow z ...
+    r, _, n = partial_spearman(x, y, z)
+    assert n == 400 and abs(r) < 0.2  # ... and with z partialled out little is left
+    r_own, p_own, _ = partial_spearman(x + y, y, z)
+    assert r_own > 0.5 and p_own < 1e-6
+
+
+def test_compare_refuses_bad_input(tmp_path: Path, two_runs: tuple[Path, Path]) -> None:
+    with pytest.raises(ConfigError, match="at least two"):
+        CompareConfig([two_runs[0]], tmp_path)
+    with pytest.raises(ConfigError, match="2 runs"):
+        CompareConfig(list(two_runs), tmp_path, ["only-one"])

@@ -1,0 +1,88 @@
+"""Quality scores joined with gradient metrics on sample_id: correlations and grad_quality."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from gradspec import ComputeConfig, PromptConfig, compute
+from gradspec.analysis.unify import correlate, grad_quality
+from gradspec.errors import ConfigError
+from gradspec.selection import SelectConfig, select
+
+from conftest import write_json
+
+
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("unify")
+    rng = np.random.default_rng(0)
+    recs = []
+    for i in range(12):
+        words = " ".join(rng.choice(["red", "green", "blue", "seven", "eight"], 2 + 3 * (i % 4)))
+        recs.append({"instruction": f"Say some words ({i}).", "output": words, "reward": float(rng.normal())})
+    recs[3]["reward"] = None  # undefined: left out of every correlation
+    data = write_json(tmp / "scored.json", recs)
+    cfg = ComputeConfig(data, tmp / "run", str(tiny_llama_dir), PromptConfig("plain", max_length=64), progress=False)
+    compute(cfg)
+    return data, tmp / "run"
+
+
+def test_correlations_equal_spearman_on_joined_samples(tmp_path: Path, scored_run: tuple[Path, Path]) -> None:
+    from gradspec.store import open_run
+
+    data, run_dir = scored_run
+    run = open_run(run_dir)
+    result = correlate(run, data, tmp_path)
+    assert result["joined_samples"] == 12 and result["quality_fields"] == ["reward"]
+    table = pd.read_csv(tmp_path / "correlations.csv")
+    row = table[(table.module == "q") & (table.gradient_metric == "nuclear_norm")].iloc[0]
+    stats = run.df("layer_stats")
+    per_sample = stats[stats.module == "q"].groupby("sample_id")["nuclear_norm"].mean()
+    from gradspec.data import load_dataset
+
+    ds = load_dataset(data)
+    rewards = {item.sample_id: json.loads(data.read_text())[item.index]["reward"] for item in ds.items}
+    pairs = [(rewards[s], v) for s, v in per_sample.items() if rewards[s] is not None]
+    want = sps.spearmanr(*zip(*pairs))
+    assert row.n == 11 and row.rho == pytest.approx(want.statistic) and row.p == pytest.approx(want.pvalue)
+    assert not np.isnan(row.rho_length_partialled)
+    layers = pd.read_csv(tmp_path / "correlations_by_layer.csv")
+    assert set(layers.layer) == {0, 1, 2}
+    assert (tmp_path / "correlation_by_layer_reward.png").exists()
+
+
+def test_grad_quality_follows_its_definition_and_drives_select(tmp_path: Path, scored_run: tuple[Path, Path]) -> None:
+    from gradspec.store import open_run
+
+    data, run_dir = scored_run
+    run = open_run(run_dir)
+    gq = grad_quality(run).set_index("sample_id")
+    stats = run.df("layer_stats")
+    sizes = run.df("samples").set_index("sample_id")["n_response_tokens"]
+    terms = []
+    for module in ("q", "k", "v", "o"):
+        per = stats[stats.module == module].groupby("sample_id")[["effective_rank", "nuclear_norm"]].mean()
+        log_len = np.log(sizes.loc[per.index].to_numpy(float))
+        parts = []
+        for col in ("effective_rank", "nuclear_norm"):
+            y = np.log(per[col].to_numpy())
+            slope, intercept = np.polyfit(log_len, y, 1)
+            resid = y - (slope * log_len + intercept)
+            parts.append(pd.Series(resid / resid.std(ddof=1), index=per.index))
+        terms.append((parts[0] - parts[1]) / 2)
+    want = pd.concat(terms, axis=1).mean(axis=1)
+    assert gq.loc[want.index, "grad_quality"].to_numpy() == pytest.approx(want.to_numpy(), rel=1e-6, abs=1e-9)
+
+    summary = select(SelectConfig(data, "grad_quality", tmp_path, top=3, bottom=3, run=run_dir))
+    top = json.loads((tmp_path / "scored_highest_3.json").read_text())
+    assert [r["sample_id"] for r in top] == list(want.sort_values(ascending=False).index[:3])
+    assert top[0]["grad_quality"] == pytest.approx(want.max())
+    assert summary["candidates"] == 12
+    with pytest.raises(ConfigError, match="--run"):
+        SelectConfig(data, "grad_quality", tmp_path, top=1)
