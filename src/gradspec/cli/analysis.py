@@ -64,3 +64,19 @@ def correlate(
     main = table[table.gradient_metric.isin(["nuclear_norm", "effective_rank"])]
     typer.echo(markdown(main[["quality", "module", "gradient_metric", "rho", "rho_length_partialled", "n"]]))
     typer.echo(f"{result['joined_samples']} samples joined; {len(result['files'])} files in {out}")
+
+
+@app.command()
+def report(
+    inputs: list[Path] = typer.Argument(..., help="Run, comparison (compare) or correlation (correlate) folders."),
+    out: Path = typer.Option(..., "--out", "-o", help="report.html to write."),
+    title: str = typer.Option("gradspec report", help="Title of the page."),
+) -> None:
+    """One self-contained HTML report: tables, figures, manifests and warnings."""
+    from gradspec.report import write_report
+
+    try:
+        path = write_report(inputs, out, title)
+    except (GradspecError, ValueError) as exc:
+        fail(exc)
+    typer.echo(f"{path} ({path.stat().st_size / 1024:.0f} KiB)")

@@ -1,0 +1,194 @@
+"""``gradspec report``: one self-contained HTML file (figures embedded as PNG data, inline CSS,
+no script) from run folders, comparison folders (``gradspec compare``) and correlation folders
+(``gradspec correlate``).
+
+Every piece of text that comes from data, manifests or tables goes through ``html.escape``:
+sample text is untrusted and is shown, never run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from gradspec import __version__
+from gradspec.analysis.compare import headline, load_comparison
+from gradspec.analysis.figures import layerwise_figure
+from gradspec.analysis.tables import fmt
+from gradspec.data import Record, load_dataset
+from gradspec.errors import ConfigError
+from gradspec.files import atomic_write
+from gradspec.store import Run, open_run
+
+EXCERPT = 300
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #444; } h2 { margin-top: 2em; border-bottom: 1px solid #bbb; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.86em; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; vertical-align: top; }
+th { background: #f0f0f0; } td.text { text-align: left; white-space: pre-wrap; max-width: 40em; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+.warning { background: #fff4e0; border-left: 4px solid #e69500; padding: 0.4em 0.8em; margin: 0.3em 0; }
+.meta { color: #555; font-size: 0.9em; }
+"""
+
+
+def esc(value: object) -> str:
+    return html.escape(fmt(value) if not isinstance(value, str) else value, quote=True)
+
+
+def table(df: pd.DataFrame, text_columns: Sequence[str] = ()) -> str:
+    head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
+    body = []
+    for row in df.itertuples(index=False):
+        cells = []
+        for col, value in zip(df.columns, row):
+            cls = ' class="text"' if col in text_columns else ""
+            cells.append(f"<td{cls}>{esc(value)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def figure(png: Path, caption: str) -> str:
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return (
+        f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
+
+
+def warnings_html(warnings: Sequence[str]) -> str:
+    return "".join(f'<div class="warning">{esc(w)}</div>' for w in warnings)
+
+
+def excerpt(text: str) -> str:
+    return text if len(text) <= EXCERPT else text[:EXCERPT] + " ..."
+
+
+def extreme_samples(run: Run, n: int = 3) -> pd.DataFrame:
+    """The samples with the highest and lowest mean q nuclear norm, with their text."""
+    scores = run.sql(
+        "select s.sample_id, s.index, s.n_response_tokens, avg(l.nuclear_norm) as q_nuclear_norm "
+        "from layer_stats l join samples s using (sample_id) where s.status = 'ok' and l.module = 'q' "
+        "group by s.sample_id, s.index, s.n_response_tokens order by q_nuclear_norm"
+    ).df()
+    if scores.empty:
+        return scores
+    picked = pd.concat([scores.tail(n).iloc[::-1].assign(rank="highest"), scores.head(n).assign(rank="lowest")])
+    data = Path(run.manifest.get("data", {}).get("path", ""))
+    texts: dict[int, Record] = {}
+    if data.exists():
+        try:
+            texts = {r.index: r for r in load_dataset(data).items if isinstance(r, Record)}
+        except Exception:  # the report still renders without text when the data moved or changed
+            texts = {}
+    picked["prompt"] = [excerpt(texts[i].messages[-1].content) if i in texts else "" for i in picked["index"]]
+    picked["response"] = [excerpt(texts[i].response) if i in texts else "" for i in picked["index"]]
+    return picked[["rank", "index", "n_response_tokens", "q_nuclear_norm", "prompt", "response"]]
+
+
+def run_section(path: Path, workdir: Path) -> str:
+    run = open_run(path)
+    m = run.manifest
+    counts, timing, model = m.get("counts", {}), m.get("timing", {}), m.get("model", {})
+    n = {k: counts.get(k, 0) for k in ("ok", "skipped", "error")}
+    same_layer = m.get("similarity", {}).get("same_layer", {})
+    meta = pd.DataFrame(
+        [
+            ("model", f"{model.get('spec')} ({model.get('architecture')}, {model.get('num_layers')} layers)"),
+            ("data", m.get("data", {}).get("path")),
+            ("template", m.get("config", {}).get("template")),
+            ("max length", m.get("config", {}).get("max_length")),
+            ("samples", f"{n['ok']} ok, {n['skipped']} skipped, {n['error']} error"),
+            ("compute seconds", timing.get("compute_seconds")),
+            ("same-layer similarity", "; ".join(f"{k}: {v}" for k, v in same_layer.items())),
+        ],
+        columns=["", "value"],
+    )  # fmt: skip
+    warnings = [f"{n} sample(s) {status}: {reason}" for status, n, reason in run.failure_summary()]
+    means = run.sql(
+        "select module, avg(nuclear_norm) as nuclear_norm, avg(effective_rank) as effective_rank, "
+        "avg(frobenius_norm) as frobenius_norm, avg(stable_rank) as stable_rank from layer_stats "
+        "where sample_id in (select sample_id from samples where status = 'ok') group by module order by module"
+    ).df()
+    parts = [f"<h2>Run: {esc(path.name)}</h2>", table(meta, ["value"]), warnings_html(warnings)]
+    parts += ["<h3>Means over samples and layers</h3>", table(means)]
+    if counts.get("ok"):
+        pngs = layerwise_figure({path.name: run}, workdir / f"{len(list(workdir.iterdir()))}-layerwise")
+        parts.append(figure(pngs[0], "layer-wise nuclear norm and effective rank (mean, 95% bootstrap band)"))
+        parts += ["<h3>Samples with the highest and lowest q nuclear norm</h3>"]
+        parts.append(table(extreme_samples(run), ["prompt", "response"]))
+    return "\n".join(parts)
+
+
+def comparison_section(path: Path) -> str:
+    m = load_comparison(path)
+    groups = pd.DataFrame(
+        [
+            {"group": g["label"], "model": g["model"], "layers": g["num_layers"], "template": g["template"],
+             "ok": (g.get("counts") or {}).get("ok"), "median response tokens": g["median_response_tokens"],
+             "data": g["data"]}
+            for g in m["groups"]
+        ]
+    )  # fmt: skip
+    parts = [f"<h2>Comparison: {esc(path.name)}</h2>", f'<p class="meta">baseline: {esc(m["baseline"])}</p>']
+    parts += [table(groups, ["data"]), warnings_html(m["warnings"])]
+    summary = pd.read_csv(path / "summary.csv")
+    parts += ["<h3>Headline: mean over layers, B vs A</h3>", table(headline(summary))]
+    parts.append(
+        '<p class="meta">q: Benjamini-Hochberg over modules and metrics; Cliff\'s delta of B over A; '
+        "length_control: what happens to the difference with response length matched or regressed out.</p>"
+    )
+    if (path / "curves.csv").exists():
+        curves = pd.read_csv(path / "curves.csv")
+        keep = curves[curves.metric == "nuclear_norm"][
+            ["a", "b", "module", "mad_all", "mad_early", "mad_middle", "mad_late", "layers_differing_most"]
+        ]
+        parts += ["<h3>Nuclear-norm curve differences</h3>", table(keep)]
+    if (path / "curve_shapes.csv").exists():
+        shapes = pd.read_csv(path / "curve_shapes.csv")
+        shapes = shapes[(shapes.a < shapes.b) & shapes.metric.isin(["nuclear_norm", "effective_rank"])]
+        parts += ["<h3>Similarity of curve shapes (relative depth)</h3>", table(shapes)]
+    for png in sorted(path.glob("*.png")):
+        parts.append(figure(png, png.stem.replace("_", " ")))
+    return "\n".join(parts)
+
+
+def correlation_section(path: Path) -> str:
+    table_ = pd.read_csv(path / "correlations.csv")
+    main = table_[table_.gradient_metric.isin(["nuclear_norm", "effective_rank"])]
+    parts = [f"<h2>Quality scores and gradients: {esc(path.name)}</h2>", table(main)]
+    for png in sorted(path.glob("*.png")):
+        parts.append(figure(png, png.stem.replace("_", " ")))
+    return "\n".join(parts)
+
+
+def write_report(inputs: Sequence[str | Path], out: str | Path, title: str = "gradspec report") -> Path:
+    """Write the report; each input is a run, a comparison or a correlation folder."""
+    sections = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for item in map(Path, inputs):
+            if (item / "comparison.json").exists():
+                sections.append(comparison_section(item))
+            elif (item / "run.json").exists():
+                sections.append(run_section(item, Path(tmp)))
+            elif (item / "correlations.csv").exists():
+                sections.append(correlation_section(item))
+            else:
+                raise ConfigError(f"{item}: not a run, comparison or correlation folder")
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>"
+        f'<p class="meta">gradspec {esc(__version__)}, {esc(stamp)}</p>' + "\n".join(sections) + "</body></html>\n"
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda p: p.write_text(page, encoding="utf-8"))
+    return out
