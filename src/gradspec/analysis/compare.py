@@ -37,7 +37,8 @@ LENGTH_IMBALANCE = 1.5  # median response-length ratio that earns a warning
 @dataclass(frozen=True)
 class CompareConfig:
     """Attributes:
-    runs: run folders, the first is the baseline.
+    runs: run folders, the first is the baseline; a group may pool several runs (a list),
+        e.g. one task per run: their samples are taken together.
     labels: one per run (default: folder names).
     out: folder for tables, figures and ``comparison.json``.
     metrics: which metrics to compare (``frames.ALL_METRICS`` by default).
@@ -45,7 +46,7 @@ class CompareConfig:
     caliper: largest log-length gap of a matched pair (0.1 ~ 10 %).
     """
 
-    runs: Sequence[str | Path]
+    runs: Sequence[str | Path | Sequence[str | Path]]
     out: str | Path
     labels: Sequence[str] | None = None
     metrics: Sequence[str] = ALL_METRICS
@@ -68,7 +69,7 @@ class CompareConfig:
 @dataclass
 class Group:
     label: str
-    run: Run
+    runs: list[Run]
     frame: pd.DataFrame
     samples: pd.DataFrame  # per-sample means over layers, with n_response_tokens
     lengths: pd.Series  # n_response_tokens by sample_id
@@ -76,21 +77,34 @@ class Group:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
+def _paths(entry: str | Path | Sequence[str | Path]) -> list[Path]:
+    return [Path(entry)] if isinstance(entry, (str, Path)) else [Path(e) for e in entry]
+
+
+def load_group(label: str, paths: Sequence[Path], metrics: Sequence[str]) -> Group:
+    """One group from one run, or several pooled (their sample ids prefixed by the run's position)."""
+    runs = [open_run(p) for p in paths]
+    depths = {n_layers(r) for r in runs}
+    if len(depths) > 1:
+        raise ConfigError(f"group {label}: pooled runs come from models of different depth ({sorted(depths)})")
+    frames, sizes = [], []
+    for i, run in enumerate(runs):
+        prefix = f"{i}:" if len(runs) > 1 else ""
+        frames.append(long_frame(run, label, metrics).assign(sample_id=lambda f, p=prefix: p + f["sample_id"]))
+        sizes.append(sample_sizes(run).assign(sample_id=lambda f, p=prefix: p + f["sample_id"]))
+    frame = pd.concat(frames, ignore_index=True)
+    if frame.empty:
+        raise ConfigError(f"{', '.join(map(str, paths))}: no ok samples to compare")
+    lengths = pd.concat(sizes).set_index("sample_id")["n_response_tokens"]
+    return Group(label, runs, frame, per_sample(frame), lengths, depths.pop(), runs[0].manifest)
+
+
 def load_groups(config: CompareConfig) -> list[Group]:
-    labels = list(config.labels or [Path(r).name for r in config.runs])
+    paths = [_paths(r) for r in config.runs]
+    labels = list(config.labels or ["+".join(p.name for p in ps) for ps in paths])
     if len(set(labels)) != len(labels):
         raise ConfigError("runs have the same folder name; give --labels")
-    groups = []
-    for label, path in zip(labels, config.runs):
-        run = open_run(path)
-        frame = long_frame(run, label, config.metrics)
-        if frame.empty:
-            raise ConfigError(f"{path}: the run has no ok samples to compare")
-        sizes = sample_sizes(run).set_index("sample_id")
-        groups.append(
-            Group(label, run, frame, per_sample(frame), sizes["n_response_tokens"], n_layers(run), run.manifest)
-        )
-    return groups
+    return [load_group(label, ps, config.metrics) for label, ps in zip(labels, paths)]
 
 
 def layerwise_table(groups: Sequence[Group], n_boot: int, seed: int) -> pd.DataFrame:
@@ -204,8 +218,9 @@ def warnings_for(groups: Sequence[Group]) -> list[str]:
     """Skipped or failed samples, and length imbalance against the baseline."""
     out = []
     for g in groups:
-        for status, n, reason in g.run.failure_summary():
-            out.append(f"{g.label}: {n} sample(s) {status}: {reason}")
+        for run in g.runs:
+            for status, n, reason in run.failure_summary():
+                out.append(f"{g.label}: {n} sample(s) {status}: {reason}")
     base = statistics.median(groups[0].lengths)
     for g in groups[1:]:
         ratio = statistics.median(g.lengths) / max(base, 1)
@@ -255,7 +270,7 @@ def compare(config: CompareConfig) -> dict[str, Any]:
         "groups": [
             {
                 "label": g.label,
-                "run": str(g.run.path.resolve()),
+                "runs": [str(r.path.resolve()) for r in g.runs],
                 "model": g.manifest.get("model", {}).get("spec"),
                 "num_layers": g.n_layers,
                 "data": g.manifest.get("data", {}).get("path"),

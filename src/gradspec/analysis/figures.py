@@ -105,7 +105,7 @@ def layerwise_figure(
     from gradspec.analysis.frames import long_frame, n_layers
 
     groups = [
-        Group(label, run, long_frame(run, label, metrics), pd.DataFrame(), pd.Series(dtype=float), n_layers(run))
+        Group(label, [run], long_frame(run, label, metrics), pd.DataFrame(), pd.Series(dtype=float), n_layers(run))
         for label, run in runs.items()
     ]
     return layerwise_panels(layerwise_table(groups, n_boot=200, seed=0), metrics, out)

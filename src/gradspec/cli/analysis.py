@@ -80,3 +80,26 @@ def report(
     except (GradspecError, ValueError) as exc:
         fail(exc)
     typer.echo(f"{path} ({path.stat().st_size / 1024:.0f} KiB)")
+
+
+@app.command()
+def experiment(
+    config: Path = typer.Argument(..., help="Experiment YAML (see configs/experiments/)."),
+    full: bool = typer.Option(False, "--full", help="The full size (the config's 'full' block)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder [default: experiments/NAME]."),
+    data_root: Path | None = typer.Option(None, help="Where the config's data paths start [default: its data_root]."),
+) -> None:
+    """Run an experiment grid end to end (score, select, compute, compare, correlate, report); resumable."""
+    from gradspec.experiment import load_experiment, run_experiment
+
+    try:
+        exp = load_experiment(config, full)
+        if data_root is not None:
+            exp.data_root = data_root.resolve()
+        result = run_experiment(exp, out, typer.echo)
+    except (GradspecError, ValueError) as exc:
+        fail(exc)
+    done = sum(v == "done" for v in result["steps"].values())
+    typer.echo(f"{result['out']}: {done} steps run, {len(result['steps']) - done} already done")
+    if result["report"]:
+        typer.echo(f"report: {result['report']}")

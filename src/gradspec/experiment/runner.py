@@ -1,0 +1,187 @@
+"""Run an experiment's steps in order, skipping every step whose inputs and options have not
+changed since it last finished (a marker per step holds their fingerprint). Runs resume by
+themselves, so a killed experiment started again redoes at most one part of one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gradspec.compute import ComputeConfig, compute, parse_modules
+from gradspec.errors import ConfigError
+from gradspec.experiment.config import Experiment
+from gradspec.files import write_json_atomic
+from gradspec.model import LoadedModel, load_model
+from gradspec.prompting import PromptConfig
+
+Say = Callable[[str], None]
+
+
+class Steps:
+    """Markers in ``OUT/.steps``: a step is done when its marker holds the same fingerprint."""
+
+    def __init__(self, out: Path) -> None:
+        self.dir = out / ".steps"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def fingerprint(spec: Any) -> str:
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+    def done(self, step: str, spec: Any) -> bool:
+        marker = self.dir / f"{step}.json"
+        return marker.exists() and json.loads(marker.read_text()).get("fingerprint") == self.fingerprint(spec)
+
+    def finish(self, step: str, spec: Any) -> None:
+        write_json_atomic(self.dir / f"{step}.json", {"fingerprint": self.fingerprint(spec)})
+
+
+class Models:
+    """Each model loaded once for the whole experiment."""
+
+    def __init__(self, dtype: str, device: str) -> None:
+        self.dtype, self.device = dtype, device
+        self._loaded: dict[str, LoadedModel] = {}
+
+    def get(self, spec: str) -> LoadedModel:
+        if spec not in self._loaded:
+            self._loaded[spec] = load_model(spec, self.dtype, self.device)  # type: ignore[arg-type]
+        return self._loaded[spec]
+
+
+def _manifest_stamp(run_dir: Path) -> Any:
+    """What a run holds: its counts and the names of its parts (a resumed run adds parts)."""
+    m = json.loads((run_dir / "run.json").read_text())
+    return [m.get("config"), m.get("counts"), sorted(p.name for p in (run_dir / "samples").glob("*.parquet"))]
+
+
+def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = print) -> dict[str, Any]:
+    """Run every step; returns {step: 'done' | 'skipped'} and the report path."""
+    root = Path(out) if out is not None else Path("experiments") / (exp.name + ("-full" if exp.full else ""))
+    root.mkdir(parents=True, exist_ok=True)
+    steps = Steps(root)
+    d = exp.defaults
+    models = Models(d.get("dtype", "float32"), d.get("device", "auto"))
+    status: dict[str, str] = {}
+    selection_files: dict[str, dict[str, Path]] = {}
+
+    def data_path(ref: str) -> Path:
+        if ref.startswith("@"):
+            name, _, which = ref[1:].partition("/")
+            if name not in selection_files or which not in selection_files[name]:
+                raise ConfigError(f"{ref}: no selection '{name}' with an output '{which}' (highest, lowest, scored)")
+            return selection_files[name][which]
+        p = Path(ref)
+        return p if p.is_absolute() else exp.data_root / p
+
+    for sel in exp.selections:
+        from gradspec.score import ScoreConfig, score
+        from gradspec.selection import SelectConfig, select
+
+        folder = root / "selections" / sel["name"]
+        source = data_path(sel["data"])
+        spec = {**sel, "defaults": d, "source": str(source)}
+        top, bottom = int(sel.get("top", 0)), int(sel.get("bottom", 0))
+        selection_files[sel["name"]] = {
+            "highest": folder / f"sel_highest_{top}.json",
+            "lowest": folder / f"sel_lowest_{bottom}.json",
+            "scored": folder / "scored.jsonl",
+        }
+        step = f"select-{sel['name']}"
+        if steps.done(step, spec):
+            status[step] = "skipped"
+            continue
+        scored = source
+        if sel.get("score"):
+            say(f"[{exp.name}] score {sel['name']}: {', '.join(sel['score'])}")
+            model = sel.get("model", d.get("model", "default"))
+            prompt = PromptConfig(
+                d.get("template", "auto"), d.get("system_prompt"), sel.get("max_length", d.get("max_length", 2048))
+            )
+            cfg = ScoreConfig(
+                source, folder / "scored.jsonl", tuple(sel["score"]), model, prompt, limit=sel.get("limit", None)
+            )
+            score(cfg, models.get(model))
+            scored = folder / "scored.jsonl"
+        say(f"[{exp.name}] select {sel['name']} by {sel['by']}")
+        select(
+            SelectConfig(scored, sel["by"], folder, top, bottom, match_length=bool(sel.get("match_length")), name="sel")
+        )
+        steps.finish(step, spec)
+        status[step] = "done"
+
+    for run in exp.runs:
+        merged = {**d, **run}
+        data = data_path(run["data"])
+        model = merged.get("model", "default")
+        modules = merged.get("modules", "q,k,v,o")
+        prompt = PromptConfig(
+            merged.get("template", "auto"), merged.get("system_prompt"), int(merged.get("max_length", 2048))
+        )
+        cfg = ComputeConfig(
+            data, root / "runs" / run["name"], model, prompt,
+            parse_modules(modules) if isinstance(modules, str) else tuple(modules),
+            merged.get("dtype", "float32"), merged.get("device", "auto"),
+            limit=merged.get("limit"), field_map=dict(merged.get("field_map") or {}),
+        )  # fmt: skip
+        say(f"[{exp.name}] compute {run['name']} ({data.name}, limit {cfg.limit})")
+        result = compute(cfg, models.get(model))
+        n = {k: result.manifest.get("counts", {}).get(k, 0) for k in ("ok", "skipped", "error")}
+        say(f"[{exp.name}]   {n['ok']} ok, {n['skipped']} skipped, {n['error']} error")
+        status[f"compute-{run['name']}"] = "done"
+
+    from gradspec.analysis import CompareConfig, compare
+
+    report_inputs: list[Path] = []
+    for comp in exp.comparisons:
+        folder = root / "comparisons" / comp["name"]
+        runs = [root / "runs" / r if isinstance(r, str) else [root / "runs" / m for m in r] for r in comp["runs"]]
+        flat = [r for group in runs for r in (group if isinstance(group, list) else [group])]
+        spec = {**comp, "inputs": [_manifest_stamp(r) for r in flat]}
+        step = f"compare-{comp['name']}"
+        report_inputs.append(folder)
+        if steps.done(step, spec) and (folder / "comparison.json").exists():
+            status[step] = "skipped"
+            continue
+        say(f"[{exp.name}] compare {comp['name']}: {len(runs)} groups")
+        compare(CompareConfig(runs, folder, comp.get("labels")))
+        steps.finish(step, spec)
+        status[step] = "done"
+
+    for corr in exp.correlations:
+        from gradspec.analysis.unify import correlate
+        from gradspec.store import open_run
+
+        folder = root / "correlations" / corr["name"]
+        run_dir = root / "runs" / corr["run"]
+        scored = data_path(corr["scored"])
+        spec = {**corr, "inputs": _manifest_stamp(run_dir), "scored": str(scored)}
+        step = f"correlate-{corr['name']}"
+        report_inputs.append(folder)
+        if steps.done(step, spec) and (folder / "correlations.csv").exists():
+            status[step] = "skipped"
+            continue
+        say(f"[{exp.name}] correlate {corr['name']}")
+        correlate(open_run(run_dir), scored, folder)
+        steps.finish(step, spec)
+        status[step] = "done"
+
+    report = root / "report.html"
+    analysed = any(v == "done" for k, v in status.items() if k.startswith(("compare", "correlate")))
+    if report_inputs and (analysed or not report.exists()):
+        from gradspec.report import write_report
+
+        say(f"[{exp.name}] report {report}")
+        write_report(report_inputs, report, exp.report.get("title", exp.name))
+        status["report"] = "done"
+    elif report_inputs:
+        status["report"] = "skipped"
+    write_json_atomic(
+        root / "experiment.json",
+        {"name": exp.name, "config": str(exp.path.resolve()), "full": exp.full, "steps": status},
+    )
+    return {"out": str(root), "steps": status, "report": str(report) if report.exists() else None}

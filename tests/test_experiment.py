@@ -1,0 +1,111 @@
+"""``gradspec experiment``: a grid end to end on a tiny model, resumed, and bad files refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from gradspec.cli.main import app
+from gradspec.errors import ConfigError
+from gradspec.experiment import load_experiment, run_experiment
+
+from conftest import write_json
+
+SHIPPED = Path(__file__).resolve().parents[1] / "configs" / "experiments"
+
+
+def make_data(root: Path) -> None:
+    for split, words in (("low", 2), ("high", 6)):
+        for pool in ("p1", "p2"):
+            recs = [
+                {"instruction": f"{pool} question {i}", "output": " ".join(["word"] * (words + i))} for i in range(4)
+            ]
+            write_json(root / f"{pool}_{split}.json", recs)
+    write_json(root / "pool.json", [{"instruction": f"pool {i}", "output": "yes " * (1 + i)} for i in range(10)])
+
+
+def config(tmp: Path, model: Path) -> Path:
+    spec = {
+        "name": "tiny",
+        "data_root": "data",
+        "model": str(model),
+        "template": "plain",
+        "max_length": 64,
+        "limit": 3,
+        "device": "cpu",
+        "grid": {"pool": ["p1", "p2"], "split": ["low", "high"]},
+        "selections": [
+            {"name": "ifd", "data": "pool.json", "score": ["ifd", "length"], "by": "ifd", "top": 3, "bottom": 3}
+        ],
+        "runs": [
+            {"name": "{pool}-{split}", "data": "{pool}_{split}.json"},
+            {"name": "ifd-high", "data": "@ifd/highest"},
+            {"name": "ifd-low", "data": "@ifd/lowest"},
+        ],
+        "comparisons": [
+            {"name": "{pool}", "runs": ["{pool}-low", "{pool}-high"], "labels": ["low", "high"]},
+            {"name": "pooled", "runs": [["p1-low", "p2-low"], ["p1-high", "p2-high"]], "labels": ["low", "high"]},
+            {"name": "ifd", "runs": ["ifd-low", "ifd-high"]},
+        ],
+        "correlations": [{"name": "ifd", "run": "ifd-high", "scored": "@ifd/scored"}],
+        "report": {"title": "tiny experiment"},
+    }
+    (tmp / "data").mkdir()
+    make_data(tmp / "data")
+    path = tmp / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_experiment_runs_end_to_end_and_resumes(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    exp = load_experiment(config(tmp_path, tiny_llama_dir))
+    assert [r["name"] for r in exp.runs][:4] == ["p1-low", "p1-high", "p2-low", "p2-high"]
+    out = tmp_path / "out"
+    first = run_experiment(exp, out, say=lambda _: None)
+    assert first["steps"]["report"] == "done" and (out / "report.html").exists()
+    assert all(v == "done" for v in first["steps"].values())
+    pooled = json.loads((out / "comparisons/pooled/comparison.json").read_text())
+    assert [len(g["runs"]) for g in pooled["groups"]] == [2, 2]
+    assert len(json.loads((out / "selections/ifd/sel_highest_3.json").read_text())) == 3
+    assert (out / "correlations/ifd/correlations.csv").exists()
+    # Again: nothing is recomputed or rewritten.
+    report_time = (out / "report.html").stat().st_mtime_ns
+    second = run_experiment(load_experiment(tmp_path / "exp.yaml"), out, say=lambda _: None)
+    skipped = {k for k, v in second["steps"].items() if v == "skipped"}
+    assert {"select-ifd", "compare-p1", "compare-pooled", "correlate-ifd", "report"} <= skipped
+    assert (out / "report.html").stat().st_mtime_ns == report_time
+    from gradspec.store import open_run
+
+    assert open_run(out / "runs/p1-low").manifest["counts"]["total"] == 3
+
+
+def test_bad_experiment_files_are_refused(tmp_path: Path) -> None:
+    cases = {
+        "name: x\nruns: [{name: a, data: d.json}]\ncomparisons: [{name: c, runs: [a, b]}]\n": "no run named 'b'",
+        "name: x\nruns: [{name: '{v}', data: d.json}]\n": "not a grid variable",
+        "name: x\nruns: [{name: a, data: d.json, colour: red}]\n": "unknown keys",
+        "name: x\nruns: [{name: a, data: d.json}, {name: a, data: e.json}]\n": "used twice",
+        "name: x\nruns: [{name: a\n": "not valid YAML",
+        "- just a list\n": "a YAML mapping",
+    }
+    for i, (text, message) in enumerate(cases.items()):
+        path = tmp_path / f"bad{i}.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_experiment(path)
+
+
+@pytest.mark.parametrize("name", ["quality", "reasoning", "fast_slow"])
+def test_shipped_configs_are_valid(name: str) -> None:
+    small, full = load_experiment(SHIPPED / f"{name}.yaml"), load_experiment(SHIPPED / f"{name}.yaml", full=True)
+    assert small.defaults["limit"] < full.defaults["limit"] and full.defaults["max_length"] == 2048
+    assert small.runs and small.comparisons
+
+
+def test_experiment_cli_says_what_is_wrong(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["experiment", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2 and "cannot read it" in result.output
