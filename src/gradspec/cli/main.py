@@ -141,4 +141,4 @@ def _summary(run: Run) -> None:
 
 
 # Commands of the later stages register themselves on ``app``.
-from gradspec.cli import analysis, scoring  # noqa: E402, F401
+from gradspec.cli import analysis, models, scoring  # noqa: E402, F401

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from gradspec.errors import ModelError
-from gradspec.model.default import cache_root, convert_gguf, converted_path, shipped
+from gradspec.model.shipped import cache_root, convert_gguf, converted_path, shipped
 
 DType = Literal["float32", "bfloat16", "float16"]
 Head = Literal["causal", "reward"]

@@ -5,8 +5,12 @@ same T tokens can be compared through T x T matrices (``factored``) or by formin
 (``formed``); ``routes.inner_product_route`` picks the cheaper, and both agree to round-off.
 
 Kinds: ``adjacent`` compares module m of layer i with module m of layer i+1 (stored at
-``layer`` i); ``same_layer`` compares q with o and k with v inside one layer, as flattened
-[out, in] matrices, which is defined only when the two have the same shape.
+``layer`` i); ``same_layer`` compares q with o and k with v inside one layer. When the two
+have the same shape this is the cosine of the flattened [out, in] matrices, as the paper
+computes it. When they do not (Gemma 3: q is 1024x640, o is 640x1024) o's gradient is
+transposed first, so both map the same spaces (hidden -> attention) and like is compared with
+like: <G_q, G_o^T> = sum((D_q X_o^T) * (X_q D_o^T)), again through T x T matrices. The
+manifest says which definition a run used.
 """
 
 from __future__ import annotations
@@ -51,6 +55,15 @@ class ModuleStack:
         return self._g
 
 
+def inner_transposed(a: ModuleStack, b: ModuleStack) -> torch.Tensor:
+    """<G_a, G_b^T>_F per layer, for G_a (m x n) and G_b (n x m)."""
+    if a.route == "formed" and b.route == "formed":
+        return (a.gradients() * b.gradients().transpose(-1, -2).to(a.gradients().dtype)).sum((-1, -2))
+    dx = a.delta @ b.x.transpose(-1, -2)  # (L, T, T): D_a X_b^T
+    xd = a.x @ b.delta.transpose(-1, -2)  # X_a D_b^T
+    return (dx * xd).sum((-1, -2))
+
+
 def inner(a: ModuleStack, b: ModuleStack, ia: slice | int, ib: slice | int) -> torch.Tensor:
     """<G_a[ia], G_b[ib]>_F by the cheaper route (formed only if both are formed anyway)."""
     if a.route == "formed" and b.route == "formed":
@@ -82,14 +95,29 @@ def similarities(
         cos = cosine(inner(s, s, slice(0, -1), slice(1, None)), norms[m][:-1], norms[m][1:])
         rows.extend(("adjacent", m, i, float(c)) for i, c in enumerate(cos))
     for a, b in same_layer_pairs(stacks):
-        cos = cosine(inner(stacks[a], stacks[b], slice(None), slice(None)), norms[a], norms[b])
+        sa, sb = stacks[a], stacks[b]
+        ip = inner(sa, sb, slice(None), slice(None)) if sa.shape == sb.shape else inner_transposed(sa, sb)
+        cos = cosine(ip, norms[a], norms[b])
         rows.extend(("same_layer", f"{a}*{b}", i, float(c)) for i, c in enumerate(cos))
     return rows
 
 
+def pair_definition(shape_a: tuple[int, int], shape_b: tuple[int, int]) -> str | None:
+    """``flat`` (same shape), ``transposed`` (b is a's transpose in shape), or ``None``."""
+    if shape_a == shape_b:
+        return "flat"
+    if shape_a == shape_b[::-1]:
+        return "transposed"
+    return None
+
+
 def same_layer_pairs(stacks: Mapping[str, ModuleStack]) -> list[tuple[str, str]]:
-    """The q*o / k*v pairs present whose gradients have the same shape."""
-    return [(a, b) for a, b in SAME_LAYER_PAIRS if a in stacks and b in stacks and stacks[a].shape == stacks[b].shape]
+    """The q*o / k*v pairs present whose gradients can be compared (see the module docstring)."""
+    return [
+        (a, b)
+        for a, b in SAME_LAYER_PAIRS
+        if a in stacks and b in stacks and pair_definition(stacks[a].shape, stacks[b].shape)
+    ]
 
 
 def same_layer_notes(shapes: Mapping[str, tuple[int, int]], modules: Sequence[str]) -> dict[str, str]:
@@ -98,10 +126,15 @@ def same_layer_notes(shapes: Mapping[str, tuple[int, int]], modules: Sequence[st
     for a, b in SAME_LAYER_PAIRS:
         if a not in modules or b not in modules:
             continue
-        if shapes[a] == shapes[b]:
-            notes[f"{a}*{b}"] = f"cosine of the flattened [out, in] gradients ({shapes[a][0]}x{shapes[a][1]})"
-        else:
+        (ma, na), (mb, nb) = shapes[a], shapes[b]
+        definition = pair_definition(shapes[a], shapes[b])
+        if definition == "flat":
+            notes[f"{a}*{b}"] = f"cosine of the flattened [out, in] gradients ({ma}x{na})"
+        elif definition == "transposed":
             notes[f"{a}*{b}"] = (
-                f"not computed: {a} is {shapes[a][0]}x{shapes[a][1]}, {b} is {shapes[b][0]}x{shapes[b][1]}"
+                f"cosine of G_{a} and G_{b} transposed: {a} is {ma}x{na} and {b} is {mb}x{nb}, so G_{b}^T maps "
+                f"the same spaces as G_{a} ({na} -> {ma})"
             )
+        else:
+            notes[f"{a}*{b}"] = f"not computed: {a} is {ma}x{na}, {b} is {mb}x{nb}"
     return notes

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from gradspec.model.default import cache_root
+from gradspec.model.shipped import cache_root
 
 
 def default_path() -> Path:
