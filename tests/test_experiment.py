@@ -99,7 +99,7 @@ def test_bad_experiment_files_are_refused(tmp_path: Path) -> None:
             load_experiment(path)
 
 
-@pytest.mark.parametrize("name", ["quality", "reasoning", "fast_slow"])
+@pytest.mark.parametrize("name", ["quality", "reasoning", "fast_slow", "models"])
 def test_shipped_configs_are_valid(name: str) -> None:
     small, full = load_experiment(SHIPPED / f"{name}.yaml"), load_experiment(SHIPPED / f"{name}.yaml", full=True)
     assert small.defaults["limit"] < full.defaults["limit"] and full.defaults["max_length"] == 2048

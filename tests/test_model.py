@@ -68,3 +68,37 @@ def test_loaded_model_is_frozen_and_in_eval_mode(tiny_llama_dir: Path) -> None:
 def test_missing_model_paths(spec: str) -> None:
     with pytest.raises(ModelError):
         load_model(spec, device="cpu")
+
+
+def test_chunked_models_are_joined_and_hash_checked(tmp_path: Path) -> None:
+    import hashlib
+
+    from gradspec.model.shipped import join_chunks
+
+    chunks = []
+    for i, data in enumerate((b"abc" * 1000, b"def" * 7, b"g")):
+        chunks.append(tmp_path / f"part{i}")
+        chunks[-1].write_bytes(data)
+    whole = b"abc" * 1000 + b"def" * 7 + b"g"
+    out = join_chunks(chunks, tmp_path / "model.gguf", hashlib.sha256(whole).hexdigest())
+    assert out.read_bytes() == whole
+    with pytest.raises(ModelError, match="expected sha256"):
+        join_chunks(chunks, tmp_path / "bad.gguf", "0" * 64)
+    assert not (tmp_path / "bad.gguf").exists() and not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(ModelError, match="missing"):
+        join_chunks([tmp_path / "nope"], tmp_path / "x.gguf", None)
+
+
+def test_models_list_names_every_shipped_model() -> None:
+    from typer.testing import CliRunner
+
+    from gradspec.cli.main import app
+    from gradspec.model.shipped import SHIPPED, shipped
+
+    result = CliRunner().invoke(app, ["models", "list"])
+    assert result.exit_code == 0
+    for name in SHIPPED:
+        assert name in result.output
+    assert shipped("gemma3").name == "gemma3-270m" and shipped("default").name == "smollm2-135m-instruct"
+    bad = CliRunner().invoke(app, ["models", "install", "nope"])
+    assert bad.exit_code == 2 and "unknown model 'nope'" in bad.output
