@@ -82,9 +82,9 @@ def floor(model, samples) -> None:
             ).sum().backward()
 
 
-def gradspec_path(model, targets, samples, n_layers, batch_tokens) -> None:
+def gradspec_path(model, targets, samples, n_layers, batch_tokens, checkpointing: bool = False) -> None:
     for batch in token_batches(samples, batch_tokens):
-        for f in run_batch(model, targets, batch):
+        for f in run_batch(model, targets, batch, checkpointing):
             if f.finite():
                 sample_spectra(f, MODULES, n_layers)
 
@@ -172,6 +172,10 @@ def model_case(loaded: LoadedModel, key: str, n: int) -> dict[str, object]:
         "gradspec": measure(lambda: gradspec_path(model, targets, samples, n_layers, batch_tokens), 2),
         "batch_of_one": measure(lambda: batch_of_one(model, targets, samples), 1),
     }
+    if key == "c":  # long samples: what activation checkpointing saves in memory and costs in time
+        results["gradspec_checkpointing"] = measure(
+            lambda: gradspec_path(model, targets, samples, n_layers, batch_tokens, checkpointing=True), 1
+        )
     per = {k: v[0] / len(samples) for k, v in results.items()}
     out = {
         "case": label,
@@ -183,9 +187,9 @@ def model_case(loaded: LoadedModel, key: str, n: int) -> dict[str, object]:
         "gradspec_vs_floor": per["gradspec"] / per["floor"],
     }
     print(f"\n({key}) {label}: {len(samples)} samples")
-    print(f"{'method':<16}{'s/sample':>10}{'vs floor':>10}{'peak MiB':>10}")
+    print(f"{'method':<24}{'s/sample':>10}{'vs floor':>10}{'peak MiB':>10}")
     for name, secs in per.items():
-        print(f"{name:<16}{secs:>10.2f}{secs / per['floor']:>10.2f}{results[name][1]:>10.0f}")
+        print(f"{name:<24}{secs:>10.2f}{secs / per['floor']:>10.2f}{results[name][1]:>10.0f}")
     print(f"gradspec: {out['gradspec_speedup_vs_batch_of_one']:.2f}x faster than batch-of-one")
     return out
 

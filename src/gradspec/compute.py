@@ -56,6 +56,8 @@ class ComputeConfig:
         flush_every: samples per Parquet part (at most this much work is redone after a crash).
         progress: show a progress bar.
         trust_remote_code: let transformers run the model repository's own code.
+        checkpointing: recompute each decoder layer during backward (less memory for long
+            samples, about one more forward pass of time; the numbers do not change).
     """
 
     data: str | Path
@@ -73,6 +75,7 @@ class ComputeConfig:
     flush_every: int = 32
     progress: bool = True
     trust_remote_code: bool = False
+    checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.modules is not None:
@@ -149,6 +152,7 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
             "batch_tokens": batch_tokens,
             "device": config.device,
             "world_size": world.size,
+            "checkpointing": config.checkpointing,
         },
         "model": described,
         "data": {"path": str(Path(config.data).resolve()), "sha256": dataset.sha256, "n_records": len(dataset.items)},
@@ -230,7 +234,7 @@ def _compute_pending(
     bar = tqdm(total=len(encoded), unit="sample", desc="gradients", disable=not config.progress, dynamic_ncols=True)
     tokens, started = 0, time.perf_counter()
     for batch in token_batches(encoded, batch_tokens):
-        for enc, factors in zip(batch, run_batch(loaded.model, targets, batch)):
+        for enc, factors in zip(batch, run_batch(loaded.model, targets, batch, config.checkpointing)):
             for table, rows in sample_rows(enc, factors, modules, n_layers, config.spectra).items():
                 buffer[table].extend(rows)
         tokens += sum(s.n_tokens for s in batch)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gradspec.capture.checkpointing import layer_checkpointing
 from gradspec.capture.hooks import Capture
 from gradspec.model.adapters import Target
 from gradspec.numerics import at_least_float32
@@ -85,11 +86,18 @@ def per_sample_loss(logits: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Te
     return (nll.view(b, t) * mask).sum(1) / mask.sum(1)
 
 
-def run_batch(model: nn.Module, targets: Sequence[Target], samples: Sequence[Encoded]) -> list[SampleFactors]:
-    """Forward and backward one batch; return each sample's loss and factors."""
+def run_batch(
+    model: nn.Module, targets: Sequence[Target], samples: Sequence[Encoded], checkpointing: bool = False
+) -> list[SampleFactors]:
+    """Forward and backward one batch; return each sample's loss and factors.
+
+    ``checkpointing`` recomputes each decoder layer's inside during backward (less memory for
+    long samples, about one more forward pass of time; the numbers are the same).
+    """
     device = next(model.parameters()).device
     ids, attn, loss_mask = collate(samples, device)
-    with Capture(model, (t.projection.module for t in targets)) as cap:
+    modules = (t.projection.module for t in targets)
+    with layer_checkpointing(model, checkpointing), Capture(model, modules, recomputed=checkpointing) as cap:
         logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits
         losses = per_sample_loss(logits, ids, loss_mask)
         finite = torch.isfinite(losses)

@@ -23,8 +23,12 @@ class Capture:
     Fused modules (several canonical projections in one module) are hooked once.
     """
 
-    def __init__(self, model: nn.Module, modules: Iterable[nn.Module]) -> None:
+    def __init__(self, model: nn.Module, modules: Iterable[nn.Module], recomputed: bool = False) -> None:
+        """``recomputed``: layers are checkpointed, so a projection's second call in one pass is
+        the recomputation during backward; it is ignored (its gradient reaches the first call's
+        output)."""
         self.model = model
+        self.recomputed = recomputed
         self.modules = list({id(m): m for m in modules}.values())
         self.inputs: dict[int, torch.Tensor] = {}
         self.grads: dict[int, torch.Tensor] = {}
@@ -46,6 +50,8 @@ class Capture:
 
     def _forward_hook(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
         key = id(module)
+        if key in self.inputs and self.recomputed:
+            return
         if key in self.inputs:
             raise RuntimeError(f"{type(module).__name__} ran twice in one forward pass; capture would mix calls")
         self.inputs[key] = args[0].detach()

@@ -38,6 +38,9 @@ def compute(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     workers: int = typer.Option(1, help="Processes (one per GPU, or sharing the CPU cores), through torchrun."),
+    checkpointing: bool = typer.Option(
+        False, "--checkpointing", help="Recompute layers in backward: less memory for long samples."
+    ),
 ) -> None:
     """Compute per-sample gradient spectra of DATA into a run folder (resumes if it exists)."""
     if workers > 1 and "WORLD_SIZE" not in os.environ:
@@ -66,6 +69,7 @@ def compute(
             batch_tokens=batch_tokens,
             progress=progress,
             trust_remote_code=trust_remote_code,
+            checkpointing=checkpointing,
         )
         run = run_compute(cfg)
     except (GradspecError, ValueError) as exc:
