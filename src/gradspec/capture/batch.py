@@ -39,7 +39,8 @@ class SampleFactors:
     def finite(self) -> bool:
         """No NaN or Inf in any factor (an input shared by q, k, v is checked once)."""
         unique = {(t.data_ptr(), t.shape): t for t in (*self.x.values(), *self.delta.values())}
-        return all(bool(torch.isfinite(t).all()) for t in unique.values())
+        # One device-to-host transfer for the whole sample, not one per tensor.
+        return bool(torch.stack([torch.isfinite(t).all() for t in unique.values()]).all())
 
 
 def default_batch_tokens(device: str) -> int:
@@ -104,6 +105,7 @@ def run_batch(
         # A non-finite loss is kept out of the sum; that sample is reported as an error.
         losses.where(finite, torch.zeros_like(losses)).sum().backward()
     out: list[SampleFactors] = []
+    loss_values = losses.detach().tolist()  # one transfer for the batch
     for b, s in enumerate(samples):
         # Positions after the one that predicts the last response token get zero gradient.
         n_pos = max(t for t, m in enumerate(s.loss_mask) if m)
@@ -114,5 +116,5 @@ def run_batch(
             x[(t.layer, t.name)] = cap.inputs[key][b, :n_pos]
             d = cap.grads[key][b, :n_pos]
             delta[(t.layer, t.name)] = d if p.out_index is None else d[:, p.out_index.to(d.device)]
-        out.append(SampleFactors(s.sample_id, float(losses[b].detach()), n_pos, x, delta))
+        out.append(SampleFactors(s.sample_id, loss_values[b], n_pos, x, delta))
     return out

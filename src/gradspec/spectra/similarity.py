@@ -93,12 +93,12 @@ def similarities(
         if n_layers < 2:
             continue
         cos = cosine(inner(s, s, slice(0, -1), slice(1, None)), norms[m][:-1], norms[m][1:])
-        rows.extend(("adjacent", m, i, float(c)) for i, c in enumerate(cos))
+        rows.extend(("adjacent", m, i, c) for i, c in enumerate(cos.tolist()))  # one transfer, not one per value
     for a, b in same_layer_pairs(stacks):
         sa, sb = stacks[a], stacks[b]
         ip = inner(sa, sb, slice(None), slice(None)) if sa.shape == sb.shape else inner_transposed(sa, sb)
         cos = cosine(ip, norms[a], norms[b])
-        rows.extend(("same_layer", f"{a}*{b}", i, float(c)) for i, c in enumerate(cos))
+        rows.extend(("same_layer", f"{a}*{b}", i, c) for i, c in enumerate(cos.tolist()))
     return rows
 
 
