@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from gradspec.cli import options
 from gradspec.cli.app import app, fail
 from gradspec.errors import GradspecError
 
@@ -21,22 +22,22 @@ def compute(
     data: Path = typer.Argument(..., help="JSON list, JSONL, Parquet, CSV, or a datasets folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to create or resume."),
     model: str = typer.Option("default", help="default | a short name | HF model folder | FILE.gguf | hub id."),
-    template: str = typer.Option("auto", help="auto | plain | chat."),
-    system_prompt: str | None = typer.Option(None, help="System turn for records without one."),
-    max_length: int = typer.Option(2048, help="Most tokens of prompt plus response."),
-    truncation: str = typer.Option("end", help="end (cut the text's end) | prompt_start (cut the prompt first)."),
-    limit: int | None = typer.Option(None, help="Only the first N records."),
+    template: str = options.TEMPLATE,
+    system_prompt: str | None = options.SYSTEM_PROMPT,
+    max_length: int = options.MAX_LENGTH,
+    truncation: str = options.TRUNCATION,
+    limit: int | None = options.LIMIT,
     modules: str = typer.Option("q,k,v,o", help="Comma-separated of q,k,v,o,gate,up,down, or all."),
-    dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16 (spectral maths stays >= float32)."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
+    dtype: str = options.DTYPE,
+    device: str = options.DEVICE,
     spectra: bool = typer.Option(False, "--spectra", help="Also store every singular value."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run made with other options."),
-    field_map: str | None = typer.Option(None, help="Rename fields, e.g. output=answer,instruction=question."),
+    field_map: str | None = options.FIELD_MAP,
     batch_tokens: int | None = typer.Option(
         None, help="Most padded tokens per batch [default: 512 on CPU, 16384 on CUDA]."
     ),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    trust_remote_code: bool = options.TRUST_REMOTE_CODE,
+    progress: bool = options.PROGRESS,
     workers: int = typer.Option(1, help="Processes (one per GPU, or sharing the CPU cores), through torchrun."),
     checkpointing: bool = typer.Option(
         False, "--checkpointing", help="Recompute layers in backward: less memory for long samples."

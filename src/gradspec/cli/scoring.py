@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from gradspec.cli import options
 from gradspec.cli.app import app, fail
 from gradspec.errors import GradspecError
 
@@ -17,12 +18,12 @@ def score(
     out: Path = typer.Option(..., "--out", "-o", help="SCORED.jsonl, .json or .parquet to write."),
     metric: str = typer.Option("ifd,length", help="Comma-separated of ifd,reward,instag,difficulty,length, or all."),
     model: str = typer.Option("default", help="Causal LM for ifd and length (as for compute)."),
-    template: str = typer.Option("auto", help="auto | plain | chat."),
-    system_prompt: str | None = typer.Option(None, help="System turn for records without one."),
-    max_length: int = typer.Option(2048, help="Most tokens of prompt plus response."),
-    truncation: str = typer.Option("end", help="end | prompt_start."),
-    limit: int | None = typer.Option(None, help="Only the first N records."),
-    field_map: str | None = typer.Option(None, help="Rename fields, e.g. output=answer,instruction=question."),
+    template: str = options.TEMPLATE,
+    system_prompt: str | None = options.SYSTEM_PROMPT,
+    max_length: int = options.MAX_LENGTH,
+    truncation: str = options.TRUNCATION,
+    limit: int | None = options.LIMIT,
+    field_map: str | None = options.FIELD_MAP,
     reward_model: str | None = typer.Option(None, help="Sequence-classification model folder or hub id."),
     judge: str | None = typer.Option(None, help="openai:MODEL (key from OPENAI_API_KEY) | hf:default | hf:PATH."),
     judge_base_url: str | None = typer.Option(None, help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."),
@@ -34,11 +35,11 @@ def score(
     instag_prompt: Path | None = typer.Option(None, help="Your InsTag template; {instruction} marks the slot."),
     difficulty_prompt: Path | None = typer.Option(None, help="Your difficulty template; {instruction} marks the slot."),
     reuse_raw: bool = typer.Option(False, "--reuse-raw", help="Re-parse stored raw_instag/raw_diff, not re-ask."),
-    dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
+    dtype: str = options.DTYPE,
+    device: str = options.DEVICE,
     batch_tokens: int | None = typer.Option(None, help="Most padded tokens per IFD batch."),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    trust_remote_code: bool = options.TRUST_REMOTE_CODE,
+    progress: bool = options.PROGRESS,
 ) -> None:
     """Add data-quality metrics (IFD, reward, InsTag, difficulty, length) to every record of DATA."""
     from gradspec.data import parse_field_map

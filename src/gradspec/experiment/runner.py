@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,18 @@ class Steps:
     def finish(self, step: str, spec: Any) -> None:
         write_json_atomic(self.dir / f"{step}.json", {"fingerprint": self.fingerprint(spec)})
 
+    def once(
+        self, step: str, spec: Any, output: Path, action: Callable[[], Any], status: dict[str, str], say: Say
+    ) -> None:
+        """Run ``action`` unless ``step`` finished with this ``spec`` and ``output`` is there."""
+        if self.done(step, spec) and output.exists():
+            status[step] = "skipped"
+            return
+        say(step)
+        action()
+        self.finish(step, spec)
+        status[step] = "done"
+
 
 class Models:
     """Each model loaded once for the whole experiment."""
@@ -51,6 +64,23 @@ class Models:
         if spec not in self._loaded:
             self._loaded[spec] = load_model(spec, self.dtype, self.device)  # type: ignore[arg-type]
         return self._loaded[spec]
+
+
+def _select(sel: dict[str, Any], source: Path, folder: Path, d: dict[str, Any], models: Models) -> None:
+    """One selection step: score the pool when asked, then write its high and low groups."""
+    from gradspec.score import ScoreConfig, score
+    from gradspec.selection import SelectConfig, select
+
+    scored = source
+    if sel.get("score"):
+        model = sel.get("model", d.get("model", "default"))
+        length = sel.get("max_length", d.get("max_length", 2048))
+        prompt = PromptConfig(d.get("template", "auto"), d.get("system_prompt"), length)
+        cfg = ScoreConfig(source, folder / "scored.jsonl", tuple(sel["score"]), model, prompt, limit=sel.get("limit"))
+        score(cfg, models.get(model))
+        scored = folder / "scored.jsonl"
+    top, bottom = int(sel.get("top", 0)), int(sel.get("bottom", 0))
+    select(SelectConfig(scored, sel["by"], folder, top, bottom, match_length=bool(sel.get("match_length")), name="sel"))
 
 
 def _manifest_stamp(run_dir: Path) -> Any:
@@ -69,6 +99,9 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
     status: dict[str, str] = {}
     selection_files: dict[str, dict[str, Path]] = {}
 
+    def tell(step: str) -> None:
+        say(f"[{exp.name}] {step}")
+
     def data_path(ref: str) -> Path:
         if ref.startswith("@"):
             name, _, which = ref[1:].partition("/")
@@ -79,9 +112,6 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
         return p if p.is_absolute() else exp.data_root / p
 
     for sel in exp.selections:
-        from gradspec.score import ScoreConfig, score
-        from gradspec.selection import SelectConfig, select
-
         folder = root / "selections" / sel["name"]
         source = data_path(sel["data"])
         spec = {**sel, "defaults": d, "source": str(source)}
@@ -91,28 +121,10 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
             "lowest": folder / f"sel_lowest_{bottom}.json",
             "scored": folder / "scored.jsonl",
         }
-        step = f"select-{sel['name']}"
-        if steps.done(step, spec):
-            status[step] = "skipped"
-            continue
-        scored = source
-        if sel.get("score"):
-            say(f"[{exp.name}] score {sel['name']}: {', '.join(sel['score'])}")
-            model = sel.get("model", d.get("model", "default"))
-            prompt = PromptConfig(
-                d.get("template", "auto"), d.get("system_prompt"), sel.get("max_length", d.get("max_length", 2048))
-            )
-            cfg = ScoreConfig(
-                source, folder / "scored.jsonl", tuple(sel["score"]), model, prompt, limit=sel.get("limit", None)
-            )
-            score(cfg, models.get(model))
-            scored = folder / "scored.jsonl"
-        say(f"[{exp.name}] select {sel['name']} by {sel['by']}")
-        select(
-            SelectConfig(scored, sel["by"], folder, top, bottom, match_length=bool(sel.get("match_length")), name="sel")
-        )
-        steps.finish(step, spec)
-        status[step] = "done"
+        steps.once(
+            f"select-{sel['name']}", spec, selection_files[sel["name"]]["highest" if top else "lowest"],
+            partial(_select, sel, source, folder, d, models), status, tell,
+        )  # fmt: skip
 
     for run in exp.runs:
         merged = {**d, **run}
@@ -142,15 +154,9 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
         runs = [root / "runs" / r if isinstance(r, str) else [root / "runs" / m for m in r] for r in comp["runs"]]
         flat = [r for group in runs for r in (group if isinstance(group, list) else [group])]
         spec = {**comp, "inputs": [_manifest_stamp(r) for r in flat]}
-        step = f"compare-{comp['name']}"
         report_inputs.append(folder)
-        if steps.done(step, spec) and (folder / "comparison.json").exists():
-            status[step] = "skipped"
-            continue
-        say(f"[{exp.name}] compare {comp['name']}: {len(runs)} groups")
-        compare(CompareConfig(runs, folder, comp.get("labels")))
-        steps.finish(step, spec)
-        status[step] = "done"
+        action = partial(compare, CompareConfig(runs, folder, comp.get("labels")))
+        steps.once(f"compare-{comp['name']}", spec, folder / "comparison.json", action, status, tell)
 
     for corr in exp.correlations:
         from gradspec.analysis.unify import correlate
@@ -160,15 +166,9 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
         run_dir = root / "runs" / corr["run"]
         scored = data_path(corr["scored"])
         spec = {**corr, "inputs": _manifest_stamp(run_dir), "scored": str(scored)}
-        step = f"correlate-{corr['name']}"
         report_inputs.append(folder)
-        if steps.done(step, spec) and (folder / "correlations.csv").exists():
-            status[step] = "skipped"
-            continue
-        say(f"[{exp.name}] correlate {corr['name']}")
-        correlate(open_run(run_dir), scored, folder)
-        steps.finish(step, spec)
-        status[step] = "done"
+        action = partial(correlate, open_run(run_dir), scored, folder)
+        steps.once(f"correlate-{corr['name']}", spec, folder / "correlations.csv", action, status, tell)
 
     report = root / "report.html"
     analysed = any(v == "done" for k, v in status.items() if k.startswith(("compare", "correlate")))
