@@ -78,6 +78,7 @@ def test_compare_tables_equal_direct_computations(tmp_path: Path, two_runs: tupl
     assert -1 <= s.cliffs_delta <= 1 and s.q >= s.p
     assert set(summary.length_control) <= {
         "no difference", "disappears under length control", "holds under length control",
+        "appears under length control",
         "reverses under length control", "difference (length control not possible)",
     }  # fmt: skip
     # B's responses are ~4x longer: the manifest says so.
@@ -136,6 +137,8 @@ def test_length_control_sees_through_a_length_driven_difference() -> None:
     kept = regress_on_length(a, b2, len_a, len_b)
     assert kept.p < 1e-6 and kept.effect == pytest.approx(1.0, abs=0.15)
     assert verdict(1e-9, 1.0, kept.p, kept.effect) == "holds under length control"
+    assert verdict(0.5, 0.1, 1e-4, 0.3) == "appears under length control"
+    assert verdict(0.5, 0.1, 0.2, 0.3) == "no difference"
 
 
 def test_stats_helpers() -> None:

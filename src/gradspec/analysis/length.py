@@ -66,6 +66,8 @@ def verdict(q_raw: float, diff_raw: float, p_controlled: float, diff_controlled:
     if math.isnan(q_raw):
         return "not tested"
     if q_raw >= alpha:
+        if not math.isnan(p_controlled) and p_controlled < alpha:
+            return "appears under length control"
         return "no difference"
     if math.isnan(p_controlled):
         return "difference (length control not possible)"
