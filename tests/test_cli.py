@@ -141,3 +141,10 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path, tiny_llama_dir: Pat
         app, ["compute", str(data), "--out", str(tmp_path / "r"), "--model", str(tiny_llama_dir), "--device", "cuda"]
     )
     assert result.exit_code == 2 and "no CUDA device is available; use --device cpu" in result.output
+
+
+def test_workers_option_is_removed_before_torchrun_relaunches() -> None:
+    from gradspec.cli.main import without_option
+
+    args = ["compute", "d.json", "--workers", "2", "--out", "r", "--workers=3", "--no-progress"]
+    assert without_option(args, "--workers") == ["compute", "d.json", "--out", "r", "--no-progress"]
