@@ -174,3 +174,19 @@ def test_nan_loss_is_an_error_never_a_number(tmp_path: Path, data: Path) -> None
     assert samples[samples.status == "error"]["reason"].str.contains("loss is nan|field 'output'").all()
     assert len(run.df("layer_stats")) == 0 and len(run.df("similarity")) == 0
     assert run.manifest["counts"]["error"] == 5
+
+
+def test_memory_budget_batch_size_grows_with_memory_and_shrinks_with_the_model() -> None:
+    from transformers import LlamaConfig
+
+    from gradspec.capture.batch import bytes_per_token, memory_batch_tokens
+
+    small = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, vocab_size=49152)
+    big = LlamaConfig(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, vocab_size=152064)
+    assert bytes_per_token(big) > 5 * bytes_per_token(small)
+    gib = 1 << 30
+    assert memory_batch_tokens(80 * gib, small) > memory_batch_tokens(8 * gib, small) >= 256
+    assert memory_batch_tokens(80 * gib, big) < memory_batch_tokens(80 * gib, small)
+    assert memory_batch_tokens(80 * gib, big) % 256 == 0 and memory_batch_tokens(1, big) == 256
+    # 60% of 80 GiB over the estimate for a 7B-wide model: a few thousand tokens per batch.
+    assert 2048 <= memory_batch_tokens(80 * gib, big, dtype_bytes=2) <= 32768

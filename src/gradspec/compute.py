@@ -52,7 +52,8 @@ class ComputeConfig:
         batch_tokens: most padded tokens in one forward/backward batch (a longer sample gets a
             batch of its own); ``None`` picks by device: 512 on CPU, where bigger batches of long
             samples were measured slower per sample (2.9 s alone, 3.3 s in twos, 4.1 s in fours
-            at 512 tokens on 2 cores) while short samples still gain from packing; 16384 on CUDA.
+            at 512 tokens on 2 cores) while short samples still gain from packing; on CUDA what
+            fits in the free memory (``capture.batch.memory_batch_tokens``).
         flush_every: samples per Parquet part (at most this much work is redone after a crash).
         progress: show a progress bar.
         trust_remote_code: let transformers run the model repository's own code.
@@ -121,7 +122,7 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
     shapes = {t.name: (t.projection.d_out, t.projection.d_in) for t in targets if t.layer == 0}
     template = resolve_template(config.prompt.template, loaded.tokenizer)
     prompt = PromptConfig(template, config.prompt.system_prompt, config.prompt.max_length, config.prompt.truncation)
-    batch_tokens = config.batch_tokens or default_batch_tokens(str(loaded.device))
+    batch_tokens = config.batch_tokens or default_batch_tokens(str(loaded.device), loaded.model)
     described = loaded.describe()
 
     identity = {

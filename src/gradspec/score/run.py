@@ -129,7 +129,7 @@ def score(config: ScoreConfig, loaded: LoadedModel | None = None) -> dict[str, A
         results["length"] = length_scores(items, loaded.tokenizer, prompt)
     if "ifd" in config.metrics:
         assert loaded is not None
-        batch_tokens = config.batch_tokens or default_batch_tokens(str(loaded.device))
+        batch_tokens = config.batch_tokens or default_batch_tokens(str(loaded.device), loaded.model)
         results["ifd"] = ifd_scores(items, loaded, prompt, batch_tokens, config.progress)
     if "reward" in config.metrics:
         assert config.reward_model is not None
