@@ -32,6 +32,9 @@ from gradspec.store import Run, open_run
 
 FIGURE_METRICS = ("nuclear_norm", "effective_rank", "frobenius_norm", "stable_rank", "top_share", "adjacent_cosine")
 LENGTH_IMBALANCE = 1.5  # median response-length ratio that earns a warning
+# Fewer length-matched pairs than this: the regression would only extrapolate across groups
+# whose lengths do not overlap, so no length-controlled verdict is given.
+MIN_MATCHED = 5
 
 
 @dataclass(frozen=True)
@@ -155,8 +158,10 @@ def summary_table(a: Group, b: Group, caliper: float) -> pd.DataFrame:
         return table
     table["q"] = fdr(table["p"].to_numpy())
     table["length_control"] = [
-        verdict(r.q, r.diff, max(r.p_adjusted, r.p_matched) if not np.isnan(r.p_matched) else r.p_adjusted,
-                r.diff_adjusted)
+        "length control not possible: the groups' lengths barely overlap"
+        if r.q < 0.05 and r.matched_pairs < MIN_MATCHED
+        else verdict(r.q, r.diff, max(r.p_adjusted, r.p_matched) if not np.isnan(r.p_matched) else r.p_adjusted,
+                     r.diff_adjusted)
         for r in table.itertuples()
     ]  # fmt: skip
     return table
