@@ -25,6 +25,7 @@ def make_data(root: Path) -> None:
                 {"instruction": f"{pool} question {i}", "output": " ".join(["word"] * (words + i))} for i in range(4)
             ]
             write_json(root / f"{pool}_{split}.json", recs)
+    write_json(root / "long.json", [{"instruction": "a long question " * 5, "output": "yes"}])
     write_json(root / "pool.json", [{"instruction": f"pool {i}", "output": "yes " * (1 + i)} for i in range(10)])
 
 
@@ -45,11 +46,13 @@ def config(tmp: Path, model: Path) -> Path:
             {"name": "{pool}-{split}", "data": "{pool}_{split}.json"},
             {"name": "ifd-high", "data": "@ifd/highest"},
             {"name": "ifd-low", "data": "@ifd/lowest"},
+            {"name": "none", "data": "long.json", "max_length": 8},  # every prompt fills it: nothing to compare
         ],
         "comparisons": [
             {"name": "{pool}", "runs": ["{pool}-low", "{pool}-high"], "labels": ["low", "high"]},
             {"name": "pooled", "runs": [["p1-low", "p2-low"], ["p1-high", "p2-high"]], "labels": ["low", "high"]},
             {"name": "ifd", "runs": ["ifd-low", "ifd-high"]},
+            {"name": "empty", "runs": ["p1-low", "none"]},
         ],
         "correlations": [{"name": "ifd", "run": "ifd-high", "scored": "@ifd/scored"}],
         "report": {"title": "tiny experiment"},
@@ -67,6 +70,10 @@ def test_experiment_runs_end_to_end_and_resumes(tmp_path: Path, tiny_llama_dir: 
     out = tmp_path / "out"
     first = run_experiment(exp, out, say=lambda _: None)
     assert first["steps"]["report"] == "done" and (out / "report.html").exists()
+    # A comparison that cannot be made is recorded as failed; the other steps and the report go on.
+    why = first["steps"].pop("compare-empty")
+    assert why.startswith("failed: ") and "no ok samples" in why
+    assert "Comparison: empty" not in (out / "report.html").read_text()
     assert all(v == "done" for v in first["steps"].values())
     pooled = json.loads((out / "comparisons/pooled/comparison.json").read_text())
     assert [len(g["runs"]) for g in pooled["groups"]] == [2, 2]

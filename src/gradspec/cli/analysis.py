@@ -99,7 +99,13 @@ def experiment(
         result = run_experiment(exp, out, typer.echo)
     except (GradspecError, ValueError) as exc:
         fail(exc)
-    done = sum(v == "done" for v in result["steps"].values())
-    typer.echo(f"{result['out']}: {done} steps run, {len(result['steps']) - done} already done")
+    steps = result["steps"].values()
+    done, skipped = sum(v == "done" for v in steps), sum(v == "skipped" for v in steps)
+    failed = {k: v for k, v in result["steps"].items() if v.startswith("failed")}
+    typer.echo(f"{result['out']}: {done} steps run, {skipped} already done, {len(failed)} failed")
+    for step, why in failed.items():
+        typer.echo(f"  {step}: {why}")
     if result["report"]:
         typer.echo(f"report: {result['report']}")
+    if failed:
+        raise typer.Exit(1)

@@ -36,11 +36,15 @@ import yaml
 
 from gradspec.errors import ConfigError
 
-RUN_KEYS = {"name", "data", "model", "template", "system_prompt", "max_length", "limit", "modules", "field_map"}
+RUN_KEYS = {
+    "name", "data", "model", "template", "system_prompt", "max_length", "truncation", "limit", "modules", "field_map",
+}  # fmt: skip
 SELECTION_KEYS = {"name", "data", "score", "by", "top", "bottom", "match_length", "limit", "model", "max_length"}
 COMPARISON_KEYS = {"name", "runs", "labels"}
 CORRELATION_KEYS = {"name", "run", "scored"}
-DEFAULT_KEYS = {"model", "template", "system_prompt", "max_length", "limit", "modules", "dtype", "device"}
+DEFAULT_KEYS = {
+    "model", "template", "system_prompt", "max_length", "truncation", "limit", "modules", "dtype", "device",
+}  # fmt: skip
 TOP_KEYS = {"name", "data_root", "grid", "full", "selections", "runs", "comparisons", "correlations", "report"}
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

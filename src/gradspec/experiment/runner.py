@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gradspec.compute import ComputeConfig, compute, parse_modules
-from gradspec.errors import ConfigError
+from gradspec.errors import ConfigError, GradspecError
 from gradspec.experiment.config import Experiment
 from gradspec.files import write_json_atomic
 from gradspec.model import LoadedModel, load_model
@@ -48,7 +48,12 @@ class Steps:
             status[step] = "skipped"
             return
         say(step)
-        action()
+        try:
+            action()
+        except GradspecError as exc:  # one step that cannot be done does not stop the others
+            say(f"  {step} not done: {exc}")
+            status[step] = f"failed: {exc}"
+            return
         self.finish(step, spec)
         status[step] = "done"
 
@@ -75,7 +80,7 @@ def _select(sel: dict[str, Any], source: Path, folder: Path, d: dict[str, Any], 
     if sel.get("score"):
         model = sel.get("model", d.get("model", "default"))
         length = sel.get("max_length", d.get("max_length", 2048))
-        prompt = PromptConfig(d.get("template", "auto"), d.get("system_prompt"), length)
+        prompt = PromptConfig(d.get("template", "auto"), d.get("system_prompt"), length, d.get("truncation", "end"))
         cfg = ScoreConfig(source, folder / "scored.jsonl", tuple(sel["score"]), model, prompt, limit=sel.get("limit"))
         score(cfg, models.get(model))
         scored = folder / "scored.jsonl"
@@ -132,7 +137,10 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
         model = merged.get("model", "default")
         modules = merged.get("modules", "q,k,v,o")
         prompt = PromptConfig(
-            merged.get("template", "auto"), merged.get("system_prompt"), int(merged.get("max_length", 2048))
+            merged.get("template", "auto"),
+            merged.get("system_prompt"),
+            int(merged.get("max_length", 2048)),
+            merged.get("truncation", "end"),
         )
         cfg = ComputeConfig(
             data, root / "runs" / run["name"], model, prompt,
@@ -170,6 +178,7 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
         action = partial(correlate, open_run(run_dir), scored, folder)
         steps.once(f"correlate-{corr['name']}", spec, folder / "correlations.csv", action, status, tell)
 
+    report_inputs = [p for p in report_inputs if (p / "comparison.json").exists() or (p / "correlations.csv").exists()]
     report = root / "report.html"
     analysed = any(v == "done" for k, v in status.items() if k.startswith(("compare", "correlate")))
     if report_inputs and (analysed or not report.exists()):
