@@ -90,6 +90,8 @@ def _select(sel: dict[str, Any], source: Path, folder: Path, d: dict[str, Any], 
 
 def _manifest_stamp(run_dir: Path) -> Any:
     """What a run holds: its counts and the names of its parts (a resumed run adds parts)."""
+    if not (run_dir / "run.json").exists():
+        return None  # the run failed; the step that needs it fails in turn and says why
     m = json.loads((run_dir / "run.json").read_text())
     return [m.get("config"), m.get("counts"), sorted(p.name for p in (run_dir / "samples").glob("*.parquet"))]
 
@@ -149,7 +151,12 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
             limit=merged.get("limit"), field_map=dict(merged.get("field_map") or {}),
         )  # fmt: skip
         say(f"[{exp.name}] compute {run['name']} ({data.name}, limit {cfg.limit})")
-        result = compute(cfg, models.get(model))
+        try:
+            result = compute(cfg, models.get(model))
+        except GradspecError as exc:  # e.g. its data comes from a selection that failed
+            say(f"  compute-{run['name']} not done: {exc}")
+            status[f"compute-{run['name']}"] = f"failed: {exc}"
+            continue
         n = {k: result.manifest.get("counts", {}).get(k, 0) for k in ("ok", "skipped", "error")}
         say(f"[{exp.name}]   {n['ok']} ok, {n['skipped']} skipped, {n['error']} error")
         status[f"compute-{run['name']}"] = "done"
