@@ -21,6 +21,8 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -108,7 +110,11 @@ def batch_of_one(model, targets, samples) -> None:
 
 
 def measure(fn: Callable[[], None], repeats: int) -> tuple[float, float]:
-    """(best seconds over ``repeats``, peak extra memory in MiB of the first)."""
+    """(best seconds over ``repeats``, peak extra memory in MiB of the first).
+
+    The memory is only right for the first method a process runs (freed memory is reused, not
+    returned), so ``model_case`` takes it from a fresh process per method (``--peak``).
+    """
     best, mem = float("inf"), 0.0
     for i in range(repeats):
         with PeakRSS() as peak:
@@ -118,6 +124,26 @@ def measure(fn: Callable[[], None], repeats: int) -> tuple[float, float]:
         if i == 0:
             mem = peak.mib
     return best, mem
+
+
+def methods(loaded: LoadedModel, samples: list[Encoded]) -> dict[str, Callable[[], None]]:
+    model = loaded.model
+    targets = find_targets(model, MODULES)
+    n_layers, batch_tokens = model.config.num_hidden_layers, default_batch_tokens("cpu")
+    return {
+        "floor": lambda: floor(model, samples),
+        "gradspec": lambda: gradspec_path(model, targets, samples, n_layers, batch_tokens),
+        "batch_of_one": lambda: batch_of_one(model, targets, samples),
+        "gradspec_checkpointing": lambda: gradspec_path(model, targets, samples, n_layers, batch_tokens, True),
+    }
+
+
+def peak_in_fresh_process(key: str, method: str, n: int) -> float:
+    """Peak extra resident memory (MiB) of one method on ``n`` samples, in a new process."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--peak", f"{key}:{method}:{n}"], capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def real_samples(loaded: LoadedModel, path: Path, max_length: int, n: int) -> list[Encoded]:
@@ -162,27 +188,19 @@ def storage(loaded: LoadedModel, path: Path, max_length: int, n: int) -> dict[st
 
 def model_case(loaded: LoadedModel, key: str, n: int) -> dict[str, object]:
     label, path, max_length = CASES[key]
-    model = loaded.model
-    targets = find_targets(model, MODULES)
     samples = real_samples(loaded, path, max_length, n)
-    n_layers = model.config.num_hidden_layers
-    batch_tokens = default_batch_tokens("cpu")
-    results = {
-        "floor": measure(lambda: floor(model, samples), 2),
-        "gradspec": measure(lambda: gradspec_path(model, targets, samples, n_layers, batch_tokens), 2),
-        "batch_of_one": measure(lambda: batch_of_one(model, targets, samples), 1),
-    }
-    if key == "c":  # long samples: what activation checkpointing saves in memory and costs in time
-        results["gradspec_checkpointing"] = measure(
-            lambda: gradspec_path(model, targets, samples, n_layers, batch_tokens, checkpointing=True), 1
-        )
+    run = methods(loaded, samples)
+    names = ["floor", "gradspec", "batch_of_one"] + (["gradspec_checkpointing"] if key == "c" else [])
+    # Long samples (c) also show what activation checkpointing saves in memory and costs in time.
+    results = {name: (measure(run[name], 2 if name in ("floor", "gradspec") else 1)[0], 0.0) for name in names}
+    results = {name: (secs, peak_in_fresh_process(key, name, 1)) for name, (secs, _) in results.items()}
     per = {k: v[0] / len(samples) for k, v in results.items()}
     out = {
         "case": label,
         "samples": len(samples),
         "tokens_per_sample": max_length,
         "seconds_per_sample": per,
-        "peak_extra_mib": {k: v[1] for k, v in results.items()},
+        "peak_extra_mib_one_sample_fresh_process": {k: v[1] for k, v in results.items()},
         "gradspec_speedup_vs_batch_of_one": per["batch_of_one"] / per["gradspec"],
         "gradspec_vs_floor": per["gradspec"] / per["floor"],
     }
@@ -212,7 +230,19 @@ def wide_layer(t: int = 256, d: int = 3584, d_mlp: int = 18944) -> dict[str, obj
     return out
 
 
+def peak_main(spec: str) -> None:
+    """``--peak KEY:METHOD:N``: run one method once in this fresh process and print its peak MiB."""
+    key, method, n = spec.split(":")
+    loaded = load_model("default", device="cpu")
+    samples = real_samples(loaded, CASES[key][1], CASES[key][2], int(n))
+    fn = methods(loaded, samples)[method]
+    print(measure(fn, 1)[1])
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--peak":
+        peak_main(sys.argv[2])
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", default="a,b,c")
     ap.add_argument("--samples", type=int, default=6, help="samples of case a")
