@@ -13,6 +13,12 @@ import numpy as np
 from scipy import stats as sps
 
 
+def _percentile_interval(boots: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper percentile bounds over the bootstrap axis (0)."""
+    alpha = (1 - level) / 2
+    return np.nanquantile(boots, alpha, axis=0), np.nanquantile(boots, 1 - alpha, axis=0)
+
+
 def bootstrap_mean_ci(
     values: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -26,8 +32,7 @@ def bootstrap_mean_ci(
         return mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     boots = np.nanmean(values[idx], axis=1)  # (n_boot, C)
-    alpha = (1 - level) / 2
-    return mean, np.nanquantile(boots, alpha, axis=0), np.nanquantile(boots, 1 - alpha, axis=0)
+    return mean, *_percentile_interval(boots, level)
 
 
 def bootstrap_diff_ci(
@@ -41,8 +46,7 @@ def bootstrap_diff_ci(
     rng = np.random.default_rng(seed)
     ia, ib = rng.integers(0, len(a), (n_boot, len(a))), rng.integers(0, len(b), (n_boot, len(b)))
     boots = np.nanmean(b[ib], axis=1) - np.nanmean(a[ia], axis=1)
-    alpha = (1 - level) / 2
-    return diff, np.nanquantile(boots, alpha, axis=0), np.nanquantile(boots, 1 - alpha, axis=0)
+    return diff, *_percentile_interval(boots, level)
 
 
 def mann_whitney(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

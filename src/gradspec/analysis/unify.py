@@ -80,11 +80,10 @@ def grad_quality(run: Run) -> pd.DataFrame:
 def quality_frame(scored: str | Path, fields: Sequence[str] | None = None) -> pd.DataFrame:
     """sample_id and the numeric quality fields of a scored file (undefined values are NaN)."""
     dataset = load_dataset(scored)
-    rows = {r.index: r.value for r in dataset.rows}
     wanted = list(fields or QUALITY_FIELDS)
     records = []
-    for item in dataset.items:
-        value = rows[item.index] if isinstance(rows[item.index], dict) else {}
+    for item, row in dataset.with_rows():
+        value = row.value if isinstance(row.value, dict) else {}
         rec: dict[str, Any] = {"sample_id": item.sample_id}
         for f in wanted:
             number = finite_number(value.get(f))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,10 @@ class Dataset:
     sha256: str
     items: list[Record | BadRecord]
     rows: list[RawRow] = field(default_factory=list)  # as read, for stages that write records back
+
+    def with_rows(self) -> Iterator[tuple[Record | BadRecord, RawRow]]:
+        """Each item with the row it was read from (``load_dataset`` makes one item per row, in order)."""
+        return zip(self.items, self.rows, strict=True)
 
 
 def file_sha256(path: Path) -> str:

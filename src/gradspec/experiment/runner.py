@@ -71,20 +71,31 @@ class Models:
         return self._loaded[spec]
 
 
-def _select(sel: dict[str, Any], source: Path, folder: Path, d: dict[str, Any], models: Models) -> None:
+def prompt_of(settings: dict[str, Any]) -> PromptConfig:
+    """The prompt options of a step: its own keys over the experiment's defaults."""
+    return PromptConfig(
+        settings.get("template", "auto"),
+        settings.get("system_prompt"),
+        int(settings.get("max_length", 2048)),
+        settings.get("truncation", "end"),
+    )
+
+
+def _select(
+    sel: dict[str, Any], source: Path, folder: Path, d: dict[str, Any], models: Models, top: int, bottom: int
+) -> None:
     """One selection step: score the pool when asked, then write its high and low groups."""
     from gradspec.score import ScoreConfig, score
     from gradspec.selection import SelectConfig, select
 
     scored = source
     if sel.get("score"):
-        model = sel.get("model", d.get("model", "default"))
-        length = sel.get("max_length", d.get("max_length", 2048))
-        prompt = PromptConfig(d.get("template", "auto"), d.get("system_prompt"), length, d.get("truncation", "end"))
+        merged = {**d, **sel}
+        model = merged.get("model", "default")
+        prompt = prompt_of(merged)
         cfg = ScoreConfig(source, folder / "scored.jsonl", tuple(sel["score"]), model, prompt, limit=sel.get("limit"))
         score(cfg, models.get(model))
         scored = folder / "scored.jsonl"
-    top, bottom = int(sel.get("top", 0)), int(sel.get("bottom", 0))
     select(SelectConfig(scored, sel["by"], folder, top, bottom, match_length=bool(sel.get("match_length")), name="sel"))
 
 
@@ -130,7 +141,7 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
         }
         steps.once(
             f"select-{sel['name']}", spec, selection_files[sel["name"]]["highest" if top else "lowest"],
-            partial(_select, sel, source, folder, d, models), status, tell,
+            partial(_select, sel, source, folder, d, models, top, bottom), status, tell,
         )  # fmt: skip
 
     for run in exp.runs:
@@ -138,14 +149,8 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
         data = data_path(run["data"])
         model = merged.get("model", "default")
         modules = merged.get("modules", "q,k,v,o")
-        prompt = PromptConfig(
-            merged.get("template", "auto"),
-            merged.get("system_prompt"),
-            int(merged.get("max_length", 2048)),
-            merged.get("truncation", "end"),
-        )
         cfg = ComputeConfig(
-            data, root / "runs" / run["name"], model, prompt,
+            data, root / "runs" / run["name"], model, prompt_of(merged),
             parse_modules(modules) if isinstance(modules, str) else tuple(modules),
             merged.get("dtype", "float32"), merged.get("device", "auto"),
             limit=merged.get("limit"), field_map=dict(merged.get("field_map") or {}),

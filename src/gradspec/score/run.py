@@ -147,7 +147,7 @@ def score(config: ScoreConfig, loaded: LoadedModel | None = None) -> dict[str, A
         if isinstance(judge, LocalJudge) and loaded is not None and judge.spec == config.model:
             judge.loaded = loaded
         cache = ReplyCache(config.judge_cache) if judge is not None else None
-        raw_values = {r.index: r.value for r in dataset.rows if isinstance(r.value, Mapping)}
+        raw_values = {item.index: row.value for item, row in dataset.with_rows() if isinstance(row.value, Mapping)}
         try:
             for kind in judged:
                 template = load_template(kind, config.instag_prompt if kind == "instag" else config.difficulty_prompt)
@@ -158,10 +158,8 @@ def score(config: ScoreConfig, loaded: LoadedModel | None = None) -> dict[str, A
             if cache is not None:
                 cache.close()
 
-    by_index = {r.index: r for r in dataset.rows}
     records = []
-    for item in items:
-        row = by_index[item.index]
+    for item, row in dataset.with_rows():
         value = row.value if row.error is None else (row.raw_text or "")
         records.append(merge(value, item.sample_id, {m: results[m].get(item.index) for m in config.metrics}))
     write_records(config.out, records)

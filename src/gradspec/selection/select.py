@@ -145,7 +145,6 @@ def _stats(group: Sequence[Candidate]) -> dict[str, Any]:
 def select(config: SelectConfig) -> dict[str, Any]:
     """Write the groups and ``<name>_selection.json``; return that summary."""
     dataset = load_dataset(config.data, config.field_map)
-    rows = {r.index: r for r in dataset.rows}
     from_run: dict[str, float] = {}
     if config.by == GRAD_QUALITY:
         from gradspec.analysis.unify import grad_quality
@@ -155,8 +154,8 @@ def select(config: SelectConfig) -> dict[str, Any]:
         from_run = dict(zip(scores["sample_id"], scores["grad_quality"]))
     cands: list[Candidate] = []
     dropped = {"undefined": 0, "ifd_above_1": 0, "unusable_record": 0}
-    for item in dataset.items:
-        value = rows[item.index].value
+    for item, row in dataset.with_rows():
+        value = row.value
         if not isinstance(item, Record) or not isinstance(value, Mapping):
             dropped["unusable_record"] += 1
             continue
