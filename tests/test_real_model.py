@@ -74,8 +74,9 @@ def test_parity_with_batch_of_one(case: str, shared_data: Path, default_model, t
         assert (samples["status"] == "ok").all()
     worst = deviations(run, default_model, records, prompt)
     print(f"\n{case}: worst deviations from batch-of-one .grad + SVD: {worst}")
-    assert max(worst["nuclear_norm"], worst["effective_rank"], worst["frobenius_norm"]) < 2e-3, worst
-    assert worst["cosine"] < 2e-3, worst
+    # Measured: at most 4.4e-7 (nuclear), 7.7e-6 (effective rank), 1.8e-7 (Frobenius), 8.9e-8 (cosine).
+    assert max(worst["nuclear_norm"], worst["effective_rank"], worst["frobenius_norm"]) < 1e-4, worst
+    assert worst["cosine"] < 1e-5, worst
 
 
 def test_token_boundary_is_the_straightforward_one(shared_data: Path, default_model) -> None:
