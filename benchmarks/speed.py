@@ -1,9 +1,11 @@
 """Per-sample time, peak memory and storage of gradspec against the batch-of-one method and the floor.
 
 Methods, on the same real samples and the default model (q, k, v, o):
-  floor        one forward and backward pass per sample with frozen weights, nothing else
+  floor        one forward and backward pass per sample with frozen weights, nothing else (the
+               same forward as gradspec's: logits only from the first predicting position)
   gradspec     hooks + exact spectra + cosines (what ``gradspec compute`` runs, minus I/O)
-  batch-of-one every projection's ``.grad``, then ``torch.linalg.svd`` (with U, V) of each
+  batch-of-one the paper's method: every parameter's ``.grad`` (the model as loaded for
+               training), then ``torch.linalg.svd`` (with U, V) of each q/k/v/o gradient
 Cases:
   a  WizardLM (reward-highest), 512 tokens
   b  one random layer as wide as a 7B model (hidden 3584, MLP 18944) at 256 tokens
@@ -33,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from gradspec import ComputeConfig, compute
-from gradspec.capture import Capture, default_batch_tokens, per_sample_loss, run_batch, token_batches
+from gradspec.capture import Capture, collate, default_batch_tokens, forward_losses, run_batch, token_batches
 from gradspec.data import Record, load_dataset
 from gradspec.model import LoadedModel, find_targets, load_model
 from gradspec.prompting import Encoded, PromptConfig, encode
@@ -77,11 +79,9 @@ class PeakRSS:
 
 def floor(model, samples) -> None:
     for s in samples:
-        ids = torch.tensor([s.input_ids])
+        ids, attn, mask = collate([s], torch.device("cpu"))
         with Capture(model, []):
-            per_sample_loss(
-                model(input_ids=ids, use_cache=False).logits, ids, torch.tensor([s.loss_mask])
-            ).sum().backward()
+            forward_losses(model, ids, attn, mask).sum().backward()
 
 
 def gradspec_path(model, targets, samples, n_layers, batch_tokens, checkpointing: bool = False) -> None:
@@ -93,8 +93,7 @@ def gradspec_path(model, targets, samples, n_layers, batch_tokens, checkpointing
 
 def batch_of_one(model, targets, samples) -> None:
     weights = [t.projection.module.weight for t in targets]
-    for w in weights:
-        w.requires_grad_(True)
+    model.requires_grad_(True)
     try:
         for s in samples:
             ids = torch.tensor([s.input_ids])
@@ -103,10 +102,9 @@ def batch_of_one(model, targets, samples) -> None:
             F.cross_entropy(logits[:-1][mask], ids[0, 1:][mask]).backward()
             for w in weights:
                 torch.linalg.svd(w.grad, full_matrices=False)
-                w.grad = None
+            model.zero_grad(set_to_none=True)
     finally:
-        for w in weights:
-            w.requires_grad_(False)
+        model.requires_grad_(False)
 
 
 def measure(fn: Callable[[], None], repeats: int) -> tuple[float, float]:

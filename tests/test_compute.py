@@ -190,3 +190,28 @@ def test_memory_budget_batch_size_grows_with_memory_and_shrinks_with_the_model()
     assert memory_batch_tokens(80 * gib, big) % 256 == 0 and memory_batch_tokens(1, big) == 256
     # 60% of 80 GiB over the estimate for a 7B-wide model: a few thousand tokens per batch.
     assert 2048 <= memory_batch_tokens(80 * gib, big, dtype_bytes=2) <= 32768
+
+
+def test_device_map_placement_gives_the_same_numbers(tmp_path: Path, data: Path, tiny_llama_dir: Path) -> None:
+    # accelerate's placement hooks around every layer (here one layer offloaded to disk and
+    # loaded back for each forward, the way a too-large model runs) must not change a number.
+    plain = compute(cfg(data, tmp_path / "plain", tiny_llama_dir, modules=None))
+    layout = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk", "model.layers.2": "cpu"}
+    layout |= {"model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"}
+    placed = load_model(str(tiny_llama_dir), device="cpu", device_map=layout)
+    assert placed.model.model.layers[1].self_attn.q_proj.weight.device.type == "meta"  # really offloaded
+    assert placed.describe()["device_map"] == {"cpu": 6, "disk": 1}
+    run = compute(cfg(data, tmp_path / "placed", tiny_llama_dir, modules=None), placed)
+    key = ["sample_id", "layer", "module"]
+    a, b = (r.df("layer_stats").sort_values(key).reset_index(drop=True) for r in (plain, run))
+    assert len(a) == 4 * 3 * 7
+    for name in ("nuclear_norm", "effective_rank", "frobenius_norm", "spectral_norm"):
+        assert b[name].to_numpy() == pytest.approx(a[name].to_numpy(), rel=1e-5)
+    skey = ["sample_id", "kind", "module", "layer"]
+    ca, cb = (r.df("similarity").sort_values(skey)["cosine"].to_numpy() for r in (plain, run))
+    assert cb == pytest.approx(ca, abs=1e-6)
+    auto = compute(cfg(data, tmp_path / "auto", tiny_llama_dir, device_map="auto"))
+    assert json.loads((tmp_path / "auto" / "run.json").read_text())["options"]["device_map"] == "auto"
+    assert auto.manifest["counts"]["ok"] == 4
+    with pytest.raises(ConfigError, match="--device-map must be one of"):
+        cfg(data, tmp_path / "bad", tiny_llama_dir, device_map="everywhere")

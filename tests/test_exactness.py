@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradspec.capture import run_batch
+from gradspec.capture import collate, forward_losses, per_sample_loss, run_batch
 from gradspec.model import find_targets
 from gradspec.model.adapters.registry import decoder_layers
 from gradspec.spectra import sample_spectra
@@ -93,6 +93,19 @@ def test_loss_matches_plain_cross_entropy() -> None:
         mask = torch.tensor(s.loss_mask[1:])
         want = torch.nn.functional.cross_entropy(logits[:-1][mask], torch.tensor(s.input_ids[1:])[mask])
         assert f.loss == pytest.approx(float(want), rel=TOL)
+
+
+def test_logits_are_made_only_from_the_first_predicting_position() -> None:
+    model = tiny_model("llama")
+    samples = random_samples([21, 12])  # responses start at tokens 7 and 4
+    ids, attn, mask = collate(samples, torch.device("cpu"))
+    widths: list[int] = []
+    handle = model.lm_head.register_forward_hook(lambda _m, _a, out: widths.append(out.shape[1]))
+    got = forward_losses(model, ids, attn, mask)
+    handle.remove()
+    assert widths == [21 - 3]  # token 4 is predicted by position 3: positions 0-2 make no logits
+    want = per_sample_loss(model(input_ids=ids, attention_mask=attn).logits, ids, mask)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=0.0)
 
 
 def test_no_weight_gradient_is_ever_made() -> None:

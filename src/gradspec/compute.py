@@ -31,6 +31,7 @@ from gradspec.store import Run, RunFolder, open_run
 from gradspec.store.rows import sample_row, spectra_rows
 
 DEFAULT_MODULES = ("q", "k", "v", "o")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class ComputeConfig:
         modules: canonical projections to measure; ``None`` means every one the model has.
         dtype: the model's dtype; spectral maths is float32/float64 whatever it is.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        device_map: spread the model over every GPU with accelerate (``auto``, ``balanced``,
+            ``sequential``), for a model larger than one device; ``device`` is then not used.
+            One process only (several ranks each take a whole GPU).
         spectra: also store every singular value (``spectra/`` table).
         overwrite: replace an existing run made with other options.
         limit: only the first N records of the file.
@@ -68,6 +72,7 @@ class ComputeConfig:
     modules: tuple[str, ...] | None = DEFAULT_MODULES
     dtype: DType = "float32"
     device: str = "auto"
+    device_map: str | None = None
     spectra: bool = False
     overwrite: bool = False
     limit: int | None = None
@@ -89,6 +94,8 @@ class ComputeConfig:
             raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be at least 1, got {self.limit}")
+        if self.device_map is not None and self.device_map not in DEVICE_MAPS:
+            raise ConfigError(f"--device-map must be one of {', '.join(DEVICE_MAPS)}, got {self.device_map!r}")
         if self.batch_tokens is not None and self.batch_tokens < 1:
             raise ConfigError(f"--batch-tokens must be at least 1, got {self.batch_tokens}")
 
@@ -111,8 +118,16 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
     """
     world = join_world()
     dataset = load_dataset(config.data, config.field_map, config.limit)
+    if config.device_map is not None and world.size > 1:
+        raise ConfigError("--device-map spreads one model over every GPU: run it as one process, not with --workers")
     if loaded is None:
-        loaded = load_model(config.model, config.dtype, world.device(config.device), config.trust_remote_code)
+        loaded = load_model(
+            config.model,
+            config.dtype,
+            world.device(config.device),
+            config.trust_remote_code,
+            device_map=config.device_map,
+        )
     load_seconds = loaded.load_seconds
 
     model = loaded.model
@@ -152,6 +167,7 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
             "limit": config.limit,
             "batch_tokens": batch_tokens,
             "device": config.device,
+            "device_map": config.device_map,
             "world_size": world.size,
             "checkpointing": config.checkpointing,
         },
@@ -275,9 +291,10 @@ def compute_many(configs: Sequence[ComputeConfig]) -> list[Run]:
     if not configs:
         return []
     first = configs[0]
-    if any((c.model, c.dtype, c.device) != (first.model, first.dtype, first.device) for c in configs):
-        raise GradspecError("compute_many: every run must use the same model, dtype and device")
-    loaded = load_model(first.model, first.dtype, first.device, first.trust_remote_code)
+    placed = (first.model, first.dtype, first.device, first.device_map)
+    if any((c.model, c.dtype, c.device, c.device_map) != placed for c in configs):
+        raise GradspecError("compute_many: every run must use the same model, dtype, device and device map")
+    loaded = load_model(first.model, first.dtype, first.device, first.trust_remote_code, device_map=first.device_map)
     return [compute(c, loaded) for c in configs]
 
 

@@ -8,6 +8,7 @@ token have zero output gradient and are cut off.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from torch import nn
 from gradspec.capture.checkpointing import layer_checkpointing
 from gradspec.capture.hooks import Capture
 from gradspec.model.adapters import Target
+from gradspec.model.placement import input_device
 from gradspec.numerics import at_least_float32
 from gradspec.prompting import Encoded
 
@@ -39,8 +41,10 @@ class SampleFactors:
     def finite(self) -> bool:
         """No NaN or Inf in any factor (an input shared by q, k, v is checked once)."""
         unique = {(t.data_ptr(), t.shape): t for t in (*self.x.values(), *self.delta.values())}
-        # One device-to-host transfer for the whole sample, not one per tensor.
-        return bool(torch.stack([torch.isfinite(t).all() for t in unique.values()]).all())
+        # One device-to-host transfer for the whole sample, not one per tensor (the factors of a
+        # model spread over several devices meet on the first one's).
+        checks = [torch.isfinite(t).all() for t in unique.values()]
+        return bool(torch.stack([c.to(checks[0].device) for c in checks]).all())
 
 
 def bytes_per_token(config: object, dtype_bytes: int = 4) -> int:
@@ -117,6 +121,26 @@ def per_sample_loss(logits: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Te
     return (nll.view(b, t) * mask).sum(1) / mask.sum(1)
 
 
+def _keeps_logits(model: nn.Module) -> bool:
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
+def forward_losses(model: nn.Module, ids: torch.Tensor, attn: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    """Forward a collated batch; each sample's mean response-token loss, (B,), on the logits' device.
+
+    Logits are made only from the first position that predicts a response token on (HF's
+    ``logits_to_keep``): the vocabulary projection of prompt positions costs time and memory
+    and feeds no loss. Positions kept are the same for the whole batch.
+    """
+    has_loss = loss_mask.any(0).nonzero()
+    start = max(int(has_loss[0]) - 1, 0) if len(has_loss) else 0  # logits at t predict token t + 1
+    kwargs = {"logits_to_keep": ids.shape[1] - start} if start > 0 and _keeps_logits(model) else {}
+    logits = model(input_ids=ids, attention_mask=attn, use_cache=False, **kwargs).logits
+    tail = ids.shape[1] - logits.shape[1]
+    dev = logits.device  # the last layer's device when a model is spread over several
+    return per_sample_loss(logits, ids[:, tail:].to(dev), loss_mask[:, tail:].to(dev))
+
+
 def run_batch(
     model: nn.Module, targets: Sequence[Target], samples: Sequence[Encoded], checkpointing: bool = False
 ) -> list[SampleFactors]:
@@ -125,12 +149,10 @@ def run_batch(
     ``checkpointing`` recomputes each decoder layer's inside during backward (less memory for
     long samples, about one more forward pass of time; the numbers are the same).
     """
-    device = next(model.parameters()).device
-    ids, attn, loss_mask = collate(samples, device)
+    ids, attn, loss_mask = collate(samples, input_device(model))
     modules = (t.projection.module for t in targets)
     with layer_checkpointing(model, checkpointing), Capture(model, modules, recomputed=checkpointing) as cap:
-        logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits
-        losses = per_sample_loss(logits, ids, loss_mask)
+        losses = forward_losses(model, ids, attn, loss_mask)
         finite = torch.isfinite(losses)
         # A non-finite loss is kept out of the sum; that sample is reported as an error.
         losses.where(finite, torch.zeros_like(losses)).sum().backward()

@@ -30,6 +30,9 @@ def compute(
     modules: str = typer.Option("q,k,v,o", help="Comma-separated of q,k,v,o,gate,up,down, or all."),
     dtype: str = options.DTYPE,
     device: str = options.DEVICE,
+    device_map: str | None = typer.Option(
+        None, help="auto | balanced | sequential: spread a model too large for one GPU over all of them."
+    ),
     spectra: bool = typer.Option(False, "--spectra", help="Also store every singular value."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run made with other options."),
     field_map: str | None = options.FIELD_MAP,
@@ -63,6 +66,7 @@ def compute(
             modules=parse_modules(modules),
             dtype=dtype,  # type: ignore[arg-type]  (checked by ComputeConfig)
             device=device,
+            device_map=device_map,
             spectra=spectra,
             overwrite=overwrite,
             limit=limit,

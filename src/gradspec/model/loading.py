@@ -8,7 +8,10 @@ parameter frozen: the capture stage needs activation gradients only.
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +20,7 @@ import torch
 from torch import nn
 
 from gradspec.errors import ModelError
+from gradspec.model.placement import device_summary, input_device
 from gradspec.model.shipped import cache_root, convert_gguf, converted_path, shipped
 
 DType = Literal["float32", "bfloat16", "float16"]
@@ -46,6 +50,7 @@ class LoadedModel:
             "hidden_size": getattr(cfg, "hidden_size", None),
             "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
             "device": str(self.device),
+            "device_map": device_summary(self.model),
         }
 
 
@@ -91,11 +96,16 @@ def load_model(
     device: str = "auto",
     trust_remote_code: bool = False,
     head: Head = "causal",
+    device_map: str | dict[str, Any] | None = None,
 ) -> LoadedModel:
     """Load ``spec`` frozen and in eval mode on ``device``.
 
     ``head="reward"`` loads a sequence-classification model (a reward model) instead of a
     causal LM, through the same safe-loading rules.
+
+    ``device_map`` (``auto``, ``balanced``, ``sequential`` or an explicit map) lets accelerate
+    spread a model too large for one device over every GPU (then CPU memory, then disk, under
+    the model cache); ``device`` is then not used, and inputs go where the embeddings are.
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -106,12 +116,20 @@ def load_model(
     dev = resolve_device(device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
+        placement: dict[str, Any] = {}
+        if device_map is not None:  # weights that fit nowhere else go to a folder of this load's own
+            placement = {"device_map": device_map, "offload_folder": tempfile.mkdtemp(prefix="gradspec-offload-")}
         model = auto.from_pretrained(
-            where, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, use_safetensors=True
+            where, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, use_safetensors=True, **placement
         )
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load model '{spec}': {first}") from exc
-    model.to(dev).eval()
+    if device_map is None:
+        model.to(dev)
+    else:
+        weakref.finalize(model, shutil.rmtree, placement["offload_folder"], True)
+        dev = input_device(model)
+    model.eval()
     model.requires_grad_(False)
     return LoadedModel(model, tokenizer, spec, str(where), dev, time.perf_counter() - started)

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from gradspec.capture import collate, per_sample_loss, token_batches
+from gradspec.capture import collate, forward_losses, token_batches
+from gradspec.model.placement import input_device
 from gradspec.prompting import Encoded
 
 
@@ -21,13 +22,12 @@ def response_losses(
     model: nn.Module, samples: Sequence[Encoded], batch_tokens: int, desc: str = "", progress: bool = True
 ) -> dict[int, float]:
     """{sample index: mean next-token loss over its loss-mask tokens}; NaN stays NaN."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     out: dict[int, float] = {}
     bar = tqdm(total=len(samples), desc=desc, unit="sample", disable=not progress)
     for batch in token_batches(samples, batch_tokens):
         ids, attn, mask = collate(batch, device)
-        logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits
-        for s, loss in zip(batch, per_sample_loss(logits, ids, mask).tolist()):
+        for s, loss in zip(batch, forward_losses(model, ids, attn, mask).tolist()):
             out[s.index] = loss
         bar.update(len(batch))
     bar.close()

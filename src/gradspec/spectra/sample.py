@@ -28,8 +28,9 @@ class SampleSpectra:
 
 
 def stacked(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """(L, T, d) of per-layer (T, d) factors, at least float32."""
-    return at_least_float32(torch.stack(tensors))
+    """(L, T, d) of per-layer (T, d) factors, at least float32, on the first layer's device
+    (a model spread over several devices keeps each layer's factors where it ran)."""
+    return at_least_float32(torch.stack([t.to(tensors[0].device) for t in tensors]))
 
 
 def sample_spectra(f: SampleFactors, modules: Sequence[str], n_layers: int) -> SampleSpectra:
@@ -44,7 +45,7 @@ def sample_spectra(f: SampleFactors, modules: Sequence[str], n_layers: int) -> S
     sigma: dict[str, torch.Tensor] = {}
     for group in readers.values():
         x = stacked(xs[group[0]])
-        deltas = {m: stacked([f.delta[(i, m)] for i in range(n_layers)]) for m in group}
+        deltas = {m: stacked([f.delta[(i, m)] for i in range(n_layers)]).to(x.device) for m in group}
         t, d_in = x.shape[-2], x.shape[-1]
         route = sigma_route(t, d_in, [d.shape[-1] for d in deltas.values()])
         x_side = reduce_factor(x.double()) if route == "reduced" else x.double()  # float64 once per input
