@@ -102,3 +102,19 @@ def test_concurrent_ranks_do_not_clash(tmp_path: Path) -> None:
     assert read.scalar("select count(distinct sample_id) from samples") == 45
     assert read.scalar("select count(*) from layer_stats") == 45
     assert len(list((tmp_path / "r" / "samples").glob("*.parquet"))) == 45
+
+
+def test_spectra_are_stored_bit_for_bit_and_byte_stream_split(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    values = [np.sort(rng.lognormal(-3, 3, n)).astype(np.float32)[::-1] for n in (7, 300, 0)]
+    rows = [{"sample_id": "x", "layer": i, "module": "q", "singular_values": v.tolist()} for i, v in enumerate(values)]
+    run = RunFolder.open(tmp_path / "r", {})
+    name = run.write_part({"samples": [sample_row("x", 0, "ok")], "spectra": rows})
+    path = tmp_path / "r" / "spectra" / f"{name}.parquet"
+    back = pq.read_table(path).column("singular_values").to_pylist()
+    for got, want in zip(back, values):
+        assert np.array_equal(np.asarray(got, dtype=np.float32), want)  # lossless, every bit
+    column = pq.ParquetFile(path).metadata.row_group(0).column(3)
+    assert "BYTE_STREAM_SPLIT" in column.encodings and column.compression == "ZSTD"
