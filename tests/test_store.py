@@ -118,3 +118,17 @@ def test_spectra_are_stored_bit_for_bit_and_byte_stream_split(tmp_path: Path) ->
         assert np.array_equal(np.asarray(got, dtype=np.float32), want)  # lossless, every bit
     column = pq.ParquetFile(path).metadata.row_group(0).column(3)
     assert "BYTE_STREAM_SPLIT" in column.encodings and column.compression == "ZSTD"
+
+
+def test_background_writer_lands_every_part_and_reraises_a_failed_one(tmp_path: Path) -> None:
+    from gradspec.store.background import BackgroundWriter
+
+    run = RunFolder.open(tmp_path / "r", {})
+    with BackgroundWriter(run) as writer:
+        for i in range(3):
+            writer.submit({"samples": [sample_row(f"s{i}", i, "ok")], "layer_stats": [stat_row(f"s{i}")]})
+    assert run.done_ids() == {"s0", "s1", "s2"}  # all on disk once the block is left
+    bad = {"samples": [sample_row("s3", 3, "ok")], "layer_stats": [stat_row("s3") | {"layer": "first"}]}
+    with pytest.raises((TypeError, ValueError, ArithmeticError)), BackgroundWriter(run) as writer:
+        writer.submit(bad)
+    assert run.done_ids() == {"s0", "s1", "s2"}  # the failed part never counts as done

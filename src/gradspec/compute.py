@@ -28,6 +28,7 @@ from gradspec.model.loading import DType
 from gradspec.prompting import Encoded, PromptConfig, Skipped, encode, resolve_template
 from gradspec.spectra import same_layer_notes, sample_spectra
 from gradspec.store import Run, RunFolder, open_run
+from gradspec.store.background import BackgroundWriter
 from gradspec.store.rows import sample_row, spectra_rows
 
 DEFAULT_MODULES = ("q", "k", "v", "o")
@@ -250,18 +251,19 @@ def _compute_pending(
     buffer: dict[str, list[dict[str, Any]]] = {"samples": [], "layer_stats": [], "similarity": [], "spectra": []}
     bar = tqdm(total=len(encoded), unit="sample", desc="gradients", disable=not config.progress, dynamic_ncols=True)
     tokens, started = 0, time.perf_counter()
-    for batch in token_batches(encoded, batch_tokens):
-        for enc, factors in zip(batch, run_batch(loaded.model, targets, batch, config.checkpointing)):
-            for table, rows in sample_rows(enc, factors, modules, n_layers, config.spectra).items():
-                buffer[table].extend(rows)
-        tokens += sum(s.n_tokens for s in batch)
-        bar.update(len(batch))
-        bar.set_postfix_str(f"{tokens / max(time.perf_counter() - started, 1e-9):.0f} tok/s", refresh=False)
-        if len(buffer["samples"]) >= config.flush_every:
-            run.write_part(buffer)
-            buffer = {k: [] for k in buffer}
-    if buffer["samples"]:
-        run.write_part(buffer)
+    with BackgroundWriter(run) as writer:
+        for batch in token_batches(encoded, batch_tokens):
+            for enc, factors in zip(batch, run_batch(loaded.model, targets, batch, config.checkpointing)):
+                for table, rows in sample_rows(enc, factors, modules, n_layers, config.spectra).items():
+                    buffer[table].extend(rows)
+            tokens += sum(s.n_tokens for s in batch)
+            bar.update(len(batch))
+            bar.set_postfix_str(f"{tokens / max(time.perf_counter() - started, 1e-9):.0f} tok/s", refresh=False)
+            if len(buffer["samples"]) >= config.flush_every:
+                writer.submit(buffer)
+                buffer = {k: [] for k in buffer}
+        if buffer["samples"]:
+            writer.submit(buffer)
     bar.close()
 
 
