@@ -20,33 +20,68 @@ from dataclasses import dataclass
 
 import torch
 
+from gradspec.numerics import at_least_float32
 from gradspec.spectra.routes import Route, inner_product_route
 
 SAME_LAYER_PAIRS: tuple[tuple[str, str], ...] = (("q", "o"), ("k", "v"))
 
 
+def stack_layers(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(L, T, d) of per-layer (T, d) factors, at least float32, on the first layer's device
+    (a model spread over several devices keeps each layer's factors where it ran)."""
+    return at_least_float32(torch.stack([t.to(tensors[0].device) for t in tensors]))
+
+
 @dataclass
 class ModuleStack:
-    """One module's factors for all layers of a sample: x (L, T, d_in), delta (L, T, d_out)."""
+    """One module's factors for all layers of a sample: per-layer X (T, d_in) and Delta
+    (T, d_out), stacked to (L, T, d) only if a factored inner product needs them, or G formed
+    (L, d_out, d_in) for the singular values already."""
 
-    x: torch.Tensor
-    delta: torch.Tensor
+    layers_x: Sequence[torch.Tensor]
+    layers_delta: Sequence[torch.Tensor]
     route: Route
     _g: torch.Tensor | None = None
+    _x: torch.Tensor | None = None
+    _delta: torch.Tensor | None = None
 
     @classmethod
     def of(
-        cls, x: torch.Tensor, delta: torch.Tensor, route: Route | None = None, formed: torch.Tensor | None = None
+        cls,
+        x: torch.Tensor | Sequence[torch.Tensor],
+        delta: torch.Tensor | Sequence[torch.Tensor],
+        route: Route | None = None,
+        formed: torch.Tensor | None = None,
     ) -> ModuleStack:
-        """``formed``: G already made (for the singular values); inner products then use it."""
-        if formed is not None:
-            return cls(x, delta, "formed", formed)
-        t, d_in, d_out = x.shape[-2], x.shape[-1], delta.shape[-1]
-        return cls(x, delta, route or inner_product_route(t, d_in, d_out))
+        """``x``, ``delta``: (L, T, d) or a list of (T, d) per layer. ``formed``: G already
+        made (for the singular values); inner products then use it."""
+        stack = cls(list(x), list(delta), "formed" if formed is not None else "factored", formed)
+        if isinstance(x, torch.Tensor) and isinstance(delta, torch.Tensor):
+            stack._x, stack._delta = at_least_float32(x), at_least_float32(delta)
+        if formed is None:
+            t, (d_out, d_in) = stack.layers_x[0].shape[-2], stack.shape
+            stack.route = route or inner_product_route(t, d_in, d_out)
+        return stack
+
+    @property
+    def x(self) -> torch.Tensor:
+        if self._x is None:
+            self._x = stack_layers(self.layers_x)
+        return self._x
+
+    @property
+    def delta(self) -> torch.Tensor:
+        if self._delta is None:
+            self._delta = stack_layers(self.layers_delta).to(self.x.device)
+        return self._delta
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers_x)
 
     @property
     def shape(self) -> tuple[int, int]:
-        return int(self.delta.shape[-1]), int(self.x.shape[-1])
+        return int(self.layers_delta[0].shape[-1]), int(self.layers_x[0].shape[-1])
 
     def gradients(self) -> torch.Tensor:
         """G = delta^T x for every layer, (L, d_out, d_in); formed once."""
@@ -89,8 +124,7 @@ def similarities(
     """
     rows: list[tuple[str, str, int, float]] = []
     for m, s in stacks.items():
-        n_layers = s.x.shape[0]
-        if n_layers < 2:
+        if s.n_layers < 2:
             continue
         cos = cosine(inner(s, s, slice(0, -1), slice(1, None)), norms[m][:-1], norms[m][1:])
         rows.extend(("adjacent", m, i, c) for i, c in enumerate(cos.tolist()))  # one transfer, not one per value

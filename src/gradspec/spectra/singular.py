@@ -40,10 +40,11 @@ def reduce_factor(a: torch.Tensor) -> torch.Tensor:
     return r.transpose(-1, -2)
 
 
-def core(x_side: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+def core(x_side: torch.Tensor, delta: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """delta^T x_side in float64: G itself when ``x_side`` is X, G' when it is X's QR core
-    (``x_side`` is float64 already: it is shared by the projections that read one input)."""
-    return delta.double().transpose(-1, -2) @ x_side
+    (``x_side`` is float64 already: it is shared by the projections that read one input).
+    ``out``: where to write it (one layer's slot of a stack)."""
+    return torch.matmul(delta.to(x_side.device, torch.float64).transpose(-1, -2), x_side, out=out)
 
 
 def smaller_gram(c: torch.Tensor) -> torch.Tensor:
