@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from gradspec.spectra import singular_values, spectral_metrics
 from gradspec.spectra.routes import gram_sigma_cost, qr_flops, sigma_route
 from gradspec.spectra.similarity import ModuleStack, inner
-from gradspec.spectra.singular import eigvalsh_batched, reduce_factor
+from gradspec.spectra.singular import reduce_factor
+from gradspec.spectra.threads import for_each_layer
 
 
 @pytest.mark.parametrize(
@@ -63,16 +64,26 @@ def test_graded_spectrum_keeps_its_small_values() -> None:
             torch.testing.assert_close(value, want[name], rtol=1e-6, atol=0.0)
 
 
-def test_threaded_eigenvalues_equal_one_call() -> None:
+def test_layers_on_threads_equal_one_call_and_errors_surface() -> None:
     a = torch.randn(7, 30, 30, dtype=torch.float64)
     a = a @ a.transpose(-1, -2)
+    got = torch.empty(7, 30, dtype=torch.float64)
+    seen: list[int] = []
+
+    def work(i: int) -> None:
+        seen.append(torch.get_num_threads())
+        torch.linalg.eigvalsh(a[i], out=got[i])
+
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # chunks on two threads, LAPACK single-threaded in each
+    torch.set_num_threads(2)  # layers on two threads, torch single-threaded in each
     try:
-        got = eigvalsh_batched(a)
+        for_each_layer(work, 7, torch.device("cpu"))
         assert torch.get_num_threads() == 2  # restored
+        with pytest.raises(ZeroDivisionError):
+            for_each_layer(lambda i: 1 // (i - 3), 7, torch.device("cpu"))
     finally:
         torch.set_num_threads(threads)
+    assert seen == [1] * 7
     torch.testing.assert_close(got, torch.linalg.eigvalsh(a), rtol=0.0, atol=1e-12)
 
 
@@ -143,3 +154,19 @@ def test_transposed_same_layer_inner_product(route: str) -> None:
     q, o = ModuleStack(xq, dq, route), ModuleStack(xo, do, route)  # type: ignore[arg-type]
     gq, go = dq.transpose(-1, -2) @ xq, do.transpose(-1, -2) @ xo
     torch.testing.assert_close(inner_transposed(q, o), (gq * go.transpose(-1, -2)).sum((-1, -2)))
+
+
+@pytest.mark.parametrize("t", [12, 40], ids=["reduced", "formed"])
+def test_gpu_way_of_batching_eigenvalues_gives_the_same_numbers(t: int) -> None:
+    from gradspec.spectra.sample import input_group_spectra
+
+    g = torch.Generator().manual_seed(t)
+    xs = list(torch.randn(4, t, 32, generator=g))
+    deltas = {"q": list(torch.randn(4, t, 32, generator=g)), "k": list(torch.randn(4, t, 8, generator=g))}
+    per_layer, batched = (input_group_spectra(xs, deltas, batched_eigen=b) for b in (False, True))
+    for m in deltas:
+        want = torch.linalg.svdvals(torch.stack(deltas[m]).double().transpose(-1, -2) @ torch.stack(xs).double())
+        k = min(t, 32, len(deltas[m][0][0]))
+        torch.testing.assert_close(per_layer[m][0], want[:, :k], rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(batched[m][0], per_layer[m][0], rtol=1e-12, atol=1e-12)
+    assert per_layer["q"][1].route == ("formed" if t == 40 else "factored")  # G kept only when formed for sigma

@@ -14,7 +14,8 @@ from gradspec.capture import SampleFactors
 from gradspec.spectra.metrics import spectral_metrics
 from gradspec.spectra.routes import sigma_route
 from gradspec.spectra.similarity import ModuleStack, similarities
-from gradspec.spectra.singular import core, core_singular_values, reduce_factor
+from gradspec.spectra.singular import core, reduce_factor, sigma_from_eigenvalues, smaller_gram
+from gradspec.spectra.threads import for_each_layer
 
 
 @dataclass
@@ -24,6 +25,47 @@ class SampleSpectra:
     sigma: dict[str, torch.Tensor]
     metrics: dict[str, dict[str, torch.Tensor]]
     similarity: list[tuple[str, str, int, float]]
+
+
+def input_group_spectra(
+    x_layers: Sequence[torch.Tensor], deltas: dict[str, list[torch.Tensor]], batched_eigen: bool | None = None
+) -> dict[str, tuple[torch.Tensor, ModuleStack]]:
+    """Singular values (L, k) and factors of every projection that reads one input X.
+
+    ``batched_eigen``: eigenvalues in one call per module after all layers (the GPU way, the
+    default off the CPU) instead of inside each layer's work (the CPU way).
+    """
+    n_layers = len(x_layers)
+    t, d_in = x_layers[0].shape
+    d_outs = {m: int(d[0].shape[-1]) for m, d in deltas.items()}
+    route = sigma_route(t, d_in, list(d_outs.values()))
+    width = t if route == "reduced" else d_in
+    dev = x_layers[0].device
+    cores = {m: torch.empty(n_layers, d, width, dtype=torch.float64, device=dev) for m, d in d_outs.items()}
+    lam = {m: torch.empty(n_layers, min(d, width), dtype=torch.float64, device=dev) for m, d in d_outs.items()}
+    per_layer = dev.type == "cpu" if batched_eigen is None else not batched_eigen
+
+    def layer(i: int) -> None:
+        # One layer's cores (G or G') into their slots of one stack per module, then on a CPU
+        # the eigenvalues of their Gram matrices: no float64 copy of the whole (L, T, d)
+        # factors, whose fresh pages cost more than the maths (2.0 of 5.5 s at 2048 tokens).
+        x64 = x_layers[i].to(dev, torch.float64)
+        x_side = reduce_factor(x64) if route == "reduced" else x64  # once per input, shared
+        for m in deltas:
+            c = core(x_side, deltas[m][i], out=cores[m][i])
+            if per_layer:
+                torch.linalg.eigvalsh(smaller_gram(c), out=lam[m][i])
+
+    for_each_layer(layer, n_layers, dev)
+    if not per_layer:  # one batched call per module on a GPU: no host sync per matrix
+        lam = {m: torch.linalg.eigvalsh(smaller_gram(c)) for m, c in cores.items()}
+    return {
+        m: (
+            sigma_from_eigenvalues(lam[m], min(t, d_in, d_outs[m])),
+            ModuleStack.of(x_layers, deltas[m], formed=cores[m] if route == "formed" else None),
+        )
+        for m in deltas
+    }
 
 
 def sample_spectra(f: SampleFactors, modules: Sequence[str], n_layers: int) -> SampleSpectra:
@@ -37,25 +79,9 @@ def sample_spectra(f: SampleFactors, modules: Sequence[str], n_layers: int) -> S
     stacks: dict[str, ModuleStack] = {}
     sigma: dict[str, torch.Tensor] = {}
     for group in readers.values():
-        x_layers = xs[group[0]]
         deltas = {m: [f.delta[(i, m)] for i in range(n_layers)] for m in group}
-        t, d_in = x_layers[0].shape
-        d_outs = {m: int(d[0].shape[-1]) for m, d in deltas.items()}
-        route = sigma_route(t, d_in, list(d_outs.values()))
-        width = t if route == "reduced" else d_in
-        dev = x_layers[0].device
-        cores = {m: torch.empty(n_layers, d, width, dtype=torch.float64, device=dev) for m, d in d_outs.items()}
-        # One layer at a time into one stack per module: float64 copies of the whole (L, T, d)
-        # factors would cost more, in fresh memory pages, than the maths (measured at 2048
-        # tokens: 2.0 s of 5.5 s per sample went to those copies).
-        for i, x in enumerate(x_layers):
-            x64 = x.to(dev, torch.float64)
-            x_side = reduce_factor(x64) if route == "reduced" else x64  # once per input, shared
-            for m in group:
-                core(x_side, deltas[m][i], out=cores[m][i])
-        for m in group:
-            sigma[m] = core_singular_values(cores[m], min(t, d_in, d_outs[m]))
-            stacks[m] = ModuleStack.of(x_layers, deltas[m], formed=cores[m] if route == "formed" else None)
+        for m, (s, stack) in input_group_spectra(xs[group[0]], deltas).items():
+            sigma[m], stacks[m] = s, stack
     metrics = {m: spectral_metrics(sigma[m]) for m in modules}
     norms = {m: metrics[m]["frobenius_norm"] for m in modules}
     return SampleSpectra(sigma, metrics, similarities({m: stacks[m] for m in modules}, norms))

@@ -13,19 +13,12 @@ spectrum: each sigma is exact to about sqrt(n eps64) sigma_1 ~ 3e-7 sigma_1 in t
 (measured: 1.4e-8 sigma_1 on real gradients), below the round-off of the float32 factors
 every route starts from (the reference path forms G in float32 by autograd).
 
-On a CPU, LAPACK barely speeds up one 576 x 576 problem with a second thread, so the batch
-of layers is split over the threads instead, each running single-threaded LAPACK (1.4-2x).
+``sample.py`` runs this per layer, layers spread over the CPU threads (``threads.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-
 import torch
-
-_POOL: ThreadPoolExecutor | None = None
 
 
 def reduce_factor(a: torch.Tensor) -> torch.Tensor:
@@ -53,39 +46,15 @@ def smaller_gram(c: torch.Tensor) -> torch.Tensor:
     return c @ ct if c.shape[-2] <= c.shape[-1] else ct @ c
 
 
-@contextlib.contextmanager
-def _single_threaded() -> Iterator[None]:
-    """Intra-op and LAPACK threads set to one while the batch is spread over Python threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def eigvalsh_batched(a: torch.Tensor) -> torch.Tensor:
-    """Ascending eigenvalues of a batch of symmetric matrices (..., n, n).
-
-    On a CPU with several threads and several matrices, chunks of the batch run concurrently
-    (LAPACK releases the GIL); elsewhere it is one call. The numbers are the same either way.
-    """
-    global _POOL
-    threads = torch.get_num_threads()
-    flat = a.reshape(-1, *a.shape[-2:])
-    if a.device.type != "cpu" or threads < 2 or flat.shape[0] < 2:
-        return torch.linalg.eigvalsh(a)
-    if _POOL is None or _POOL._max_workers != threads:
-        _POOL = ThreadPoolExecutor(threads, thread_name_prefix="gradspec-eigh")
-    with _single_threaded():
-        parts = list(_POOL.map(torch.linalg.eigvalsh, flat.tensor_split(threads)))
-    return torch.cat(parts).reshape(a.shape[:-1])
+def sigma_from_eigenvalues(lam: torch.Tensor, rank_bound: int) -> torch.Tensor:
+    """Ascending eigenvalues of a Gram matrix -> its core's descending singular values, the
+    ``rank_bound`` first (round-off can make a zero eigenvalue slightly negative)."""
+    return lam.flip(-1)[..., :rank_bound].clamp_min(0).sqrt()
 
 
 def core_singular_values(c: torch.Tensor, rank_bound: int) -> torch.Tensor:
     """Descending singular values of a core, keeping the ``rank_bound`` = min(T, d_in, d_out) first."""
-    lam = eigvalsh_batched(smaller_gram(c)).flip(-1)[..., :rank_bound]
-    return lam.clamp_min(0).sqrt()
+    return sigma_from_eigenvalues(torch.linalg.eigvalsh(smaller_gram(c)), rank_bound)
 
 
 def singular_values(x: torch.Tensor, delta: torch.Tensor, x_reduced: torch.Tensor | None = None) -> torch.Tensor:
