@@ -215,3 +215,24 @@ def test_device_map_placement_gives_the_same_numbers(tmp_path: Path, data: Path,
     assert auto.manifest["counts"]["ok"] == 4
     with pytest.raises(ConfigError, match="--device-map must be one of"):
         cfg(data, tmp_path / "bad", tiny_llama_dir, device_map="everywhere")
+
+
+def test_bfloat16_spectra_are_rounded_within_their_bound_and_metrics_stay_exact(
+    tmp_path: Path, data: Path, tiny_llama_dir: Path
+) -> None:
+    exact = compute(cfg(data, tmp_path / "exact", tiny_llama_dir, spectra=True))
+    rounded = compute(cfg(data, tmp_path / "bf16", tiny_llama_dir, spectra=True, spectra_precision="bfloat16"))
+    key = ["sample_id", "layer", "module"]
+    a, b = (r.df("spectra").sort_values(key).reset_index(drop=True) for r in (exact, rounded))
+    want = torch.tensor([v for row in a["singular_values"] for v in row])
+    got = torch.tensor([v for row in b["singular_values"] for v in row])
+    assert len(got) == len(want) > 100
+    assert torch.equal(got, got.bfloat16().float())  # every stored value is a bfloat16 value
+    assert float(((got - want).abs() / want.clamp_min(1e-30)).max()) <= 2.0**-8  # 8 significant bits
+    assert not torch.equal(got, want)  # and they were rounded
+    sa, sb = (r.df("layer_stats").sort_values(key)["nuclear_norm"].to_numpy() for r in (exact, rounded))
+    assert (sa == sb).all()  # metrics come from the exact values
+    with pytest.raises(ConfigError, match="spectra_precision"):
+        compute(cfg(data, tmp_path / "bf16", tiny_llama_dir, spectra=True))
+    with pytest.raises(ConfigError, match="--spectra-precision must be one of"):
+        cfg(data, tmp_path / "x", tiny_llama_dir, spectra_precision="float8")

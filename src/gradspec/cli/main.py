@@ -34,6 +34,9 @@ def compute(
         None, help="auto | balanced | sequential: spread a model too large for one GPU over all of them."
     ),
     spectra: bool = typer.Option(False, "--spectra", help="Also store every singular value."),
+    spectra_precision: str = typer.Option(
+        "float32", help="float32 (lossless) | bfloat16 (each stored value within 0.4%, ~3x smaller)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run made with other options."),
     field_map: str | None = options.FIELD_MAP,
     batch_tokens: int | None = typer.Option(
@@ -68,6 +71,7 @@ def compute(
             device=device,
             device_map=device_map,
             spectra=spectra,
+            spectra_precision=spectra_precision,  # type: ignore[arg-type]  (checked by ComputeConfig)
             overwrite=overwrite,
             limit=limit,
             field_map=parse_field_map(field_map),
