@@ -10,8 +10,9 @@ Cases:
   a  WizardLM (reward-highest), 512 tokens
   b  one random layer as wide as a 7B model (hidden 3584, MLP 18944) at 256 tokens
   c  s1.1 long reasoning samples (R1 responses), 2048 tokens
-Storage: bytes per sample of a run folder (with ``--spectra``: every singular value) against
-JSON lines holding every singular value, as the paper's code writes them.
+Storage (with case a, or alone as case s): bytes per sample of a run folder (with
+``--spectra``: every singular value, lossless and bfloat16-rounded) against JSON lines holding
+every singular value, as the paper's code writes them.
 Prints tables and writes ``benchmarks/results/speed.json``.
 
     .venv/bin/python benchmarks/speed.py [--cases a,b,c] [--samples 6] [--long-samples 2] [--rounds 3]
@@ -254,22 +255,26 @@ def main() -> None:
         peak_main(sys.argv[2])
         return
     ap = argparse.ArgumentParser()
-    ap.add_argument("--cases", default="a,b,c")
+    ap.add_argument("--cases", default="a,b,c", help="a, b, c, and s (storage alone; a measures it too)")
     ap.add_argument("--samples", type=int, default=6, help="samples of case a")
     ap.add_argument("--long-samples", type=int, default=2, help="samples of case c")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each method keeps its best")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     args = ap.parse_args()
     cases = args.cases.split(",")
-    result: dict[str, object] = {
+    out = Path(args.out)
+    # Cases not run now keep their last results in the file.
+    result: dict[str, object] = json.loads(out.read_text()) if out.exists() else {}
+    result |= {
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }
-    loaded = load_model("default", device="cpu") if {"a", "c"} & set(cases) else None
+    loaded = load_model("default", device="cpu") if {"a", "c", "s"} & set(cases) else None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, q/k/v/o, default model")
     if "a" in cases:
         result["a"] = model_case(loaded, "a", args.samples, args.rounds)
+    if "a" in cases or "s" in cases:
         result["storage"] = storage(loaded, CASES["a"][1], CASES["a"][2], args.samples)
         s = result["storage"]
         print(f"storage per sample: run folder {s['run_folder_bytes_per_sample'] / 1024:.0f} KiB, with every "
@@ -282,8 +287,8 @@ def main() -> None:
         result["b"] = wide_layer()
     if "c" in cases:
         result["c"] = model_case(loaded, "c", args.long_samples, args.rounds)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
