@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_info
 
 from gradspec.spectra import singular_values, spectral_metrics
 from gradspec.spectra.routes import gram_sigma_cost, qr_flops, sigma_route
@@ -71,7 +72,8 @@ def test_layers_on_threads_equal_one_call_and_errors_surface() -> None:
     seen: list[int] = []
 
     def work(i: int) -> None:
-        seen.append(torch.get_num_threads())
+        blas = {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+        seen.append(max(torch.get_num_threads(), *blas))  # torch's and numpy's BLAS both at one
         torch.linalg.eigvalsh(a[i], out=got[i])
 
     threads = torch.get_num_threads()
@@ -168,5 +170,5 @@ def test_gpu_way_of_batching_eigenvalues_gives_the_same_numbers(t: int) -> None:
         want = torch.linalg.svdvals(torch.stack(deltas[m]).double().transpose(-1, -2) @ torch.stack(xs).double())
         k = min(t, 32, len(deltas[m][0][0]))
         torch.testing.assert_close(per_layer[m][0], want[:, :k], rtol=1e-9, atol=1e-9)
-        torch.testing.assert_close(batched[m][0], per_layer[m][0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(batched[m][0], per_layer[m][0], rtol=1e-9, atol=1e-9)  # two LAPACKs
     assert per_layer["q"][1].route == ("formed" if t == 40 else "factored")  # G kept only when formed for sigma

@@ -14,7 +14,7 @@ from gradspec.capture import SampleFactors
 from gradspec.spectra.metrics import spectral_metrics
 from gradspec.spectra.routes import sigma_route
 from gradspec.spectra.similarity import ModuleStack, similarities
-from gradspec.spectra.singular import core, reduce_factor, sigma_from_eigenvalues, smaller_gram
+from gradspec.spectra.singular import core, gram_eigenvalues, reduce_factor, sigma_from_eigenvalues, smaller_gram
 from gradspec.spectra.threads import for_each_layer
 
 
@@ -54,7 +54,7 @@ def input_group_spectra(
         for m in deltas:
             c = core(x_side, deltas[m][i], out=cores[m][i])
             if per_layer:
-                torch.linalg.eigvalsh(smaller_gram(c), out=lam[m][i])
+                gram_eigenvalues(c, lam[m][i])
 
     for_each_layer(layer, n_layers, dev)
     if not per_layer:  # one batched call per module on a GPU: no host sync per matrix
