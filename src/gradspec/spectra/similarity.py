@@ -90,22 +90,28 @@ class ModuleStack:
         return self._g
 
 
+def frobenius(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum(a * b) over the last two axes, as one batched dot product: no elementwise product
+    of the whole stacks is materialised (29 x 576 x 576 float64 for adjacent layers)."""
+    return torch.einsum("...ij,...ij->...", a, b)
+
+
 def inner_transposed(a: ModuleStack, b: ModuleStack) -> torch.Tensor:
     """<G_a, G_b^T>_F per layer, for G_a (m x n) and G_b (n x m)."""
     if a.route == "formed" and b.route == "formed":
-        return (a.gradients() * b.gradients().transpose(-1, -2).to(a.gradients().dtype)).sum((-1, -2))
+        return frobenius(a.gradients(), b.gradients().transpose(-1, -2).to(a.gradients().dtype))
     dx = a.delta @ b.x.transpose(-1, -2)  # (L, T, T): D_a X_b^T
     xd = a.x @ b.delta.transpose(-1, -2)  # X_a D_b^T
-    return (dx * xd).sum((-1, -2))
+    return frobenius(dx, xd)
 
 
 def inner(a: ModuleStack, b: ModuleStack, ia: slice | int, ib: slice | int) -> torch.Tensor:
     """<G_a[ia], G_b[ib]>_F by the cheaper route (formed only if both are formed anyway)."""
     if a.route == "formed" and b.route == "formed":
-        return (a.gradients()[ia] * b.gradients()[ib]).sum((-1, -2))
+        return frobenius(a.gradients()[ia], b.gradients()[ib])
     dd = a.delta[ia] @ b.delta[ib].transpose(-1, -2)  # (..., T, T)
     xx = a.x[ia] @ b.x[ib].transpose(-1, -2)
-    return (dd * xx).sum((-1, -2))
+    return frobenius(dd, xx)
 
 
 def cosine(ip: torch.Tensor, norm_a: torch.Tensor, norm_b: torch.Tensor) -> torch.Tensor:
