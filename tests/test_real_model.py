@@ -74,9 +74,10 @@ def test_parity_with_batch_of_one(case: str, shared_data: Path, default_model, t
         assert (samples["status"] == "ok").all()
     worst = deviations(run, default_model, records, prompt)
     print(f"\n{case}: worst deviations from batch-of-one .grad + SVD: {worst}")
-    # Measured: at most 4.4e-7 (nuclear), 7.7e-6 (effective rank), 1.8e-7 (Frobenius), 8.9e-8 (cosine).
+    # Measured: at most 4.4e-7 (nuclear), 7.7e-6 (effective rank), 1.8e-7 (Frobenius), 1.0e-7 (cosine;
+    # 2.4e-6 when inner products were accumulated in float32, which this bound now catches).
     assert max(worst["nuclear_norm"], worst["effective_rank"], worst["frobenius_norm"]) < 1e-4, worst
-    assert worst["cosine"] < 1e-5, worst
+    assert worst["cosine"] < 1e-6, worst
 
 
 def test_token_boundary_is_the_straightforward_one(shared_data: Path, default_model) -> None:

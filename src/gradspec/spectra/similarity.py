@@ -84,22 +84,25 @@ class ModuleStack:
         return int(self.layers_delta[0].shape[-1]), int(self.layers_x[0].shape[-1])
 
     def gradients(self) -> torch.Tensor:
-        """G = delta^T x for every layer, (L, d_out, d_in); formed once."""
+        """G = delta^T x for every layer, (L, d_out, d_in), float64 like the singular values'
+        cores; formed once."""
         if self._g is None:
-            self._g = self.delta.transpose(-1, -2) @ self.x
+            self._g = self.delta.double().transpose(-1, -2) @ self.x.double()
         return self._g
 
 
 def frobenius(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """sum(a * b) over the last two axes, as one batched dot product: no elementwise product
-    of the whole stacks is materialised (29 x 576 x 576 float64 for adjacent layers)."""
-    return torch.einsum("...ij,...ij->...", a, b)
+    """sum(a * b) over the last two axes in float64, as one batched dot product: no
+    elementwise product of the whole stacks is materialised (29 x 576 x 576 for adjacent
+    layers). float64 because one long dot product accumulated in float32 loses ~sqrt(n) eps
+    (measured: cosines 2.4e-6 off at 384 tokens, against 9e-8 in float64)."""
+    return torch.einsum("...ij,...ij->...", a.double(), b.double())
 
 
 def inner_transposed(a: ModuleStack, b: ModuleStack) -> torch.Tensor:
     """<G_a, G_b^T>_F per layer, for G_a (m x n) and G_b (n x m)."""
     if a.route == "formed" and b.route == "formed":
-        return frobenius(a.gradients(), b.gradients().transpose(-1, -2).to(a.gradients().dtype))
+        return frobenius(a.gradients(), b.gradients().transpose(-1, -2))
     dx = a.delta @ b.x.transpose(-1, -2)  # (L, T, T): D_a X_b^T
     xd = a.x @ b.delta.transpose(-1, -2)  # X_a D_b^T
     return frobenius(dx, xd)
