@@ -5,7 +5,7 @@ eigensolver barely speeds up with a second thread on them, and each phase (float
 cores, Gram matrices, eigenvalues) would otherwise wait for the slowest thread of the one
 before. Whole layers run concurrently instead, torch single-threaded inside each (LAPACK and
 BLAS release the GIL). Measured on the default model at 511 tokens, q/k/v/o: 2.14 -> 1.6 s
-per sample on 2 cores with torch's LAPACK, 1.4 s with numpy's for the eigenvalues
+per sample on 2 cores with torch's LAPACK, about 1.2 s with numpy's for the eigenvalues
 (``singular.gram_eigenvalues``). On a GPU the layers run in order, each kernel already
 parallel.
 """
