@@ -261,10 +261,10 @@ def _compute_pending(
     buffer: dict[str, list[dict[str, Any]]] = {"samples": [], "layer_stats": [], "similarity": [], "spectra": []}
     bar = tqdm(total=len(encoded), unit="sample", desc="gradients", disable=not config.progress, dynamic_ncols=True)
     tokens, started = 0, time.perf_counter()
+    keep = config.spectra_precision if config.spectra else None
     with BackgroundWriter(run) as writer:
         for batch in token_batches(encoded, batch_tokens):
             for enc, factors in zip(batch, run_batch(loaded.model, targets, batch, config.checkpointing)):
-                keep = config.spectra_precision if config.spectra else None
                 for table, rows in sample_rows(enc, factors, modules, n_layers, keep).items():
                     buffer[table].extend(rows)
             tokens += sum(s.n_tokens for s in batch)
@@ -302,7 +302,7 @@ def sample_rows(
         reason = f"record {enc.index}: gradient has NaN or Inf (try --dtype float32)"
         return {"samples": [sample_row(enc.sample_id, enc.index, "error", reason, loss=factors.loss, **sizes)]}
     spectra = sample_spectra(factors, modules, n_layers)
-    rows = spectra_rows(enc.sample_id, spectra, keep_spectra is not None, keep_spectra or "float32")
+    rows = spectra_rows(enc.sample_id, spectra, keep_spectra)
     rows["samples"] = [sample_row(enc.sample_id, enc.index, "ok", loss=factors.loss, **sizes)]
     return rows
 

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from gradspec.errors import ConfigError
 from gradspec.files import atomic_write, write_json_atomic
-from gradspec.store.schema import TABLES, write_options
+from gradspec.store.schema import TABLES, WRITE_OPTIONS
 
 MANIFEST = "run.json"
 
@@ -95,6 +95,6 @@ class RunFolder:
         order = [t for t in TABLES if t != "samples" and rows.get(t)] + ["samples"]
         for table in order:
             data = pa.Table.from_pylist(list(rows.get(table, [])), schema=TABLES[table])
-            options = write_options(TABLES[table])
+            options = WRITE_OPTIONS[table]
             atomic_write(self.path / table / f"{name}.parquet", lambda p, d=data, o=options: pq.write_table(d, p, **o))
         return name

@@ -19,15 +19,15 @@ def _num(value: float) -> float | None:
 
 
 def spectra_rows(
-    sample_id: str, spectra: SampleSpectra, keep_spectra: bool, precision: SpectraPrecision = "float32"
+    sample_id: str, spectra: SampleSpectra, keep_spectra: SpectraPrecision | None
 ) -> dict[str, list[dict[str, Any]]]:
-    """layer_stats, similarity and (when asked) spectra rows of one sample.
+    """layer_stats, similarity and (when ``keep_spectra`` names a precision) spectra rows of one sample.
 
-    ``precision="bfloat16"`` rounds each stored singular value to 8 significant bits (relative
+    ``keep_spectra="bfloat16"`` rounds each stored singular value to 8 significant bits (relative
     error at most 2^-8, about 0.4%; still stored as float32, so readers see no difference), for
     about 3x smaller spectra. The metrics are always computed from the exact values.
     """
-    rounding = SPECTRA_PRECISIONS[precision]
+    rounding = SPECTRA_PRECISIONS[keep_spectra or "float32"]
     stats: list[dict[str, Any]] = []
     svals: list[dict[str, Any]] = []
     for module, metrics in spectra.metrics.items():
@@ -36,7 +36,7 @@ def spectra_rows(
             row: dict[str, Any] = {"sample_id": sample_id, "layer": layer, "module": module}
             row.update({name: _num(columns[name][layer]) for name in METRICS})
             stats.append(row)
-            if keep_spectra:
+            if keep_spectra is not None:
                 svals.append(
                     {
                         "sample_id": sample_id,

@@ -78,3 +78,6 @@ def write_options(schema: pa.Schema) -> dict[str, Any]:
         "use_dictionary": [f.name for f in schema if f not in floats],
         "column_encoding": dict.fromkeys(leaves, "BYTE_STREAM_SPLIT"),
     }
+
+
+WRITE_OPTIONS: dict[str, dict[str, Any]] = {name: write_options(schema) for name, schema in TABLES.items()}
