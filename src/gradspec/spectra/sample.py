@@ -14,7 +14,13 @@ from gradspec.capture import SampleFactors
 from gradspec.spectra.metrics import spectral_metrics
 from gradspec.spectra.routes import sigma_route
 from gradspec.spectra.similarity import ModuleStack, similarities
-from gradspec.spectra.singular import core, gram_eigenvalues, reduce_factor, sigma_from_eigenvalues, smaller_gram
+from gradspec.spectra.singular import (
+    core,
+    core_singular_values,
+    gram_eigenvalues,
+    reduce_factor,
+    sigma_from_eigenvalues,
+)
 from gradspec.spectra.threads import for_each_layer
 
 
@@ -42,8 +48,9 @@ def input_group_spectra(
     width = t if route == "reduced" else d_in
     dev = x_layers[0].device
     cores = {m: torch.empty(n_layers, d, width, dtype=torch.float64, device=dev) for m, d in d_outs.items()}
-    lam = {m: torch.empty(n_layers, min(d, width), dtype=torch.float64, device=dev) for m, d in d_outs.items()}
     per_layer = dev.type == "cpu" if batched_eigen is None else not batched_eigen
+    shapes = d_outs.items() if per_layer else ()  # eigenvalues are written per layer only on that path
+    lam = {m: torch.empty(n_layers, min(d, width), dtype=torch.float64, device=dev) for m, d in shapes}
 
     def layer(i: int) -> None:
         # One layer's cores (G or G') into their slots of one stack per module, then on a CPU
@@ -57,11 +64,14 @@ def input_group_spectra(
                 gram_eigenvalues(c, lam[m][i])
 
     for_each_layer(layer, n_layers, dev)
-    if not per_layer:  # one batched call per module on a GPU: no host sync per matrix
-        lam = {m: torch.linalg.eigvalsh(smaller_gram(c)) for m, c in cores.items()}
+    sigma: dict[str, torch.Tensor] = {}
+    for m, d in d_outs.items():
+        k = min(t, d_in, d)
+        # Off the CPU one batched call per module, with no host sync per matrix.
+        sigma[m] = sigma_from_eigenvalues(lam[m], k) if per_layer else core_singular_values(cores[m], k)
     return {
         m: (
-            sigma_from_eigenvalues(lam[m], min(t, d_in, d_outs[m])),
+            sigma[m],
             ModuleStack.of(x_layers, deltas[m], formed=cores[m] if route == "formed" else None),
         )
         for m in deltas

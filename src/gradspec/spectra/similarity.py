@@ -72,7 +72,7 @@ class ModuleStack:
     @property
     def delta(self) -> torch.Tensor:
         if self._delta is None:
-            self._delta = stack_layers(self.layers_delta).to(self.x.device)
+            self._delta = stack_layers(self.layers_delta)  # layer 0's device, as for x
         return self._delta
 
     @property
