@@ -3,7 +3,8 @@
 Methods, on the same real samples and the default model (q, k, v, o):
   floor        one forward and backward pass per sample with frozen weights, nothing else (the
                same forward as gradspec's: logits only from the first predicting position)
-  gradspec     hooks + exact spectra + cosines (what ``gradspec compute`` runs, minus I/O)
+  gradspec     the library's own computation (``computation.batches.computed_batches``: hooks, exact
+               spectra and cosines, table rows), as ``gradspec compute`` runs it, minus file writes
   batch-of-one the paper's method: every parameter's ``.grad`` (the model as loaded for
                training), then ``torch.linalg.svd`` (with U, V) of each q/k/v/o gradient
 Cases:
@@ -36,11 +37,14 @@ import torch
 import torch.nn.functional as F
 
 from gradspec import ComputeConfig, compute
-from gradspec.capture import Capture, collate, default_batch_tokens, forward_losses, run_batch, token_batches
+from gradspec.capture import Capture, collate, forward_losses
+from gradspec.computation.batches import computed_batches
+from gradspec.computation.job import Job, plan
 from gradspec.data import Record, load_dataset
+from gradspec.distributed import World
 from gradspec.model import LoadedModel, find_targets, load_model
 from gradspec.prompting import Encoded, PromptConfig, encode
-from gradspec.spectra import sample_spectra, singular_values
+from gradspec.spectra import singular_values
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CASES = {
@@ -85,11 +89,15 @@ def floor(model, samples) -> None:
             forward_losses(model, ids, attn, mask).sum().backward()
 
 
-def gradspec_path(model, targets, samples, n_layers, batch_tokens, checkpointing: bool = False) -> None:
-    for batch in token_batches(samples, batch_tokens):
-        for f in run_batch(model, targets, batch, checkpointing):
-            if f.finite():
-                sample_spectra(f, MODULES, n_layers)
+def gradspec_path(job: Job, samples: list[Encoded]) -> None:
+    for _ in computed_batches(job, samples):
+        pass
+
+
+def job_of(loaded: LoadedModel, max_length: int, checkpointing: bool = False) -> Job:
+    """What ``compute`` resolves for these options (the default CPU batch size, q/k/v/o)."""
+    options = dict(template="plain", max_length=max_length, modules=MODULES, checkpointing=checkpointing)
+    return plan(ComputeConfig.of(data="unused", out="unused", device="cpu", **options), loaded, World())
 
 
 def batch_of_one(model, targets, samples) -> None:
@@ -128,12 +136,13 @@ def measure(fn: Callable[[], None], repeats: int) -> tuple[float, float]:
 def methods(loaded: LoadedModel, samples: list[Encoded]) -> dict[str, Callable[[], None]]:
     model = loaded.model
     targets = find_targets(model, MODULES)
-    n_layers, batch_tokens = model.config.num_hidden_layers, default_batch_tokens("cpu")
+    n = samples[0].n_tokens if samples else 512
+    plain, checkpointed = job_of(loaded, n), job_of(loaded, n, checkpointing=True)
     return {
         "floor": lambda: floor(model, samples),
-        "gradspec": lambda: gradspec_path(model, targets, samples, n_layers, batch_tokens),
+        "gradspec": lambda: gradspec_path(plain, samples),
         "batch_of_one": lambda: batch_of_one(model, targets, samples),
-        "gradspec_checkpointing": lambda: gradspec_path(model, targets, samples, n_layers, batch_tokens, True),
+        "gradspec_checkpointing": lambda: gradspec_path(checkpointed, samples),
     }
 
 
@@ -170,7 +179,9 @@ def storage(loaded: LoadedModel, path: Path, max_length: int, n: int) -> dict[st
         for key, options in variants.items():
             out = Path(tmp) / key
             prompt = PromptConfig("plain", None, max_length)
-            run = compute(ComputeConfig(path, out, prompt=prompt, limit=n, progress=False, **options), loaded)
+            run = compute(
+                ComputeConfig.of(data=path, out=out, prompt=prompt, limit=n, progress=False, **options), loaded
+            )
             n_ok = run.manifest["counts"]["ok"]
             sizes[key] = sum(f.stat().st_size for f in out.rglob("*.parquet")) / max(n_ok, 1)
             if key == "run_folder_with_spectra":

@@ -16,6 +16,16 @@ from gradspec.model.adapters import Target
 from gradspec.prompting import Encoded
 
 
+def oracle_loss(model: torch.nn.Module, sample: Encoded) -> float:
+    """One sample's mean response-token loss, by plain cross entropy on its own."""
+    ids = torch.tensor([sample.input_ids])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0]
+    mask = torch.tensor(sample.loss_mask[1:])
+    logits = logits[:-1].to(torch.promote_types(logits.dtype, torch.float32))
+    return float(F.cross_entropy(logits[mask], ids[0, 1:][mask]))
+
+
 def oracle_gradients(
     model: torch.nn.Module, targets: Sequence[Target], sample: Encoded
 ) -> dict[tuple[int, str], torch.Tensor]:

@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig
 
 from gradspec import ComputeConfig, PromptConfig, compute
 from gradspec.analysis import CompareConfig, compare
+from gradspec.analysis.compare import MIN_MATCHED
 from gradspec.analysis.curves import curve_differences, on_depth_grid, shape_similarity
 from gradspec.analysis.length import match_by_length, regress_on_length, verdict
 from gradspec.analysis.stats import bootstrap_mean_ci, fdr, mann_whitney, partial_spearman
@@ -35,9 +36,9 @@ def records(n: int, words: int, seed: int) -> list[dict[str, str]]:
 
 def run_of(tmp: Path, name: str, recs: list[dict], model: Path) -> Path:
     out = tmp / name
-    cfg = ComputeConfig(
-        write_json(tmp / f"{name}.json", recs), out, str(model), PromptConfig("plain", max_length=96),
-        device="cpu", progress=False,
+    cfg = ComputeConfig.of(
+        data=write_json(tmp / f"{name}.json", recs), out=out, model=str(model),
+        prompt=PromptConfig("plain", max_length=96), device="cpu", progress=False,
     )  # fmt: skip
     compute(cfg)
     return out
@@ -76,12 +77,18 @@ def test_compare_tables_equal_direct_computations(tmp_path: Path, two_runs: tupl
     assert s.mean_a == pytest.approx(per_a.mean()) and s.mean_b == pytest.approx(per_b.mean())
     assert s.p == pytest.approx(sps.mannwhitneyu(per_b, per_a, alternative="two-sided").pvalue)
     assert -1 <= s.cliffs_delta <= 1 and s.q >= s.p
-    assert set(summary.length_control) <= {
-        "no difference", "disappears under length control", "holds under length control",
-        "appears under length control", "length control not possible: the groups' lengths barely overlap",
-        "reverses under length control", "difference (length control not possible)",
-    }  # fmt: skip
-    # B's responses are ~4x longer: the manifest says so.
+    # Each row's verdict follows from that row's own numbers, by the rule compare states.
+    for r in summary.itertuples():
+        if r.q < 0.05 and r.matched_pairs < MIN_MATCHED:
+            want = "length control not possible: the groups' lengths barely overlap"
+        else:
+            controlled = r.p_adjusted if np.isnan(r.p_matched) else max(r.p_adjusted, r.p_matched)
+            want = verdict(r.q, r.diff, controlled, r.diff_adjusted)
+        assert r.length_control == want, (r.metric, r.module)
+    # B's responses are 4x longer and share no length with A's: most raw differences are
+    # significant, and none can be checked at equal length.
+    assert (summary.matched_pairs < MIN_MATCHED).all()
+    # The manifest says so too.
     assert any("length imbalance: B" in w for w in manifest["warnings"])
     assert manifest["axis"] == "layer" and json.loads((out / "comparison.json").read_text())["baseline"] == "A"
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from gradspec import ComputeConfig, PromptConfig, compute
+from gradspec.config.fields import leaf_map
 from gradspec.data import load_dataset
 from gradspec.errors import ConfigError
 from gradspec.model import find_targets, load_model
@@ -30,7 +31,7 @@ RECORDS = [
 
 def cfg(data: Path, out: Path, model: Path, **kw) -> ComputeConfig:
     kw.setdefault("prompt", PromptConfig("plain", max_length=64))
-    return ComputeConfig(data=data, out=out, model=str(model), progress=False, device="cpu", **kw)
+    return ComputeConfig.of(data=data, out=out, model=str(model), progress=False, device="cpu", **kw)
 
 
 @pytest.fixture
@@ -236,3 +237,21 @@ def test_bfloat16_spectra_are_rounded_within_their_bound_and_metrics_stay_exact(
         compute(cfg(data, tmp_path / "bf16", tiny_llama_dir, spectra=True))
     with pytest.raises(ConfigError, match="--spectra-precision must be one of"):
         cfg(data, tmp_path / "x", tiny_llama_dir, spectra_precision="float8")
+
+
+def test_a_changed_option_is_refused_before_the_model_loads(
+    tmp_path: Path, data: Path, tiny_llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    compute(cfg(data, out, tiny_llama_dir, limit=1))
+    import gradspec.computation.run as computation
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr(computation, "load", no_loading)
+    with pytest.raises(ConfigError, match="max_length: run has 64, this command has 32"):
+        compute(cfg(data, out, tiny_llama_dir, prompt=PromptConfig("plain", max_length=32)))
+    m = json.loads((out / "run.json").read_text())
+    assert m["kind"] == "gradspec-run" and m["format"] == 2
+    assert set(m["config"]) | set(m["options"]) >= set(leaf_map(ComputeConfig)) - {"data", "out"}

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from gradspec import ComputeConfig, PromptConfig, compute
 
@@ -19,13 +20,13 @@ from conftest import write_json
 SCRIPT = """
 import sys
 from gradspec import ComputeConfig, PromptConfig, compute
-compute(ComputeConfig(data=sys.argv[1], out=sys.argv[2], model=sys.argv[3], device="cpu", progress=False,
+compute(ComputeConfig.of(data=sys.argv[1], out=sys.argv[2], model=sys.argv[3], device="cpu", progress=False,
                       prompt=PromptConfig("plain", max_length=64), flush_every=1, batch_tokens=1))
 """
 
 
 def config(data: Path, out: Path, model: Path) -> ComputeConfig:
-    return ComputeConfig(
+    return ComputeConfig.of(
         data=data, out=out, model=str(model), device="cpu", progress=False,
         prompt=PromptConfig("plain", max_length=64), flush_every=1, batch_tokens=1,
     )  # fmt: skip
@@ -40,6 +41,7 @@ def start(data: Path, out: Path, model: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", SCRIPT, str(data), str(out), str(model)], env=env)
 
 
+@pytest.mark.slow
 def test_sigkill_at_several_points_then_resume(tmp_path: Path, tiny_llama_dir: Path) -> None:
     records = [{"instruction": f"Question {i}: what is {i} plus {i}?", "output": f"It is {2 * i}. " * (1 + i % 4)}
                for i in range(36)]  # fmt: skip

@@ -28,6 +28,7 @@ def records(n: int) -> list[dict[str, str]]:
     return [{"instruction": f"Task {i}: repeat {i}.", "output": f"{i} " * (1 + i % 5)} for i in range(n)]
 
 
+@pytest.mark.slow
 def test_two_workers_equal_one_process_and_resume(tmp_path: Path, tiny_llama_dir: Path) -> None:
     data = write_json(tmp_path / "d.json", [*records(11), {"instruction": "no output"}])
     common = ["--model", str(tiny_llama_dir), "--template", "plain", "--max-length", "64", "--no-progress"]
@@ -47,8 +48,8 @@ def test_two_workers_equal_one_process_and_resume(tmp_path: Path, tiny_llama_dir
     assert run.manifest["counts"] == {"ok": 11, "skipped": 0, "error": 1, "total": 12}
 
     single = compute(
-        ComputeConfig(
-            data, tmp_path / "single", str(tiny_llama_dir), PromptConfig("plain", max_length=64),
+        ComputeConfig.of(
+            data=data, out=tmp_path / "single", model=str(tiny_llama_dir), prompt=PromptConfig("plain", max_length=64),
             device="cpu", progress=False, batch_tokens=64,
         )
     )  # fmt: skip

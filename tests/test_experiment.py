@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from gradspec.cli.main import app
 from gradspec.errors import ConfigError
@@ -64,6 +64,7 @@ def config(tmp: Path, model: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_experiment_runs_end_to_end_and_resumes(tmp_path: Path, tiny_llama_dir: Path) -> None:
     exp = load_experiment(config(tmp_path, tiny_llama_dir))
     assert [r["name"] for r in exp.runs][:4] == ["p1-low", "p1-high", "p2-low", "p2-high"]
@@ -94,7 +95,12 @@ def test_bad_experiment_files_are_refused(tmp_path: Path) -> None:
     cases = {
         "name: x\nruns: [{name: a, data: d.json}]\ncomparisons: [{name: c, runs: [a, b]}]\n": "no run named 'b'",
         "name: x\nruns: [{name: '{v}', data: d.json}]\n": "not a grid variable",
-        "name: x\nruns: [{name: a, data: d.json, colour: red}]\n": "unknown keys",
+        "name: x\nruns: [{name: a, data: d.json, colour: red}]\n": "bad2.yaml: run 'a': unknown key 'colour'; "
+        "valid keys: name, data, .*max_length",
+        "name: x\nruns: [{name: a, data: d.json, max_length: many}]\n": "bad3.yaml: run 'a': key 'max_length': "
+        "--max-length expects an integer, got str 'many'",
+        "name: x\ncolour: red\nruns: [{name: a, data: d.json}]\n": "bad4.yaml: unknown key 'colour'; valid keys: ",
+        "name: x\nruns: [{name: a, data: d.json}]\ncomparisons: [{name: c, runs: [a, a], n_boot: 0}]\n": "n_boot",
         "name: x\nruns: [{name: a, data: d.json}, {name: a, data: e.json}]\n": "used twice",
         "name: x\nruns: [{name: a\n": "not valid YAML",
         "- just a list\n": "a YAML mapping",
@@ -102,8 +108,9 @@ def test_bad_experiment_files_are_refused(tmp_path: Path) -> None:
     for i, (text, message) in enumerate(cases.items()):
         path = tmp_path / f"bad{i}.yaml"
         path.write_text(text)
-        with pytest.raises(ConfigError, match=message):
+        with pytest.raises(ConfigError, match=message) as info:
             load_experiment(path)
+        assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("name", ["quality", "reasoning", "fast_slow", "models"])

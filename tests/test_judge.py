@@ -82,15 +82,16 @@ MARKERS = ["", "[R429x2]", "[R500]", "[SLOW]", "[MALFORMED]", "[ALWAYS503]", "[E
 
 
 def _score(data: Path, out: Path, url: str, cache: Path, metrics: tuple[str, ...]) -> dict:
-    options = {"timeout": 0.5, "backoff": 0.01, "max_retries": 3}
-    cfg = ScoreConfig(
-        data,
-        out,
-        metrics,
+    cfg = ScoreConfig.of(
+        data=data,
+        out=out,
+        metrics=metrics,
         judge="openai:test-judge",
         judge_base_url=url,
         judge_cache=cache,
-        judge_options=options,
+        judge_timeout=0.5,
+        judge_backoff=0.01,
+        judge_retries=3,
         progress=False,
     )
     return score(cfg)
@@ -144,7 +145,11 @@ def test_reuse_raw_reparses_without_a_judge(tmp_path: Path) -> None:
         {"instruction": "e", "output": "f"},
     ]
     out = tmp_path / "s.json"
-    score(ScoreConfig(write_json(tmp_path / "d.json", recs), out, ("instag", "difficulty"), reuse_raw=True))
+    score(
+        ScoreConfig.of(
+            data=write_json(tmp_path / "d.json", recs), out=out, metrics=("instag", "difficulty"), reuse_raw=True
+        )
+    )
     rows = json.loads(out.read_text())
     assert [(r["instag"], r["difficulty"]) for r in rows] == [(2, 4), (None, 9), (None, None)]
     assert rows[1]["score_flags"] == ["difficulty_labelled"]
@@ -165,13 +170,13 @@ def test_local_judge_runs_offline_and_its_replies_are_cached(tmp_path: Path) -> 
     model = save_tiny(tmp_path / "m")
     data = write_json(tmp_path / "d.json", _records(["", ""]))
     cache = tmp_path / "c.sqlite"
-    cfg = ScoreConfig(
-        data,
-        tmp_path / "s.jsonl",
-        ("difficulty",),
+    cfg = ScoreConfig.of(
+        data=data,
+        out=tmp_path / "s.jsonl",
+        metrics=("difficulty",),
         judge=f"hf:{model}",
         judge_cache=cache,
-        judge_options={"max_tokens": 8},
+        judge_max_tokens=8,
         progress=False,
     )
     score(cfg)

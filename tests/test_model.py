@@ -90,7 +90,7 @@ def test_chunked_models_are_joined_and_hash_checked(tmp_path: Path) -> None:
 
 
 def test_models_list_names_every_shipped_model() -> None:
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
     from gradspec.cli.main import app
     from gradspec.model.shipped import SHIPPED, shipped

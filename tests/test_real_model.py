@@ -60,7 +60,7 @@ def test_parity_with_batch_of_one(case: str, shared_data: Path, default_model, t
     rel, prompt = CASES[case]
     path = shared_data / rel
     run = compute(
-        ComputeConfig(data=path, out=tmp_path / "run", prompt=prompt, limit=6, progress=False, device="cpu"),
+        ComputeConfig.of(data=path, out=tmp_path / "run", prompt=prompt, limit=6, progress=False, device="cpu"),
         default_model,
     )
     records = [r for r in load_dataset(path, limit=6).items if isinstance(r, Record)]

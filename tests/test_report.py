@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from gradspec import ComputeConfig, PromptConfig, compute
 from gradspec.analysis import CompareConfig, compare
@@ -38,8 +38,12 @@ def report(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) -> Pa
         recs = [{"instruction": f"Q{i}: {HOSTILE}", "output": " ".join(["ok"] * (words + i))} for i in range(5)]
         recs.append({"instruction": "no answer"})  # an error row: the report warns about it
         data = write_json(tmp / f"{name}.json", recs)
-        cfg = ComputeConfig(
-            data, tmp / name, str(tiny_llama_dir), PromptConfig("plain", max_length=200), progress=False
+        cfg = ComputeConfig.of(
+            data=data,
+            out=tmp / name,
+            model=str(tiny_llama_dir),
+            prompt=PromptConfig("plain", max_length=200),
+            progress=False,
         )
         compute(cfg)
         runs.append(tmp / name)
@@ -59,6 +63,7 @@ def test_report_is_self_contained_and_escapes_data(report: Path) -> None:
     assert "1 sample(s) error" in text and "length imbalance" in text
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (scripts/setup.sh installs it from Debian where it can)")
 def test_report_in_a_headless_browser(report: Path, tmp_path: Path) -> None:
     probe = tmp_path / "probe.html"

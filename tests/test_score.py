@@ -68,10 +68,10 @@ def check_ifd(rows: list[dict], records: list[dict], model, tok, max_length: int
 def test_ifd_and_length_on_a_tiny_model_equal_batch_of_one(tmp_path: Path, tiny_llama_dir: Path) -> None:
     out = tmp_path / "s.jsonl"
     data = write_json(tmp_path / "d.json", [*RECORDS, {"instruction": "no output"}])
-    cfg = ScoreConfig(
-        data,
-        out,
-        ("ifd", "length"),
+    cfg = ScoreConfig.of(
+        data=data,
+        out=out,
+        metrics=("ifd", "length"),
         model=str(tiny_llama_dir),
         prompt=PromptConfig("plain", max_length=64),
         batch_tokens=200,
@@ -98,10 +98,10 @@ def test_ifd_on_real_samples_equals_batch_of_one(tmp_path: Path, shared_data: Pa
     src = json.loads((shared_data / "instruction/ifd_gpt2/wiz_10k_lowest_200.json").read_text())[:5]
     recs = [{"instruction": r["instruction"], "output": r["output"]} for r in src]
     out = tmp_path / "s.json"
-    cfg = ScoreConfig(
-        write_json(tmp_path / "d.json", recs),
-        out,
-        ("ifd",),
+    cfg = ScoreConfig.of(
+        data=write_json(tmp_path / "d.json", recs),
+        out=out,
+        metrics=("ifd",),
         prompt=PromptConfig("plain", max_length=256),
         progress=False,
     )
@@ -127,7 +127,11 @@ def test_reward_is_batched_exactly_and_failures_stay_null(tmp_path: Path) -> Non
     rm_dir = save_reward_model(tmp_path / "rm")
     out = tmp_path / "s.parquet"
     data = write_json(tmp_path / "d.json", [*RECORDS[:2], RECORDS[4], {"instruction": "x", "output": None}])
-    score(ScoreConfig(data, out, ("reward",), reward_model=str(rm_dir), reward_batch_size=3, progress=False))
+    score(
+        ScoreConfig.of(
+            data=data, out=out, metrics=("reward",), reward_model=str(rm_dir), reward_batch_size=3, progress=False
+        )
+    )
     import pyarrow.parquet as pq
 
     rows = pq.read_table(out).to_pylist()
@@ -145,8 +149,11 @@ def test_reward_is_batched_exactly_and_failures_stay_null(tmp_path: Path) -> Non
 
 def test_reward_model_with_many_outputs_is_refused(tmp_path: Path) -> None:
     rm_dir = save_reward_model(tmp_path / "rm", labels=3)
-    cfg = ScoreConfig(
-        write_json(tmp_path / "d.json", RECORDS[:1]), tmp_path / "s.json", ("reward",), reward_model=str(rm_dir)
+    cfg = ScoreConfig.of(
+        data=write_json(tmp_path / "d.json", RECORDS[:1]),
+        out=tmp_path / "s.json",
+        metrics=("reward",),
+        reward_model=str(rm_dir),
     )
     with pytest.raises(ModelError, match="3 outputs"):
         score(cfg)
@@ -155,10 +162,10 @@ def test_reward_model_with_many_outputs_is_refused(tmp_path: Path) -> None:
 def test_score_options_are_checked(tmp_path: Path) -> None:
     d = tmp_path / "d.json"
     with pytest.raises(ConfigError, match="unknown bogus"):
-        ScoreConfig(d, tmp_path / "s.json", ("bogus",))
+        ScoreConfig.of(data=d, out=tmp_path / "s.json", metrics=("bogus",))
     with pytest.raises(ConfigError, match="--reward-model"):
-        ScoreConfig(d, tmp_path / "s.json", ("reward",))
+        ScoreConfig.of(data=d, out=tmp_path / "s.json", metrics=("reward",))
     with pytest.raises(ConfigError, match="--judge"):
-        ScoreConfig(d, tmp_path / "s.json", ("instag",))
+        ScoreConfig.of(data=d, out=tmp_path / "s.json", metrics=("instag",))
     with pytest.raises(ConfigError, match=r"\.jsonl"):
-        ScoreConfig(d, tmp_path / "s.txt", ("ifd",))
+        ScoreConfig.of(data=d, out=tmp_path / "s.txt", metrics=("ifd",))

@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from gradspec.cli.main import app
 from gradspec.data import load_dataset

@@ -43,7 +43,12 @@ def test_sigma_route_reduces_only_when_it_pays() -> None:
     assert sigma_route(511, 576, [576, 192, 192]) == "formed"  # the default model at 512 tokens
     assert sigma_route(2048, 576, [576]) == "formed"  # T >= d: nothing to reduce
     assert sigma_route(300, 576, [576, 192, 192]) == "reduced"  # measured 0.77 s against 1.13 s formed
-    assert qr_flops(100, 10) > 0 and gram_sigma_cost(10, 100) == gram_sigma_cost(100, 10)
+    # Householder QR of a 100 x 10 matrix (R only): 2 m n^2 - 2 n^3 / 3 flops.
+    assert qr_flops(100, 10) == pytest.approx(2 * 100 * 10**2 - 2 * 10**3 / 3)
+    # The Gram of a 10 x 100 core is 10 x 10: 2 m n b for the product, then the weighted eigensolver.
+    assert (
+        gram_sigma_cost(10, 100) == gram_sigma_cost(100, 10) == pytest.approx(2 * 10 * 100 * 10 + 4.0 * 4 * 10**3 / 3)
+    )
 
 
 def test_graded_spectrum_keeps_its_small_values() -> None:

@@ -11,7 +11,8 @@ import pytest
 from scipy import stats as sps
 
 from gradspec import ComputeConfig, PromptConfig, compute
-from gradspec.analysis.unify import correlate, grad_quality
+from gradspec.analysis.grad_quality import grad_quality
+from gradspec.analysis.unify import correlate
 from gradspec.errors import ConfigError
 from gradspec.selection import SelectConfig, select
 
@@ -28,7 +29,13 @@ def scored_run(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) -
         recs.append({"instruction": f"Say some words ({i}).", "output": words, "reward": float(rng.normal())})
     recs[3]["reward"] = None  # undefined: left out of every correlation
     data = write_json(tmp / "scored.json", recs)
-    cfg = ComputeConfig(data, tmp / "run", str(tiny_llama_dir), PromptConfig("plain", max_length=64), progress=False)
+    cfg = ComputeConfig.of(
+        data=data,
+        out=tmp / "run",
+        model=str(tiny_llama_dir),
+        prompt=PromptConfig("plain", max_length=64),
+        progress=False,
+    )
     compute(cfg)
     return data, tmp / "run"
 

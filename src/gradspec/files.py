@@ -13,9 +13,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gradspec.config.data import check_record_path
 from gradspec.errors import ConfigError
-
-RECORD_SUFFIXES = (".json", ".jsonl", ".parquet")
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
@@ -32,13 +31,6 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"))
-
-
-def check_record_path(path: str | Path, option: str = "--out") -> Path:
-    p = Path(path)
-    if p.suffix.lower() not in RECORD_SUFFIXES:
-        raise ConfigError(f"{option} {p}: give a file ending in {', '.join(RECORD_SUFFIXES)}")
-    return p
 
 
 def write_records(path: str | Path, records: Sequence[Mapping[str, Any]]) -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,109 +21,19 @@ import pandas as pd
 
 from gradspec.analysis.curves import curve_differences, shape_similarity
 from gradspec.analysis.figures import difference_figure, group_figure
-from gradspec.analysis.frames import ALL_METRICS, long_frame, n_layers, per_sample, sample_sizes
+from gradspec.analysis.groups import Group, layerwise_table, load_groups
 from gradspec.analysis.length import match_by_length, regress_on_length, verdict
-from gradspec.analysis.stats import bootstrap_diff_ci, bootstrap_mean_ci, cohens_d, fdr, mann_whitney
+from gradspec.analysis.stats import bootstrap_diff_ci, cohens_d, fdr, mann_whitney
 from gradspec.analysis.tables import write_table
+from gradspec.config.analysis import CompareConfig
 from gradspec.errors import ConfigError
 from gradspec.files import write_json_atomic
-from gradspec.store import Run, open_run
 
 FIGURE_METRICS = ("nuclear_norm", "effective_rank", "frobenius_norm", "stable_rank", "top_share", "adjacent_cosine")
 LENGTH_IMBALANCE = 1.5  # median response-length ratio that earns a warning
 # Fewer length-matched pairs than this: the regression would only extrapolate across groups
 # whose lengths do not overlap, so no length-controlled verdict is given.
 MIN_MATCHED = 5
-
-
-@dataclass(frozen=True)
-class CompareConfig:
-    """Attributes:
-    runs: run folders, the first is the baseline; a group may pool several runs (a list),
-        e.g. one task per run: their samples are taken together.
-    labels: one per run (default: folder names).
-    out: folder for tables, figures and ``comparison.json``.
-    metrics: which metrics to compare (``frames.ALL_METRICS`` by default).
-    n_boot: bootstrap resamples for intervals.
-    caliper: largest log-length gap of a matched pair (0.1 ~ 10 %).
-    """
-
-    runs: Sequence[str | Path | Sequence[str | Path]]
-    out: str | Path
-    labels: Sequence[str] | None = None
-    metrics: Sequence[str] = ALL_METRICS
-    n_boot: int = 1000
-    caliper: float = 0.1
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if len(self.runs) < 2:
-            raise ConfigError("compare needs at least two runs")
-        if self.labels is not None and len(self.labels) != len(self.runs):
-            raise ConfigError(f"--labels: {len(self.labels)} labels for {len(self.runs)} runs")
-        if self.labels is not None and len(set(self.labels)) != len(self.labels):
-            raise ConfigError("--labels must be distinct")
-        unknown = [m for m in self.metrics if m not in ALL_METRICS]
-        if unknown:
-            raise ConfigError(f"unknown metrics {unknown}; choose from {', '.join(ALL_METRICS)}")
-
-
-@dataclass
-class Group:
-    label: str
-    runs: list[Run]
-    frame: pd.DataFrame
-    samples: pd.DataFrame  # per-sample means over layers, with n_response_tokens
-    lengths: pd.Series  # n_response_tokens by sample_id
-    n_layers: int
-    manifest: dict[str, Any] = field(default_factory=dict)
-
-
-def _paths(entry: str | Path | Sequence[str | Path]) -> list[Path]:
-    return [Path(entry)] if isinstance(entry, (str, Path)) else [Path(e) for e in entry]
-
-
-def load_group(label: str, paths: Sequence[Path], metrics: Sequence[str]) -> Group:
-    """One group from one run, or several pooled (their sample ids prefixed by the run's position)."""
-    runs = [open_run(p) for p in paths]
-    depths = {n_layers(r) for r in runs}
-    if len(depths) > 1:
-        raise ConfigError(f"group {label}: pooled runs come from models of different depth ({sorted(depths)})")
-    frames, sizes = [], []
-    for i, run in enumerate(runs):
-        prefix = f"{i}:" if len(runs) > 1 else ""
-        frames.append(long_frame(run, label, metrics).assign(sample_id=lambda f, p=prefix: p + f["sample_id"]))
-        sizes.append(sample_sizes(run).assign(sample_id=lambda f, p=prefix: p + f["sample_id"]))
-    frame = pd.concat(frames, ignore_index=True)
-    if frame.empty:
-        raise ConfigError(f"{', '.join(map(str, paths))}: no ok samples to compare")
-    lengths = pd.concat(sizes).set_index("sample_id")["n_response_tokens"]
-    return Group(label, runs, frame, per_sample(frame), lengths, depths.pop(), runs[0].manifest)
-
-
-def load_groups(config: CompareConfig) -> list[Group]:
-    paths = [_paths(r) for r in config.runs]
-    labels = list(config.labels or ["+".join(p.name for p in ps) for ps in paths])
-    if len(set(labels)) != len(labels):
-        raise ConfigError("runs have the same folder name; give --labels")
-    return [load_group(label, ps, config.metrics) for label, ps in zip(labels, paths)]
-
-
-def layerwise_table(groups: Sequence[Group], n_boot: int, seed: int) -> pd.DataFrame:
-    """Mean and bootstrap interval per group, module, metric and layer."""
-    rows = []
-    for g in groups:
-        wide = g.frame.pivot_table(index="sample_id", columns=["metric", "module", "layer"], values="value")
-        mean, lo, hi = bootstrap_mean_ci(wide.to_numpy(), n_boot, seed=seed)
-        counts = wide.notna().sum().to_numpy()
-        for (metric, module, layer), m, low, high, n in zip(wide.columns, mean, lo, hi, counts):
-            rows.append(
-                {
-                    "group": g.label, "metric": metric, "module": module, "layer": int(layer),
-                    "depth": layer / max(g.n_layers - 1, 1), "mean": m, "ci_low": low, "ci_high": high, "n": int(n),
-                }
-            )  # fmt: skip
-    return pd.DataFrame(rows)
 
 
 def summary_table(a: Group, b: Group, caliper: float) -> pd.DataFrame:

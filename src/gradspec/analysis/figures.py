@@ -13,8 +13,9 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gradspec.model.adapters import MODULES  # noqa: E402
-from gradspec.store import Run  # noqa: E402
+from gradspec.analysis.groups import layerwise_table, load_group  # noqa: E402
+from gradspec.store.contract import MODULES  # noqa: E402
+from gradspec.store.query import Run  # noqa: E402
 
 LABELS = {
     "nuclear_norm": "nuclear norm ||G||_*",
@@ -101,11 +102,5 @@ def layerwise_figure(
     runs: Mapping[str, Run], out: str | Path, metrics: Sequence[str] = ("nuclear_norm", "effective_rank")
 ) -> list[Path]:
     """``out``.png and ``out``.svg for runs that have not been through ``compare`` (the demo)."""
-    from gradspec.analysis.compare import Group, layerwise_table
-    from gradspec.analysis.frames import long_frame, n_layers
-
-    groups = [
-        Group(label, [run], long_frame(run, label, metrics), pd.DataFrame(), pd.Series(dtype=float), n_layers(run))
-        for label, run in runs.items()
-    ]
+    groups = [load_group(label, [run.path], metrics) for label, run in runs.items()]
     return layerwise_panels(layerwise_table(groups, n_boot=200, seed=0), metrics, out)

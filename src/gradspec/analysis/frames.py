@@ -12,12 +12,11 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from gradspec.spectra import METRICS
-from gradspec.store import Run
+from gradspec.config.analysis import ALL_METRICS, COSINE_METRICS, GRADIENT_METRICS
+from gradspec.store.contract import METRICS
+from gradspec.store.query import Run
 
-GRADIENT_METRICS = (*METRICS, "top_share")
-COSINE_METRICS = ("adjacent_cosine", "same_layer_cosine")
-ALL_METRICS = (*GRADIENT_METRICS, *COSINE_METRICS)
+__all__ = ["ALL_METRICS", "COSINE_METRICS", "GRADIENT_METRICS", "long_frame", "n_layers", "per_sample", "sample_sizes"]
 
 
 def n_layers(run: Run) -> int:

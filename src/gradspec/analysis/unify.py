@@ -2,15 +2,7 @@
 
 ``correlate`` reports the Spearman correlation of each quality metric (IFD, InsTag, difficulty,
 reward, ...) with each gradient metric, per module with layers averaged and per layer, raw
-and with log response length partialled out. ``grad_quality`` is a per-sample score built from
-the gradients alone:
-
-    grad_quality = mean over modules of (z(log effective rank) - z(log nuclear norm)) / 2
-
-where each term is the residual of a regression on log response tokens across the run's
-samples, divided by its SD. High values mean a higher effective rank and a lower nuclear norm
-than the sample's length predicts: the direction the papers associate with better data. It
-is relative to the run it is computed on.
+and with log response length partialled out. The gradients' own score is ``grad_quality.py``.
 """
 
 from __future__ import annotations
@@ -30,51 +22,11 @@ from gradspec.analysis.figures import save_figure  # noqa: E402
 from gradspec.analysis.frames import GRADIENT_METRICS, long_frame, per_sample, sample_sizes  # noqa: E402
 from gradspec.analysis.stats import partial_spearman, spearman  # noqa: E402
 from gradspec.analysis.tables import write_table  # noqa: E402
+from gradspec.config.analysis import QUALITY_FIELDS  # noqa: E402
 from gradspec.data import load_dataset  # noqa: E402
+from gradspec.data.values import finite_number  # noqa: E402
 from gradspec.errors import ConfigError  # noqa: E402
-from gradspec.selection.select import finite_number  # noqa: E402
-from gradspec.store import Run  # noqa: E402
-
-QUALITY_FIELDS = (
-    "ifd", "reward", "instag", "difficulty", "ppl_conditioned", "ifd_gpt2", "ifd_qwen7b", "ppl_gpt2", "diff",
-)  # fmt: skip
-QUALITY_MODULES = ("q", "k", "v", "o")
-
-
-def _length_residual_z(values: np.ndarray, log_length: np.ndarray) -> np.ndarray:
-    design = np.column_stack([np.ones(len(values)), log_length])
-    ok = ~np.isnan(values)
-    out = np.full(len(values), np.nan)
-    if ok.sum() < 3:
-        return out
-    beta, *_ = np.linalg.lstsq(design[ok], values[ok], rcond=None)
-    resid = values[ok] - design[ok] @ beta
-    sd = resid.std(ddof=1)
-    out[ok] = resid / sd if sd > 0 else 0.0
-    return out
-
-
-def grad_quality(run: Run) -> pd.DataFrame:
-    """sample_id, grad_quality (see the module docstring), n_response_tokens."""
-    frame = per_sample(long_frame(run, "run", ("nuclear_norm", "effective_rank")))
-    sizes = sample_sizes(run).set_index("sample_id")
-    wide = frame.pivot_table(index="sample_id", columns=["metric", "module"], values="value")
-    log_len = np.log(np.maximum(sizes.loc[wide.index, "n_response_tokens"].to_numpy(float), 1))
-    terms = []
-    for module in (m for m in QUALITY_MODULES if ("effective_rank", m) in wide.columns):
-        erank = _length_residual_z(np.log(wide[("effective_rank", module)].to_numpy(float)), log_len)
-        nuclear = _length_residual_z(np.log(wide[("nuclear_norm", module)].to_numpy(float)), log_len)
-        terms.append((erank - nuclear) / 2)
-    if not terms:
-        raise ConfigError(f"{run.path}: grad_quality needs effective rank and nuclear norm of q, k, v or o")
-    score = np.nanmean(np.vstack(terms), axis=0)
-    return pd.DataFrame(
-        {
-            "sample_id": wide.index,
-            "grad_quality": score,
-            "n_response_tokens": sizes.loc[wide.index, "n_response_tokens"],
-        }
-    ).reset_index(drop=True)
+from gradspec.store.query import Run  # noqa: E402
 
 
 def quality_frame(scored: str | Path, fields: Sequence[str] | None = None) -> pd.DataFrame:

@@ -60,7 +60,3 @@ class Capture:
             self.grads[key] = grad.detach()
 
         output.register_hook(keep_grad)
-
-    def clear(self) -> None:
-        self.inputs.clear()
-        self.grads.clear()

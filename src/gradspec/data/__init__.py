@@ -1,6 +1,6 @@
 """Data stage: read files of any supported format into normalised records."""
 
-from gradspec.data.formats import parse_field_map
+from gradspec.config.data import parse_field_map
 from gradspec.data.load import Dataset, load_dataset
 from gradspec.data.records import BadRecord, Message, Record
 

@@ -12,8 +12,6 @@ from typing import Any
 
 from gradspec.data.records import Message, Role
 
-CANONICAL_FIELDS = ("instruction", "input", "output", "prompt", "response", "system", "conversations", "messages")
-
 # ShareGPT speaker names seen in the wild, mapped to chat roles.
 SPEAKERS: dict[str, Role] = {
     "human": "user",
@@ -31,27 +29,6 @@ LAYOUTS = "messages (role/content), conversations (from/value), instruction/outp
 
 class RecordProblem(ValueError):
     """A record that cannot be used; the message names the field."""
-
-
-def parse_field_map(spec: str | Mapping[str, str] | None) -> dict[str, str]:
-    """Parse ``"output=answer,instruction=question"`` into {canonical: source}."""
-    if spec is None:
-        return {}
-    if isinstance(spec, Mapping):
-        pairs = list(spec.items())
-    else:
-        pairs = []
-        for item in filter(None, (s.strip() for s in spec.split(","))):
-            if "=" not in item:
-                raise ValueError(f"--field-map entry '{item}' must look like canonical=source (e.g. output=answer)")
-            key, _, value = item.partition("=")
-            pairs.append((key.strip(), value.strip()))
-    out: dict[str, str] = {}
-    for key, value in pairs:
-        if key not in CANONICAL_FIELDS:
-            raise ValueError(f"--field-map: unknown field '{key}'; use one of {', '.join(CANONICAL_FIELDS)}")
-        out[key] = value
-    return out
 
 
 def apply_field_map(raw: Mapping[str, Any], field_map: Mapping[str, str]) -> dict[str, Any]:

@@ -7,8 +7,11 @@ from importlib.resources import files
 from pathlib import Path
 
 from gradspec.analysis import layerwise_figure
-from gradspec.compute import ComputeConfig, compute_many
-from gradspec.prompting import PromptConfig
+from gradspec.computation import compute_many
+from gradspec.config.compute import ComputeConfig
+from gradspec.config.data import DataConfig
+from gradspec.config.report import DemoConfig
+from gradspec.config.store import RunConfig
 from gradspec.store import Run
 
 DEMO_GROUPS = ("good", "poor")
@@ -25,27 +28,16 @@ class DemoResult:
     figures: list[Path]
 
 
-def demo(
-    out: str | Path = "demo-run",
-    model: str = "default",
-    max_length: int = 512,
-    template: str = "auto",
-    device: str = "auto",
-    overwrite: bool = False,
-    progress: bool = True,
-) -> DemoResult:
+def demo(config: DemoConfig = DemoConfig()) -> DemoResult:
     """Compute ``out/good`` and ``out/poor`` and write ``out/layerwise.{png,svg}``."""
-    out = Path(out)
-    prompt = PromptConfig(template=template, max_length=max_length)  # type: ignore[arg-type]
+    out = Path(config.out)
     configs = [
         ComputeConfig(
-            data=demo_data(group),
-            out=out / group,
-            model=model,
-            prompt=prompt,
-            device=device,
-            overwrite=overwrite,
-            progress=progress,
+            source=DataConfig(demo_data(group)),
+            store=RunConfig(out / group, overwrite=config.overwrite),
+            loading=config.loading,
+            prompt=config.prompt,
+            progress=config.progress,
         )
         for group in DEMO_GROUPS
     ]

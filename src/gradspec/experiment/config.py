@@ -20,7 +20,10 @@
     report: {title: Quality splits}
 
 An entry that uses ``{var}`` placeholders is repeated for every combination of the grid
-variables it uses.
+variables it uses. Any option of the config a step builds is a key of that step (compute's for
+runs, score's and select's for selections, compare's and correlate's for theirs, and any of
+them as a default at the top), checked by the same rules as the command line: an unknown key
+or a value of the wrong type is an error naming the file, the entry, the key and the valid keys.
 """
 
 from __future__ import annotations
@@ -34,18 +37,32 @@ from typing import Any
 
 import yaml
 
+from gradspec.config.analysis import CompareConfig, CorrelateConfig
+from gradspec.config.compute import ComputeConfig
+from gradspec.config.fields import Leaf, convert, leaf_map
+from gradspec.config.score import ScoreConfig
+from gradspec.config.selection import SelectConfig
 from gradspec.errors import ConfigError
 
-RUN_KEYS = {
-    "name", "data", "model", "template", "system_prompt", "max_length", "truncation", "limit", "modules", "field_map",
-}  # fmt: skip
-SELECTION_KEYS = {"name", "data", "score", "by", "top", "bottom", "match_length", "limit", "model", "max_length"}
-COMPARISON_KEYS = {"name", "runs", "labels"}
-CORRELATION_KEYS = {"name", "run", "scored"}
-DEFAULT_KEYS = {
-    "model", "template", "system_prompt", "max_length", "truncation", "limit", "modules", "dtype", "device",
-}  # fmt: skip
-TOP_KEYS = {"name", "data_root", "grid", "full", "selections", "runs", "comparisons", "correlations", "report"}
+
+def _options(cls: type, without: tuple[str, ...]) -> dict[str, Leaf]:
+    return {name: leaf for name, leaf in leaf_map(cls).items() if name not in without}
+
+
+# The options each kind of entry may set, taken from the configs their steps build: a field
+# added to a stage config is a valid key here with no other edit, checked the same way.
+RUN_OPTIONS = _options(ComputeConfig, ("data", "out", "workers"))
+SCORE_OPTIONS = _options(ScoreConfig, ("data", "out", "metrics"))
+SELECTION_OPTIONS = {**SCORE_OPTIONS, **_options(SelectConfig, ("data", "out_dir", "name", "run", "field_map"))}
+COMPARISON_OPTIONS = _options(CompareConfig, ("runs", "out", "labels"))
+CORRELATION_OPTIONS = _options(CorrelateConfig, ("run", "scored", "out"))
+DEFAULT_OPTIONS = {**SCORE_OPTIONS, **RUN_OPTIONS}
+# Keys of the entries themselves (not options of a stage); "score" lists the metrics to score.
+RUN_KEYS = ("name", "data")
+SELECTION_KEYS = ("name", "data", "score")
+COMPARISON_KEYS = ("name", "runs", "labels")
+CORRELATION_KEYS = ("name", "run", "scored")
+TOP_KEYS = ("name", "data_root", "grid", "full", "selections", "runs", "comparisons", "correlations", "report")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -100,18 +117,38 @@ def expand(entries: list[dict[str, Any]], grid: dict[str, list[Any]], where: str
     return out
 
 
-def _check(entries: list[dict[str, Any]], allowed: set[str], required: set[str], where: str) -> None:
+def check_options(values: dict[str, Any], keys: tuple[str, ...], options: dict[str, Leaf], where: str) -> None:
+    """Convert each option in place with its field's rules; any other key is an error naming the valid ones."""
+    for key in list(values):
+        if key in keys:
+            continue
+        leaf = options.get(key)
+        if leaf is None:
+            raise ConfigError(f"{where}: unknown key '{key}'; valid keys: {', '.join([*keys, *options])}")
+        try:
+            values[key] = convert(leaf, values[key], convert_text=False)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: key '{key}': {exc}") from exc
+
+
+def _check(
+    entries: list[dict[str, Any]],
+    keys: tuple[str, ...],
+    options: dict[str, Leaf],
+    required: set[str],
+    where: str,
+) -> None:
     seen = set()
     for e in entries:
-        unknown = set(e) - allowed
-        if unknown:
-            raise ConfigError(f"{where} '{e.get('name')}': unknown keys {sorted(unknown)}; allowed {sorted(allowed)}")
+        check_options(e, keys, options, f"{where} '{e.get('name')}'")
         lacking = required - set(e)
         if lacking:
             raise ConfigError(f"{where} '{e.get('name')}': missing {sorted(lacking)}")
         if e["name"] in seen:
             raise ConfigError(f"{where}: the name '{e['name']}' is used twice")
         seen.add(e["name"])
+        if "score" in e:
+            e["score"] = convert(leaf_map(ScoreConfig)["metrics"], e["score"], convert_text=False)
 
 
 def load_experiment(path: str | Path, full: bool = False) -> Experiment:
@@ -125,16 +162,15 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
         raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(raw, dict) or "name" not in raw:
         raise ConfigError(f"{p}: an experiment is a YAML mapping with at least 'name' and 'runs'")
-    unknown = set(raw) - TOP_KEYS - DEFAULT_KEYS
-    if unknown:
-        raise ConfigError(f"{p}: unknown keys {sorted(unknown)}")
+    defaults = {k: v for k, v in raw.items() if k not in TOP_KEYS}
+    check_options(defaults, (), DEFAULT_OPTIONS, str(p))
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{p}: grid maps each variable to a non-empty list")
-    defaults = {k: raw[k] for k in DEFAULT_KEYS if k in raw}
+    overrides = dict(raw.get("full") or {})
+    check_options(overrides, (), DEFAULT_OPTIONS, f"{p}: full")
     if full:
-        overrides = raw.get("full") or {}
-        defaults.update({k: v for k, v in overrides.items() if k in DEFAULT_KEYS})
+        defaults.update(overrides)
     exp = Experiment(
         name=str(raw["name"]),
         path=p,
@@ -147,10 +183,16 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
         report=raw.get("report") or {},
         full=full,
     )
-    _check(exp.selections, SELECTION_KEYS, {"name", "data", "by"}, "selection")
-    _check(exp.runs, RUN_KEYS, {"name", "data"}, "run")
-    _check(exp.comparisons, COMPARISON_KEYS, {"name", "runs"}, "comparison")
-    _check(exp.correlations, CORRELATION_KEYS, {"name", "run", "scored"}, "correlation")
+    for entries, keys, options, required, where in (
+        (exp.selections, SELECTION_KEYS, SELECTION_OPTIONS, {"name", "data", "by"}, "selection"),
+        (exp.runs, RUN_KEYS, RUN_OPTIONS, {"name", "data"}, "run"),
+        (exp.comparisons, COMPARISON_KEYS, COMPARISON_OPTIONS, {"name", "runs"}, "comparison"),
+        (exp.correlations, CORRELATION_KEYS, CORRELATION_OPTIONS, {"name", "run", "scored"}, "correlation"),
+    ):
+        try:
+            _check(entries, keys, options, required, where)
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from exc
     if not exp.runs:
         raise ConfigError(f"{p}: no runs")
     names = {r["name"] for r in exp.runs}

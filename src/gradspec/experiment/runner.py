@@ -12,12 +12,23 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gradspec.compute import ComputeConfig, compute, parse_modules
+from gradspec.computation import compute
+from gradspec.config.analysis import CompareConfig
+from gradspec.config.compute import ComputeConfig
+from gradspec.config.fields import build
+from gradspec.config.model import ModelConfig
+from gradspec.config.score import ScoreConfig
+from gradspec.config.selection import SelectConfig
 from gradspec.errors import ConfigError, GradspecError
-from gradspec.experiment.config import Experiment
+from gradspec.experiment.config import (
+    COMPARISON_OPTIONS,
+    RUN_OPTIONS,
+    SCORE_OPTIONS,
+    SELECTION_OPTIONS,
+    Experiment,
+)
 from gradspec.files import write_json_atomic
-from gradspec.model import LoadedModel, load_model
-from gradspec.prompting import PromptConfig
+from gradspec.model import LoadedModel, load
 
 Say = Callable[[str], None]
 
@@ -61,42 +72,39 @@ class Steps:
 class Models:
     """Each model loaded once for the whole experiment."""
 
-    def __init__(self, dtype: str, device: str) -> None:
-        self.dtype, self.device = dtype, device
-        self._loaded: dict[str, LoadedModel] = {}
+    def __init__(self) -> None:
+        self._loaded: dict[ModelConfig, LoadedModel] = {}
 
-    def get(self, spec: str) -> LoadedModel:
-        if spec not in self._loaded:
-            self._loaded[spec] = load_model(spec, self.dtype, self.device)  # type: ignore[arg-type]
-        return self._loaded[spec]
-
-
-def prompt_of(settings: dict[str, Any]) -> PromptConfig:
-    """The prompt options of a step: its own keys over the experiment's defaults."""
-    return PromptConfig(
-        settings.get("template", "auto"),
-        settings.get("system_prompt"),
-        int(settings.get("max_length", 2048)),
-        settings.get("truncation", "end"),
-    )
+    def get(self, config: ComputeConfig | ScoreConfig) -> LoadedModel:
+        if config.loading not in self._loaded:
+            self._loaded[config.loading] = load(config.loading)
+        return self._loaded[config.loading]
 
 
-def _select(
-    sel: dict[str, Any], source: Path, folder: Path, d: dict[str, Any], models: Models, top: int, bottom: int
-) -> None:
+def _pick(values: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k in options}
+
+
+def _select(sel: dict[str, Any], source: Path, folder: Path, d: dict[str, Any], models: Models) -> None:
     """One selection step: score the pool when asked, then write its high and low groups."""
-    from gradspec.score import ScoreConfig, score
-    from gradspec.selection import SelectConfig, select
+    from gradspec.score import score
+    from gradspec.selection import select
 
     scored = source
+    merged = {**d, **sel}
     if sel.get("score"):
-        merged = {**d, **sel}
-        model = merged.get("model", "default")
-        prompt = prompt_of(merged)
-        cfg = ScoreConfig(source, folder / "scored.jsonl", tuple(sel["score"]), model, prompt, limit=sel.get("limit"))
-        score(cfg, models.get(model))
+        values = {
+            **_pick(merged, SCORE_OPTIONS),
+            "data": source,
+            "out": folder / "scored.jsonl",
+            "metrics": sel["score"],
+        }
+        cfg = build(ScoreConfig, values, f"selection '{sel['name']}'", convert_text=False)
+        score(cfg, models.get(cfg))
         scored = folder / "scored.jsonl"
-    select(SelectConfig(scored, sel["by"], folder, top, bottom, match_length=bool(sel.get("match_length")), name="sel"))
+    picked = _pick(sel, SELECTION_OPTIONS)
+    select_values = {k: v for k, v in picked.items() if k not in SCORE_OPTIONS}
+    select(build(SelectConfig, {**select_values, "data": scored, "out_dir": folder, "name": "sel"}, "selection"))
 
 
 def _manifest_stamp(run_dir: Path) -> Any:
@@ -113,7 +121,7 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
     root.mkdir(parents=True, exist_ok=True)
     steps = Steps(root)
     d = exp.defaults
-    models = Models(d.get("dtype", "float32"), d.get("device", "auto"))
+    models = Models()
     status: dict[str, str] = {}
     selection_files: dict[str, dict[str, Path]] = {}
 
@@ -141,23 +149,16 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
         }
         steps.once(
             f"select-{sel['name']}", spec, selection_files[sel["name"]]["highest" if top else "lowest"],
-            partial(_select, sel, source, folder, d, models, top, bottom), status, tell,
+            partial(_select, sel, source, folder, d, models), status, tell,
         )  # fmt: skip
 
     for run in exp.runs:
-        merged = {**d, **run}
         data = data_path(run["data"])
-        model = merged.get("model", "default")
-        modules = merged.get("modules", "q,k,v,o")
-        cfg = ComputeConfig(
-            data, root / "runs" / run["name"], model, prompt_of(merged),
-            parse_modules(modules) if isinstance(modules, str) else tuple(modules),
-            merged.get("dtype", "float32"), merged.get("device", "auto"),
-            limit=merged.get("limit"), field_map=dict(merged.get("field_map") or {}),
-        )  # fmt: skip
-        say(f"[{exp.name}] compute {run['name']} ({data.name}, limit {cfg.limit})")
+        values = {**_pick({**d, **run}, RUN_OPTIONS), "data": data, "out": root / "runs" / run["name"]}
+        cfg = build(ComputeConfig, values, f"run '{run['name']}'", convert_text=False)
+        say(f"[{exp.name}] compute {run['name']} ({data.name}, limit {cfg.source.limit})")
         try:
-            result = compute(cfg, models.get(model))
+            result = compute(cfg, models.get(cfg))
         except GradspecError as exc:  # e.g. its data comes from a selection that failed
             say(f"  compute-{run['name']} not done: {exc}")
             status[f"compute-{run['name']}"] = f"failed: {exc}"
@@ -166,7 +167,7 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
         say(f"[{exp.name}]   {n['ok']} ok, {n['skipped']} skipped, {n['error']} error")
         status[f"compute-{run['name']}"] = "done"
 
-    from gradspec.analysis import CompareConfig, compare
+    from gradspec.analysis import compare
 
     report_inputs: list[Path] = []
     for comp in exp.comparisons:
@@ -175,7 +176,8 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
         flat = [r for group in runs for r in (group if isinstance(group, list) else [group])]
         spec = {**comp, "inputs": [_manifest_stamp(r) for r in flat]}
         report_inputs.append(folder)
-        action = partial(compare, CompareConfig(runs, folder, comp.get("labels")))
+        options = _pick(comp, COMPARISON_OPTIONS)
+        action = partial(compare, CompareConfig(tuple(runs), folder, comp.get("labels"), **options))
         steps.once(f"compare-{comp['name']}", spec, folder / "comparison.json", action, status, tell)
 
     for corr in exp.correlations:

@@ -1,12 +1,13 @@
 """Model stage: loading, the default model, and the architecture adapters."""
 
 from gradspec.model.adapters import MODULES, Target, find_targets, supported_model_types, validate
-from gradspec.model.loading import DTYPES, LoadedModel, load_model
+from gradspec.model.loading import DTYPES, LoadedModel, load, load_model
 
 __all__ = [
     "DTYPES",
     "MODULES",
     "LoadedModel",
+    "load",
     "Target",
     "find_targets",
     "load_model",

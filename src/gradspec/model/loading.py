@@ -19,11 +19,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from gradspec.config.model import DType, ModelConfig
 from gradspec.errors import ModelError
 from gradspec.model.placement import device_summary, input_device
 from gradspec.model.shipped import cache_root, convert_gguf, converted_path, shipped
 
-DType = Literal["float32", "bfloat16", "float16"]
 Head = Literal["causal", "reward"]
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -133,3 +133,10 @@ def load_model(
     model.eval()
     model.requires_grad_(False)
     return LoadedModel(model, tokenizer, spec, str(where), dev, time.perf_counter() - started)
+
+
+def load(config: ModelConfig, device: str | None = None, head: Head = "causal") -> LoadedModel:
+    """The model ``config`` names; ``device`` overrides its device (a rank's own GPU)."""
+    return load_model(
+        config.model, config.dtype, device or config.device, config.trust_remote_code, head, config.device_map
+    )

@@ -1,6 +1,6 @@
 """Prompting stage: records to token ids and response-loss masks."""
 
-from gradspec.prompting.config import PromptConfig
+from gradspec.config.prompt import PromptConfig
 from gradspec.prompting.encode import Encoded, Skipped, encode
 from gradspec.prompting.templates import render_prompt, resolve_template
 

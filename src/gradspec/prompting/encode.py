@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gradspec.config.prompt import PromptConfig
 from gradspec.data.records import Record
-from gradspec.prompting.config import PromptConfig
 from gradspec.prompting.templates import render_prompt
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gradspec.config.prompt import PromptConfig, Template
 from gradspec.data.records import Message, Record
 from gradspec.errors import ConfigError
-from gradspec.prompting.config import PromptConfig, Template
 
 
 def resolve_template(template: Template, tokenizer: Any) -> Template:

@@ -1,10 +1,13 @@
 """Score stage: the data-quality metrics the field uses (IFD, reward, InsTag, difficulty, length).
 
-Each metric maps records to ``Scored`` values; ``run.score`` writes every input record back
-with the added fields, one output per input, in order.
+Each metric is one file that registers itself (``registry.py``); ``run.score`` writes every
+input record back with the added fields, one output per input, in order.
 """
 
+from gradspec.config.score import ScoreConfig
+from gradspec.score import difficulty, ifd, instag, length, reward  # noqa: F401  (registration)
 from gradspec.score.outcome import Scored
-from gradspec.score.run import METRICS, ScoreConfig, score
+from gradspec.score.registry import METRICS
+from gradspec.score.run import score
 
 __all__ = ["METRICS", "ScoreConfig", "Scored", "score"]

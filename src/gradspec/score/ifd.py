@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from gradspec.data import BadRecord, Record
-from gradspec.model import LoadedModel
-from gradspec.prompting import Encoded, PromptConfig, encode
+from gradspec.data import Record
+from gradspec.prompting import Encoded, encode
+from gradspec.score.context import ScoreContext
 from gradspec.score.outcome import Scored, failed
 from gradspec.score.perplexity import response_losses
+from gradspec.score.registry import register_metric
 
 FIELDS = ("ifd", "ppl_conditioned", "ppl_response")
 
@@ -35,21 +36,14 @@ def _ppl(loss: float) -> float | None:
     return math.exp(loss) if math.isfinite(loss) and loss < 700 else None
 
 
-def ifd_scores(
-    items: Sequence[Record | BadRecord],
-    loaded: LoadedModel,
-    prompt: PromptConfig,
-    batch_tokens: int,
-    progress: bool = True,
-) -> dict[int, Scored]:
-    """IFD and both perplexities of every usable record."""
+@register_metric("ifd", FIELDS)
+def ifd_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
+    """IFD and both perplexities of every record."""
+    loaded, prompt, batch_tokens, progress = ctx.language_model(), ctx.prompt, ctx.batch_tokens, ctx.config.progress
     out: dict[int, Scored] = {}
     conditioned: list[Encoded] = []
     alone: list[Encoded] = []
-    for item in items:
-        if isinstance(item, BadRecord):
-            out[item.index] = failed(FIELDS, item.reason)
-            continue
+    for item in records:
         enc = encode(item, loaded.tokenizer, prompt)
         if not isinstance(enc, Encoded):
             out[item.index] = failed(FIELDS, enc.reason)

@@ -7,23 +7,24 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
 
-from gradspec.data import BadRecord, Record
-from gradspec.prompting import PromptConfig, encode
-from gradspec.score.outcome import Scored, failed
+from gradspec.data import Record
+from gradspec.prompting import encode
+from gradspec.score.context import ScoreContext
+from gradspec.score.outcome import Scored
+from gradspec.score.registry import register_metric
 
 FIELDS = ("prompt_tokens", "response_tokens", "prompt_chars", "response_chars")
 
 
-def length_scores(items: Sequence[Record | BadRecord], tokenizer: Any, prompt: PromptConfig) -> dict[int, Scored]:
-    """Token counts under ``prompt``'s template (untruncated) and character counts."""
-    whole = PromptConfig(prompt.template, prompt.system_prompt, sys.maxsize, prompt.truncation)
+@register_metric("length", FIELDS)
+def length_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
+    """Token counts under the prompt's template (untruncated) and character counts."""
+    tokenizer = ctx.language_model().tokenizer
+    whole = replace(ctx.prompt, max_length=sys.maxsize)
     out: dict[int, Scored] = {}
-    for item in items:
-        if isinstance(item, BadRecord):
-            out[item.index] = failed(FIELDS, item.reason)
-            continue
+    for item in records:
         prompt_chars = sum(len(m.content) for m in item.messages)
         enc = encode(item, tokenizer, whole)  # a Skipped one (no response token) still has sizes
         out[item.index] = Scored(

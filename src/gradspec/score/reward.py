@@ -8,15 +8,18 @@ are right-padded; the model reads its score at each sample's last real token.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 from tqdm.auto import tqdm
 
-from gradspec.data import BadRecord, Record
-from gradspec.errors import ModelError
-from gradspec.model import LoadedModel
+from gradspec.data import Record
+from gradspec.errors import ConfigError, ModelError
+from gradspec.model import load
 from gradspec.prompting.templates import turns_with_system
+from gradspec.score.context import ScoreContext
 from gradspec.score.outcome import Scored, failed
+from gradspec.score.registry import register_metric
 
 FIELDS = ("reward",)
 
@@ -31,15 +34,14 @@ def reward_text(record: Record, tokenizer: object, system_prompt: str | None) ->
     return "".join(f"{m.content}\n" for m in turns) + record.response, True
 
 
-def reward_scores(
-    items: Sequence[Record | BadRecord],
-    loaded: LoadedModel,
-    max_length: int,
-    batch_size: int = 8,
-    system_prompt: str | None = None,
-    progress: bool = True,
-) -> dict[int, Scored]:
-    """The reward of every usable record (longest first, in batches of ``batch_size``)."""
+@register_metric("reward", FIELDS)
+def reward_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
+    """The reward of every record (longest first, in batches of ``--reward-batch-size``)."""
+    cfg = ctx.config
+    if cfg.reward_model is None:
+        raise ConfigError("--metrics reward needs --reward-model (a sequence-classification model folder)")
+    loaded = load(replace(cfg.loading, model=cfg.reward_model, device_map=None), head="reward")
+    max_length, batch_size, system_prompt = cfg.prompt.max_length, cfg.reward_batch_size, cfg.prompt.system_prompt
     model, tok = loaded.model, loaded.tokenizer
     n_labels = int(getattr(model.config, "num_labels", 1))
     if n_labels != 1:
@@ -51,15 +53,12 @@ def reward_scores(
 
     out: dict[int, Scored] = {}
     encoded: list[tuple[int, list[int], bool]] = []
-    for item in items:
-        if isinstance(item, BadRecord):
-            out[item.index] = failed(FIELDS, item.reason)
-            continue
+    for item in records:
         text, special = reward_text(item, tok, system_prompt)
         ids = tok(text, add_special_tokens=special)["input_ids"]
         encoded.append((item.index, ids[:max_length], len(ids) > max_length))
     encoded.sort(key=lambda e: len(e[1]), reverse=True)
-    bar = tqdm(total=len(encoded), desc="reward", unit="sample", disable=not progress)
+    bar = tqdm(total=len(encoded), desc="reward", unit="sample", disable=not cfg.progress)
     for start in range(0, len(encoded), batch_size):
         batch = encoded[start : start + batch_size]
         width = max(len(ids) for _, ids, _ in batch)

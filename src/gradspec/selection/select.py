@@ -8,62 +8,19 @@ have the same length distribution: length alone moves gradient norms and ranks.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gradspec.analysis.grad_quality import grad_quality
+from gradspec.config.selection import GRAD_QUALITY, SelectConfig
 from gradspec.data import Record, load_dataset
+from gradspec.data.values import finite_number
 from gradspec.errors import ConfigError
 from gradspec.files import write_json_atomic
-
-GRAD_QUALITY = "grad_quality"
-
-
-@dataclass(frozen=True)
-class SelectConfig:
-    """What ``select`` writes.
-
-    Attributes:
-        data: a scored file (any format ``compute`` reads).
-        by: the field to rank by (``reward``, ``ifd``, ``instag``, ``difficulty``, ...).
-        out_dir: folder for ``<name>_highest_<N>.json`` and ``<name>_lowest_<N>.json``.
-        top, bottom: sizes of the high and low groups (0: none).
-        quantiles: also write K quantile groups, lowest first (``<name>_q1of<K>.json``).
-        match_length: draw high and low with matched response-length distributions.
-        length_bins: response-length bins used to match.
-        name: file-name stem (default: the data file's stem).
-        run: the run folder computed on ``data``; needed for ``by="grad_quality"``, which is
-            computed from the run's gradients (``analysis.unify.grad_quality``).
-    """
-
-    data: str | Path
-    by: str
-    out_dir: str | Path
-    top: int = 0
-    bottom: int = 0
-    quantiles: int | None = None
-    match_length: bool = False
-    length_bins: int = 10
-    name: str | None = None
-    field_map: Mapping[str, str] | None = None
-    run: str | Path | None = None
-
-    def __post_init__(self) -> None:
-        if self.by == GRAD_QUALITY and self.run is None:
-            raise ConfigError("--by grad_quality needs --run RUN (the run computed on this data)")
-        if self.top < 0 or self.bottom < 0:
-            raise ConfigError("--top and --bottom must be 0 or more")
-        if not (self.top or self.bottom or self.quantiles):
-            raise ConfigError("select: give --top N, --bottom N or --quantiles K")
-        if self.quantiles is not None and self.quantiles < 2:
-            raise ConfigError(f"--quantiles must be at least 2, got {self.quantiles}")
-        if self.match_length and self.top != self.bottom:
-            raise ConfigError("--match-length pairs the groups: give --top and --bottom the same N")
-        if self.length_bins < 1:
-            raise ConfigError("--length-bins must be at least 1")
+from gradspec.store.query import open_run
 
 
 @dataclass(frozen=True)
@@ -72,13 +29,6 @@ class Candidate:
     value: float
     length: float
     record: dict[str, Any]
-
-
-def finite_number(value: Any) -> float | None:
-    """A usable score, or ``None`` (missing, not a number, NaN or infinite, a bool)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def response_length(record: Mapping[str, Any], item: Record) -> float:
@@ -147,9 +97,6 @@ def select(config: SelectConfig) -> dict[str, Any]:
     dataset = load_dataset(config.data, config.field_map)
     from_run: dict[str, float] = {}
     if config.by == GRAD_QUALITY:
-        from gradspec.analysis.unify import grad_quality
-        from gradspec.store import open_run
-
         scores = grad_quality(open_run(config.run))  # type: ignore[arg-type]
         from_run = dict(zip(scores["sample_id"], scores["grad_quality"]))
     cands: list[Candidate] = []

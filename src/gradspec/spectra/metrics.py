@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import torch
 
-METRICS = ("nuclear_norm", "effective_rank", "frobenius_norm", "spectral_norm", "stable_rank")
-
 
 def spectral_metrics(sigma: torch.Tensor) -> dict[str, torch.Tensor]:
     """Metrics of (..., k) non-negative singular values; each value is (...)."""

@@ -55,7 +55,7 @@ def input_group_spectra(
     def layer(i: int) -> None:
         # One layer's cores (G or G') into their slots of one stack per module, then on a CPU
         # the eigenvalues of their Gram matrices: no float64 copy of the whole (L, T, d)
-        # factors, whose fresh pages cost more than the maths (2.0 of 5.5 s at 2048 tokens).
+        # factors, whose fresh memory pages cost more than the maths at long token counts.
         x64 = x_layers[i].to(dev, torch.float64)
         x_side = reduce_factor(x64) if route == "reduced" else x64  # once per input, shared
         for m in deltas:

@@ -22,8 +22,7 @@ import torch
 
 from gradspec.numerics import at_least_float32
 from gradspec.spectra.routes import Route, inner_product_route
-
-SAME_LAYER_PAIRS: tuple[tuple[str, str], ...] = (("q", "o"), ("k", "v"))
+from gradspec.store.contract import SAME_LAYER_PAIRS
 
 
 def stack_layers(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -47,21 +46,14 @@ class ModuleStack:
 
     @classmethod
     def of(
-        cls,
-        x: torch.Tensor | Sequence[torch.Tensor],
-        delta: torch.Tensor | Sequence[torch.Tensor],
-        route: Route | None = None,
-        formed: torch.Tensor | None = None,
+        cls, x: Sequence[torch.Tensor], delta: Sequence[torch.Tensor], formed: torch.Tensor | None = None
     ) -> ModuleStack:
-        """``x``, ``delta``: (L, T, d) or a list of (T, d) per layer. ``formed``: G already
-        made (for the singular values); inner products then use it."""
-        stack = cls(list(x), list(delta), "formed" if formed is not None else "factored", formed)
-        if isinstance(x, torch.Tensor) and isinstance(delta, torch.Tensor):
-            stack._x, stack._delta = at_least_float32(x), at_least_float32(delta)
-        if formed is None:
-            t, (d_out, d_in) = stack.layers_x[0].shape[-2], stack.shape
-            stack.route = route or inner_product_route(t, d_in, d_out)
-        return stack
+        """Per-layer (T, d) factors; ``formed``: G already made (for the singular values), which
+        inner products then use. Otherwise the cheaper route for this shape is taken."""
+        if formed is not None:
+            return cls(list(x), list(delta), "formed", formed)
+        t, d_in, d_out = x[0].shape[-2], x[0].shape[-1], delta[0].shape[-1]
+        return cls(list(x), list(delta), inner_product_route(t, d_in, d_out))
 
     @property
     def x(self) -> torch.Tensor:

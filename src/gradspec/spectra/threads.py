@@ -4,10 +4,8 @@ The matrices of one layer are small (576 x 576 on the default model): LAPACK's s
 eigensolver barely speeds up with a second thread on them, and each phase (float64 copies,
 cores, Gram matrices, eigenvalues) would otherwise wait for the slowest thread of the one
 before. Whole layers run concurrently instead, torch single-threaded inside each (LAPACK and
-BLAS release the GIL). Measured on the default model at 511 tokens, q/k/v/o: 2.14 -> 1.6 s
-per sample on 2 cores with torch's LAPACK, about 1.2 s with numpy's for the eigenvalues
-(``singular.gram_eigenvalues``). On a GPU the layers run in order, each kernel already
-parallel.
+BLAS release the GIL); the README's performance section has what this saves. On a GPU the
+layers run in order, each kernel already parallel.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ _BLAS: ThreadpoolController | None = None
 def single_threaded_torch() -> Iterator[None]:
     """Intra-op threads of torch (its BLAS and LAPACK) and of numpy's BLAS set to one, then
     restored: several threads each calling a multi-threaded library would oversubscribe the
-    cores (measured 2x slower)."""
+    cores."""
     global _BLAS
     if _BLAS is None:
         _BLAS = ThreadpoolController()  # finds the loaded BLAS libraries once

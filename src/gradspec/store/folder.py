@@ -22,14 +22,42 @@ import pyarrow.parquet as pq
 
 from gradspec.errors import ConfigError
 from gradspec.files import atomic_write, write_json_atomic
+from gradspec.store.contract import MANIFEST
 from gradspec.store.schema import TABLES, WRITE_OPTIONS
 
-MANIFEST = "run.json"
 
-
-def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+def config_differences(
+    old: Mapping[str, Any], new: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> list[str]:
+    """One line per option whose value differs. An option a run does not record (it was added to
+    gradspec later) counts as having its default, so older runs keep resuming."""
+    defaults = defaults or {}
     keys = sorted(set(old) | set(new))
-    return [f"{k}: run has {old.get(k)!r}, this command has {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    out = []
+    for k in keys:
+        before = old.get(k, defaults.get(k))
+        if before != new.get(k):
+            out.append(f"{k}: run has {before!r}, this command has {new.get(k)!r}")
+    return out
+
+
+def check_config(path: str | Path, config: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> None:
+    """Refuse (``ConfigError``) when ``path`` holds a run whose stored options differ from ``config``.
+
+    Only the keys of ``config`` are compared, so a caller can check what it knows before the
+    model loads and the rest after.
+    """
+    manifest = Path(path) / MANIFEST
+    if not manifest.exists():
+        return
+    stored = json.loads(manifest.read_text()).get("config", {})
+    stored = {k: v for k, v in stored.items() if k in config}
+    diffs = config_differences(stored, json.loads(json.dumps(config)), defaults)
+    if diffs:
+        raise ConfigError(
+            f"{path} holds a run made with other options ({'; '.join(diffs)}); "
+            "use --overwrite to replace it or another --out"
+        )
 
 
 class RunFolder:
@@ -40,20 +68,21 @@ class RunFolder:
         self.rank = rank
 
     @classmethod
-    def open(cls, path: str | Path, config: Mapping[str, Any], overwrite: bool = False, rank: int = 0) -> RunFolder:
+    def open(
+        cls,
+        path: str | Path,
+        config: Mapping[str, Any],
+        overwrite: bool = False,
+        rank: int = 0,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> RunFolder:
         """Create ``path``, or resume it when its stored configuration equals ``config``."""
         run = cls(Path(path), rank)
         manifest = run.path / MANIFEST
         if overwrite and rank == 0 and manifest.exists():
             shutil.rmtree(run.path)  # only ever a gradspec run: never an arbitrary folder
         if manifest.exists():
-            stored = json.loads(manifest.read_text()).get("config", {})
-            diffs = config_differences(stored, json.loads(json.dumps(config)))
-            if diffs:
-                raise ConfigError(
-                    f"{run.path} holds a run made with other options ({'; '.join(diffs)}); "
-                    "use --overwrite to replace it or another --out"
-                )
+            check_config(run.path, config, defaults)
         elif run.path.exists() and any(run.path.iterdir()):
             raise ConfigError(f"{run.path} exists and is not a gradspec run; choose another --out or use --overwrite")
         for table in TABLES:

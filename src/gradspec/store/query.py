@@ -10,7 +10,6 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
 from gradspec.errors import GradspecError
 from gradspec.store.folder import MANIFEST
@@ -42,9 +41,6 @@ class Run:
     def df(self, table: str) -> pd.DataFrame:
         """``table`` as a pandas frame."""
         return self.relation(table).df()
-
-    def arrow(self, table: str) -> pa.Table:
-        return self.relation(table).arrow()
 
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         """Run SQL in which each table name (samples, layer_stats, ...) is a view of this run."""

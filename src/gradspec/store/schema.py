@@ -1,4 +1,4 @@
-"""Arrow schemas of the run-folder tables: the contract other tools read (DESIGN.md)."""
+"""Arrow schemas of the run-folder tables, built from the contract's columns, and how parts are written."""
 
 from __future__ import annotations
 
@@ -6,53 +6,18 @@ from typing import Any
 
 import pyarrow as pa
 
-SAMPLES = pa.schema(
-    [
-        ("sample_id", pa.string()),
-        ("index", pa.int64()),
-        ("status", pa.string()),  # 'ok' | 'skipped' | 'error'
-        ("reason", pa.string()),
-        ("n_tokens", pa.int64()),
-        ("n_response_tokens", pa.int64()),
-        ("loss", pa.float64()),
-        ("n_prompt_tokens", pa.int64()),
-        ("truncated", pa.bool_()),
-    ]
-)
-LAYER_STATS = pa.schema(
-    [
-        ("sample_id", pa.string()),
-        ("layer", pa.int32()),
-        ("module", pa.string()),
-        ("nuclear_norm", pa.float64()),
-        ("effective_rank", pa.float64()),
-        ("frobenius_norm", pa.float64()),
-        ("spectral_norm", pa.float64()),
-        ("stable_rank", pa.float64()),
-    ]
-)
-SIMILARITY = pa.schema(
-    [
-        ("sample_id", pa.string()),
-        ("kind", pa.string()),  # 'adjacent' | 'same_layer'
-        ("module", pa.string()),  # 'q' ... for adjacent; 'q*o', 'k*v' for same_layer
-        ("layer", pa.int32()),
-        ("cosine", pa.float64()),
-    ]
-)
-SPECTRA = pa.schema(
-    [
-        ("sample_id", pa.string()),
-        ("layer", pa.int32()),
-        ("module", pa.string()),
-        ("singular_values", pa.list_(pa.float32())),
-    ]
-)
+from gradspec.store.contract import COLUMNS
+
+_TYPES = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "int32": pa.int32(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "list<float32>": pa.list_(pa.float32()),
+}
 TABLES: dict[str, pa.Schema] = {
-    "samples": SAMPLES,
-    "layer_stats": LAYER_STATS,
-    "similarity": SIMILARITY,
-    "spectra": SPECTRA,
+    table: pa.schema([(name, _TYPES[kind]) for name, kind in columns]) for table, columns in COLUMNS.items()
 }
 
 
@@ -66,9 +31,8 @@ def write_options(schema: pa.Schema) -> dict[str, Any]:
     so the sign/exponent bytes of similar numbers (a sorted spectrum, the norms of one module)
     compress apart from the mantissa bytes. Lossless: every value reads back bit for bit.
 
-    Level 9 against zstd's default: spectra 13% smaller (measured on the default model at 512
-    tokens), a few milliseconds per sample on the writer thread; level 19 would save 20% more
-    at tens of milliseconds."""
+    Level 9 rather than zstd's default makes spectra smaller for a few milliseconds per sample
+    on the writer thread (the benchmark's storage case measures it)."""
     floats = [f for f in schema if _floating(f.type)]
     # Encodings are set on Parquet leaf columns: a list's values are "<name>.list.element".
     leaves = [f"{f.name}.list.element" if pa.types.is_list(f.type) else f.name for f in floats]

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from gradspec.errors import ModelError
+from gradspec.store.contract import MODULES
 
-MODULES = ("q", "k", "v", "o", "gate", "up", "down")
 Layout = Literal["linear", "conv1d"]
 
 

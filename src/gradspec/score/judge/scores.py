@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gradspec.data import BadRecord, Record
+from gradspec.data import Record
 from gradspec.score.judge.base import Judge
 from gradspec.score.judge.cache import ReplyCache, reply_key
 from gradspec.score.judge.parse import ParseError, parse_difficulty, parse_instag
@@ -38,7 +38,7 @@ def read_reply(kind: str, reply: str, index: int) -> Scored:
 
 def judged_scores(
     kind: str,
-    items: Sequence[Record | BadRecord],
+    records: Sequence[Record],
     raw_values: Mapping[int, Any],
     judge: Judge | None,
     template: str,
@@ -49,10 +49,7 @@ def judged_scores(
     """``kind`` is ``instag`` or ``difficulty``; ``raw_values`` maps record index to the record as read."""
     out: dict[int, Scored] = {}
     wanted: dict[str, tuple[str, list[int]]] = {}  # key -> (prompt, record indices)
-    for item in items:
-        if isinstance(item, BadRecord):
-            out[item.index] = failed(FIELDS[kind], item.reason)
-            continue
+    for item in records:
         stored = raw_values.get(item.index, {}).get(RAW_FIELD[kind]) if reuse_raw else None
         if isinstance(stored, str):
             out[item.index] = read_reply(kind, stored, item.index)

@@ -1,0 +1,56 @@
+"""``grad_quality``: a per-sample score built from the gradients alone, with length taken out.
+
+    grad_quality = mean over modules of (z(log effective rank) - z(log nuclear norm)) / 2
+
+where each term is the residual of a regression on log response tokens across the run's
+samples, divided by its SD. High values mean a higher effective rank and a lower nuclear norm
+than the sample's length predicts: the direction the papers associate with better data. It
+is relative to the run it is computed on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from gradspec.analysis.frames import long_frame, per_sample, sample_sizes
+from gradspec.errors import ConfigError
+from gradspec.store.query import Run
+
+QUALITY_MODULES = ("q", "k", "v", "o")
+
+
+def _length_residual_z(values: np.ndarray, log_length: np.ndarray) -> np.ndarray:
+    design = np.column_stack([np.ones(len(values)), log_length])
+    ok = ~np.isnan(values)
+    out = np.full(len(values), np.nan)
+    if ok.sum() < 3:
+        return out
+    beta, *_ = np.linalg.lstsq(design[ok], values[ok], rcond=None)
+    resid = values[ok] - design[ok] @ beta
+    sd = resid.std(ddof=1)
+    out[ok] = resid / sd if sd > 0 else 0.0
+    return out
+
+
+def grad_quality(run: Run) -> pd.DataFrame:
+    """sample_id, grad_quality (see the module docstring), n_response_tokens."""
+    frame = per_sample(long_frame(run, "run", ("nuclear_norm", "effective_rank")))
+    sizes = sample_sizes(run).set_index("sample_id")
+    wide = frame.pivot_table(index="sample_id", columns=["metric", "module"], values="value")
+    log_len = np.log(np.maximum(sizes.loc[wide.index, "n_response_tokens"].to_numpy(float), 1))
+    terms = []
+    for module in (m for m in QUALITY_MODULES if ("effective_rank", m) in wide.columns):
+        erank = _length_residual_z(np.log(wide[("effective_rank", module)].to_numpy(float)), log_len)
+        nuclear = _length_residual_z(np.log(wide[("nuclear_norm", module)].to_numpy(float)), log_len)
+        terms.append((erank - nuclear) / 2)
+    if not terms:
+        raise ConfigError(f"{run.path}: grad_quality needs effective rank and nuclear norm of q, k, v or o")
+    score = np.nanmean(np.vstack(terms), axis=0)
+    return pd.DataFrame(
+        {
+            "sample_id": wide.index,
+            "grad_quality": score,
+            "n_response_tokens": sizes.loc[wide.index, "n_response_tokens"],
+        }
+    ).reset_index(drop=True)

@@ -1,0 +1,67 @@
+"""The computation as a generator: pending records in, rows of the run-folder tables out, one
+token batch at a time. ``compute`` writes what it yields; the benchmark times it as it is."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from gradspec.capture import run_batch, token_batches
+from gradspec.computation.job import Job
+from gradspec.computation.rows import Rows, sample_rows
+from gradspec.data import BadRecord, Record
+from gradspec.prompting import Encoded, Skipped, encode
+from gradspec.store.rows import sample_row
+
+
+@dataclass
+class Pending:
+    """Records still to do: rows that need no model (bad and skipped records), and the encoded rest."""
+
+    rows: list[dict] = field(default_factory=list)
+    encoded: list[Encoded] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Computed:
+    """The rows of one token batch, and how many samples and tokens it held."""
+
+    rows: Rows
+    samples: int
+    tokens: int
+
+
+def encode_pending(job: Job, items: Sequence[Record | BadRecord]) -> Pending:
+    """Encode every record; bad records and those with no response token left become rows at once."""
+    out = Pending()
+    for item in items:
+        if isinstance(item, BadRecord):
+            out.rows.append(sample_row(item.sample_id, item.index, "error", item.reason))
+            continue
+        enc = encode(item, job.loaded.tokenizer, job.config.prompt)
+        if isinstance(enc, Skipped):
+            out.rows.append(
+                sample_row(
+                    enc.sample_id, enc.index, "skipped", enc.reason,
+                    n_tokens=enc.n_tokens, n_response_tokens=0, n_prompt_tokens=enc.n_prompt_tokens,
+                )
+            )  # fmt: skip
+        else:
+            out.encoded.append(enc)
+    return out
+
+
+def computed_batches(job: Job, encoded: Sequence[Encoded]) -> Iterator[Computed]:
+    """Forward and backward each token batch, then the spectra of each sample, as rows."""
+    spectral = job.config.spectral
+    keep = spectral.spectra_precision if spectral.spectra else None
+    batch_tokens = job.config.capture.batch_tokens
+    assert batch_tokens is not None  # resolved by plan()
+    for batch in token_batches(encoded, batch_tokens):
+        rows: Rows = {}
+        for enc, factors in zip(
+            batch, run_batch(job.loaded.model, job.targets, batch, job.config.capture.checkpointing)
+        ):
+            for table, table_rows in sample_rows(enc, factors, job.modules, job.n_layers, keep).items():
+                rows.setdefault(table, []).extend(table_rows)
+        yield Computed(rows, len(batch), sum(s.n_tokens for s in batch))

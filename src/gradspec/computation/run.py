@@ -1,0 +1,110 @@
+"""``gradspec compute``: resolve the config, open the run folder, write what the computation yields.
+
+Samples already in the run folder are skipped, so running the same command again resumes;
+bad and skipped records get their row too. Options that would make a different run are
+refused before the model loads when they can be known then, and after it otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from gradspec.computation.batches import computed_batches, encode_pending
+from gradspec.computation.job import identity, manifest, now, plan, unresolved
+from gradspec.computation.rows import Rows
+from gradspec.config.compute import ComputeConfig
+from gradspec.config.fields import leaf_map, plain
+from gradspec.data import load_dataset
+from gradspec.distributed import join_world
+from gradspec.errors import GradspecError
+from gradspec.model import LoadedModel, load
+from gradspec.store import Run, RunFolder, open_run
+from gradspec.store.background import BackgroundWriter
+from gradspec.store.contract import STATUSES
+from gradspec.store.folder import check_config
+
+
+def identity_defaults() -> dict[str, Any]:
+    """Each option's default, for runs made before that option existed."""
+    return {name: plain(leaf.default) for name, leaf in leaf_map(ComputeConfig).items() if leaf.identity}
+
+
+def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
+    """Compute (or resume) a run and return it opened for reading.
+
+    ``loaded`` lets callers that compute several runs load the model once.
+    """
+    world = join_world()
+    if world.size > 1 and config.loading.device_map is not None:
+        raise GradspecError("--device-map spreads one model over every GPU: run it as one process, not with --workers")
+    source = config.source
+    dataset = load_dataset(source.data, source.field_map, source.limit)
+    out = config.store.out
+    defaults = identity_defaults()
+    if not config.store.overwrite:  # refuse a different run before the model loads, where we can
+        early = identity(config, dataset.sha256)
+        check_config(out, {k: v for k, v in early.items() if k not in unresolved(config)}, defaults)
+    if loaded is None:
+        loaded = load(config.loading, world.device(config.loading.device))
+    job = plan(config, loaded, world)
+
+    if not world.is_main:
+        world.barrier()  # rank 0 creates (or replaces) the folder first
+    overwrite = config.store.overwrite and world.is_main
+    run = RunFolder.open(out, identity(job.config, dataset.sha256), overwrite, world.rank, defaults)
+    record = manifest(job, dataset, run.manifest())
+    if world.is_main:
+        run.write_manifest(record)
+        world.barrier()
+
+    started = time.perf_counter()
+    done = run.done_ids()
+    mine = [it for it in dataset.items if world.mine(it.index) and it.sample_id not in done]
+    pending = encode_pending(job, mine)
+    if pending.rows:
+        run.write_part({"samples": pending.rows})
+    bar = tqdm(
+        total=len(pending.encoded), unit="sample", desc="gradients", disable=not config.progress, dynamic_ncols=True
+    )
+    buffer: Rows = {}
+    tokens = 0
+    with BackgroundWriter(run) as writer:
+        for computed in computed_batches(job, pending.encoded):
+            for table, rows in computed.rows.items():
+                buffer.setdefault(table, []).extend(rows)
+            tokens += computed.tokens
+            bar.update(computed.samples)
+            bar.set_postfix_str(f"{tokens / max(time.perf_counter() - started, 1e-9):.0f} tok/s", refresh=False)
+            if len(buffer.get("samples", ())) >= config.store.flush_every:
+                writer.submit(buffer)
+                buffer = {}
+        if buffer.get("samples"):
+            writer.submit(buffer)
+    bar.close()
+    world.barrier()  # every rank's parts are on disk
+    seconds = time.perf_counter() - started
+
+    result = open_run(run.path)
+    if not world.is_main:
+        return result
+    counts = dict(result.sql("select status, count(*) from samples group by status").fetchall())
+    record["counts"] = {s: int(counts.get(s, 0)) for s in STATUSES} | {"total": int(sum(counts.values()))}
+    record["timing"]["compute_seconds"] = round(record["timing"]["compute_seconds"] + seconds, 3)
+    record["updated_at"] = now()
+    run.write_manifest(record)
+    return result
+
+
+def compute_many(configs: Sequence[ComputeConfig]) -> list[Run]:
+    """Compute several runs that share one model, loading it once."""
+    if not configs:
+        return []
+    first = configs[0].loading
+    if any(c.loading != first for c in configs):
+        raise GradspecError("compute_many: every run must load the model with the same options")
+    loaded = load(first)
+    return [compute(c, loaded) for c in configs]

@@ -1,0 +1,73 @@
+"""Options of ``gradspec compare`` and ``gradspec correlate``, and the metric names they know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gradspec.config.fields import Options
+from gradspec.errors import ConfigError
+from gradspec.store.contract import METRICS
+
+GRADIENT_METRICS: tuple[str, ...] = (*METRICS, "top_share")
+"""Per-gradient metrics: ``layer_stats`` columns and sigma_1 / sum(sigma)."""
+COSINE_METRICS: tuple[str, ...] = ("adjacent_cosine", "same_layer_cosine")
+ALL_METRICS: tuple[str, ...] = (*GRADIENT_METRICS, *COSINE_METRICS)
+AnalysisMetric = Literal[ALL_METRICS]  # type: ignore[valid-type]  # follows the contract's metric names
+
+QUALITY_FIELDS = (
+    "ifd", "reward", "instag", "difficulty", "ppl_conditioned", "ifd_gpt2", "ifd_qwen7b", "ppl_gpt2", "diff",
+)  # fmt: skip
+"""The quality scores correlate looks for by default (gradspec score's and the shared data's)."""
+
+
+@dataclass(frozen=True)
+class CompareConfig(Options):
+    """Groups of samples compared with the first (the baseline)."""
+
+    runs: tuple[Any, ...] = field(metadata={"argument": True})
+    """Run folders, the first is the baseline (A); from Python or YAML a group may pool several runs (a list)."""
+
+    out: Path = field(metadata={"short": "-o"})
+    """Folder for the tables, figures and comparison.json."""
+
+    labels: tuple[str, ...] | None = None
+    """Group names, comma-separated (default: the folder names)."""
+
+    metrics: tuple[AnalysisMetric, ...] = ALL_METRICS
+    """Metrics to compare, comma-separated, or all."""
+
+    n_boot: int = field(default=1000, metadata={"min": 1})
+    """Bootstrap resamples for the confidence intervals."""
+
+    caliper: float = field(default=0.1, metadata={"min": 0.0})
+    """Largest log-length gap of a length-matched pair (0.1 is about 10%)."""
+
+    seed: int = 0
+    """Seed of the bootstrap."""
+
+    def check(self) -> None:
+        if len(self.runs) < 2:
+            raise ConfigError("compare needs at least two runs")
+        if self.labels is not None and len(self.labels) != len(self.runs):
+            raise ConfigError(f"--labels: {len(self.labels)} labels for {len(self.runs)} runs")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ConfigError("--labels must be distinct")
+
+
+@dataclass(frozen=True)
+class CorrelateConfig(Options):
+    """Quality scores against gradient metrics, sample by sample."""
+
+    run: Path = field(metadata={"argument": True})
+    """A run folder."""
+
+    scored: Path
+    """The scored data the run was computed on (gradspec score), joined on sample_id."""
+
+    out: Path = field(metadata={"short": "-o"})
+    """Folder for the tables and heat maps."""
+
+    fields: tuple[str, ...] | None = None
+    """Quality fields, comma-separated (default: those of ifd, reward, instag, difficulty, ... the file has)."""

@@ -1,0 +1,66 @@
+"""Options of ``gradspec report``, ``gradspec show`` and ``gradspec demo``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gradspec.config.fields import Options
+from gradspec.config.model import ModelConfig
+from gradspec.config.prompt import PromptConfig
+
+
+@dataclass(frozen=True)
+class ReportConfig(Options):
+    """One self-contained HTML page."""
+
+    inputs: tuple[Path, ...] = field(metadata={"argument": True})
+    """Run, comparison (gradspec compare) or correlation (gradspec correlate) folders."""
+
+    out: Path = field(metadata={"short": "-o"})
+    """report.html to write."""
+
+    title: str = "gradspec report"
+    """Title of the page."""
+
+
+@dataclass(frozen=True)
+class ShowConfig(Options):
+    """A run's counts and means, printed."""
+
+    run: Path = field(metadata={"argument": True})
+    """A run folder."""
+
+
+@dataclass(frozen=True)
+class DemoConfig(Options):
+    """The bundled demo: careful against poor answers to the same 24 instructions."""
+
+    out: Path = field(default=Path("demo-run"), metadata={"short": "-o"})
+    """Folder for both runs and the figure."""
+
+    loading: ModelConfig = field(default_factory=ModelConfig)
+    prompt: PromptConfig = field(default_factory=lambda: PromptConfig(max_length=512))
+
+    overwrite: bool = False
+    """Recompute both runs from scratch."""
+
+    progress: bool = True
+    """Show progress bars (rate and time left)."""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig(Options):
+    """Which experiment file, at which size, written where."""
+
+    config: Path = field(metadata={"argument": True})
+    """Experiment YAML (see configs/experiments/)."""
+
+    full: bool = False
+    """The full size (the file's full block); results go to a folder of their own."""
+
+    out: Path | None = field(default=None, metadata={"short": "-o"})
+    """Output folder (default: experiments/NAME, or experiments/NAME-full)."""
+
+    data_root: Path | None = None
+    """Where the file's data paths start (default: its data_root)."""

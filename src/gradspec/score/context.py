@@ -1,0 +1,79 @@
+"""What a metric may use while scoring one file: the config, the records as read, and the
+causal LM (loaded on first use, once, and shared by every metric that needs it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gradspec.capture import default_batch_tokens
+from gradspec.config.prompt import PromptConfig
+from gradspec.config.score import ScoreConfig
+from gradspec.data import Dataset
+from gradspec.model import LoadedModel, load
+from gradspec.prompting import resolve_template
+from gradspec.score.judge import Judge, LocalJudge, ReplyCache, make_judge
+
+
+@dataclass
+class ScoreContext:
+    config: ScoreConfig
+    dataset: Dataset
+    loaded: LoadedModel | None = None
+    _prompt: PromptConfig | None = field(default=None, repr=False)
+    _judge: Judge | None = field(default=None, repr=False)
+    _cache: ReplyCache | None = field(default=None, repr=False)
+
+    def language_model(self) -> LoadedModel:
+        """The causal LM of ``--model`` (what ``compute`` takes)."""
+        if self.loaded is None:
+            self.loaded = load(self.config.loading)
+        return self.loaded
+
+    @property
+    def prompt(self) -> PromptConfig:
+        """The prompt options with ``template auto`` resolved against the LM's tokenizer."""
+        if self._prompt is None:
+            p = self.config.prompt
+            self._prompt = replace(p, template=resolve_template(p.template, self.language_model().tokenizer))
+        return self._prompt
+
+    @property
+    def batch_tokens(self) -> int:
+        loaded = self.language_model()
+        return self.config.batch_tokens or default_batch_tokens(str(loaded.device), loaded.model)
+
+    @property
+    def raw_values(self) -> Mapping[int, Any]:
+        """Each record as read (a mapping), by index: fields a metric may reuse."""
+        return {item.index: row.value for item, row in self.dataset.with_rows() if isinstance(row.value, Mapping)}
+
+    def judge(self) -> Judge | None:
+        """The LLM judge of ``--judge`` (None without one), made once; a local judge that is the
+        scoring model itself shares it."""
+        spec = self.config.judging.judge
+        if spec is None:
+            return None
+        if self._judge is None:
+            judging = self.config.judging
+            self._judge = make_judge(
+                spec, judging.judge_base_url, self.config.loading.device, **judging.client_options()
+            )
+            if (
+                isinstance(self._judge, LocalJudge)
+                and self.loaded is not None
+                and self._judge.spec == self.config.loading.model
+            ):
+                self._judge.loaded = self.loaded
+        return self._judge
+
+    def reply_cache(self) -> ReplyCache:
+        if self._cache is None:
+            self._cache = ReplyCache(self.config.judging.judge_cache)
+        return self._cache
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
