@@ -28,8 +28,9 @@ class DemoResult:
     figures: list[Path]
 
 
-def demo(config: DemoConfig = DemoConfig()) -> DemoResult:
-    """Compute ``out/good`` and ``out/poor`` and write ``out/layerwise.{png,svg}``."""
+def demo(config: DemoConfig | None = None) -> DemoResult:
+    """Compute ``out/good`` and ``out/poor`` and write ``out/layerwise.{png,svg}`` (defaults: ``DemoConfig()``)."""
+    config = config or DemoConfig()
     out = Path(config.out)
     configs = [
         ComputeConfig(
