@@ -3,7 +3,10 @@
 The reply to a prompt is chosen by a marker in the prompt: ``[R429x2]`` answers 429 twice and
 then succeeds, ``[R500]`` fails once, ``[SLOW]`` stalls past the client's timeout once,
 ``[MALFORMED]`` sends a non-JSON body once, ``[ALWAYS503]`` never succeeds, ``[E400]`` is refused,
-``[PROSE]`` succeeds with text that is not the asked format. Everything else gets a good reply.
+``[PROSE]`` succeeds with text that is not the asked format. Hostile ones: ``[DEEP]`` answers a
+body nested 5,000 levels deep, ``[TRICKLE]`` sends a good reply one byte every 0.2 s, ``[HUGE]``
+a reply just under 4 MiB, ``[ECHOKEY]`` a 400 whose body repeats the Authorization header.
+Everything else gets a good reply.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class State:
 
 
 def _failures(prompt: str) -> tuple[str | None, int]:
-    m = re.search(r"\[(R429|R500|SLOW|MALFORMED|ALWAYS503|E400|PROSE)(?:x(\d+))?\]", prompt)
+    m = re.search(r"\[(R429|R500|SLOW|MALFORMED|ALWAYS503|E400|PROSE|DEEP|TRICKLE|HUGE|ECHOKEY)(?:x(\d+))?\]", prompt)
     if not m:
         return None, 0
     return m.group(1), int(m.group(2) or 1)
@@ -59,6 +62,23 @@ def make_handler(state: State, stall: float) -> type[BaseHTTPRequestHandler]:
                 seen = state.calls[prompt]
                 state.auth.add(self.headers.get("Authorization", ""))
             kind, times = _failures(prompt)
+            if kind == "DEEP":
+                return self._send(200, b"[" * 5000 + b"]" * 5000)
+            if kind == "ECHOKEY":
+                return self._send(400, f'{{"error": "bad key {self.headers.get("Authorization")}"}}'.encode())
+            if kind == "TRICKLE":
+                body = json.dumps({"choices": [{"message": {"content": GOOD_DIFF}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                return None
+            if kind == "HUGE":
+                content = GOOD_DIFF + "x" * ((4 << 20) - 200)
+                return self._send(200, json.dumps({"choices": [{"message": {"content": content}}]}).encode())
             if kind == "E400":
                 return self._send(400, b'{"error": "bad request"}')
             if kind == "ALWAYS503" or (kind and seen <= times):

@@ -12,6 +12,11 @@ from gradspec.store import TABLES, RunFolder, open_run
 from gradspec.store.rows import sample_row
 
 
+def manifest(config: dict) -> dict:
+    """A manifest as gradspec writes it (the kind marks a folder as a gradspec run)."""
+    return {"kind": "gradspec-run", "format": 2, "config": config, "counts": {}}
+
+
 def stat_row(sid: str) -> dict:
     return {
         "sample_id": sid,
@@ -27,11 +32,11 @@ def stat_row(sid: str) -> dict:
 
 def test_parts_and_done_ids(tmp_path: Path) -> None:
     run = RunFolder.open(tmp_path / "r", {"a": 1})
-    run.write_manifest({"config": {"a": 1}})
+    run.write_manifest(manifest({"a": 1}))
     run.write_part({"samples": [sample_row("x", 0, "ok")], "layer_stats": [stat_row("x")]})
     run.write_part({"samples": [sample_row("y", 1, "skipped", "too long")]})
     assert run.done_ids() == {"x", "y"}
-    assert set(p.name for p in (tmp_path / "r").iterdir()) == set(TABLES) | {"run.json"}
+    assert set(p.name for p in (tmp_path / "r").iterdir()) == set(TABLES) | {"run.json", ".lock-r000"}
     assert not list((tmp_path / "r").rglob("*.tmp"))
     read = open_run(tmp_path / "r")
     assert read.df("layer_stats")["effective_rank"].isna().all()  # null stays null
@@ -41,18 +46,19 @@ def test_parts_and_done_ids(tmp_path: Path) -> None:
 
 def test_orphans_of_a_crash_are_removed_on_resume(tmp_path: Path) -> None:
     run = RunFolder.open(tmp_path / "r", {"a": 1})
-    run.write_manifest({"config": {"a": 1}})
+    run.write_manifest(manifest({"a": 1}))
     name = run.write_part({"samples": [sample_row("x", 0, "ok")], "layer_stats": [stat_row("x")]})
     # A crash after layer_stats was written but before samples: simulate by removing samples.
     (tmp_path / "r" / "samples" / f"{name}.parquet").unlink()
-    (tmp_path / "r" / "samples" / f".{name}.parquet.part-r000-x.tmp").write_text("half")
+    (tmp_path / "r" / "samples" / f".{name}.parquet.0123abcd.tmp").write_text("half")
+    run.release()
     resumed = RunFolder.open(tmp_path / "r", {"a": 1})
     assert resumed.done_ids() == set()
     assert not list((tmp_path / "r").rglob("*.parquet")) and not list((tmp_path / "r").rglob("*.tmp"))
 
 
 def test_other_ranks_parts_are_left_alone(tmp_path: Path) -> None:
-    RunFolder.open(tmp_path / "r", {"a": 1}).write_manifest({"config": {"a": 1}})
+    RunFolder.open(tmp_path / "r", {"a": 1}).write_manifest(manifest({"a": 1}))
     other = RunFolder(tmp_path / "r", rank=1)
     name = other.write_part({"samples": [sample_row("x", 0, "ok")], "layer_stats": [stat_row("x")]})
     (tmp_path / "r" / "samples" / f"{name}.parquet").unlink()  # rank 1 is mid-write
@@ -62,8 +68,9 @@ def test_other_ranks_parts_are_left_alone(tmp_path: Path) -> None:
 
 def test_other_options_are_refused_unless_overwrite(tmp_path: Path) -> None:
     run = RunFolder.open(tmp_path / "r", {"max_length": 512})
-    run.write_manifest({"config": {"max_length": 512}})
+    run.write_manifest(manifest({"max_length": 512}))
     run.write_part({"samples": [sample_row("x", 0, "ok")]})
+    run.release()
     with pytest.raises(ConfigError, match="max_length: run has 512, this command has 256.*--overwrite"):
         RunFolder.open(tmp_path / "r", {"max_length": 256})
     fresh = RunFolder.open(tmp_path / "r", {"max_length": 256}, overwrite=True)
@@ -88,7 +95,7 @@ def test_parts_match_the_contract_schema(tmp_path: Path) -> None:
 def test_concurrent_ranks_do_not_clash(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    RunFolder.open(tmp_path / "r", {"a": 1}).write_manifest({"config": {"a": 1}})
+    RunFolder.open(tmp_path / "r", {"a": 1}).write_manifest(manifest({"a": 1}))
 
     def writer(rank: int) -> None:
         run = RunFolder.open(tmp_path / "r", {"a": 1}, rank=rank)  # each rank cleans only its own orphans

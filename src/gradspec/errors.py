@@ -21,3 +21,9 @@ class ConfigError(GradspecError, ValueError):
 
 class ModelError(GradspecError, ValueError):
     """A model that cannot be loaded or whose projections cannot be named."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line reasons."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__

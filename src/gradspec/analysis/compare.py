@@ -135,6 +135,7 @@ def warnings_for(groups: Sequence[Group]) -> list[str]:
         for run in g.runs:
             for status, n, reason in run.failure_summary():
                 out.append(f"{g.label}: {n} sample(s) {status}: {reason}")
+            out += [f"{g.label}: {run.path.name}: {w}" for w in run.read_warnings()]
     base = statistics.median(groups[0].lengths)
     for g in groups[1:]:
         ratio = statistics.median(g.lengths) / max(base, 1)

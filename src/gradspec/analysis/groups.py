@@ -45,6 +45,12 @@ def load_group(label: str, paths: Sequence[Path], metrics: Sequence[str]) -> Gro
         raise ConfigError(f"group {label}: pooled runs come from models of different depth ({sorted(depths)})")
     frames, sizes = [], []
     for i, run in enumerate(runs):
+        twice = run.scalar("select count(*) - count(distinct sample_id) from samples")
+        if twice:
+            raise ConfigError(
+                f"{run.path}: {twice} sample row(s) appear more than once (two writers at once?); "
+                "run gradspec verify on it, and compute it again with --overwrite"
+            )
         prefix = f"{i}:" if len(runs) > 1 else ""
         frames.append(long_frame(run, label, metrics).assign(sample_id=lambda f, p=prefix: p + f["sample_id"]))
         sizes.append(sample_sizes(run).assign(sample_id=lambda f, p=prefix: p + f["sample_id"]))

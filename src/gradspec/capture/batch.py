@@ -46,6 +46,17 @@ class SampleFactors:
         checks = [torch.isfinite(t).all() for t in unique.values()]
         return bool(torch.stack([c.to(checks[0].device) for c in checks]).all())
 
+    def vanished(self) -> list[tuple[int, str]]:
+        """(layer, name) of every projection whose output gradient is exactly zero.
+
+        In float16 or bfloat16 a gradient too small for the dtype underflows to zero; its
+        spectrum would be stored as zeros though the true gradient is not zero.
+        """
+        keys = list(self.delta)
+        zero = [(self.delta[k] == 0).all() for k in keys]
+        flags = torch.stack([z.to(zero[0].device) for z in zero]).tolist()  # one transfer
+        return [k for k, z in zip(keys, flags) if z]
+
 
 def bytes_per_token(config: object, dtype_bytes: int = 4) -> int:
     """A generous estimate of the memory one token of a batch takes in forward and backward.

@@ -15,7 +15,7 @@ import click
 from gradspec.cli.app import app
 from gradspec.cli.generate import config_command
 from gradspec.config.compute import ComputeConfig
-from gradspec.config.report import DemoConfig, ShowConfig
+from gradspec.config.report import DemoConfig, ShowConfig, VerifyConfig
 
 if TYPE_CHECKING:
     from gradspec.store import Run
@@ -73,6 +73,21 @@ def show(config: ShowConfig) -> None:
     summary(open_run(config.run))
 
 
+@config_command(app, "verify", VerifyConfig)
+def verify(config: VerifyConfig) -> None:
+    """Check a run folder: parts, every sample exactly once, statistics, manifest; one line per problem."""
+    from gradspec.store.verify import summary as verified
+    from gradspec.store.verify import verify as run_verify
+
+    problems = run_verify(config.run)
+    for problem in problems:
+        click.echo(f"{config.run}: {problem}")
+    if problems:
+        click.echo(f"{config.run}: {len(problems)} problem(s)", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(verified(config.run))
+
+
 def summary(run: Run) -> None:
     """Counts, timing, why samples were skipped or failed, and per-module means over layers."""
     m = run.manifest
@@ -84,11 +99,18 @@ def summary(run: Run) -> None:
     )
     for status, n, reason in run.failure_summary():
         click.echo(f"  {status} x{n}: {reason}")
+    for warning in run.read_warnings():
+        click.echo(f"  warning: {warning}")
     means = run.sql(
         "select module, avg(nuclear_norm), avg(effective_rank) from layer_stats group by module order by module"
     ).fetchall()
     for module, nuc, erank in means:
-        click.echo(f"  {module:>5}: mean nuclear norm {nuc:.4g}, mean effective rank {erank:.4g}")
+        click.echo(f"  {module:>5}: mean nuclear norm {number(nuc)}, mean effective rank {number(erank)}")
+
+
+def number(value: float | None) -> str:
+    """A mean as people read it; a mean of nothing (every value undefined) says so."""
+    return "undefined" if value is None else f"{value:.4g}"
 
 
 # Commands of the later stages register themselves on ``app``.

@@ -10,6 +10,7 @@ from gradspec.capture import run_batch, token_batches
 from gradspec.computation.job import Job
 from gradspec.computation.rows import Rows, sample_rows
 from gradspec.data import BadRecord, Record
+from gradspec.errors import first_line
 from gradspec.prompting import Encoded, Skipped, encode
 from gradspec.store.rows import sample_row
 
@@ -38,7 +39,12 @@ def encode_pending(job: Job, items: Sequence[Record | BadRecord]) -> Pending:
         if isinstance(item, BadRecord):
             out.rows.append(sample_row(item.sample_id, item.index, "error", item.reason))
             continue
-        enc = encode(item, job.loaded.tokenizer, job.config.prompt)
+        try:
+            enc = encode(item, job.loaded.tokenizer, job.config.prompt)
+        except Exception as exc:  # noqa: BLE001  (one record the tokenizer cannot take costs that record only)
+            reason = f"record {item.index}: cannot be tokenised ({type(exc).__name__}: {first_line(exc)})"
+            out.rows.append(sample_row(item.sample_id, item.index, "error", reason))
+            continue
         if isinstance(enc, Skipped):
             out.rows.append(
                 sample_row(

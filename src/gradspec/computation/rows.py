@@ -64,6 +64,13 @@ def sample_rows(
     if not factors.finite():
         reason = f"record {enc.index}: gradient has NaN or Inf (try --dtype float32)"
         return {"samples": [sample_row(enc.sample_id, enc.index, "error", reason, loss=factors.loss, **sizes)]}
+    half = next(iter(factors.delta.values())).dtype in (torch.float16, torch.bfloat16)
+    vanished = factors.vanished() if half else []
+    if vanished:
+        dtype = str(next(iter(factors.delta.values())).dtype).removeprefix("torch.")
+        where = ", ".join(f"layer {layer} {name}" for layer, name in vanished[:3])
+        reason = f"record {enc.index}: gradient underflow in {dtype} ({where}): use --dtype float32"
+        return {"samples": [sample_row(enc.sample_id, enc.index, "error", reason, loss=factors.loss, **sizes)]}
     spectra = sample_spectra(factors, modules, n_layers)
     rows = spectra_rows(enc.sample_id, spectra, keep_spectra)
     rows["samples"] = [sample_row(enc.sample_id, enc.index, "ok", loss=factors.loss, **sizes)]

@@ -14,11 +14,12 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from gradspec.computation.batches import computed_batches, encode_pending
-from gradspec.computation.job import identity, manifest, now, plan, unresolved
+from gradspec.computation.job import Job, identity, manifest, now, plan, unresolved
 from gradspec.computation.rows import Rows
 from gradspec.config.compute import ComputeConfig
 from gradspec.config.fields import leaf_map, plain
-from gradspec.data import load_dataset
+from gradspec.console import warn
+from gradspec.data import Dataset, load_dataset
 from gradspec.distributed import join_world
 from gradspec.errors import GradspecError
 from gradspec.model import LoadedModel, load
@@ -26,6 +27,7 @@ from gradspec.store import Run, RunFolder, open_run
 from gradspec.store.background import BackgroundWriter
 from gradspec.store.contract import STATUSES
 from gradspec.store.folder import check_config
+from gradspec.store.layout import QUARANTINE
 
 
 def identity_defaults() -> dict[str, Any]:
@@ -43,24 +45,30 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
         raise GradspecError("--device-map spreads one model over every GPU: run it as one process, not with --workers")
     source = config.source
     dataset = load_dataset(source.data, source.field_map, source.limit)
-    out = config.store.out
-    defaults = identity_defaults()
-    if not config.store.overwrite:  # refuse a different run before the model loads, where we can
-        early = identity(config, dataset.sha256)
-        check_config(out, {k: v for k, v in early.items() if k not in unresolved(config)}, defaults)
-    if loaded is None:
-        loaded = load(config.loading, world.device(config.loading.device))
-    job = plan(config, loaded, world)
+    # Everything that needs no model is checked first: the folder, its lock, and the options.
+    with RunFolder.claim(config.store.out, config.store.overwrite, world.rank) as run:
+        defaults = identity_defaults()
+        if not config.store.overwrite:
+            early = identity(config, dataset.sha256)
+            check_config(run.path, {k: v for k, v in early.items() if k not in unresolved(config)}, defaults)
+        if loaded is None:
+            loaded = load(config.loading, world.device(config.loading.device))
+        job = plan(config, loaded, world)
+        if not world.is_main:
+            world.barrier()  # rank 0 creates (or replaces) the folder first
+        run.start(identity(job.config, dataset.sha256), config.store.overwrite and world.is_main, defaults)
+        for name in run.quarantined:
+            warn(f"{run.path}: part {name} does not read; moved to {QUARANTINE}/ and its samples are computed again")
+        record = manifest(job, dataset, run.manifest())
+        if world.is_main:
+            run.write_manifest(record)
+            world.barrier()
+        return _compute_pending(job, run, dataset, record)
 
-    if not world.is_main:
-        world.barrier()  # rank 0 creates (or replaces) the folder first
-    overwrite = config.store.overwrite and world.is_main
-    run = RunFolder.open(out, identity(job.config, dataset.sha256), overwrite, world.rank, defaults)
-    record = manifest(job, dataset, run.manifest())
-    if world.is_main:
-        run.write_manifest(record)
-        world.barrier()
 
+def _compute_pending(job: Job, run: RunFolder, dataset: Dataset, record: dict[str, Any]) -> Run:
+    """Write what the computation yields for this rank's pending records, then the counts."""
+    config, world = job.config, job.world
     started = time.perf_counter()
     done = run.done_ids()
     mine = [it for it in dataset.items if world.mine(it.index) and it.sample_id not in done]

@@ -33,6 +33,14 @@ class ShowConfig(Options):
 
 
 @dataclass(frozen=True)
+class VerifyConfig(Options):
+    """A run folder to check."""
+
+    run: Path = field(metadata={"argument": True})
+    """A run folder."""
+
+
+@dataclass(frozen=True)
 class DemoConfig(Options):
     """The bundled demo: careful against poor answers to the same 24 instructions."""
 

@@ -91,7 +91,19 @@ def _text(rec: Mapping[str, Any], field: str, allow_empty: bool = False) -> str:
         raise RecordProblem(f"field '{field}' is {type(value).__name__}, not text")
     if not allow_empty and not value.strip():
         raise RecordProblem(f"field '{field}' is empty")
-    return value
+    return _encodable(value, field)
+
+
+def _encodable(text: str, field: str) -> str:
+    """``text`` when it is valid Unicode; a lone surrogate (from a JSON escape like \\ud800) is
+    not, and no tokenizer can take it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RecordProblem(
+            f"field '{field}' holds text that is not valid Unicode ({exc.reason} at character {exc.start})"
+        ) from None
+    return text
 
 
 def _turns(value: Any, field: str, role_key: str, text_key: str, role_of: Any) -> list[Message]:
@@ -108,5 +120,5 @@ def _turns(value: Any, field: str, role_key: str, text_key: str, role_of: Any) -
         text = turn.get(text_key)
         if not isinstance(text, str):
             raise RecordProblem(f"field '{field}[{i}].{text_key}' is {type(text).__name__}, not text")
-        turns.append(Message(role, text))
+        turns.append(Message(role, _encodable(text, f"{field}[{i}].{text_key}")))
     return turns

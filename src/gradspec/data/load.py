@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradspec.data.formats import RecordProblem, apply_field_map, has_layout, to_turns
-from gradspec.data.readers import RawRow, read_rows
+from gradspec.data.readers import MAX_DEPTH, RawRow, depth, read_rows
 from gradspec.data.records import BadRecord, Record, SampleIds, conversation_key
 from gradspec.errors import DataFileError
 
@@ -57,6 +57,10 @@ def load_dataset(path: str | Path, field_map: Mapping[str, str] | None = None, l
             items.append(BadRecord(row.index, ids(row.raw_text), row.error))
             continue
         where = f"{p.name}: record {row.index}"
+        if depth(row.value) > MAX_DEPTH:
+            reason = f"{where}: nested deeper than {MAX_DEPTH} levels"
+            items.append(BadRecord(row.index, ids(["nested too deeply", row.index]), reason))
+            continue
         if not isinstance(row.value, Mapping):
             reason = f"{where}: is {type(row.value).__name__}, not an object"
             items.append(BadRecord(row.index, ids(row.value), reason))

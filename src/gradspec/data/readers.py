@@ -17,9 +17,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gradspec.errors import DataFileError
+from gradspec.errors import DataFileError, first_line
 
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".parquet", ".csv", ".arrow")
+MAX_DEPTH = 100
+"""Records nested deeper than this are refused: real records are a few levels deep, and deep
+nesting only costs time and stack (Python's JSON reader gives up near 1,000 levels)."""
 DATASETS_METADATA = ("dataset_info.json", "state.json", "dataset_dict.json")  # save_to_disk's, not data
 
 
@@ -55,34 +58,55 @@ def read_rows(path: str | Path) -> list[RawRow]:
     except DataFileError:
         raise
     except (OSError, pa.ArrowException, UnicodeDecodeError, csv.Error) as exc:
-        raise DataFileError(f"{p}: cannot be read as {suffix[1:]} ({_first_line(exc)})") from exc
+        raise DataFileError(f"{p}: cannot be read as {suffix[1:]} ({first_line(exc)})") from exc
+    except RecursionError as exc:
+        raise DataFileError(f"{p}: nested too deeply to read (more than about {MAX_DEPTH} levels)") from exc
     raise DataFileError(f"{p}: unknown file type '{suffix}'; use one of {', '.join(SUFFIXES)} or a datasets folder")
+
+
+def depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply lists and objects nest in ``value``, counting no further than ``limit + 1``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            if level > limit:
+                return level
+            stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _rows(values: list[Any]) -> list[RawRow]:
     return [RawRow(index=i, value=v) for i, v in enumerate(values)]
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _read_text(p: Path) -> str:
+def _read_bytes(p: Path) -> bytes:
     data = p.read_bytes()
     if b"\x00" in data[:4096]:
         raise DataFileError(f"{p}: looks like a binary file, not text JSON")
-    return data.decode("utf-8-sig")
+    return data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
 
 
 def _read_json(p: Path) -> list[RawRow]:
-    text = _read_text(p)
+    data = _read_bytes(p)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataFileError(f"{p}:{line}: not valid UTF-8 text (byte {exc.start}); save the file as UTF-8") from exc
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        # A .json file holding JSON lines is common enough to accept.
-        if exc.msg == "Extra data":
+        # A .json file holding JSON lines (one object per line) is common enough to accept; text
+        # after a whole JSON list is not, and would otherwise be misread line by line.
+        if exc.msg == "Extra data" and text.lstrip().startswith("{"):
             return _read_jsonl(p)
+        if exc.msg == "Extra data":
+            raise DataFileError(
+                f"{p}:{exc.lineno}:{exc.colno}: unexpected text after the JSON list ends; remove it "
+                "(the file must hold one JSON list, or one JSON object per line)"
+            ) from exc
         raise DataFileError(f"{p}:{exc.lineno}: invalid JSON ({exc.msg}); the file must hold one JSON list") from exc
     if isinstance(value, dict):
         # {"data": [...]} and similar single-key wrappers.
@@ -97,14 +121,24 @@ def _read_json(p: Path) -> list[RawRow]:
 
 
 def _read_jsonl(p: Path) -> list[RawRow]:
+    """One record per line; a line that is not UTF-8, not JSON or nested too deeply is an error row."""
     rows: list[RawRow] = []
-    for lineno, line in enumerate(_read_text(p).splitlines(), start=1):
-        if not line.strip():
+    for lineno, raw in enumerate(_read_bytes(p).splitlines(), start=1):
+        if not raw.strip():
             continue  # blank lines are not records
+        line = raw.decode("utf-8", errors="replace")
+        where = f"{p.name}:{lineno}"
         try:
-            rows.append(RawRow(index=len(rows), value=json.loads(line)))
+            value = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            problem = f"{where}: not valid UTF-8 (byte {exc.start} of the line)"
+            rows.append(RawRow(len(rows), error=problem, raw_text=line))
         except json.JSONDecodeError as exc:
-            rows.append(RawRow(index=len(rows), error=f"{p.name}:{lineno}: invalid JSON ({exc.msg})", raw_text=line))
+            rows.append(RawRow(len(rows), error=f"{where}: invalid JSON ({exc.msg})", raw_text=line))
+        except RecursionError:
+            rows.append(RawRow(len(rows), error=f"{where}: nested too deeply to read", raw_text=line[:1000]))
+        else:
+            rows.append(RawRow(len(rows), value=value))
     return rows
 
 

@@ -42,7 +42,7 @@ from gradspec.config.compute import ComputeConfig
 from gradspec.config.fields import Leaf, convert, leaf_map
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
-from gradspec.errors import ConfigError
+from gradspec.errors import ConfigError, first_line
 
 
 def _options(cls: type, without: tuple[str, ...]) -> dict[str, Leaf]:
@@ -159,7 +159,7 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read it ({exc.strerror})") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        raise ConfigError(f"{p}: not valid YAML ({first_line(exc)})") from exc
     if not isinstance(raw, dict) or "name" not in raw:
         raise ConfigError(f"{p}: an experiment is a YAML mapping with at least 'name' and 'runs'")
     defaults = {k: v for k, v in raw.items() if k not in TOP_KEYS}

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from gradspec.config.model import DType, ModelConfig
-from gradspec.errors import ModelError
+from gradspec.errors import ModelError, first_line
 from gradspec.model.placement import device_summary, input_device
 from gradspec.model.shipped import cache_root, convert_gguf, converted_path, shipped
 
@@ -123,7 +123,7 @@ def load_model(
             where, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, use_safetensors=True, **placement
         )
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ModelError(f"cannot load model '{spec}': {first}") from exc
     if device_map is None:
         model.to(dev)

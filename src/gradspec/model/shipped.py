@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gradspec.errors import ModelError
+from gradspec.errors import ModelError, first_line
 
 
 def package_dir(package: str) -> Path | None:
@@ -150,9 +150,14 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     """De-quantise ``gguf`` once and save it (float32 safetensors and tokenizer) to ``target``."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except Exception as exc:  # noqa: BLE001  (a damaged or crafted file fails in many ways inside the GGUF reader)
+        raise ModelError(
+            f"{gguf}: not a GGUF file gradspec can read ({type(exc).__name__}: {first_line(exc)})"
+        ) from exc
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config)

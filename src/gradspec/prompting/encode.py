@@ -46,43 +46,102 @@ class Skipped:
     n_prompt_tokens: int
 
 
-def response_start(tokenizer: Any, text: str, prompt_chars: int, add_special: bool) -> tuple[list[int], int]:
-    """Ids of ``text`` and the index of the response's first token."""
+@dataclass(frozen=True)
+class Tokens:
+    """``tokenizer(text)``: ids, character spans (None from slow tokenizers), the response's first token."""
+
+    ids: list[int]
+    offsets: list[tuple[int, int]] | None
+    start: int
+
+
+def tokenize(tokenizer: Any, text: str, prompt_chars: int, add_special: bool) -> Tokens:
+    """Ids of ``text`` and the index of the response's first token (the first whose span reaches
+    past ``prompt_chars``)."""
     try:
         enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
-        offsets = enc["offset_mapping"]
+        offsets = [tuple(o) for o in enc["offset_mapping"]]
     except NotImplementedError:  # slow tokenizers have no offsets: count the prompt's own tokens
         ids = tokenizer(text, add_special_tokens=add_special)["input_ids"]
         n_prompt = len(tokenizer(text[:prompt_chars], add_special_tokens=add_special)["input_ids"])
-        return list(ids), min(n_prompt, len(ids))
+        return Tokens(list(ids), None, min(n_prompt, len(ids)))
     ids = list(enc["input_ids"])
     # Special tokens have empty spans (s == e); they belong to the side they stand on.
-    start = next(
-        (t for t, (s, e) in enumerate(offsets) if e > prompt_chars and e > s),
-        len(ids),
-    )
-    return ids, start
+    start = next((t for t, (s, e) in enumerate(offsets) if e > prompt_chars and e > s), len(ids))
+    return Tokens(ids, offsets, start)  # type: ignore[arg-type]
+
+
+# Text far longer than max_length tokens is cut in characters before it is tokenised (a 50 MB
+# record would otherwise be tokenised whole to keep 64 tokens). The cut keeps CHARS_PER_TOKEN
+# characters per token and a margin; tokenisation is local, so tokens far from a cut are the
+# ones the whole text gives. The kept tokens are checked to lie at least MARGIN characters from
+# every cut, and the whole text is tokenised when they do not, so the ids never change.
+CHARS_PER_TOKEN = 32
+MARGIN = 1024
+
+
+def _window(tok: Tokens, config: PromptConfig) -> tuple[list[int], int, int]:
+    """(kept ids, kept prompt tokens, first kept token) after truncation to ``max_length``."""
+    ids, n_prompt, first = tok.ids, tok.start, 0
+    if len(ids) > config.max_length and config.truncation == "prompt_start":
+        # Drop the prompt's start, keeping at least one prompt token to predict from.
+        first = min(len(ids) - config.max_length, max(n_prompt - 1, 0))
+        n_prompt -= first
+    return ids[first : first + config.max_length], n_prompt, first
+
+
+def _cut(prompt: str, response: str, config: PromptConfig) -> tuple[str, int, int | None, int | None] | None:
+    """A text far longer than ``max_length`` tokens cut in characters: (text, prompt characters
+    in it, ``head``: 0 when the start was cut, ``tail``: where the end was cut); None when short."""
+    budget = config.max_length * CHARS_PER_TOKEN + MARGIN
+    if len(prompt) + len(response) <= 2 * budget:
+        return None
+    if config.truncation == "prompt_start":  # the prompt's end and the response's start are kept
+        kept_prompt, kept_response = prompt[-budget:], response[:budget]
+        text = kept_prompt + kept_response
+        head = 0 if len(kept_prompt) < len(prompt) else None
+        return text, len(kept_prompt), head, len(text) if len(kept_response) < len(response) else None
+    text = (prompt + response)[: 2 * budget]  # the text's start is kept
+    return text, min(len(prompt), len(text)), None, len(text)
+
+
+def _tokens_near_cuts(tok: Tokens, first: int, kept: int, head: int | None, tail: int | None) -> bool:
+    """Whether a kept token lies within MARGIN characters of a cut (or cannot be placed)."""
+    if tok.offsets is None or kept == 0:
+        return True
+    spans = [(s, e) for s, e in tok.offsets[first : first + kept] if e > s]  # special tokens have no span
+    if not spans:
+        return True
+    if head is not None and spans[0][0] < head + MARGIN:
+        return True
+    return tail is not None and spans[-1][1] > tail - MARGIN
 
 
 def encode(record: Record, tokenizer: Any, config: PromptConfig) -> Encoded | Skipped:
     """Tokenise a record and truncate it to ``config.max_length``."""
     prompt, add_special = render_prompt(record, tokenizer, config)
-    ids, n_prompt = response_start(tokenizer, prompt + record.response, len(prompt), add_special)
-    n_total = len(ids)
-    truncated = n_total > config.max_length
-    if truncated and config.truncation == "prompt_start":
-        # Drop the prompt's start, keeping at least one prompt token to predict from.
-        drop = min(n_total - config.max_length, max(n_prompt - 1, 0))
-        ids, n_prompt = ids[drop:], n_prompt - drop
-    ids = ids[: config.max_length]
+    tok: Tokens | None = None
+    cut = _cut(prompt, record.response, config)
+    if cut is not None:
+        text, prompt_chars, head, tail = cut
+        short = tokenize(tokenizer, text, prompt_chars, add_special)
+        window, _, first = _window(short, config)
+        if not _tokens_near_cuts(short, first, len(window), head, tail):
+            tok = short
+    was_cut = tok is not None
+    if tok is None:
+        tok = tokenize(tokenizer, prompt + record.response, len(prompt), add_special)
+    n_total = len(tok.ids)
+    ids, n_prompt, _ = _window(tok, config)
     mask = [t >= max(n_prompt, 1) for t in range(len(ids))]
     if not any(mask):
         if n_prompt >= len(ids):
             reason = (
-                f"record {record.index}: prompt fills the max length ({n_prompt} prompt tokens, "
-                f"max_length {config.max_length}); no response token left"
+                f"record {record.index}: prompt fills the max length ({'at least ' if was_cut else ''}{n_prompt} "
+                f"prompt tokens, max_length {config.max_length}); no response token left"
             )
         else:
             reason = f"record {record.index}: response has no token that can be predicted"
         return Skipped(record.sample_id, record.index, reason, n_total, n_prompt)
+    truncated = was_cut or n_total > config.max_length
     return Encoded(record.sample_id, record.index, ids, mask, min(n_prompt, len(ids)), truncated)

@@ -112,6 +112,7 @@ def run_section(path: Path, workdir: Path) -> str:
         columns=["", "value"],
     )  # fmt: skip
     warnings = [f"{n} sample(s) {status}: {reason}" for status, n, reason in run.failure_summary()]
+    warnings += run.read_warnings()
     means = run.sql(
         "select module, avg(nuclear_norm) as nuclear_norm, avg(effective_rank) as effective_rank, "
         "avg(frobenius_norm) as frobenius_norm, avg(stable_rank) as stable_rank from layer_stats "

@@ -15,7 +15,7 @@ from typing import Any
 
 from gradspec.config.score import ScoreConfig
 from gradspec.data import load_dataset
-from gradspec.files import write_records
+from gradspec.files import check_output_file, write_records
 from gradspec.model import LoadedModel
 from gradspec.score.context import ScoreContext
 from gradspec.score.outcome import Scored
@@ -45,6 +45,7 @@ def score(config: ScoreConfig, loaded: LoadedModel | None = None) -> dict[str, A
 
     ``loaded``: the causal LM, when the caller has it loaded already.
     """
+    check_output_file(config.out)
     source = config.source
     dataset = load_dataset(source.data, source.field_map, source.limit)
     ctx = ScoreContext(config, dataset, loaded)

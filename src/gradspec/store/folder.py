@@ -1,15 +1,22 @@
-"""A run folder: manifest, atomic Parquet parts, resume and the configuration check.
+"""A run folder: manifest, atomic Parquet parts, one writer at a time, resume, repair and the
+configuration check.
 
 Every part is written whole under a temporary name, flushed to disk and renamed, so a crash
 never leaves half a file. One flush writes the same part name into each table, ``samples``
 last: a sample counts as done only once its ``samples`` row exists, and on resume parts of
-other tables without a matching ``samples`` part (a crash between the two) are removed.
-Part names carry the writer's rank, so several processes can write one run at once.
+other tables without a matching ``samples`` part (a crash between the two) are removed. A part
+that does not read (a disk that lost its end) is moved to ``quarantine/`` with its siblings,
+so its samples are computed again. Part names carry the writer's rank, so several processes
+(one per rank) can write one run at once; each rank holds an OS lock on its own lock file, so
+a second process for the same folder and rank is refused at once. ``--overwrite`` deletes only
+a run gradspec wrote, and within it only gradspec's own files.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import time
 import uuid
@@ -22,8 +29,19 @@ import pyarrow.parquet as pq
 
 from gradspec.errors import ConfigError
 from gradspec.files import atomic_write, write_json_atomic
-from gradspec.store.contract import MANIFEST
-from gradspec.store.schema import TABLES, WRITE_OPTIONS
+from gradspec.store.contract import MANIFEST, TABLES
+from gradspec.store.layout import (
+    LOCK,
+    QUARANTINE,
+    damaged_names,
+    foreign_entries,
+    lock_name,
+    only_locks,
+    part_files,
+    read_manifest,
+)
+from gradspec.store.schema import TABLES as SCHEMAS
+from gradspec.store.schema import WRITE_OPTIONS
 
 
 def config_differences(
@@ -47,10 +65,9 @@ def check_config(path: str | Path, config: Mapping[str, Any], defaults: Mapping[
     Only the keys of ``config`` are compared, so a caller can check what it knows before the
     model loads and the rest after.
     """
-    manifest = Path(path) / MANIFEST
-    if not manifest.exists():
+    if not (Path(path) / MANIFEST).exists():
         return
-    stored = json.loads(manifest.read_text()).get("config", {})
+    stored = read_manifest(Path(path)).get("config", {})
     stored = {k: v for k, v in stored.items() if k in config}
     diffs = config_differences(stored, json.loads(json.dumps(config)), defaults)
     if diffs:
@@ -60,12 +77,98 @@ def check_config(path: str | Path, config: Mapping[str, Any], defaults: Mapping[
         )
 
 
+def check_out(path: str | Path, overwrite: bool) -> None:
+    """Refuse, in one line and before any model loads, an ``--out`` gradspec cannot or must not use."""
+    p = Path(path)
+    if p.is_symlink() and overwrite:
+        raise ConfigError(f"--out {p} is a symbolic link; --overwrite only replaces a real folder: give its target")
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"--out {p} is a file, not a folder; choose another --out")
+    parent = p.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--out {p}: {parent} is a file, so no folder can be made under it")
+    if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {p}: {parent} is not writable")
+    if not p.is_dir():
+        return
+    if (p / MANIFEST).exists():
+        read_manifest(p)  # one gradspec wrote, or a one-line refusal
+        if overwrite:
+            foreign = foreign_entries(p)
+            if foreign:
+                shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
+                raise ConfigError(
+                    f"--overwrite: {p} holds files gradspec did not write ({shown}); refusing to delete them: "
+                    "move them away or choose another --out"
+                )
+    elif any(p.iterdir()) and not only_locks(p):
+        raise ConfigError(f"{p} exists and is not a gradspec run; choose another --out (--overwrite never deletes it)")
+
+
 class RunFolder:
     """Writer side of a run folder."""
 
     def __init__(self, path: Path, rank: int = 0) -> None:
         self.path = Path(path)
         self.rank = rank
+        self._lock: int | None = None
+        self.quarantined: list[str] = []
+
+    @classmethod
+    def claim(cls, path: str | Path, overwrite: bool = False, rank: int = 0) -> RunFolder:
+        """Check ``path`` (``check_out``), create it and take this rank's lock; nothing is deleted yet.
+
+        A second process writing the same folder as the same rank is refused here, at once.
+        """
+        check_out(path, overwrite)
+        run = cls(Path(path), rank)
+        run.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run.path / lock_name(rank), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(
+                f"{run.path} is being written by another gradspec process (rank {rank}); wait for it to finish "
+                "or choose another --out"
+            ) from None
+        run._lock = fd
+        return run
+
+    def release(self) -> None:
+        """Let another process write this folder (the OS also lets go when the process ends)."""
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            os.close(self._lock)
+            self._lock = None
+
+    def __del__(self) -> None:
+        self.release()
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def start(
+        self, config: Mapping[str, Any], overwrite: bool = False, defaults: Mapping[str, Any] | None = None
+    ) -> RunFolder:
+        """Replace the run (``overwrite``, rank 0), or resume it when its stored configuration equals
+        ``config``; then clean up after a crash and quarantine damaged parts (rank 0)."""
+        if overwrite and self.rank == 0 and (self.path / MANIFEST).exists():
+            check_out(self.path, overwrite=True)  # still only gradspec's files
+            self.delete_own()
+        if (self.path / MANIFEST).exists():
+            check_config(self.path, config, defaults)
+        for table in TABLES:
+            (self.path / table).mkdir(parents=True, exist_ok=True)
+        self.remove_orphans()
+        if self.rank == 0:
+            self.quarantine_damaged()
+        return self
 
     @classmethod
     def open(
@@ -76,29 +179,38 @@ class RunFolder:
         rank: int = 0,
         defaults: Mapping[str, Any] | None = None,
     ) -> RunFolder:
-        """Create ``path``, or resume it when its stored configuration equals ``config``."""
-        run = cls(Path(path), rank)
-        manifest = run.path / MANIFEST
-        if overwrite and rank == 0 and manifest.exists():
-            shutil.rmtree(run.path)  # only ever a gradspec run: never an arbitrary folder
-        if manifest.exists():
-            check_config(run.path, config, defaults)
-        elif run.path.exists() and any(run.path.iterdir()):
-            raise ConfigError(f"{run.path} exists and is not a gradspec run; choose another --out or use --overwrite")
-        for table in TABLES:
-            (run.path / table).mkdir(parents=True, exist_ok=True)
-        run.remove_orphans()
-        return run
+        """``claim`` then ``start``: create ``path``, or resume it when its configuration equals ``config``."""
+        return cls.claim(path, overwrite, rank).start(config, overwrite, defaults)
+
+    def delete_own(self) -> None:
+        """Delete the manifest, the tables and the quarantine: what gradspec wrote (``check_out`` has
+        made sure nothing else is there). Lock files stay: ranks hold them."""
+        for name in (*TABLES, QUARANTINE):
+            if (self.path / name).is_dir():
+                shutil.rmtree(self.path / name)
+        for entry in self.path.iterdir():
+            if entry.is_file() and not LOCK.match(entry.name):
+                entry.unlink()
+
+    def quarantine_damaged(self) -> list[str]:
+        """Move every part that has a file that does not read (with its siblings in the other
+        tables) to ``quarantine/<table>/``; its samples count as not done and are computed again."""
+        for name, files in damaged_names(self.path).items():
+            for f in files:
+                target = self.path / QUARANTINE / f.parent.name
+                target.mkdir(parents=True, exist_ok=True)
+                os.replace(f, target / f.name)
+            self.quarantined.append(name)
+        return self.quarantined
 
     def manifest(self) -> dict[str, Any]:
-        p = self.path / MANIFEST
-        return json.loads(p.read_text()) if p.exists() else {}
+        return read_manifest(self.path) if (self.path / MANIFEST).exists() else {}
 
     def write_manifest(self, data: Mapping[str, Any]) -> None:
         write_json_atomic(self.path / MANIFEST, data)
 
     def parts(self, table: str) -> list[Path]:
-        return sorted((self.path / table).glob("*.parquet"))
+        return part_files(self.path, table)
 
     def remove_orphans(self) -> None:
         """Delete this rank's temp files and parts whose ``samples`` part was never written."""
@@ -123,7 +235,7 @@ class RunFolder:
         name = f"part-r{self.rank:03d}-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         order = [t for t in TABLES if t != "samples" and rows.get(t)] + ["samples"]
         for table in order:
-            data = pa.Table.from_pylist(list(rows.get(table, [])), schema=TABLES[table])
+            data = pa.Table.from_pylist(list(rows.get(table, [])), schema=SCHEMAS[table])
             options = WRITE_OPTIONS[table]
             atomic_write(self.path / table / f"{name}.parquet", lambda p, d=data, o=options: pq.write_table(d, p, **o))
         return name

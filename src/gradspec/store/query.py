@@ -1,8 +1,13 @@
-"""Read a run folder in place: DuckDB relations and pandas frames over its Parquet parts."""
+"""Read a run folder in place: DuckDB relations and pandas frames over its Parquet parts.
+
+Only gradspec's part files are read; a part that does not read (with its siblings in the other
+tables: the same samples) is left out and listed in ``skipped_parts``, so a damaged run still
+shows what it holds. ``gradspec compute`` on the run moves such parts to ``quarantine/`` and
+computes their samples again.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -12,7 +17,8 @@ import duckdb
 import pandas as pd
 
 from gradspec.errors import GradspecError
-from gradspec.store.folder import MANIFEST
+from gradspec.store.contract import MANIFEST
+from gradspec.store.layout import QUARANTINE, damaged_names, part_files, read_manifest
 from gradspec.store.schema import TABLES
 
 
@@ -23,17 +29,24 @@ class Run:
         self.path = Path(path)
         if not (self.path / MANIFEST).exists():
             raise GradspecError(f"{self.path}: not a gradspec run (no {MANIFEST})")
+        read_manifest(self.path)  # a one-line error for a damaged or foreign manifest
+        self.skipped_parts = sorted(damaged_names(self.path))
         self.con = duckdb.connect()
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return json.loads((self.path / MANIFEST).read_text())
+        return read_manifest(self.path)
+
+    def files(self, table: str) -> list[Path]:
+        """The part files of ``table`` that are read (damaged parts left out)."""
+        skipped = set(self.skipped_parts)
+        return [p for p in part_files(self.path, table) if p.stem not in skipped]
 
     def relation(self, table: str) -> duckdb.DuckDBPyRelation:
         """A DuckDB relation over every part of ``table`` (empty when it has none)."""
         if table not in TABLES:
             raise GradspecError(f"unknown table '{table}'; tables are {', '.join(TABLES)}")
-        files = sorted(str(p) for p in (self.path / table).glob("*.parquet"))
+        files = [str(p) for p in self.files(table)]
         if not files:
             return self.con.from_arrow(TABLES[table].empty_table())
         return self.con.read_parquet(files)
@@ -47,6 +60,19 @@ class Run:
         for table in TABLES:
             self.con.register(table, self.relation(table))
         return self.con.sql(query)
+
+    def read_warnings(self) -> list[str]:
+        """What a reader of this run should know it is not seeing: damaged and quarantined parts."""
+        out = []
+        if self.skipped_parts:
+            out.append(
+                f"{len(self.skipped_parts)} damaged part(s) left out ({', '.join(self.skipped_parts[:3])}); "
+                "gradspec compute on this run moves them to quarantine/ and computes their samples again"
+            )
+        quarantined = sorted({p.stem for p in (self.path / QUARANTINE).rglob("*.parquet")})
+        if quarantined:
+            out.append(f"{len(quarantined)} damaged part(s) kept in quarantine/ (not read; their samples were redone)")
+        return out
 
     def failure_summary(self, top: int = 5) -> list[tuple[str, int, str]]:
         """(status, count, reason) of skipped and errored samples, grouped by the reason with its

@@ -2,15 +2,19 @@
 
 Concurrency through a thread pool; retries with exponential backoff (and the server's
 ``Retry-After``, bounded) on 429, 408, 409, 5xx, timeouts, dropped connections and replies
-that are not the protocol's JSON. Other 4xx answers fail at once. The key comes only from
-``OPENAI_API_KEY`` and is sent only as a header: it is never part of a name, a setting, a
-cache key, a log line or a manifest.
+that are not the protocol's JSON. Other 4xx answers fail at once. The timeout is a deadline
+for the whole reply (a server that trickles its answer is cut off when it passes), and a body
+is read up to a bounded size. The key comes only from ``OPENAI_API_KEY`` and is sent only as a
+header: it is never part of a name, a setting, a cache key, a log line or a manifest, and
+anything in a server's answer that looks like it is redacted before it is kept or shown.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -45,15 +49,16 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _content(response: httpx.Response) -> str:
+SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|(?<=Bearer )\S+)")
+
+
+def _content(body: bytes) -> str:
     """The reply text of a 200 answer; ``_Retry`` when the body is not the protocol's."""
-    if len(response.content) > MAX_BODY_BYTES:
-        raise _Retry(f"reply body over {MAX_BODY_BYTES} bytes")
     try:
-        body = response.json()
-        content = body["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise _Retry(f"malformed reply ({type(exc).__name__}): {response.text[:80]!r}") from exc
+        content = json.loads(body)["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
+        text = body[:80].decode("utf-8", errors="replace")
+        raise _Retry(f"malformed reply ({type(exc).__name__}): {text!r}") from exc
     if not isinstance(content, str):
         raise _Retry(f"malformed reply: content is {type(content).__name__}")
     return content
@@ -86,6 +91,12 @@ class OpenAIJudge:
     def settings(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "max_tokens": self.max_tokens, "temperature": self.temperature}
 
+    def redact(self, text: str) -> str:
+        """``text`` with the key, and anything shaped like a key or a bearer token, replaced."""
+        if self._key:
+            text = text.replace(self._key, "[redacted]")
+        return SECRET.sub("[redacted]", text)
+
     def _post(self, client: httpx.Client, prompt: str) -> str:
         payload = {
             "model": self.model,
@@ -93,8 +104,16 @@ class OpenAIJudge:
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
+        deadline = time.monotonic() + self.timeout
+        body = bytearray()
         try:
-            response = client.post("/chat/completions", json=payload)
+            with client.stream("POST", "/chat/completions", json=payload) as response:
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise _Retry(f"reply body over {MAX_BODY_BYTES} bytes")
+                    if time.monotonic() > deadline:
+                        raise _Retry(f"no whole reply within {self.timeout:g} s")
         except httpx.TimeoutException as exc:
             raise _Retry(f"timed out after {self.timeout:g} s") from exc
         except httpx.TransportError as exc:
@@ -102,8 +121,9 @@ class OpenAIJudge:
         if response.status_code in RETRY_STATUS:
             raise _Retry(f"HTTP {response.status_code}", _retry_after(response))
         if response.status_code != 200:
-            raise JudgeFailure(f"HTTP {response.status_code}: {response.text[:120]!r}")
-        return _content(response)
+            text = bytes(body[:120]).decode("utf-8", errors="replace")
+            raise JudgeFailure(f"HTTP {response.status_code}: {text!r}")
+        return _content(bytes(body))
 
     def ask_one(self, client: httpx.Client, prompt: str) -> str:
         """One prompt, retried; raises ``JudgeFailure`` when every attempt failed."""
@@ -131,6 +151,6 @@ class OpenAIJudge:
                 try:
                     on_reply(futures[future], future.result(), None)
                 except JudgeFailure as exc:
-                    on_reply(futures[future], None, str(exc))
+                    on_reply(futures[future], None, self.redact(str(exc)))
                 bar.update(1)
         bar.close()

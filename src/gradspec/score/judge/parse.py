@@ -12,9 +12,17 @@ import json
 import re
 from dataclasses import dataclass
 
-MAX_REPLY_CHARS = 100_000  # longer replies are cut before parsing
+MAX_REPLY_CHARS = 32_768  # longer replies are cut before they are parsed, stored or cached
 MAX_TAGS = 200
 MAX_TAG_CHARS = 200
+
+
+def capped(reply: str) -> str:
+    """A reply as gradspec keeps it: at most ``MAX_REPLY_CHARS`` characters, a cut said so."""
+    if len(reply) <= MAX_REPLY_CHARS:
+        return reply
+    return reply[:MAX_REPLY_CHARS] + f"\n[gradspec: reply cut at {MAX_REPLY_CHARS} of {len(reply)} characters]"
+
 
 _FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)\n?\s*```", re.S)
 _BAD_ESCAPE = re.compile(r'\\(?!["\\/bfnrtu])')

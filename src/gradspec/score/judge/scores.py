@@ -13,7 +13,7 @@ from typing import Any
 from gradspec.data import Record
 from gradspec.score.judge.base import Judge
 from gradspec.score.judge.cache import ReplyCache, reply_key
-from gradspec.score.judge.parse import ParseError, parse_difficulty, parse_instag
+from gradspec.score.judge.parse import ParseError, capped, parse_difficulty, parse_instag
 from gradspec.score.judge.prompts import render
 from gradspec.score.outcome import Scored, failed
 
@@ -72,8 +72,8 @@ def judged_scores(
         if reply is None:
             errors[key] = error or "no reply"
         else:
-            cache.put(key, judge.id, reply)
-            replies[key] = reply
+            replies[key] = capped(reply)
+            cache.put(key, judge.id, replies[key])
 
     if missing:
         judge.ask([wanted[k][0] for k in missing], on_reply, progress)

@@ -1,0 +1,11 @@
+"""Warnings for the person running gradspec: one line each on stderr, whether it runs from the
+command line or from Python (a run that skipped most of its samples must not pass in silence)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def warn(message: str) -> None:
+    """``gradspec: warning: message`` on stderr, on one line."""
+    print("gradspec: warning: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
