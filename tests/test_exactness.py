@@ -114,3 +114,31 @@ def test_no_weight_gradient_is_ever_made() -> None:
     targets = find_targets(model, None)
     run_batch(model, targets, random_samples([15, 9]))
     assert all(p.grad is None and not p.requires_grad for p in model.parameters())
+
+
+def test_a_response_window_is_exactly_the_gradient_of_the_first_k_response_tokens(tmp_path, arch: str) -> None:
+    """The window drops the text after K response tokens; the oracle keeps the whole text and
+    takes the loss over the same K tokens only: causal attention makes the two the same."""
+    from dataclasses import replace
+
+    from gradspec.data import Message, Record
+    from gradspec.prompting import PromptConfig, encode
+
+    from conftest import byte_tokenizer
+
+    model = tiny_model(arch, seed=5)
+    targets = find_targets(model, None)
+    tok = byte_tokenizer()
+    record = Record(0, "w", (Message("user", "Count for me please."),), "one two three four five six seven")
+    whole = encode(record, tok, PromptConfig("plain"))
+    for k in (1, 6, 17):
+        windowed = encode(record, tok, PromptConfig("plain", response_tokens=k))
+        assert windowed.n_response_tokens == k and windowed.n_tokens == whole.n_prompt_tokens + k
+        (f,) = run_batch(model, targets, [windowed])
+        spectra = sample_spectra(f, modules_of(targets), model.config.num_hidden_layers)
+        mask = [m and t < whole.n_prompt_tokens + k for t, m in enumerate(whole.loss_mask)]
+        oracle_sample = replace(whole, loss_mask=mask)  # the whole text, loss on the first k only
+        grads = oracle_gradients(model, targets, oracle_sample)
+        failures = compare_to_oracle(spectra, grads, TOL, TOL)
+        assert not failures, "\n".join(failures)
+        assert abs(f.loss - oracle_loss(model, oracle_sample)) <= TOL * abs(f.loss)

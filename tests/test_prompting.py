@@ -94,3 +94,34 @@ def test_random_text_encodes_consistently(instruction, response, max_length, tru
     assert not out.loss_mask[0] and out.n_response_tokens >= 1
     first = out.loss_mask.index(True)
     assert all(out.loss_mask[first:])  # the response is one contiguous tail
+
+
+def test_a_response_window_keeps_the_prompt_and_the_first_k_response_tokens(tokenizer) -> None:
+    r = rec("Say hi", "hi there, how are you?")
+    enc = encode(r, tokenizer, PromptConfig("plain", response_tokens=5))
+    assert isinstance(enc, Encoded)
+    assert enc.input_ids == tokenizer("Say hi\nhi there, how are you?")["input_ids"][: 7 + 5]
+    assert enc.loss_mask == [False] * 7 + [True] * 5 and enc.n_response_tokens == 5 and not enc.truncated
+    short = encode(rec("Say hi", "hi", index=4), tokenizer, PromptConfig("plain", response_tokens=5))
+    assert isinstance(short, Skipped) and short.reason == "record 4: response has 2 tokens, fewer than the window of 5"
+    squeezed = encode(
+        rec("x" * 30, "y" * 20, index=5), tokenizer, PromptConfig("plain", max_length=32, response_tokens=8)
+    )
+    assert isinstance(squeezed, Skipped) and "only 1 of its 8 window tokens fit in max_length 32" in squeezed.reason
+    kept = encode(
+        rec("x" * 30, "y" * 20),
+        tokenizer,
+        PromptConfig("plain", max_length=32, truncation="prompt_start", response_tokens=8),
+    )
+    assert isinstance(kept, Encoded) and kept.n_tokens == 32 and kept.n_response_tokens == 8
+
+
+def test_record_windows_take_each_records_own_budget(tokenizer) -> None:
+    r = Record(0, "a", (Message("user", "Q"),), "0123456789", window=4)
+    on = encode(r, tokenizer, PromptConfig("plain", record_windows=True))
+    assert isinstance(on, Encoded) and on.n_response_tokens == 4
+    assert encode(r, tokenizer, PromptConfig("plain")).n_response_tokens == 10  # off by default
+    both = encode(r, tokenizer, PromptConfig("plain", record_windows=True, response_tokens=3))
+    assert both.n_response_tokens == 3  # the smaller window wins
+    none = encode(rec("Q", "0123"), tokenizer, PromptConfig("plain", record_windows=True))
+    assert isinstance(none, Skipped) and "no response_tokens window of its own" in none.reason

@@ -21,7 +21,9 @@ def check_record_path(path: str | Path, option: str = "--out") -> Path:
     return p
 
 
-CANONICAL_FIELDS = ("instruction", "input", "output", "prompt", "response", "system", "conversations", "messages")
+CANONICAL_FIELDS = (
+    "instruction", "input", "output", "prompt", "response", "system", "conversations", "messages", "response_tokens",
+)  # fmt: skip
 """Field names the record layouts are recognised by; ``field_map`` maps a file's own names onto them."""
 
 

@@ -274,10 +274,29 @@ def _convert(leaf: Leaf, value: Any, convert_text: bool) -> Any:
     return value  # a type given as is (e.g. ``str | Path``)
 
 
+# What a value of each plain type may be (a path may be given as text).
+_PLAIN_TYPES: dict[Any, tuple[type, ...]] = {
+    int: (int,),
+    float: (int, float),
+    str: (str,),
+    bool: (bool,),
+    Path: (str, Path),
+}
+
+
 def validate(leaf: Leaf, value: Any) -> None:
-    """Choices and minimums, whatever built the config (CLI, YAML or Python)."""
+    """Types, choices and minimums, whatever built the config (CLI, YAML or Python)."""
     if value is None:
+        if not allows_none(leaf.type) and leaf.metadata.get("parse") is None:
+            raise ConfigError(f"{leaf.flag} cannot be empty (null)")
         return
+    accepted = _PLAIN_TYPES.get(strip_optional(leaf.type))
+    if accepted is not None and (not isinstance(value, accepted) or (bool not in accepted and isinstance(value, bool))):
+        raise ConfigError(
+            f"{leaf.flag} expects {strip_optional(leaf.type).__name__}, got {type(value).__name__} {value!r}"
+        )
+    if item_type(leaf.type) is not None and not isinstance(value, (tuple, list)):
+        raise ConfigError(f"{leaf.flag} expects a list, got {type(value).__name__} {value!r}")
     choices = leaf.choices
     if choices is not None and value not in choices:
         raise ConfigError(f"{leaf.flag} must be one of {', '.join(map(str, choices))}, got {value!r}")

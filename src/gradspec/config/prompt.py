@@ -29,3 +29,12 @@ class PromptConfig(Options):
     truncation: Truncation = "end"
     """end: cut the end of the text, as the straightforward method does; prompt_start: drop the start of the
     prompt first, keeping the response."""
+
+    response_tokens: int | None = field(default=None, metadata={"min": 1})
+    """A response window: only the first K response tokens carry loss and the text after them is dropped
+    (causal attention means it could not change the gradient); a sample with fewer is skipped. Makes groups
+    equal in length by design (default: every response token)."""
+
+    record_windows: bool = False
+    """Give each record its own window from its response_tokens field (select --match-length truncate writes
+    it): every record of a truncation-matched pair is cut to its partner's length."""

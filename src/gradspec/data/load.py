@@ -40,6 +40,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def window_of(rec: Mapping[str, object]) -> int | None:
+    """A record's own response-token window: its ``response_tokens`` field when that is a whole number >= 1."""
+    value = rec.get("response_tokens")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
 def load_dataset(path: str | Path, field_map: Mapping[str, str] | None = None, limit: int | None = None) -> Dataset:
     """Read ``path`` and normalise every record; ``limit`` keeps the first N records."""
     p = Path(path)
@@ -75,7 +81,7 @@ def load_dataset(path: str | Path, field_map: Mapping[str, str] | None = None, l
             items.append(BadRecord(row.index, ids(row.value), f"{where}: {exc}"))
             continue
         sid = ids(conversation_key(context, response), row.value.get("sample_id"))
-        items.append(Record(row.index, sid, context, response))
+        items.append(Record(row.index, sid, context, response, window_of(rec)))
     if recognised == 0 and seen_fields:
         raise DataFileError(
             f"{p}: no record has known fields; found {sorted(seen_fields)[:30]}; expected "

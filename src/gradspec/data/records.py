@@ -31,6 +31,7 @@ class Record:
     sample_id: str
     messages: tuple[Message, ...]
     response: str
+    window: int | None = None  # the record's own response-token window (its response_tokens field)
 
 
 @dataclass(frozen=True)

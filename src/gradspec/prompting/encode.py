@@ -80,14 +80,22 @@ CHARS_PER_TOKEN = 32
 MARGIN = 1024
 
 
-def _window(tok: Tokens, config: PromptConfig) -> tuple[list[int], int, int]:
-    """(kept ids, kept prompt tokens, first kept token) after truncation to ``max_length``."""
-    ids, n_prompt, first = tok.ids, tok.start, 0
-    if len(ids) > config.max_length and config.truncation == "prompt_start":
-        # Drop the prompt's start, keeping at least one prompt token to predict from.
-        first = min(len(ids) - config.max_length, max(n_prompt - 1, 0))
-        n_prompt -= first
-    return ids[first : first + config.max_length], n_prompt, first
+def _kept(tok: Tokens, config: PromptConfig, window: int | None) -> tuple[int, int]:
+    """[first, end) of the ids that are kept: the response window first, then ``max_length``
+    (cutting the text's end, or with ``prompt_start`` the prompt's start, keeping one prompt token)."""
+    end = len(tok.ids) if window is None else min(len(tok.ids), tok.start + window)
+    first = 0
+    if end > config.max_length and config.truncation == "prompt_start":
+        first = min(end - config.max_length, max(tok.start - 1, 0))
+    return first, min(end, first + config.max_length)
+
+
+def response_window(record: Record, config: PromptConfig) -> int | None:
+    """How many response tokens carry loss: ``response_tokens``, the record's own window
+    (``record_windows``), the smaller of the two, or None for all of them."""
+    own = record.window if config.record_windows else None
+    given = [w for w in (config.response_tokens, own) if w is not None]
+    return min(given) if given else None
 
 
 def _cut(prompt: str, response: str, config: PromptConfig) -> tuple[str, int, int | None, int | None] | None:
@@ -118,21 +126,36 @@ def _tokens_near_cuts(tok: Tokens, first: int, kept: int, head: int | None, tail
 
 
 def encode(record: Record, tokenizer: Any, config: PromptConfig) -> Encoded | Skipped:
-    """Tokenise a record and truncate it to ``config.max_length``."""
+    """Tokenise a record, keep its response window and truncate it to ``config.max_length``."""
+    if config.record_windows and record.window is None:
+        reason = f"record {record.index}: no response_tokens window of its own (--record-windows)"
+        return Skipped(record.sample_id, record.index, reason, 0, 0)
+    window = response_window(record, config)
     prompt, add_special = render_prompt(record, tokenizer, config)
     tok: Tokens | None = None
     cut = _cut(prompt, record.response, config)
     if cut is not None:
         text, prompt_chars, head, tail = cut
         short = tokenize(tokenizer, text, prompt_chars, add_special)
-        window, _, first = _window(short, config)
-        if not _tokens_near_cuts(short, first, len(window), head, tail):
+        first, end = _kept(short, config, window)
+        fits = window is None or len(short.ids) - short.start >= window
+        if fits and not _tokens_near_cuts(short, first, end - first, head, tail):
             tok = short
     was_cut = tok is not None
     if tok is None:
         tok = tokenize(tokenizer, prompt + record.response, len(prompt), add_special)
     n_total = len(tok.ids)
-    ids, n_prompt, _ = _window(tok, config)
+    first, end = _kept(tok, config, window)
+    ids, n_prompt = tok.ids[first:end], tok.start - first
+    if window is not None and n_total - tok.start < window:
+        reason = f"record {record.index}: response has {n_total - tok.start} tokens, fewer than the window of {window}"
+        return Skipped(record.sample_id, record.index, reason, n_total, tok.start)
+    if window is not None and end - tok.start < window:
+        reason = (
+            f"record {record.index}: only {max(end - tok.start, 0)} of its {window} window tokens fit in "
+            f"max_length {config.max_length} ({tok.start} prompt tokens)"
+        )
+        return Skipped(record.sample_id, record.index, reason, n_total, tok.start)
     mask = [t >= max(n_prompt, 1) for t in range(len(ids))]
     if not any(mask):
         if n_prompt >= len(ids):
@@ -143,5 +166,6 @@ def encode(record: Record, tokenizer: Any, config: PromptConfig) -> Encoded | Sk
         else:
             reason = f"record {record.index}: response has no token that can be predicted"
         return Skipped(record.sample_id, record.index, reason, n_total, n_prompt)
-    truncated = was_cut or n_total > config.max_length
+    kept_text = n_total if window is None else min(n_total, tok.start + window)
+    truncated = kept_text > config.max_length or (was_cut and window is None)
     return Encoded(record.sample_id, record.index, ids, mask, min(n_prompt, len(ids)), truncated)

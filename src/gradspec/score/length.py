@@ -22,7 +22,7 @@ FIELDS = ("prompt_tokens", "response_tokens", "prompt_chars", "response_chars")
 def length_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
     """Token counts under the prompt's template (untruncated) and character counts."""
     tokenizer = ctx.language_model().tokenizer
-    whole = replace(ctx.prompt, max_length=sys.maxsize)
+    whole = replace(ctx.prompt, max_length=sys.maxsize, response_tokens=None, record_windows=False)
     out: dict[int, Scored] = {}
     for item in records:
         prompt_chars = sum(len(m.content) for m in item.messages)
