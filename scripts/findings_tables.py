@@ -30,7 +30,7 @@ def headline(folder: Path, metrics: tuple[str, ...] = ("nuclear_norm", "effectiv
                 "B vs A": f"{b} / {d['a'].iloc[0]}",
                 "metric": metric,
                 **{f"{m} ratio": d.loc[m, "mean_b"] / d.loc[m, "mean_a"] for m in d.index},
-                "q<0.05": ", ".join(m for m in d.index if d.loc[m, "q"] < 0.05) or "-",
+                "q<0.05": ", ".join(m for m in d.index if d.loc[m, "q_value"] < 0.05) or "-",
                 "median Cliff": d["cliffs_delta"].median(),
                 "length control": "; ".join(sorted(set(d["length_control"]))),
             }

@@ -17,6 +17,7 @@ from gradspec import ComputeConfig, PromptConfig, compute
 from gradspec.analysis import CompareConfig, compare
 from gradspec.analysis.compare import MIN_MATCHED
 from gradspec.analysis.curves import curve_differences, on_depth_grid, shape_similarity
+from gradspec.analysis.groups import Group
 from gradspec.analysis.length import match_by_length, regress_on_length, verdict
 from gradspec.analysis.stats import bootstrap_mean_ci, fdr, mann_whitney, partial_spearman
 from gradspec.errors import ConfigError
@@ -76,14 +77,14 @@ def test_compare_tables_equal_direct_computations(tmp_path: Path, two_runs: tupl
     per_b = stats["B"][stats["B"].module == "q"].groupby("sample_id")["effective_rank"].mean()
     assert s.mean_a == pytest.approx(per_a.mean()) and s.mean_b == pytest.approx(per_b.mean())
     assert s.p == pytest.approx(sps.mannwhitneyu(per_b, per_a, alternative="two-sided").pvalue)
-    assert -1 <= s.cliffs_delta <= 1 and s.q >= s.p
+    assert -1 <= s.cliffs_delta <= 1 and s.q_value >= s.p
     # Each row's verdict follows from that row's own numbers, by the rule compare states.
     for r in summary.itertuples():
-        if r.q < 0.05 and r.matched_pairs < MIN_MATCHED:
+        if r.q_value < 0.05 and r.matched_pairs < MIN_MATCHED:
             want = "length control not possible: the groups' lengths barely overlap"
         else:
             controlled = r.p_adjusted if np.isnan(r.p_matched) else max(r.p_adjusted, r.p_matched)
-            want = verdict(r.q, r.diff, controlled, r.diff_adjusted)
+            want = verdict(r.q_value, r.diff, controlled, r.diff_adjusted)
         assert r.length_control == want, (r.metric, r.module)
     # B's responses are 4x longer and share no length with A's: most raw differences are
     # significant, and none can be checked at equal length.
@@ -171,3 +172,55 @@ def test_compare_refuses_bad_input(tmp_path: Path, two_runs: tuple[Path, Path]) 
         CompareConfig([two_runs[0]], tmp_path)
     with pytest.raises(ConfigError, match="2 runs"):
         CompareConfig(list(two_runs), tmp_path, ["only-one"])
+
+
+def synthetic_group(label: str, values: np.ndarray, lengths: np.ndarray) -> Group:
+    """A group of one metric, one module and one layer with the given per-sample values and lengths."""
+    from gradspec.analysis.frames import per_sample
+
+    ids = [f"{label}{i}" for i in range(len(values))]
+    frame = pd.DataFrame(
+        {"group": label, "sample_id": ids, "layer": 0, "depth": 0.0, "module": "q", "metric": "nuclear_norm",
+         "value": values}
+    )  # fmt: skip
+    return Group(label, [], frame, per_sample(frame), pd.Series(lengths, index=ids), 1)
+
+
+@pytest.mark.parametrize(
+    ("quality", "want"),
+    [(0.0, "equal length by design: disappears"), (0.5, "equal length by design: holds"),
+     (0.1, "equal length by design: reverses")],
+    ids=["pure length", "pure quality", "reversal"],
+)  # fmt: skip
+def test_the_equal_length_design_tells_length_from_quality(quality: float, want: str) -> None:
+    """Metric = 8/length + B's quality effect + noise. At natural lengths B is 10x longer, which alone
+    makes its metric 0.18 lower; at one window of 16 tokens only the quality is left: none (the raw
+    difference disappears), +0.5 (B's raw difference turns positive and holds), +0.1 (raw: B lower;
+    at equal length: B higher, a reversal)."""
+    from gradspec.analysis.compare import summary_table
+
+    rng = np.random.default_rng(7)
+    n = 40
+    la, lb = rng.integers(20, 60, n), rng.integers(200, 600, n)
+    metric = lambda lengths, q: 8.0 / lengths + q + rng.normal(0, 0.05, len(lengths))  # noqa: E731
+    raw = summary_table(synthetic_group("A", metric(la, 0), la), synthetic_group("B", metric(lb, quality), lb), 0.1)
+    assert raw.iloc[0].design == "natural length" and raw.iloc[0].q_value < 1e-3
+    window = np.full(n, 16)
+    a, b = synthetic_group("A", metric(window, 0), window), synthetic_group("B", metric(window, quality), window)
+    reference = {("B", "nuclear_norm", "q"): (float(raw.iloc[0]["diff"]), float(raw.iloc[0].q_value))}
+    row = summary_table(a, b, 0.1, reference).iloc[0]
+    assert row.design == "equal length" and row.length_control == want
+    # The paired numbers are those of a direct computation: values paired by length, then sample id.
+    va, vb = a.samples.sort_values("sample_id")["value"], b.samples.sort_values("sample_id")["value"]
+    order = lambda s: s.iloc[np.argsort(s.index.map(str))].to_numpy()  # noqa: E731
+    d = order(vb.set_axis(b.samples.sort_values("sample_id").sample_id)) - order(
+        va.set_axis(a.samples.sort_values("sample_id").sample_id)
+    )
+    assert row.paired_diff == pytest.approx(d.mean())
+    assert row.p_paired == pytest.approx(sps.wilcoxon(d).pvalue) and row.paired_ci_low <= d.mean() <= row.paired_ci_high
+    if quality == 0:
+        assert row.q_value > 0.05
+    # Without a reference the verdict still says which way the design points.
+    alone = summary_table(a, b, 0.1).iloc[0].length_control
+    assert alone == {0.0: "equal length by design: no difference", 0.5: "equal length by design: B higher",
+                     0.1: "equal length by design: B higher"}[quality]  # fmt: skip

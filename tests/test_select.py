@@ -64,7 +64,7 @@ def test_match_length_removes_the_length_gap(tmp_path: Path) -> None:
         recs.append(rec(i, n_words / 100 + rng.gauss(0, 1), output=" ".join(["word"] * n_words)))
     data = write_json(tmp_path / "d.json", recs)
     plain = select(SelectConfig(data, "reward", tmp_path / "plain", top=50, bottom=50))
-    matched = select(SelectConfig(data, "reward", tmp_path / "m", top=50, bottom=50, match_length=True))
+    matched = select(SelectConfig(data, "reward", tmp_path / "m", top=50, bottom=50, match_length="bins"))
     p_hi, p_lo = (plain["groups"][f"d_{g}_50"]["median_length"] for g in ("highest", "lowest"))
     m_hi, m_lo = (matched["groups"][f"d_{g}_50"]["median_length"] for g in ("highest", "lowest"))
     assert p_hi / p_lo > 2
@@ -83,7 +83,7 @@ def test_select_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--top"):
         SelectConfig(data, "reward", tmp_path)
     with pytest.raises(ConfigError, match="same N"):
-        SelectConfig(data, "reward", tmp_path, top=2, bottom=3, match_length=True)
+        SelectConfig(data, "reward", tmp_path, top=2, bottom=3, match_length="bins")
 
 
 def test_select_cli(tmp_path: Path) -> None:
@@ -95,3 +95,57 @@ def test_select_cli(tmp_path: Path) -> None:
     assert [r["reward"] for r in read(tmp_path / "o/d_highest_2.json")] == [5.0, 4.0]
     bad = CliRunner().invoke(app, ["select", str(data), "--by", "nope", "--top", "2", "-o", str(tmp_path / "o")])
     assert bad.exit_code == 2 and "no record has a usable 'nope'" in bad.output
+
+
+def test_truncation_matching_gives_identical_lengths_and_keeps_every_short_record(tmp_path: Path) -> None:
+    rng = random.Random(1)
+    recs = []
+    for i in range(120):
+        n = rng.randint(5, 400)
+        recs.append({**rec(i, n / 50 + rng.gauss(0, 1)), "response_tokens": n})  # the score follows length
+    data = write_json(tmp_path / "d.json", recs)
+    for pairing in ("rank", "random"):
+        out = tmp_path / pairing
+        summary = select(
+            SelectConfig(data, "reward", out, top=30, bottom=30, match_length="truncate", pairing=pairing, seed=4)
+        )
+        high, low = read(out / "d_highest_30.json"), read(out / "d_lowest_30.json")
+        assert sorted(r["response_tokens"] for r in high) == sorted(r["response_tokens"] for r in low)
+        shorter = low if summary["length_design"]["shorter_group"] == "lowest" else high
+        assert all(r["response_tokens"] <= r["response_tokens_untruncated"] for r in high + low)
+        # A window is the shorter length of its pair: never more than the record's own length.
+        assert sum(r["response_tokens"] == r["response_tokens_untruncated"] for r in shorter) >= 15
+        assert summary["length_design"]["pairs"] == 30 and summary["length_design"]["pairing"] == pairing
+        assert [r["reward"] for r in high] == sorted((r["reward"] for r in high), reverse=True)  # still the top 30
+        assert all("source_index" in r for r in high)
+    # by rank, the shorter group is never cut at all
+    rank_high, rank_low = read(tmp_path / "rank/d_highest_30.json"), read(tmp_path / "rank/d_lowest_30.json")
+    summary = json.loads((tmp_path / "rank/d_selection.json").read_text())
+    shorter = rank_low if summary["length_design"]["shorter_group"] == "lowest" else rank_high
+    assert all(r["response_tokens"] == r["response_tokens_untruncated"] for r in shorter)
+    with pytest.raises(ConfigError, match="needs token lengths"):
+        select(SelectConfig(write_json(tmp_path / "n.json", [rec(i, i) for i in range(10)]), "reward", tmp_path / "n",
+                            top=3, bottom=3, match_length="truncate"))  # fmt: skip
+
+
+def test_percent_sizes_thresholds_keep_column_random_and_the_fields_listed(tmp_path: Path) -> None:
+    data = write_json(tmp_path / "d.json", [{**rec(i, float(i)), "other": i % 3} for i in range(20)])
+    summary = select(SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "a", top="25%", minimum=4.0))
+    assert summary["candidates"] == 16 and summary["dropped"]["out_of_range"] == 4
+    assert [r["reward"] for r in read(tmp_path / "a/d_highest_4.json")] == [19.0, 18.0, 17.0, 16.0]
+    kept = select(SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "k", maximum=9.5, keep_column=True))
+    rows = [json.loads(line) for line in Path(kept["files"]["kept"]).read_text().splitlines()]
+    assert [r["keep"] for r in rows] == [True] * 10 + [False] * 10 and [r["source_index"] for r in rows] == list(
+        range(20)
+    )
+    drawn = [
+        select(SelectConfig.of(data=data, by="random", out_dir=tmp_path / f"r{s}", top=5, seed=s)) for s in (1, 1, 2)
+    ]
+    picks = [[r["source_index"] for r in read(Path(d["files"]["highest"]))] for d in drawn]
+    assert picks[0] == picks[1] != picks[2]
+    bad = CliRunner().invoke(app, ["select", str(data), "--by", "nope", "--top", "2", "-o", str(tmp_path / "o")])
+    assert bad.exit_code == 2 and "numeric fields in the file: reward, other" in bad.output
+    cli = CliRunner().invoke(
+        app, ["select", str(data), "--by", "reward", "--top", "10%", "--min", "3", "-o", str(tmp_path / "c")]
+    )
+    assert cli.exit_code == 0 and (tmp_path / "c/d_highest_2.json").exists(), cli.output

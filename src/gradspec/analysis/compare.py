@@ -22,24 +22,47 @@ import pandas as pd
 from gradspec.analysis.curves import curve_differences, shape_similarity
 from gradspec.analysis.figures import difference_figure, group_figure
 from gradspec.analysis.groups import Group, layerwise_table, load_groups
-from gradspec.analysis.length import match_by_length, regress_on_length, verdict
-from gradspec.analysis.stats import bootstrap_diff_ci, cohens_d, fdr, mann_whitney
+from gradspec.analysis.length import design_verdict, equal_lengths, match_by_length, regress_on_length, verdict
+from gradspec.analysis.stats import bootstrap_diff_ci, cohens_d, fdr, mann_whitney, wilcoxon_paired
 from gradspec.analysis.tables import write_table
 from gradspec.config.analysis import CompareConfig
 from gradspec.errors import ConfigError
 from gradspec.files import write_json_atomic
 
-FIGURE_METRICS = ("nuclear_norm", "effective_rank", "frobenius_norm", "stable_rank", "top_share", "adjacent_cosine")
+FIGURE_METRICS = (
+    "nuclear_norm", "effective_rank", "nuclear_norm_sum", "frobenius_norm", "stable_rank", "top_share",
+    "adjacent_cosine",
+)  # fmt: skip
 LENGTH_IMBALANCE = 1.5  # median response-length ratio that earns a warning
 # Fewer length-matched pairs than this: the regression would only extrapolate across groups
 # whose lengths do not overlap, so no length-controlled verdict is given.
 MIN_MATCHED = 5
 
 
-def summary_table(a: Group, b: Group, caliper: float) -> pd.DataFrame:
-    """Per metric and module: group means over layers, difference, test, effect sizes, length control."""
+Reference = dict[tuple[str, str, str], tuple[float, float]]  # (b, metric, module) -> (diff, q_value)
+
+
+def paired_by_length(a: pd.DataFrame, b: pd.DataFrame, la: pd.Series, lb: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The two groups' values in pairs of equal length: each sorted by (length, sample_id)."""
+
+    def ordered(s: pd.DataFrame, lengths: pd.Series) -> np.ndarray:
+        keyed = s.assign(length=lengths.loc[s["sample_id"]].to_numpy())
+        return keyed.sort_values(["length", "sample_id"])["value"].to_numpy()
+
+    return ordered(a, la), ordered(b, lb)
+
+
+def summary_table(a: Group, b: Group, caliper: float, reference: Reference | None = None) -> pd.DataFrame:
+    """Per metric and module: group means over layers, difference, test, effect sizes, length control.
+
+    When the groups have the same response lengths token for token (a response window, or
+    truncation-matched pairs) the design pairs them by length: the paired difference, its
+    interval and a Wilcoxon signed-rank test are the headline, and ``length_control`` says
+    what equal length did to the difference the ``reference`` comparison found.
+    """
     rows = []
     la_all, lb_all = a.lengths, b.lengths
+    by_design = equal_lengths(la_all.to_numpy(), lb_all.to_numpy())
     for (metric, module), sa in a.samples.groupby(["metric", "module"]):
         sb = b.samples[(b.samples.metric == metric) & (b.samples.module == module)]
         if sb.empty:
@@ -50,12 +73,18 @@ def summary_table(a: Group, b: Group, caliper: float) -> pd.DataFrame:
         ia, ib = match_by_length(la, lb, caliper)
         p_matched, _ = mann_whitney(va[ia], vb[ib]) if len(ia) >= 3 else (np.nan, np.nan)
         adjusted = regress_on_length(va, vb, la, lb)
+        paired = (np.nan,) * 4
+        if by_design and len(va) == len(vb):
+            paired = wilcoxon_paired(*paired_by_length(sa, sb, la_all, lb_all))
         rows.append(
             {
                 "a": a.label, "b": b.label, "metric": metric, "module": module,
                 "mean_a": va.mean(), "mean_b": vb.mean(), "diff": vb.mean() - va.mean(),
                 "rel_diff": (vb.mean() - va.mean()) / abs(va.mean()) if va.mean() else np.nan,
                 "p": p, "cliffs_delta": cliff, "cohens_d": cohens_d(va, vb), "n_a": len(va), "n_b": len(vb),
+                "design": "equal length" if by_design else "natural length",
+                "paired_diff": paired[0], "paired_ci_low": paired[1], "paired_ci_high": paired[2],
+                "p_paired": paired[3],
                 "matched_pairs": len(ia),
                 "diff_matched": vb[ib].mean() - va[ia].mean() if len(ia) else np.nan,
                 "p_matched": p_matched,
@@ -65,15 +94,31 @@ def summary_table(a: Group, b: Group, caliper: float) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table["q"] = fdr(table["p"].to_numpy())
+    # The family of tests FDR controls: the design's own test for each metric and module.
+    table["q_value"] = fdr(table["p_paired" if by_design else "p"].to_numpy())
+    if by_design:
+        table["length_control"] = [
+            design_verdict(
+                r.q_value, r.paired_diff, *(reference or {}).get((r.b, r.metric, r.module), (None, None))[::-1]
+            )
+            for r in table.itertuples()
+        ]
+        return table
     table["length_control"] = [
         "length control not possible: the groups' lengths barely overlap"
-        if r.q < 0.05 and r.matched_pairs < MIN_MATCHED
-        else verdict(r.q, r.diff, max(r.p_adjusted, r.p_matched) if not np.isnan(r.p_matched) else r.p_adjusted,
+        if r.q_value < 0.05 and r.matched_pairs < MIN_MATCHED
+        else verdict(r.q_value, r.diff, max(r.p_adjusted, r.p_matched) if not np.isnan(r.p_matched) else r.p_adjusted,
                      r.diff_adjusted)
         for r in table.itertuples()
     ]  # fmt: skip
     return table
+
+
+def load_reference(path: str | Path) -> Reference:
+    """(b, metric, module) -> (difference, q_value) of a comparison made at natural lengths."""
+    summary = pd.read_csv(Path(path) / "summary.csv")
+    q = "q_value" if "q_value" in summary else "q"
+    return {(r.b, r.metric, r.module): (float(r.diff), float(getattr(r, q))) for r in summary.itertuples()}
 
 
 def per_layer_table(a: Group, b: Group, n_boot: int, seed: int) -> pd.DataFrame:
@@ -96,7 +141,7 @@ def per_layer_table(a: Group, b: Group, n_boot: int, seed: int) -> pd.DataFrame:
             )  # fmt: skip
     table = pd.DataFrame(rows)
     if not table.empty:
-        table["q"] = table.groupby("metric")["p"].transform(lambda s: pd.Series(fdr(s.to_numpy()), index=s.index))
+        table["q_value"] = table.groupby("metric")["p"].transform(lambda s: pd.Series(fdr(s.to_numpy()), index=s.index))
     return table
 
 
@@ -158,8 +203,9 @@ def compare(config: CompareConfig) -> dict[str, Any]:
     layerwise = layerwise_table(groups, config.n_boot, config.seed)
     files += write_table(layerwise, out / "layerwise")
     summaries, per_layers, curves = [], [], []
+    reference = load_reference(config.reference) if config.reference is not None else None
     for b in groups[1:]:
-        summaries.append(summary_table(groups[0], b, config.caliper))
+        summaries.append(summary_table(groups[0], b, config.caliper, reference))
         per_layers.append(per_layer_table(groups[0], b, config.n_boot, config.seed))
         curves.append(curve_table(layerwise, groups[0], b))
     summary = pd.concat(summaries, ignore_index=True)
@@ -190,6 +236,7 @@ def compare(config: CompareConfig) -> dict[str, Any]:
                 "num_layers": g.n_layers,
                 "data": g.manifest.get("data", {}).get("path"),
                 "template": g.manifest.get("config", {}).get("template"),
+                "response_tokens": g.manifest.get("config", {}).get("response_tokens"),
                 "counts": g.manifest.get("counts"),
                 "median_response_tokens": float(statistics.median(g.lengths)),
             }
@@ -205,7 +252,7 @@ def compare(config: CompareConfig) -> dict[str, Any]:
 
 def headline(summary: pd.DataFrame, metrics: Sequence[str] = ("nuclear_norm", "effective_rank")) -> pd.DataFrame:
     """The rows people read first: the main metrics per module."""
-    keep = ["a", "b", "metric", "module", "mean_a", "mean_b", "rel_diff", "q", "cliffs_delta", "length_control"]
+    keep = ["a", "b", "metric", "module", "mean_a", "mean_b", "rel_diff", "q_value", "cliffs_delta", "length_control"]
     return summary[summary.metric.isin(metrics)][keep]
 
 

@@ -24,6 +24,7 @@ LABELS = {
     "spectral_norm": "spectral norm ||G||_2",
     "stable_rank": "stable rank ||G||_F^2 / ||G||_2^2",
     "top_share": "sigma_1 / sum(sigma)",
+    "nuclear_norm_sum": "nuclear norm x T (sum-reduced loss)",
     "adjacent_cosine": "cosine(G_layer, G_layer+1)",
     "same_layer_cosine": "cosine within a layer",
 }

@@ -2,7 +2,9 @@
 
 Everything downstream (means, tests, figures, correlations) reads these frames, so every
 number is computed from the same rows. ``top_share`` is sigma_1 / sum(sigma), the share of
-the largest direction; cosines enter as the metrics ``adjacent_cosine`` (module q, k, ...)
+the largest direction, ``nuclear_norm_sum`` the nuclear norm times the response tokens T (the
+gradient of the summed, not averaged, loss: it takes out the 1/T every mean-loss gradient
+carries); cosines enter as the metrics ``adjacent_cosine`` (module q, k, ...)
 and ``same_layer_cosine`` (module q*o, k*v).
 """
 
@@ -15,6 +17,13 @@ import pandas as pd
 from gradspec.config.analysis import ALL_METRICS, COSINE_METRICS, GRADIENT_METRICS
 from gradspec.store.contract import METRICS
 from gradspec.store.query import Run
+
+# Metrics computed from the stored ones: the share of the largest direction, and the nuclear norm
+# of the sum-reduced loss's gradient (the mean-reduced one times the response tokens).
+DERIVED = {
+    "top_share": "l.spectral_norm / nullif(l.nuclear_norm, 0)",
+    "nuclear_norm_sum": "l.nuclear_norm * s.n_response_tokens",
+}
 
 __all__ = ["ALL_METRICS", "COSINE_METRICS", "GRADIENT_METRICS", "long_frame", "n_layers", "per_sample", "sample_sizes"]
 
@@ -34,10 +43,11 @@ def long_frame(run: Run, group: str, metrics: Sequence[str] = ALL_METRICS) -> pd
     parts = []
     stats = [m for m in metrics if m in GRADIENT_METRICS]
     if stats:
-        cols = ", ".join(
-            f"{m}" if m in METRICS else "spectral_norm / nullif(nuclear_norm, 0) as top_share" for m in stats
-        )
-        wide = run.sql(f"select sample_id, layer, module, {cols} from layer_stats where {ok}").df()
+        cols = ", ".join(f"l.{m}" if m in METRICS else f"{DERIVED[m]} as {m}" for m in stats)
+        wide = run.sql(
+            f"select l.sample_id, l.layer, l.module, {cols} from layer_stats l join samples s using (sample_id) "
+            "where s.status = 'ok'"
+        ).df()
         parts.append(wide.melt(["sample_id", "layer", "module"], stats, "metric", "value"))
     kinds = {"adjacent_cosine": "adjacent", "same_layer_cosine": "same_layer"}
     for metric in (m for m in metrics if m in kinds):

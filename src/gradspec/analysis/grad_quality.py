@@ -34,23 +34,35 @@ def _length_residual_z(values: np.ndarray, log_length: np.ndarray) -> np.ndarray
 
 
 def grad_quality(run: Run) -> pd.DataFrame:
-    """sample_id, grad_quality (see the module docstring), n_response_tokens."""
+    """Per ok sample: grad_quality (see the module docstring), its two halves
+    (``grad_quality_rank``: the mean length-adjusted z of log effective rank; ``grad_quality_norm``:
+    that of log nuclear norm), each module's two z-scores (``erank_z_q``, ``nuclear_z_q``, ...),
+    the sample's mean nuclear norm and effective rank over layers and modules, and its tokens."""
     frame = per_sample(long_frame(run, "run", ("nuclear_norm", "effective_rank")))
     sizes = sample_sizes(run).set_index("sample_id")
     wide = frame.pivot_table(index="sample_id", columns=["metric", "module"], values="value")
     log_len = np.log(np.maximum(sizes.loc[wide.index, "n_response_tokens"].to_numpy(float), 1))
-    terms = []
+    columns: dict[str, np.ndarray] = {}
     for module in (m for m in QUALITY_MODULES if ("effective_rank", m) in wide.columns):
-        erank = _length_residual_z(np.log(wide[("effective_rank", module)].to_numpy(float)), log_len)
-        nuclear = _length_residual_z(np.log(wide[("nuclear_norm", module)].to_numpy(float)), log_len)
-        terms.append((erank - nuclear) / 2)
-    if not terms:
+        columns[f"erank_z_{module}"] = _length_residual_z(
+            np.log(wide[("effective_rank", module)].to_numpy(float)), log_len
+        )
+        columns[f"nuclear_z_{module}"] = _length_residual_z(
+            np.log(wide[("nuclear_norm", module)].to_numpy(float)), log_len
+        )
+    if not columns:
         raise ConfigError(f"{run.path}: grad_quality needs effective rank and nuclear norm of q, k, v or o")
-    score = np.nanmean(np.vstack(terms), axis=0)
+    rank = np.nanmean(np.vstack([v for k, v in columns.items() if k.startswith("erank")]), axis=0)
+    norm = np.nanmean(np.vstack([v for k, v in columns.items() if k.startswith("nuclear")]), axis=0)
     return pd.DataFrame(
         {
             "sample_id": wide.index,
-            "grad_quality": score,
-            "n_response_tokens": sizes.loc[wide.index, "n_response_tokens"],
+            "grad_quality": (rank - norm) / 2,
+            "grad_quality_rank": rank,
+            "grad_quality_norm": norm,
+            **columns,
+            "nuclear_norm": wide["nuclear_norm"].mean(axis=1).to_numpy(),
+            "effective_rank": wide["effective_rank"].mean(axis=1).to_numpy(),
+            "n_response_tokens": sizes.loc[wide.index, "n_response_tokens"].to_numpy(),
         }
     ).reset_index(drop=True)

@@ -61,6 +61,33 @@ def regress_on_length(a: np.ndarray, b: np.ndarray, len_a: np.ndarray, len_b: np
     return Adjusted(float(beta[1]), float(2 * sps.t.sf(abs(beta[1] / se), n - k)), float(beta[2]))
 
 
+def equal_lengths(len_a: np.ndarray, len_b: np.ndarray) -> bool:
+    """Whether two groups have the same response lengths token for token (a window, or truncation-matched pairs)."""
+    return len(len_a) == len(len_b) and bool(np.array_equal(np.sort(len_a), np.sort(len_b)))
+
+
+def design_verdict(q: float, diff: float, raw_q: float | None = None, raw_diff: float | None = None) -> str:
+    """Plain words for a difference measured at equal length by design, against the same groups at
+    their natural lengths (``raw_*``, from a reference comparison) when there is one."""
+    if math.isnan(q):
+        return "equal length by design: not tested"
+    here = q < 0.05
+    if raw_q is None or raw_diff is None or math.isnan(raw_q):
+        if not here:
+            return "equal length by design: no difference"
+        return f"equal length by design: B {'higher' if diff > 0 else 'lower'}"
+    before = raw_q < 0.05
+    if before and here:
+        return (
+            "equal length by design: holds"
+            if np.sign(diff) == np.sign(raw_diff)
+            else "equal length by design: reverses"
+        )
+    if before:
+        return "equal length by design: disappears"
+    return "equal length by design: appears" if here else "equal length by design: no difference either way"
+
+
 def verdict(q_raw: float, diff_raw: float, p_controlled: float, diff_controlled: float, alpha: float = 0.05) -> str:
     """Plain words for what length control does to a difference."""
     if math.isnan(q_raw):

@@ -49,6 +49,21 @@ def bootstrap_diff_ci(
     return diff, *_percentile_interval(boots, level)
 
 
+def wilcoxon_paired(
+    a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int = 0
+) -> tuple[float, float, float, float]:
+    """(mean of b - a over pairs, its percentile interval low and high, two-sided Wilcoxon
+    signed-rank p); NaN when fewer than two pairs are defined, p = 1 when every pair is tied."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = (b - a)[~(np.isnan(a) | np.isnan(b))]
+    if len(d) < 2:
+        return (float(d.mean()) if len(d) else math.nan), math.nan, math.nan, math.nan
+    idx = np.random.default_rng(seed).integers(0, len(d), (n_boot, len(d)))
+    low, high = _percentile_interval(d[idx].mean(axis=1), 0.95)
+    p = 1.0 if not np.any(d) else float(sps.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+    return float(d.mean()), float(low), float(high), p
+
+
 def mann_whitney(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """(two-sided p, Cliff's delta of b over a); NaN when a group has no values or all are tied."""
     a, b = np.asarray(a, float), np.asarray(b, float)

@@ -6,8 +6,9 @@ import click
 
 from gradspec.cli.app import app
 from gradspec.cli.generate import config_command
-from gradspec.config.analysis import CompareConfig, CorrelateConfig
+from gradspec.config.analysis import CompareConfig, CorrelateConfig, LengthCurveConfig
 from gradspec.config.report import ExperimentConfig, ReportConfig
+from gradspec.config.train import TrainConfig
 
 
 @config_command(app, "compare", CompareConfig)
@@ -24,6 +25,15 @@ def compare(config: CompareConfig) -> None:
     for warning in manifest["warnings"]:
         click.echo(f"warning: {warning}")
     click.echo(f"{len(manifest['files'])} files in {config.out}")
+
+
+@config_command(app, "length-curve", LengthCurveConfig)
+def length_curve(config: LengthCurveConfig) -> None:
+    """The difference between two groups as a function of the response window K (one comparison per K)."""
+    from gradspec.analysis.length_curve import length_curve as run_curve
+
+    result = run_curve(config.comparisons, config.out)
+    click.echo(f"windows {', '.join(map(str, result['windows']))}: {len(result['files'])} files in {config.out}")
 
 
 @config_command(app, "correlate", CorrelateConfig)
@@ -70,3 +80,20 @@ def experiment(config: ExperimentConfig) -> None:
         click.echo(f"report: {result['report']}")
     if failed:
         raise click.exceptions.Exit(1)
+
+
+@config_command(app, "train", TrainConfig)
+def train(config: TrainConfig) -> None:
+    """Fine-tune a model on a selection with a fixed recipe and measure it on held-out sets."""
+    from gradspec.train import train as run_train
+
+    result = run_train(config)
+    losses = result["losses"]
+    curve = (
+        f"loss {losses[0]['loss']:.3f} -> {losses[-1]['loss']:.3f} over {result['steps']} steps"
+        if losses
+        else "no training"
+    )
+    click.echo(f"{config.out}: {result['selection']['trained_on']} records, {curve}")
+    for r in result["results"]:
+        click.echo(f"  {r['set']}: {r['measure']} {r['value']:.4f} (n={r['n']})")

@@ -10,8 +10,10 @@ from gradspec.config.fields import Options
 from gradspec.errors import ConfigError
 from gradspec.store.contract import METRICS
 
-GRADIENT_METRICS: tuple[str, ...] = (*METRICS, "top_share")
-"""Per-gradient metrics: ``layer_stats`` columns and sigma_1 / sum(sigma)."""
+GRADIENT_METRICS: tuple[str, ...] = (*METRICS, "top_share", "nuclear_norm_sum")
+"""Per-gradient metrics: ``layer_stats`` columns, sigma_1 / sum(sigma), and the nuclear norm times the
+response tokens T (the nuclear norm of the sum-reduced loss's gradient: the mean-reduced loss divides
+every gradient by T, and this undoes it)."""
 COSINE_METRICS: tuple[str, ...] = ("adjacent_cosine", "same_layer_cosine")
 ALL_METRICS: tuple[str, ...] = (*GRADIENT_METRICS, *COSINE_METRICS)
 AnalysisMetric = Literal[ALL_METRICS]  # type: ignore[valid-type]  # follows the contract's metric names
@@ -47,6 +49,11 @@ class CompareConfig(Options):
     seed: int = 0
     """Seed of the bootstrap."""
 
+    reference: Path | None = None
+    """A comparison of the same groups at their natural lengths; when these runs have equal lengths by design
+    (a response window, or truncation-matched pairs) the summary says whether its difference holds, disappears
+    or reverses."""
+
     def check(self) -> None:
         if len(self.runs) < 2:
             raise ConfigError("compare needs at least two runs")
@@ -71,3 +78,14 @@ class CorrelateConfig(Options):
 
     fields: tuple[str, ...] | None = None
     """Quality fields, comma-separated (default: those of ifd, reward, instag, difficulty, ... the file has)."""
+
+
+@dataclass(frozen=True)
+class LengthCurveConfig(Options):
+    """One comparison at several response windows, read as a curve."""
+
+    comparisons: tuple[Path, ...] = field(metadata={"argument": True})
+    """Comparison folders (gradspec compare) of the same groups, each computed at one --response-tokens K."""
+
+    out: Path = field(metadata={"short": "-o"})
+    """Folder for length_curve.csv/.md and the figures."""

@@ -12,7 +12,7 @@ from gradspec.config.model import ModelConfig
 from gradspec.config.prompt import PromptConfig
 from gradspec.errors import ConfigError
 
-ScoreMetric = Literal["ifd", "reward", "instag", "difficulty", "length"]
+ScoreMetric = Literal["ifd", "reward", "instag", "difficulty", "length", "gradient", "grad_quality"]
 SCORE_METRICS: tuple[str, ...] = get_args(ScoreMetric)
 JUDGED = ("instag", "difficulty")
 
@@ -91,6 +91,10 @@ class ScoreConfig(Options):
 
     reward_model: str | None = None
     """Sequence-classification (reward) model folder or hub id, for the reward metric."""
+
+    gradient_run: Path | None = None
+    """A run computed on DATA (gradspec compute) to read the gradient and grad_quality metrics from (default:
+    compute one, q/k/v/o, into OUT's name with .run)."""
 
     batch_tokens: int | None = field(default=None, metadata={"min": 1, "identity": False})
     """Most padded tokens per IFD batch (default: as for compute)."""

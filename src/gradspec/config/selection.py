@@ -2,14 +2,56 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from gradspec.config.data import parse_field_map
 from gradspec.config.fields import Options
 from gradspec.errors import ConfigError
 
 GRAD_QUALITY = "grad_quality"
+RANDOM = "random"
+MatchLength = Literal["bins", "truncate"]
+Pairing = Literal["rank", "random"]
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def parse_size(value: Any) -> int | str:
+    """A group size: a count (``64``) or a share of the candidates (``"25%"``)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expects a count or a percentage, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"must be 0 or more, got {value}")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return int(text)
+        m = _SIZE.match(text)
+        if m and 0 < float(m.group(1)) <= 100:
+            return f"{float(m.group(1)):g}%"
+    raise ValueError(f"expects a count (64) or a percentage (25%), got {value!r}")
+
+
+def size_of(size: int | str, candidates: int) -> int:
+    """How many records a size means among ``candidates`` (a percentage rounds to the nearest)."""
+    if isinstance(size, int):
+        return size
+    return round(float(size.rstrip("%")) / 100 * candidates)
+
+
+def parse_match_length(value: Any) -> str | None:
+    """``bins`` or ``truncate``; ``true`` (older files) means bins."""
+    if value is True:
+        return "bins"
+    if value is False or value is None:
+        return None
+    if value in ("bins", "truncate"):
+        return str(value)
+    raise ValueError(f"must be bins or truncate, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -20,25 +62,45 @@ class SelectConfig(Options):
     """A scored file (from gradspec score, or any file with score fields)."""
 
     by: str
-    """Field to rank by: reward, ifd, instag, difficulty, grad_quality (with --run), ..."""
+    """Field to rank by (reward, ifd, instag, difficulty, nuclear_norm, grad_quality, response_tokens, ...), or
+    random."""
 
     out_dir: Path = field(metadata={"short": "-o"})
     """Folder for the group files and NAME_selection.json."""
 
-    top: int = field(default=0, metadata={"min": 0})
-    """Size of the highest group (0: none)."""
+    top: int | str = field(default=0, metadata={"parse": parse_size})
+    """Size of the highest group: a count (64) or a share of the candidates (25%); 0: none."""
 
-    bottom: int = field(default=0, metadata={"min": 0})
-    """Size of the lowest group (0: none)."""
+    bottom: int | str = field(default=0, metadata={"parse": parse_size})
+    """Size of the lowest group: a count or a share of the candidates; 0: none."""
+
+    minimum: float | None = field(default=None, metadata={"aliases": ("--min",)})
+    """Keep only records whose value is at least this (before the groups are drawn)."""
+
+    maximum: float | None = field(default=None, metadata={"aliases": ("--max",)})
+    """Keep only records whose value is at most this (before the groups are drawn)."""
 
     quantiles: int | None = field(default=None, metadata={"min": 2})
     """Also write K quantile groups, lowest first (NAME_q1ofK.json ...)."""
 
-    match_length: bool = False
-    """Draw the highest and lowest groups with matched response-length distributions, bin by bin."""
+    keep_column: bool = False
+    """Also write the whole file (NAME_kept.jsonl) with a boolean keep column: in the highest group, or within
+    --min/--max when no --top is given."""
+
+    match_length: MatchLength | None = field(default=None, metadata={"parse": parse_match_length})
+    """bins: draw the highest and lowest groups bin by bin over response length; truncate: pair them one to one
+    and cut each pair to its shorter member's length (response_tokens), so both groups have the same lengths
+    token for token (compute them with --record-windows)."""
+
+    pairing: Pairing = "rank"
+    """How --match-length truncate pairs the two groups: rank (the i-th shortest with the i-th shortest) or
+    random (seeded)."""
 
     length_bins: int = field(default=10, metadata={"min": 1})
-    """Response-length bins used by --match-length."""
+    """Response-length bins used by --match-length bins."""
+
+    seed: int = 0
+    """Seed of --by random and --pairing random."""
 
     name: str | None = None
     """File-name stem of the groups (default: the data file's stem)."""
@@ -50,9 +112,16 @@ class SelectConfig(Options):
     """The run folder computed on DATA, for --by grad_quality (a score from the run's gradients)."""
 
     def check(self) -> None:
+        for option, size in (("--top", self.top), ("--bottom", self.bottom)):
+            try:
+                parse_size(size)
+            except ValueError as exc:
+                raise ConfigError(f"{option} {exc}") from None
         if self.by == GRAD_QUALITY and self.run is None:
             raise ConfigError("--by grad_quality needs --run RUN (the run computed on this data)")
-        if not (self.top or self.bottom or self.quantiles):
-            raise ConfigError("select: give --top N, --bottom N or --quantiles K")
+        if not (self.top or self.bottom or self.quantiles or self.keep_column):
+            raise ConfigError("select: give --top N, --bottom N, --quantiles K or --keep-column")
         if self.match_length and self.top != self.bottom:
             raise ConfigError("--match-length pairs the groups: give --top and --bottom the same N")
+        if self.by == RANDOM and (self.bottom or self.quantiles or self.match_length):
+            raise ConfigError("--by random draws one group: give --top N only")

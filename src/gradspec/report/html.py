@@ -143,8 +143,9 @@ def comparison_section(path: Path) -> str:
     summary = pd.read_csv(path / "summary.csv")
     parts += ["<h3>Headline: mean over layers, B vs A</h3>", table(headline(summary))]
     parts.append(
-        '<p class="meta">q: Benjamini-Hochberg over modules and metrics; Cliff\'s delta of B over A; '
-        "length_control: what happens to the difference with response length matched or regressed out.</p>"
+        '<p class="meta">q_value: the p-value adjusted (Benjamini-Hochberg) over modules and metrics; '
+        "Cliff's delta of B over A; length_control: what happens to the difference at equal length "
+        "(by design, or with length matched or regressed out).</p>"
     )
     if (path / "curves.csv").exists():
         curves = pd.read_csv(path / "curves.csv")

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from gradspec.analysis.grad_quality import grad_quality
 from gradspec.capture import default_batch_tokens
+from gradspec.computation import compute
+from gradspec.config.compute import ComputeConfig
 from gradspec.config.prompt import PromptConfig
 from gradspec.config.score import ScoreConfig
 from gradspec.data import Dataset
 from gradspec.model import LoadedModel, load
 from gradspec.prompting import resolve_template
 from gradspec.score.judge import Judge, LocalJudge, ReplyCache, make_judge
+from gradspec.store import open_run
 
 
 @dataclass
@@ -24,6 +31,7 @@ class ScoreContext:
     _prompt: PromptConfig | None = field(default=None, repr=False)
     _judge: Judge | None = field(default=None, repr=False)
     _cache: ReplyCache | None = field(default=None, repr=False)
+    _gradients: tuple[pd.DataFrame, dict[str, str]] | None = field(default=None, repr=False)
 
     def language_model(self) -> LoadedModel:
         """The causal LM of ``--model`` (what ``compute`` takes)."""
@@ -72,6 +80,25 @@ class ScoreContext:
         if self._cache is None:
             self._cache = ReplyCache(self.config.judging.judge_cache)
         return self._cache
+
+    def gradient_table(self) -> tuple[pd.DataFrame, dict[str, str]]:
+        """(grad_quality's table by sample_id, {sample_id: why it has no row}) of the run on this file:
+        ``--gradient-run``, or one computed now (resumed when it exists) next to the output."""
+        if self._gradients is None:
+            cfg = self.config
+            if cfg.gradient_run is not None:
+                run = open_run(cfg.gradient_run)
+            else:
+                values = {
+                    "data": cfg.source.data, "field_map": cfg.source.field_map, "limit": cfg.source.limit,
+                    "out": Path(cfg.out).with_suffix(".run"), "progress": cfg.progress,
+                }  # fmt: skip
+                config = ComputeConfig.of(**values, loading=cfg.loading, prompt=cfg.prompt)
+                run = compute(config, self.language_model())
+            table = grad_quality(run).set_index("sample_id")
+            reasons = dict(run.sql("select sample_id, reason from samples where status <> 'ok'").fetchall())
+            self._gradients = (table, reasons)
+        return self._gradients
 
     def close(self) -> None:
         if self._cache is not None:

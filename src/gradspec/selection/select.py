@@ -1,26 +1,32 @@
-"""``gradspec select``: the highest and lowest records by one score, as the field's splits are made.
+"""``gradspec select``: groups of records by one score, as the field's splits are made.
 
 Undefined values (missing, null, NaN, not a number) are dropped, and so are IFD values above 1
-(the prompt made the response harder: Cherry LLM drops them). Ties keep file order. With
-``match_length`` the high and low groups are drawn bin by bin over response length, so both
-have the same length distribution: length alone moves gradient norms and ranks.
+(the prompt made the response harder: Cherry LLM drops them); ``--min``/``--max`` drop values
+outside a range. Ties keep file order. The highest and lowest groups can be matched in length:
+``bins`` draws them bin by bin over response length (similar distributions), ``truncate`` pairs
+them one to one and cuts each pair to its shorter member (identical distributions, token for
+token, and no record lost). Every written record keeps its ``sample_id`` and its row in the
+input (``source_index``).
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from gradspec.analysis.grad_quality import grad_quality
-from gradspec.config.selection import GRAD_QUALITY, SelectConfig
+from gradspec.config.selection import GRAD_QUALITY, RANDOM, SelectConfig, size_of
 from gradspec.data import Record, load_dataset
 from gradspec.data.values import finite_number
 from gradspec.errors import ConfigError
-from gradspec.files import write_json_atomic
+from gradspec.files import write_json_atomic, write_records
 from gradspec.store.query import open_run
+
+FULL_LENGTH = "response_tokens_untruncated"
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class Candidate:
 
 
 def response_length(record: Mapping[str, Any], item: Record) -> float:
-    """Response tokens where ``score --metric length`` stored them, else characters."""
+    """Response tokens where ``score --metrics length`` stored them, else characters."""
     tokens = finite_number(record.get("response_tokens"))
     return tokens if tokens is not None else float(len(item.response))
 
@@ -79,6 +85,46 @@ def matched(cands: Sequence[Candidate], n: int, bins: int) -> tuple[list[Candida
     return highest(high, n), lowest(low, n)
 
 
+def truncation_matched(
+    high: Sequence[Candidate], low: Sequence[Candidate], pairing: str, seed: int
+) -> tuple[list[Candidate], list[Candidate], dict[str, Any]]:
+    """Both groups with every record's ``response_tokens`` window set to the shorter length of its pair.
+
+    The group with the shorter median length is sorted by length and paired one to one with the
+    other, by rank of length or at random; both members of a pair get the pair's shorter length
+    as their window, so the two groups' windows are the same multiset and no record is dropped.
+    """
+    if any(FULL_LENGTH in c.record for c in (*high, *low)):
+        raise ConfigError("--match-length truncate: these records were cut to a partner's length already")
+    if any(finite_number(c.record.get("response_tokens")) is None for c in (*high, *low)):
+        raise ConfigError(
+            "--match-length truncate needs token lengths: score the file with --metrics length first "
+            "(the response_tokens field), with the model and template the runs will use"
+        )
+    short_is_high = statistics.median(c.length for c in high) <= statistics.median(c.length for c in low)
+    shorter, longer = (high, low) if short_is_high else (low, high)
+    shorter_sorted = sorted(shorter, key=lambda c: (c.length, c.index))
+    partners = sorted(longer, key=lambda c: (c.length, c.index))
+    if pairing == "random":
+        random.Random(seed).shuffle(partners)
+    windows: dict[int, int] = {}
+    for a, b in zip(shorter_sorted, partners):
+        windows[a.index] = windows[b.index] = int(min(a.length, b.length))
+
+    def cut(c: Candidate) -> Candidate:
+        record = {**c.record, FULL_LENGTH: int(c.length), "response_tokens": windows[c.index]}
+        return replace(c, record=record, length=float(windows[c.index]))
+
+    design = {
+        "pairing": pairing,
+        "seed": seed if pairing == "random" else None,
+        "pairs": len(windows) // 2,
+        "shorter_group": "highest" if short_is_high else "lowest",
+        "tokens_cut": int(sum(c.length for c in (*high, *low)) - sum(windows.values())),
+    }
+    return [cut(c) for c in high], [cut(c) for c in low], design
+
+
 def _stats(group: Sequence[Candidate]) -> dict[str, Any]:
     if not group:
         return {"n": 0}
@@ -92,46 +138,75 @@ def _stats(group: Sequence[Candidate]) -> dict[str, Any]:
     }
 
 
-def select(config: SelectConfig) -> dict[str, Any]:
-    """Write the groups and ``<name>_selection.json``; return that summary."""
+def numeric_fields(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Fields holding a number in at least one record (what --by can rank by)."""
+    names: dict[str, None] = {}
+    for r in records:
+        names.update((k, None) for k, v in r.items() if finite_number(v) is not None)
+    return list(names)
+
+
+def candidates(config: SelectConfig) -> tuple[list[Candidate], dict[str, int], list[dict[str, Any]], Path]:
+    """Every record with a usable value of ``config.by``, what was dropped and why, and every record."""
     dataset = load_dataset(config.data, config.field_map)
-    from_run: dict[str, float] = {}
+    extra: dict[str, float] = {}
     if config.by == GRAD_QUALITY:
         scores = grad_quality(open_run(config.run))  # type: ignore[arg-type]
-        from_run = dict(zip(scores["sample_id"], scores["grad_quality"]))
+        extra = dict(zip(scores["sample_id"], scores["grad_quality"]))
+    rng = random.Random(config.seed)
     cands: list[Candidate] = []
-    dropped = {"undefined": 0, "ifd_above_1": 0, "unusable_record": 0}
+    records: list[dict[str, Any]] = []
+    dropped = {"undefined": 0, "ifd_above_1": 0, "out_of_range": 0, "unusable_record": 0}
     for item, row in dataset.with_rows():
         value = row.value
         if not isinstance(item, Record) or not isinstance(value, Mapping):
             dropped["unusable_record"] += 1
             continue
+        record = dict(value, sample_id=item.sample_id, source_index=item.index)
         if config.by == GRAD_QUALITY:
-            value = {**value, GRAD_QUALITY: from_run.get(item.sample_id)}
-        score = finite_number(value.get(config.by))
+            record[GRAD_QUALITY] = extra.get(item.sample_id)
+        records.append(record)
+        score = rng.random() if config.by == RANDOM else finite_number(record.get(config.by))
         if score is None:
             dropped["undefined"] += 1
         elif config.by.startswith("ifd") and score > 1:
             dropped["ifd_above_1"] += 1
+        elif (config.minimum is not None and score < config.minimum) or (
+            config.maximum is not None and score > config.maximum
+        ):
+            dropped["out_of_range"] += 1
         else:
-            record = dict(value, sample_id=item.sample_id)
             cands.append(Candidate(item.index, score, response_length(value, item), record))
-    if not cands:
+    if not cands and not dropped["out_of_range"]:
+        fields = ", ".join(numeric_fields(records)[:30]) or "none"
         raise ConfigError(
-            f"{dataset.path}: no record has a usable '{config.by}' value ({dropped['undefined']} undefined)"
+            f"{dataset.path}: no record has a usable '{config.by}' value ({dropped['undefined']} undefined); "
+            f"numeric fields in the file: {fields}"
         )
+    return cands, dropped, records, dataset.path
 
-    name = config.name or dataset.path.stem
+
+def select(config: SelectConfig) -> dict[str, Any]:
+    """Write the groups and ``<name>_selection.json``; return that summary."""
+    cands, dropped, records, path = candidates(config)
+    name = config.name or path.stem
+    top, bottom = size_of(config.top, len(cands)), size_of(config.bottom, len(cands))
     groups: dict[str, list[Candidate]] = {}
-    if config.match_length:
-        groups[f"{name}_highest_{config.top}"], groups[f"{name}_lowest_{config.bottom}"] = matched(
-            cands, config.top, config.length_bins
-        )
+    design: dict[str, Any] = {}
+    high_name, low_name = f"{name}_highest_{top}", f"{name}_lowest_{bottom}"
+    if config.match_length == "bins":
+        groups[high_name], groups[low_name] = matched(cands, top, config.length_bins)
     else:
-        if config.top:
-            groups[f"{name}_highest_{config.top}"] = highest(cands, config.top)
-        if config.bottom:
-            groups[f"{name}_lowest_{config.bottom}"] = lowest(cands, config.bottom)
+        if top:
+            groups[high_name] = highest(cands, top)
+        if bottom:
+            groups[low_name] = lowest(cands, bottom)
+        if config.match_length == "truncate":
+            if len({c.index for c in groups[high_name]} & {c.index for c in groups[low_name]}):
+                raise ConfigError(f"--match-length truncate: the highest and lowest {top} overlap; ask for fewer")
+            groups[high_name], groups[low_name], design = truncation_matched(
+                groups[high_name], groups[low_name], config.pairing, config.seed
+            )
     if config.quantiles:
         ordered = lowest(cands, len(cands))
         for i, part in enumerate(chunks(ordered, config.quantiles), start=1):
@@ -139,20 +214,29 @@ def select(config: SelectConfig) -> dict[str, Any]:
 
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
     for group, members in groups.items():
         write_json_atomic(out_dir / f"{group}.json", [c.record for c in members])
-    high = next((g for g in groups if "_highest_" in g), None)
-    low = next((g for g in groups if "_lowest_" in g), None)
-    overlap = len({c.index for c in groups[high]} & {c.index for c in groups[low]}) if high and low else 0
+        files[group.removeprefix(f"{name}_").split("_")[0]] = str(out_dir / f"{group}.json")
+    if config.keep_column:
+        chosen = {c.index for c in groups[high_name]} if top else {c.index for c in cands}
+        kept = [{**r, "keep": r["source_index"] in chosen} for r in records]
+        files["kept"] = str(write_records(out_dir / f"{name}_kept.jsonl", kept))
+    high = groups.get(high_name)
+    low = groups.get(low_name)
+    overlap = len({c.index for c in high} & {c.index for c in low}) if high and low else 0
     summary = {
-        "data": str(dataset.path),
+        "data": str(path),
         "by": config.by,
         "candidates": len(cands),
         "dropped": dropped,
+        "range": {"minimum": config.minimum, "maximum": config.maximum},
         "match_length": config.match_length,
+        "length_design": design or None,
         "length_unit": "tokens" if any("response_tokens" in c.record for c in cands) else "characters",
         "overlap": overlap,
         "groups": {g: _stats(m) for g, m in groups.items()},
+        "files": files,
     }
     write_json_atomic(out_dir / f"{name}_selection.json", summary)
     return summary

@@ -1,0 +1,82 @@
+"""A length-response curve: one comparison made at several response windows K.
+
+At window K both groups have exactly K response tokens per sample (samples with fewer are
+left out), so the difference at each K is free of length by design. Read across K, it shows at
+what length a difference appears, and whether it grows or shrinks with length. The inputs
+are ``compare`` folders whose runs were computed with ``--response-tokens K``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from gradspec.analysis.compare import load_comparison  # noqa: E402
+from gradspec.analysis.figures import COLORS, LABELS, LINE_ORDER, save_figure  # noqa: E402
+from gradspec.analysis.tables import write_table  # noqa: E402
+from gradspec.errors import ConfigError  # noqa: E402
+
+CURVE_METRICS = ("nuclear_norm", "effective_rank", "nuclear_norm_sum")
+COLUMNS = [
+    "window", "a", "b", "metric", "module", "n_a", "n_b", "mean_a", "mean_b", "paired_diff", "paired_ci_low",
+    "paired_ci_high", "rel_diff", "rel_ci_low", "rel_ci_high", "p_paired", "q_value", "length_control",
+]  # fmt: skip
+
+
+def window_of(comparison: Path) -> int:
+    """The response window every run of a comparison was computed at (refused when they differ)."""
+    windows = {g.get("response_tokens") for g in load_comparison(comparison)["groups"]}
+    if len(windows) != 1 or None in windows:
+        raise ConfigError(
+            f"{comparison}: a length-response curve needs comparisons of runs computed at one response window "
+            f"each (--response-tokens K); found {sorted(map(str, windows))}"
+        )
+    return int(windows.pop())
+
+
+def length_curve(comparisons: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
+    """Write ``length_curve.csv/.md`` and one figure per metric; return the files and windows."""
+    out = Path(out)
+    parts = []
+    for folder in map(Path, comparisons):
+        summary = pd.read_csv(folder / "summary.csv").assign(window=window_of(folder))
+        parts.append(summary)
+    table = pd.concat(parts, ignore_index=True).sort_values(["b", "metric", "module", "window"])
+    scale = table["mean_a"].abs().where(table["mean_a"] != 0)
+    table["rel_diff"] = table["paired_diff"] / scale
+    table["rel_ci_low"], table["rel_ci_high"] = table["paired_ci_low"] / scale, table["paired_ci_high"] / scale
+    table = table[COLUMNS].reset_index(drop=True)
+    files = write_table(table, out / "length_curve")
+    for metric in (m for m in CURVE_METRICS if m in set(table.metric)):
+        files += figure(table[table.metric == metric], metric, out / f"length_curve_{metric}")
+    return {"windows": sorted(set(table.window)), "files": [str(f) for f in files]}
+
+
+def figure(rows: pd.DataFrame, metric: str, stem: Path) -> list[Path]:
+    """Relative paired difference B - A (with its 95% interval) against the window, one line per
+    module, one panel per group B; the window axis is logarithmic."""
+    pairs = list(dict.fromkeys(zip(rows["a"], rows["b"])))
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs), 3.6), sharey=True, squeeze=False)
+    for ax, (a, b) in zip(axes[0], pairs):
+        d = rows[(rows.a == a) & (rows.b == b)]
+        for module in [m for m in LINE_ORDER if m in set(d.module)]:
+            m = d[d.module == module].sort_values("window")
+            ax.plot(m.window, 100 * m.rel_diff, marker="o", lw=1.6, color=COLORS[module], label=module)
+            ax.fill_between(m.window, 100 * m.rel_ci_low, 100 * m.rel_ci_high, color=COLORS[module], alpha=0.15, lw=0)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(set(d.window)), [str(k) for k in sorted(set(d.window))])
+        ax.set_title(f"{b} minus {a}, at equal length")
+        ax.set_xlabel("response window K (tokens carrying loss)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"difference in {LABELS.get(metric, metric)} (% of A)")
+    axes[0][-1].legend(title="module", fontsize=8, loc="best")
+    fig.tight_layout()
+    return save_figure(fig, stem)

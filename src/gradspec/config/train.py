@@ -1,0 +1,88 @@
+"""Options of ``gradspec train``: fine-tune a model on a selection with a fixed recipe, then
+evaluate it on held-out sets that no selection could have seen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from gradspec.config.data import DataConfig
+from gradspec.config.fields import Options
+from gradspec.config.model import ModelConfig
+from gradspec.config.prompt import PromptConfig
+from gradspec.errors import ConfigError
+
+Schedule = Literal["cosine", "linear", "constant"]
+
+
+@dataclass(frozen=True)
+class RecipeConfig(Options):
+    """How the model is trained; every part of it is recorded in the results."""
+
+    epochs: int = field(default=1, metadata={"min": 0})
+    """Passes over the selection (0: no training, the model as it is is evaluated: the baseline)."""
+
+    learning_rate: float = field(default=3e-5, metadata={"min": 0.0})
+    """Peak learning rate (AdamW)."""
+
+    batch_size: int = field(default=8, metadata={"min": 1})
+    """Records per optimiser step."""
+
+    schedule: Schedule = "cosine"
+    """Learning-rate schedule after the warm-up."""
+
+    warmup_ratio: float = field(default=0.1, metadata={"min": 0.0})
+    """Share of the steps spent warming the learning rate up."""
+
+    weight_decay: float = field(default=0.0, metadata={"min": 0.0})
+    """AdamW weight decay."""
+
+    seed: int = 0
+    """Seed of the training order and of any initialisation (LoRA)."""
+
+    lora: bool = False
+    """Train low-rank adapters (peft) instead of every weight."""
+
+    lora_rank: int = field(default=16, metadata={"min": 1})
+    """Rank of the LoRA adapters (with --lora)."""
+
+
+@dataclass(frozen=True)
+class EvalConfig(Options):
+    """Held-out sets: instruction data from other sources (response loss) and reasoning tasks."""
+
+    eval_instruction: tuple[Path, ...] = ()
+    """Held-out instruction files: the mean response loss on each (lower is better)."""
+
+    eval_reasoning: tuple[Path, ...] = ()
+    """Held-out task files of the fast/slow-thinking data (answer-only files, e.g. ecqa_train_no_cot.json):
+    multiple-choice accuracy by log-likelihood where the task has choices, answer loss otherwise."""
+
+    eval_limit: int = field(default=48, metadata={"min": 1})
+    """Records taken from each held-out file (the first ones)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig(Options):
+    """A fine-tune: a selection in, the training curve and held-out results out."""
+
+    source: DataConfig
+
+    out: Path = field(metadata={"short": "-o", "identity": False})
+    """Folder for train.json (recipe, selection hash, model, loss curve, results) and the tables."""
+
+    loading: ModelConfig = field(default_factory=ModelConfig)
+    prompt: PromptConfig = field(default_factory=lambda: PromptConfig(max_length=256))
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+
+    save_model: bool = field(default=False, metadata={"identity": False})
+    """Also write the fine-tuned weights (safetensors) into OUT/model."""
+
+    progress: bool = field(default=True, metadata={"identity": False})
+    """Show progress bars (rate and time left)."""
+
+    def check(self) -> None:
+        if self.prompt.response_tokens is not None or self.prompt.record_windows:
+            raise ConfigError("train: response windows are for measuring gradients, not for training")

@@ -1,0 +1,148 @@
+"""Held-out measures no selection method optimises directly.
+
+- ``response_loss``: the mean response-token loss on instruction data from other sources than
+  the pool (lower is better): does the fine-tune follow instructions it never saw better?
+- ``accuracy``: multiple-choice accuracy by log-likelihood on reasoning problems (the choice
+  whose tokens the model finds most likely, summed over its tokens, as lm-eval-harness's
+  ``acc``); the choices come from the problem's own text (``(A) ...``, ``- option``) or are
+  yes/no.
+- ``answer_loss``: the loss on the final answer given the problem, for problems with no choices
+  (GSM8K's number).
+
+Every number is kept per item too, so methods can be compared item by item.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from gradspec.config.prompt import PromptConfig
+from gradspec.config.train import EvalConfig
+from gradspec.data import Record, load_dataset
+from gradspec.prompting import Encoded, encode
+from gradspec.score.perplexity import response_losses
+
+_LETTER = re.compile(r"\(([A-J])\)")
+_NEWLINES = re.compile(r"\\n|\n")  # the fast/slow data writes some newlines as a backslash and an n
+
+
+@dataclass
+class Measured:
+    """One measure on one held-out set: its mean, and every item's value (by record index)."""
+
+    set: str
+    measure: str
+    items: dict[int, float] = field(default_factory=dict)
+    skipped: int = 0
+
+    @property
+    def value(self) -> float:
+        return statistics.fmean(self.items.values()) if self.items else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "set": self.set,
+            "measure": self.measure,
+            "value": self.value,
+            "n": len(self.items),
+            "skipped": self.skipped,
+        }
+
+
+def choices(instruction: str, answer: str) -> list[str] | None:
+    """The answers a problem offers, when its gold answer is one of them; None otherwise."""
+    letters = [f"({m})" for m in _LETTER.findall(instruction)]
+    if answer in letters:
+        return list(dict.fromkeys(letters))
+    options = [line.strip()[2:].strip() for line in _NEWLINES.split(instruction) if line.strip().startswith("- ")]
+    if answer in options:
+        return options
+    heads = [o.split(":")[0].strip() for o in options]
+    if answer in heads:
+        return heads
+    if answer.strip().lower() in ("yes", "no"):
+        return ["yes", "no"]
+    return None
+
+
+def held_out(path: Path, limit: int) -> list[Record]:
+    return [r for r in load_dataset(path, limit=limit).items if isinstance(r, Record)]
+
+
+def _losses(model: nn.Module, samples: Sequence[Encoded], batch_tokens: int) -> dict[int, float]:
+    return response_losses(model, samples, batch_tokens, "", progress=False)
+
+
+def response_loss(
+    model: nn.Module, tok: Any, records: Sequence[Record], prompt: PromptConfig, batch_tokens: int, name: str
+) -> Measured:
+    out = Measured(name, "response_loss")
+    encoded = [e for e in (encode(r, tok, prompt) for r in records) if isinstance(e, Encoded)]
+    out.skipped = len(records) - len(encoded)
+    out.items = _losses(model, encoded, batch_tokens)
+    return out
+
+
+def reasoning(
+    model: nn.Module, tok: Any, records: Sequence[Record], prompt: PromptConfig, batch_tokens: int, name: str
+) -> list[Measured]:
+    """Accuracy over the problems with choices, answer loss over the others."""
+    accuracy, answers = Measured(name, "accuracy"), Measured(name, "answer_loss")
+    candidates: list[Encoded] = []
+    owner: dict[int, tuple[int, str]] = {}  # candidate index -> (problem index, choice)
+    plain: list[Encoded] = []
+    for r in records:
+        instruction = r.messages[-1].content
+        options = choices(instruction, r.response.strip())
+        if options is None:
+            e = encode(r, tok, prompt)
+            if isinstance(e, Encoded):
+                plain.append(e)
+            else:
+                answers.skipped += 1
+            continue
+        for option in options:
+            k = len(owner)
+            e = encode(Record(k, f"{r.sample_id}:{k}", r.messages, option), tok, prompt)
+            if isinstance(e, Encoded):
+                candidates.append(e)
+                owner[k] = (r.index, option)
+    losses = _losses(model, candidates, batch_tokens)
+    best: dict[int, tuple[float, str]] = {}
+    sizes = {e.index: e.n_response_tokens for e in candidates}
+    for k, loss in losses.items():
+        problem, option = owner[k]
+        log_likelihood = -loss * sizes[k]
+        if problem not in best or log_likelihood > best[problem][0]:
+            best[problem] = (log_likelihood, option)
+    gold = {r.index: r.response.strip() for r in records}
+    accuracy.items = {p: float(option == gold[p]) for p, (_, option) in best.items()}
+    answers.items = _losses(model, plain, batch_tokens)
+    return [m for m in (accuracy, answers) if m.items or m.skipped]
+
+
+def evaluate(
+    model: nn.Module, tokenizer: Any, config: EvalConfig, prompt: PromptConfig, batch_tokens: int
+) -> list[Measured]:
+    """Every held-out measure of ``config`` for ``model`` (forward passes only)."""
+    out: list[Measured] = []
+    for path in config.eval_instruction:
+        out.append(
+            response_loss(model, tokenizer, held_out(path, config.eval_limit), prompt, batch_tokens, Path(path).stem)
+        )
+    for path in config.eval_reasoning:
+        out += reasoning(model, tokenizer, held_out(path, config.eval_limit), prompt, batch_tokens, Path(path).stem)
+    return out
+
+
+def instruction_of(record: Record) -> str:
+    """The text a record asks (its last user turn): what must never be shared with a training set."""
+    users = [m.content for m in record.messages if m.role == "user"]
+    return users[-1] if users else ""

@@ -1,0 +1,53 @@
+"""Records as training examples: the ids ``compute`` measures, with labels on response tokens only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from gradspec.config.prompt import PromptConfig
+from gradspec.data import Record
+from gradspec.prompting import Encoded, encode
+
+IGNORE = -100  # the label transformers' losses skip
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Encoded records, and why the others could not be used."""
+
+    encoded: list[Encoded]
+    skipped: dict[int, str]
+
+
+def encode_all(records: Sequence[Record], tokenizer: Any, prompt: PromptConfig) -> Examples:
+    encoded, skipped = [], {}
+    for r in records:
+        e = encode(r, tokenizer, prompt)
+        if isinstance(e, Encoded):
+            encoded.append(e)
+        else:
+            skipped[r.index] = e.reason
+    return Examples(encoded, skipped)
+
+
+def labels_of(e: Encoded) -> list[int]:
+    """The ids where a token carries loss, ``IGNORE`` elsewhere (the model shifts them itself)."""
+    return [t if m else IGNORE for t, m in zip(e.input_ids, e.loss_mask)]
+
+
+def collate(batch: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ids, attention mask and labels of a batch of ``{"input_ids", "labels"}``."""
+    width = max(len(b["input_ids"]) for b in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, b in enumerate(batch):
+        n = len(b["input_ids"])
+        ids[i, :n] = torch.tensor(b["input_ids"])
+        labels[i, :n] = torch.tensor(b["labels"])
+        attention[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": attention, "labels": labels}

@@ -1,0 +1,86 @@
+"""One fine-tune with transformers' ``Trainer``: the recipe, seeded, on response tokens only.
+
+Full fine-tuning by default; ``lora`` trains low-rank adapters through peft instead. The loss
+is transformers' causal-LM loss over every labelled (response) token of a batch. Nothing is
+saved unless asked: the caller keeps the trained model in memory to evaluate it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from torch import nn
+
+from gradspec.config.train import RecipeConfig
+from gradspec.errors import ConfigError
+from gradspec.prompting import Encoded
+from gradspec.train.examples import collate, labels_of
+
+
+@dataclass(frozen=True)
+class Trained:
+    model: nn.Module
+    losses: list[dict[str, float]]  # per optimiser step: step, epoch, loss, learning_rate
+    steps: int
+    seconds: float
+
+
+def trainable(model: nn.Module, recipe: RecipeConfig) -> nn.Module:
+    """The model ready to train: every weight (full fine-tuning) or LoRA adapters on its projections."""
+    model.train()
+    if not recipe.lora:
+        model.requires_grad_(True)
+        return model
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:
+        raise ConfigError("--lora needs the peft package: pip install 'gradspec[train]'") from exc
+    model.requires_grad_(False)
+    config = LoraConfig(
+        r=recipe.lora_rank, lora_alpha=2 * recipe.lora_rank, target_modules="all-linear", lora_dropout=0.0
+    )
+    return get_peft_model(model, config)
+
+
+def fine_tune(
+    model: nn.Module, pad_id: int, samples: Sequence[Encoded], recipe: RecipeConfig, progress: bool
+) -> Trained:
+    """Train ``model`` in place on ``samples`` with ``recipe``; the loss of every step."""
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    set_seed(recipe.seed)
+    rows = [{"input_ids": s.input_ids, "labels": labels_of(s)} for s in samples]
+    net = trainable(model, recipe)
+    with tempfile.TemporaryDirectory(prefix="gradspec-train-") as scratch:
+        args = TrainingArguments(
+            output_dir=scratch,
+            per_device_train_batch_size=recipe.batch_size,
+            num_train_epochs=recipe.epochs,
+            learning_rate=recipe.learning_rate,
+            lr_scheduler_type=recipe.schedule,
+            warmup_steps=recipe.warmup_ratio,  # a float below 1 is a share of the steps
+            weight_decay=recipe.weight_decay,
+            seed=recipe.seed,
+            data_seed=recipe.seed,
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=not any(p.is_cuda for p in net.parameters()),
+            disable_tqdm=not progress,
+            dataloader_num_workers=0,
+            remove_unused_columns=False,
+        )
+        trainer = Trainer(model=net, args=args, train_dataset=rows, data_collator=partial(collate, pad_id=pad_id))
+        result = trainer.train()
+    losses = [
+        {"step": h["step"], "epoch": h["epoch"], "loss": h["loss"], "learning_rate": h["learning_rate"]}
+        for h in trainer.state.log_history
+        if "loss" in h and "step" in h
+    ]
+    trained = net.merge_and_unload() if recipe.lora else net  # type: ignore[operator]
+    trained.eval()
+    trained.requires_grad_(False)
+    return Trained(trained, losses, int(result.global_step), float(result.metrics.get("train_runtime", 0.0)))

@@ -1,0 +1,113 @@
+"""``gradspec train``: a selection in; the training curve and held-out results out.
+
+The results folder holds ``train.json`` (the recipe, the selection file's hash, the model's
+identity, the loss of every step, every held-out number), ``loss_curve.csv``, ``eval.csv`` and
+``eval_items.csv`` (each held-out item's value, for comparisons item by item). Weights are
+written only with ``save_model``. The same config on the same folder is not trained again.
+A held-out set that shares an instruction with the selection is refused: no number may come
+from data the selection could have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gradspec import __version__
+from gradspec.capture import default_batch_tokens
+from gradspec.config.fields import flatten, plain, split_identity
+from gradspec.config.train import TrainConfig
+from gradspec.data import Record, load_dataset
+from gradspec.errors import ConfigError
+from gradspec.files import write_json_atomic
+from gradspec.model import load
+from gradspec.prompting import resolve_template
+from gradspec.train.evaluate import evaluate, held_out, instruction_of
+from gradspec.train.examples import encode_all
+from gradspec.train.fine_tune import fine_tune
+
+RESULTS = "train.json"
+
+
+def check_held_out(records: list[Record], config: TrainConfig) -> None:
+    """Refuse held-out files that share a record or an instruction with the training selection."""
+    ids = {r.sample_id for r in records}
+    asked = {instruction_of(r).strip() for r in records}
+    for path in (*config.evaluation.eval_instruction, *config.evaluation.eval_reasoning):
+        shared = [
+            r
+            for r in held_out(Path(path), config.evaluation.eval_limit)
+            if r.sample_id in ids or instruction_of(r).strip() in asked
+        ]
+        if shared:
+            raise ConfigError(
+                f"{path}: {len(shared)} held-out record(s) also in the training selection (record {shared[0].index}); "
+                "evaluate on data no selection could have seen"
+            )
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Fine-tune, evaluate, write the results folder; return ``train.json``'s content."""
+    out = Path(config.out)
+    dataset = load_dataset(config.source.data, config.source.field_map, config.source.limit)
+    identity = plain({**split_identity(config)[0], "data_sha256": dataset.sha256})
+    if (out / RESULTS).exists():
+        done = json.loads((out / RESULTS).read_text())
+        if done.get("identity") == identity:
+            return done  # trained already with these options on this selection
+    records = [r for r in dataset.items if isinstance(r, Record)]
+    check_held_out(records, config)
+    loaded = load(config.loading)
+    prompt = replace(config.prompt, template=resolve_template(config.prompt.template, loaded.tokenizer))
+    examples = encode_all(records, loaded.tokenizer, prompt)
+    if not examples.encoded:
+        raise ConfigError(f"{dataset.path}: no record can be trained on ({len(examples.skipped)} skipped)")
+    started = time.perf_counter()
+    losses: list[dict[str, float]] = []
+    steps = 0
+    model = loaded.model
+    if config.recipe.epochs > 0:
+        pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+        trained = fine_tune(model, pad, examples.encoded, config.recipe, config.progress)
+        model, losses, steps = trained.model, trained.losses, trained.steps
+    train_seconds = time.perf_counter() - started
+    batch_tokens = default_batch_tokens(str(loaded.device), model)
+    measured = evaluate(model, loaded.tokenizer, config.evaluation, prompt, batch_tokens)
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(losses, columns=["step", "epoch", "loss", "learning_rate"]).to_csv(out / "loss_curve.csv", index=False)
+    pd.DataFrame([m.summary() for m in measured]).to_csv(out / "eval.csv", index=False)
+    items = [{"set": m.set, "measure": m.measure, "item": i, "value": v} for m in measured for i, v in m.items.items()]
+    pd.DataFrame(items, columns=["set", "measure", "item", "value"]).to_csv(out / "eval_items.csv", index=False)
+    lengths = [e.n_response_tokens for e in examples.encoded]
+    result = {
+        "kind": "gradspec-train",
+        "gradspec_version": __version__,
+        "identity": identity,
+        "config": flatten(config),
+        "recipe": flatten(config.recipe)
+        | {"template": prompt.template, "loss": "mean over response tokens of a batch"},
+        "selection": {
+            "path": str(Path(dataset.path).resolve()),
+            "sha256": dataset.sha256,
+            "records": len(dataset.items),
+            "trained_on": len(examples.encoded),
+            "skipped": {str(k): v for k, v in examples.skipped.items()},
+            "mean_response_tokens": statistics.fmean(lengths),
+        },
+        "model": loaded.describe(),
+        "steps": steps,
+        "losses": losses,
+        "results": [m.summary() for m in measured],
+        "timing": {"train_seconds": round(train_seconds, 1), "load_seconds": round(loaded.load_seconds, 1)},
+    }
+    if config.save_model:
+        model.save_pretrained(out / "model", safe_serialization=True)
+        loaded.tokenizer.save_pretrained(out / "model")
+    write_json_atomic(out / RESULTS, result)
+    return result

@@ -1,0 +1,126 @@
+"""``gradspec train``: a tiny model fine-tuned for a few steps, its loss, its seed, and the held-out
+measures against a direct computation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gradspec.config.train import TrainConfig
+from gradspec.data import Message, Record
+from gradspec.errors import ConfigError
+from gradspec.model import load_model
+from gradspec.prompting import PromptConfig, encode
+from gradspec.train import train
+from gradspec.train.evaluate import choices
+from gradspec.train.examples import IGNORE, collate, labels_of
+
+from conftest import write_json
+
+TRAIN = [{"instruction": f"Repeat the word {w}.", "output": f"{w} {w} {w}"} for w in ("cat", "dog", "sun", "sea")] * 2
+HELD_OUT = [{"instruction": f"Repeat the word {w}.", "output": f"{w} {w} {w}"} for w in ("owl", "elk")]
+PROBLEMS = [
+    {"instruction": "Pick one.\\nOptions:\\n(A) red\\n(B) blue", "output": "(B)"},
+    {"instruction": "Which?\\nOptions:\\n- a tree\\n- a rock\\n- a cloud", "output": "a rock"},
+    {"instruction": "Is the sky green?", "output": "no"},
+    {"instruction": "What is 2 + 3?", "output": "5"},
+]
+
+
+def config(tmp: Path, model: Path, **recipe) -> TrainConfig:
+    tmp.mkdir(parents=True, exist_ok=True)
+    data = write_json(tmp / "selection.json", TRAIN)
+    held = write_json(tmp / "held_out.json", HELD_OUT)
+    tasks = write_json(tmp / "tasks_no_cot.json", PROBLEMS)
+    recipe = {"epochs": 3, "learning_rate": 5e-3, "batch_size": 4, "warmup_ratio": 0.0, **recipe}
+    return TrainConfig.of(
+        data=data, out=tmp / "out", model=str(model), device="cpu", template="plain", max_length=64,
+        eval_instruction=(held,), eval_reasoning=(tasks,), progress=False, **recipe,
+    )  # fmt: skip
+
+
+def test_training_lowers_the_loss_and_the_same_seed_gives_the_same_numbers(
+    tmp_path: Path, tiny_llama_dir: Path
+) -> None:
+    first = train(config(tmp_path / "a", tiny_llama_dir))
+    losses = [s["loss"] for s in first["losses"]]
+    assert first["steps"] == 6 and len(losses) == 6
+    assert sum(losses[-2:]) < sum(losses[:2])  # it learns
+    again = train(config(tmp_path / "b", tiny_llama_dir))
+    assert [s["loss"] for s in again["losses"]] == losses
+    assert [r["value"] for r in again["results"]] == [r["value"] for r in first["results"]]
+    other = train(config(tmp_path / "c", tiny_llama_dir, seed=1))
+    assert [s["loss"] for s in other["losses"]] != losses  # the seed changes the training order
+    stored = json.loads((tmp_path / "a/out/train.json").read_text())
+    assert stored["recipe"]["learning_rate"] == 5e-3 and stored["selection"]["trained_on"] == 8
+    assert stored["selection"]["sha256"] and stored["model"]["architecture"] == "LlamaForCausalLM"
+    assert len(pd.read_csv(tmp_path / "a/out/loss_curve.csv")) == 6 and not (tmp_path / "a/out/model").exists()
+
+
+def test_the_loss_is_taken_on_response_tokens_only(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    """One batch of everything, learning rate 0: the first step's loss is the mean cross entropy
+    over the response tokens of every record, computed directly."""
+    result = train(config(tmp_path, tiny_llama_dir, epochs=1, batch_size=len(TRAIN), learning_rate=0.0))
+    loaded = load_model(str(tiny_llama_dir), device="cpu")
+    total, count = 0.0, 0
+    for r in TRAIN:
+        prompt = r["instruction"] + "\n"
+        ids = loaded.tokenizer(prompt + r["output"])["input_ids"]
+        n_prompt = len(loaded.tokenizer(prompt)["input_ids"])
+        logits = loaded.model(input_ids=torch.tensor([ids])).logits[0]
+        nll = F.cross_entropy(logits[n_prompt - 1 : -1], torch.tensor(ids[n_prompt:]), reduction="sum")
+        total, count = total + float(nll), count + len(ids) - n_prompt
+    assert result["losses"][0]["loss"] == pytest.approx(total / count, rel=1e-4)
+    record = Record(0, "x", (Message("user", "Say it."),), "it")
+    enc = encode(record, loaded.tokenizer, PromptConfig("plain"))
+    assert labels_of(enc) == [IGNORE] * enc.n_prompt_tokens + enc.input_ids[enc.n_prompt_tokens :]
+    batch = collate([{"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7]}, {"input_ids": [5], "labels": [IGNORE]}], 0)
+    assert batch["labels"].tolist() == [[IGNORE, 6, 7], [IGNORE, IGNORE, IGNORE]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_held_out_measures_equal_a_direct_computation(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    result = train(config(tmp_path, tiny_llama_dir, epochs=0))  # the model as it is
+    loaded = load_model(str(tiny_llama_dir), device="cpu")
+    tok, model = loaded.tokenizer, loaded.model
+
+    def nll(prompt: str, answer: str) -> tuple[float, int]:
+        ids = tok(prompt + answer)["input_ids"]
+        n = len(tok(prompt)["input_ids"])
+        logits = model(input_ids=torch.tensor([ids])).logits[0]
+        return float(F.cross_entropy(logits[n - 1 : -1], torch.tensor(ids[n:]), reduction="sum")), len(ids) - n
+
+    losses = [nll(r["instruction"] + "\n", r["output"]) for r in HELD_OUT]
+    want_loss = sum(s / n for s, n in losses) / len(losses)
+    got = {(r["set"], r["measure"]): r for r in result["results"]}
+    assert got[("held_out", "response_loss")]["value"] == pytest.approx(want_loss, rel=1e-5)
+    correct = []
+    for p in PROBLEMS[:3]:
+        options = choices(p["instruction"], p["output"])
+        scores = [-nll(p["instruction"] + "\n", o)[0] for o in options]
+        correct.append(options[scores.index(max(scores))] == p["output"])
+    assert got[("tasks_no_cot", "accuracy")]["value"] == pytest.approx(sum(correct) / 3)
+    assert got[("tasks_no_cot", "accuracy")]["n"] == 3
+    s, n = nll(PROBLEMS[3]["instruction"] + "\n", "5")
+    assert got[("tasks_no_cot", "answer_loss")]["value"] == pytest.approx(s / n, rel=1e-5)
+    assert result["steps"] == 0 and result["losses"] == []
+
+
+def test_choices_come_from_the_problem_text() -> None:
+    assert choices("Q\\nOptions:\\n(A) 22\\n(B) 27", "(B)") == ["(A)", "(B)"]
+    assert choices("Q?\\nOptions:\\n- bleeding\\n- have fun", "have fun") == ["bleeding", "have fun"]
+    assert choices('Q\\nOptions:\\n- Sentence A: "x"\\n- Sentence B: "y"', "Sentence B") == ["Sentence A", "Sentence B"]
+    assert choices("Is it?", "yes") == ["yes", "no"] and choices("How many?", "20") is None
+
+
+def test_held_out_data_the_selection_could_have_seen_is_refused(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    cfg = config(tmp_path, tiny_llama_dir)
+    write_json(Path(cfg.evaluation.eval_instruction[0]), [*HELD_OUT, TRAIN[0]])
+    with pytest.raises(ConfigError, match="also in the training selection"):
+        train(cfg)
+    assert not (tmp_path / "out").exists()
