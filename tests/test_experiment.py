@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -123,3 +124,67 @@ def test_shipped_configs_are_valid(name: str) -> None:
 def test_experiment_cli_says_what_is_wrong(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["experiment", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 2 and "cannot read it" in result.output
+
+
+@pytest.mark.slow
+def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    """A pool from two files, scored once; truncation-matched groups computed with their windows;
+    a comparison at two windows with its length curve; fine-tunes summarised against random."""
+    root = tmp_path / "data"
+    root.mkdir()
+    rng = __import__("random").Random(0)
+    for name in ("a", "b"):
+        recs = [{"instruction": f"{name} task {i}", "output": " ".join(["w"] * rng.randint(3, 40)), "reward": i % 7}
+                for i in range(20)]  # fmt: skip
+        write_json(root / f"{name}.json", recs)
+    write_json(root / "held.json", [{"instruction": f"held {i}", "output": "yes it is"} for i in range(4)])
+    tasks = [{"instruction": f"Is {i} even?", "output": "yes" if i % 2 == 0 else "no"} for i in range(4)]
+    write_json(root / "task_no_cot.json", tasks)
+    spec = {
+        "name": "designs", "data_root": "data", "model": str(tiny_llama_dir), "template": "plain", "max_length": 96,
+        "device": "cpu", "progress": False, "grid": {"seed": [0, 1]},
+        "pools": [{"name": "pool", "data": ["a.json", "b.json", "a.json"], "sample": 30, "seed": 0}],
+        "selections": [
+            {"name": "scored", "data": "@pool", "score": ["length"]},
+            {"name": "matched", "data": "@scored/scored", "by": "reward", "top": 6, "bottom": 6,
+             "match_length": "truncate"},
+            {"name": "top", "data": "@scored/scored", "by": "reward", "top": 6},
+            {"name": "random-{seed}", "data": "@scored/scored", "by": "random", "top": 6, "seed": "{seed}"},
+        ],
+        "runs": [{"name": "low", "data": "@matched/lowest"}, {"name": "high", "data": "@matched/highest"}],
+        "comparisons": [{"name": "raw", "runs": ["low", "high"], "windows": [2, 4], "n_boot": 50}],
+        "evaluation": {"instruction": ["held.json"], "reasoning": ["task_no_cot.json"], "limit": 4,
+                       "baseline": "random"},
+        "trainings": [
+            {"name": "top-s{seed}", "method": "top", "data": "@top/highest", "seed": "{seed}"},
+            {"name": "random-s{seed}", "method": "random", "data": "@random-{seed}/highest", "seed": "{seed}"},
+        ],
+        "epochs": 1, "batch_size": 3, "learning_rate": 1e-3,
+    }  # fmt: skip
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = run_experiment(load_experiment(path), tmp_path / "out", say=lambda _: None)
+    failed = {k: v for k, v in result["steps"].items() if v.startswith("failed")}
+    assert not failed, failed
+    out = tmp_path / "out"
+    pool = json.loads((out / "pools/pool.json").read_text())
+    assert len(pool) == 30  # a.json twice counts once: 40 distinct, 30 drawn
+    from gradspec.store import open_run
+
+    low, high = (open_run(out / "runs" / n) for n in ("low", "high"))
+    assert low.manifest["config"]["record_windows"] is True
+    lengths = [sorted(r.df("samples").query("status == 'ok'")["n_response_tokens"]) for r in (low, high)]
+    assert lengths[0] == lengths[1]  # truncation-matched: the same lengths token for token
+    summary = pd.read_csv(out / "comparisons/raw/summary.csv")
+    assert set(summary.design) == {"equal length"}
+    at_two = pd.read_csv(out / "comparisons/raw@2/summary.csv")
+    assert (
+        set(at_two.design) == {"equal length"} and at_two.length_control.str.startswith("equal length by design").all()
+    )
+    curve = pd.read_csv(out / "comparisons/raw-length-curve/length_curve.csv")
+    assert sorted(set(curve.window)) == [2, 4]
+    results = pd.read_csv(out / "trainings/summary/selection_results.csv")
+    assert set(results.method) == {"top", "random"} and (results.seeds == 2).all()
+    assert "diff_vs_random" in results and results[results.method == "top"].verdict.notna().all()
+    again = run_experiment(load_experiment(path), tmp_path / "out", say=lambda _: None)
+    assert all(v == "skipped" for v in again["steps"].values()), again["steps"]

@@ -233,6 +233,7 @@ def compare(config: CompareConfig) -> dict[str, Any]:
                 "label": g.label,
                 "runs": [str(r.path.resolve()) for r in g.runs],
                 "model": g.manifest.get("model", {}).get("spec"),
+                "model_name": g.manifest.get("model", {}).get("name"),
                 "num_layers": g.n_layers,
                 "data": g.manifest.get("data", {}).get("path"),
                 "template": g.manifest.get("config", {}).get("template"),

@@ -2,28 +2,37 @@
 
     name: quality-splits
     data_root: ../../shared/data        # relative to this file; data paths are relative to it
-    model: default                      # defaults for every run (each run may override)
+    model: default                      # defaults for every step (each entry may override)
     template: plain
     max_length: 256
     limit: 12
     full: {limit: 200, max_length: 2048} # applied with --full (results go to <out>-full)
     grid: {pool: [wiz, her], split: [lowest, highest]}
-    selections:                          # optional: score a pool, then select from it
-      - {name: ifd-wiz, data: pool.json, score: [ifd, length], by: ifd, top: 8, bottom: 8, match_length: true}
+    pools:                               # optional: several files as one, deduplicated, sampled
+      - {name: wiz, data: [a.json, b.json], sample: 256, seed: 0}
+    selections:                          # optional: score (and select from) a file
+      - {name: ifd-wiz, data: "@wiz", score: [ifd, length], by: ifd, top: 8, bottom: 8, match_length: bins}
     runs:
       - {name: "{pool}-{split}", data: "instruction/reward/{pool}_10k_{split}_200.json"}
-      - {name: ifd-high, data: "@ifd-wiz/highest"}   # a selection's output
+      - {name: ifd-high, data: "@ifd-wiz/highest"}   # a selection's output ("@pool" for a pool)
     comparisons:
-      - {name: "{pool}", runs: ["{pool}-lowest", "{pool}-highest"], labels: [low, high]}
+      - {name: "{pool}", runs: ["{pool}-lowest", "{pool}-highest"], labels: [low, high],
+         windows: [8, 16, 32]}             # also at each response window, and the length curve
+      - {name: ifd-equal, runs: [ifd-low, ifd-high], reference: ifd}  # equal length vs natural
     correlations:
       - {name: wiz, run: wiz-highest, scored: "@ifd-wiz/scored"}
+    evaluation: {instruction: [held_out.json], reasoning: [task_no_cot.json], limit: 48}
+    trainings:                           # fine-tune on a selection, measure on the evaluation sets
+      - {name: "ifd-s{seed}", method: ifd, data: "@ifd-wiz/highest", seed: "{seed}"}
     report: {title: Quality splits}
 
 An entry that uses ``{var}`` placeholders is repeated for every combination of the grid
-variables it uses. Any option of the config a step builds is a key of that step (compute's for
-runs, score's and select's for selections, compare's and correlate's for theirs, and any of
-them as a default at the top), checked by the same rules as the command line: an unknown key
-or a value of the wrong type is an error naming the file, the entry, the key and the valid keys.
+variables it uses; a value that is one placeholder alone takes the grid value as it is (a
+number stays a number). Any option of the config a step builds is a key of that step
+(compute's for runs, score's and select's for selections, compare's and correlate's for
+theirs, train's for trainings, and any of them as a default at the top), checked by the same
+rules as the command line: an unknown key or a value of the wrong type is an error naming the
+file, the entry, the key and the valid keys.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from gradspec.config.compute import ComputeConfig
 from gradspec.config.fields import Leaf, convert, leaf_map
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
+from gradspec.config.train import TrainConfig
 from gradspec.errors import ConfigError, first_line
 
 
@@ -54,16 +64,26 @@ def _options(cls: type, without: tuple[str, ...]) -> dict[str, Leaf]:
 RUN_OPTIONS = _options(ComputeConfig, ("data", "out", "workers"))
 SCORE_OPTIONS = _options(ScoreConfig, ("data", "out", "metrics"))
 SELECTION_OPTIONS = {**SCORE_OPTIONS, **_options(SelectConfig, ("data", "out_dir", "name", "run", "field_map"))}
-COMPARISON_OPTIONS = _options(CompareConfig, ("runs", "out", "labels"))
+COMPARISON_OPTIONS = _options(CompareConfig, ("runs", "out", "labels", "reference"))
 CORRELATION_OPTIONS = _options(CorrelateConfig, ("run", "scored", "out"))
-DEFAULT_OPTIONS = {**SCORE_OPTIONS, **RUN_OPTIONS}
-# Keys of the entries themselves (not options of a stage); "score" lists the metrics to score.
+TRAINING_OPTIONS = _options(TrainConfig, ("data", "out", "eval_instruction", "eval_reasoning", "eval_limit"))
+DEFAULT_OPTIONS = {**TRAINING_OPTIONS, **SCORE_OPTIONS, **RUN_OPTIONS}
+# Keys of the entries themselves (not options of a stage): "score" lists the metrics to score,
+# "windows" the response windows a comparison is also made at, "reference" the comparison at
+# natural lengths an equal-length one is read against, "method" what a training stands for.
+POOL_KEYS = ("name", "data", "sample", "seed")
 RUN_KEYS = ("name", "data")
 SELECTION_KEYS = ("name", "data", "score")
-COMPARISON_KEYS = ("name", "runs", "labels")
+COMPARISON_KEYS = ("name", "runs", "labels", "windows", "reference")
 CORRELATION_KEYS = ("name", "run", "scored")
-TOP_KEYS = ("name", "data_root", "grid", "full", "selections", "runs", "comparisons", "correlations", "report")
+TRAINING_KEYS = ("name", "data", "method")
+EVALUATION_KEYS = ("instruction", "reasoning", "limit", "baseline")
+TOP_KEYS = (
+    "name", "data_root", "grid", "full", "pools", "selections", "runs", "comparisons", "correlations", "evaluation",
+    "trainings", "report",
+)  # fmt: skip
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_ALONE = re.compile(r"^\{(\w+)\}$")
 
 
 @dataclass
@@ -74,10 +94,13 @@ class Experiment:
     path: Path
     data_root: Path
     defaults: dict[str, Any]
+    pools: list[dict[str, Any]] = field(default_factory=list)
     selections: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     correlations: list[dict[str, Any]] = field(default_factory=list)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    trainings: list[dict[str, Any]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     full: bool = False
 
@@ -92,9 +115,13 @@ def _variables(value: Any) -> set[str]:
     return set()
 
 
-def _fill(value: Any, env: dict[str, str]) -> Any:
+def _fill(value: Any, env: dict[str, Any]) -> Any:
     if isinstance(value, str):
-        return string.Formatter().vformat(value, (), env) if _PLACEHOLDER.search(value) else value
+        alone = _ALONE.match(value)
+        if alone:
+            return env[alone.group(1)]  # the grid value itself: a number stays a number
+        text = {k: str(v) for k, v in env.items()}
+        return string.Formatter().vformat(value, (), text) if _PLACEHOLDER.search(value) else value
     if isinstance(value, list):
         return [_fill(v, env) for v in value]
     if isinstance(value, dict):
@@ -113,7 +140,7 @@ def expand(entries: list[dict[str, Any]], grid: dict[str, list[Any]], where: str
         if missing:
             raise ConfigError(f"{where}[{i}]: placeholder {{{missing[0]}}} is not a grid variable")
         for combo in itertools.product(*(grid[n] for n in names)):
-            out.append(_fill(entry, {n: str(v) for n, v in zip(names, combo)}))
+            out.append(_fill(entry, dict(zip(names, combo))))
     return out
 
 
@@ -149,6 +176,11 @@ def _check(
         seen.add(e["name"])
         if "score" in e:
             e["score"] = convert(leaf_map(ScoreConfig)["metrics"], e["score"], convert_text=False)
+        windows = e.get("windows")
+        if windows is not None and not (
+            isinstance(windows, list) and windows and all(isinstance(k, int) and k >= 1 for k in windows)
+        ):
+            raise ConfigError(f"{where} '{e['name']}': windows is a list of token counts, e.g. [8, 16, 32]")
 
 
 def load_experiment(path: str | Path, full: bool = False) -> Experiment:
@@ -171,37 +203,56 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
     check_options(overrides, (), DEFAULT_OPTIONS, f"{p}: full")
     if full:
         defaults.update(overrides)
+    evaluation = dict(raw.get("evaluation") or {})
+    unknown = set(evaluation) - set(EVALUATION_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{p}: evaluation: unknown key '{sorted(unknown)[0]}'; valid keys: {', '.join(EVALUATION_KEYS)}"
+        )
     exp = Experiment(
         name=str(raw["name"]),
         path=p,
         data_root=(p.parent / raw.get("data_root", ".")).resolve(),
         defaults=defaults,
+        pools=expand(raw.get("pools") or [], grid, "pools"),
         selections=expand(raw.get("selections") or [], grid, "selections"),
         runs=expand(raw.get("runs") or [], grid, "runs"),
         comparisons=expand(raw.get("comparisons") or [], grid, "comparisons"),
         correlations=expand(raw.get("correlations") or [], grid, "correlations"),
+        evaluation=evaluation,
+        trainings=expand(raw.get("trainings") or [], grid, "trainings"),
         report=raw.get("report") or {},
         full=full,
     )
     for entries, keys, options, required, where in (
-        (exp.selections, SELECTION_KEYS, SELECTION_OPTIONS, {"name", "data", "by"}, "selection"),
+        (exp.pools, POOL_KEYS, {}, {"name", "data"}, "pool"),
+        (exp.selections, SELECTION_KEYS, SELECTION_OPTIONS, {"name", "data"}, "selection"),
         (exp.runs, RUN_KEYS, RUN_OPTIONS, {"name", "data"}, "run"),
         (exp.comparisons, COMPARISON_KEYS, COMPARISON_OPTIONS, {"name", "runs"}, "comparison"),
         (exp.correlations, CORRELATION_KEYS, CORRELATION_OPTIONS, {"name", "run", "scored"}, "correlation"),
+        (exp.trainings, TRAINING_KEYS, TRAINING_OPTIONS, {"name", "data"}, "training"),
     ):
         try:
             _check(entries, keys, options, required, where)
         except ConfigError as exc:
             raise ConfigError(f"{p}: {exc}") from exc
-    if not exp.runs:
-        raise ConfigError(f"{p}: no runs")
+    for sel in exp.selections:
+        if "by" not in sel and not sel.get("score"):
+            raise ConfigError(f"{p}: selection '{sel['name']}': give by (to select) or score (to score only)")
+    if not (exp.runs or exp.trainings):
+        raise ConfigError(f"{p}: no runs and no trainings")
     names = {r["name"] for r in exp.runs}
+    comparisons = {c["name"] for c in exp.comparisons}
     for c in exp.comparisons:
         members = [m for r in c["runs"] for m in ([r] if isinstance(r, str) else r)]  # a group may pool runs
         absent = [r for r in members if r not in names]
         if absent:
-            raise ConfigError(f"comparison '{c['name']}': no run named '{absent[0]}'")
+            raise ConfigError(f"{p}: comparison '{c['name']}': no run named '{absent[0]}'")
+        if c.get("reference") is not None and c["reference"] not in comparisons:
+            raise ConfigError(f"{p}: comparison '{c['name']}': no comparison named '{c['reference']}' to refer to")
     for c in exp.correlations:
         if c["run"] not in names:
-            raise ConfigError(f"correlation '{c['name']}': no run named '{c['run']}'")
+            raise ConfigError(f"{p}: correlation '{c['name']}': no run named '{c['run']}'")
+    if exp.trainings and not (evaluation.get("instruction") or evaluation.get("reasoning")):
+        raise ConfigError(f"{p}: trainings need an evaluation with instruction or reasoning sets")
     return exp

@@ -1,113 +1,48 @@
 """Run an experiment's steps in order, skipping every step whose inputs and options have not
-changed since it last finished (a marker per step holds their fingerprint). Runs resume by
-themselves, so a killed experiment started again redoes at most one part of one run.
+changed since it last finished (a marker per step holds their fingerprint). A model is loaded
+only when a step that needs it runs, so an experiment started again on finished work loads
+none. Runs resume by themselves, so a killed experiment redoes at most one part of one run.
+
+Order: pools, selections (score, select), runs (and each run again at every response window a
+comparison asks for), comparisons (and at each window, read against the one at natural
+lengths, then the length curve), correlations, trainings and their summary, the report.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable
-from functools import partial
+import random
 from pathlib import Path
 from typing import Any
 
-from gradspec.computation import compute
 from gradspec.config.analysis import CompareConfig
 from gradspec.config.compute import ComputeConfig
-from gradspec.config.fields import build
-from gradspec.config.model import ModelConfig
+from gradspec.config.fields import build, flatten
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
-from gradspec.errors import ConfigError, GradspecError
+from gradspec.config.train import TrainConfig
+from gradspec.data import Record, load_dataset
+from gradspec.data.load import file_sha256
+from gradspec.errors import ConfigError
 from gradspec.experiment.config import (
     COMPARISON_OPTIONS,
     RUN_OPTIONS,
     SCORE_OPTIONS,
     SELECTION_OPTIONS,
+    TRAINING_OPTIONS,
     Experiment,
 )
+from gradspec.experiment.steps import Models, Say, Steps
 from gradspec.files import write_json_atomic
-from gradspec.model import LoadedModel, load
 
-Say = Callable[[str], None]
-
-
-class Steps:
-    """Markers in ``OUT/.steps``: a step is done when its marker holds the same fingerprint."""
-
-    def __init__(self, out: Path) -> None:
-        self.dir = out / ".steps"
-        self.dir.mkdir(parents=True, exist_ok=True)
-
-    @staticmethod
-    def fingerprint(spec: Any) -> str:
-        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
-
-    def done(self, step: str, spec: Any) -> bool:
-        marker = self.dir / f"{step}.json"
-        return marker.exists() and json.loads(marker.read_text()).get("fingerprint") == self.fingerprint(spec)
-
-    def finish(self, step: str, spec: Any) -> None:
-        write_json_atomic(self.dir / f"{step}.json", {"fingerprint": self.fingerprint(spec)})
-
-    def once(
-        self, step: str, spec: Any, output: Path, action: Callable[[], Any], status: dict[str, str], say: Say
-    ) -> None:
-        """Run ``action`` unless ``step`` finished with this ``spec`` and ``output`` is there."""
-        if self.done(step, spec) and output.exists():
-            status[step] = "skipped"
-            return
-        say(step)
-        try:
-            action()
-        except GradspecError as exc:  # one step that cannot be done does not stop the others
-            say(f"  {step} not done: {exc}")
-            status[step] = f"failed: {exc}"
-            return
-        self.finish(step, spec)
-        status[step] = "done"
-
-
-class Models:
-    """Each model loaded once for the whole experiment."""
-
-    def __init__(self) -> None:
-        self._loaded: dict[ModelConfig, LoadedModel] = {}
-
-    def get(self, config: ComputeConfig | ScoreConfig) -> LoadedModel:
-        if config.loading not in self._loaded:
-            self._loaded[config.loading] = load(config.loading)
-        return self._loaded[config.loading]
+SELECTION_NAME = "sel"
 
 
 def _pick(values: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in options}
 
 
-def _select(sel: dict[str, Any], source: Path, folder: Path, d: dict[str, Any], models: Models) -> None:
-    """One selection step: score the pool when asked, then write its high and low groups."""
-    from gradspec.score import score
-    from gradspec.selection import select
-
-    scored = source
-    merged = {**d, **sel}
-    if sel.get("score"):
-        values = {
-            **_pick(merged, SCORE_OPTIONS),
-            "data": source,
-            "out": folder / "scored.jsonl",
-            "metrics": sel["score"],
-        }
-        cfg = build(ScoreConfig, values, f"selection '{sel['name']}'", convert_text=False)
-        score(cfg, models.get(cfg))
-        scored = folder / "scored.jsonl"
-    picked = _pick(sel, SELECTION_OPTIONS)
-    select_values = {k: v for k, v in picked.items() if k not in SCORE_OPTIONS}
-    select(build(SelectConfig, {**select_values, "data": scored, "out_dir": folder, "name": "sel"}, "selection"))
-
-
-def _manifest_stamp(run_dir: Path) -> Any:
+def _stamp(run_dir: Path) -> Any:
     """What a run holds: its counts and the names of its parts (a resumed run adds parts)."""
     if not (run_dir / "run.json").exists():
         return None  # the run failed; the step that needs it fails in turn and says why
@@ -115,96 +50,272 @@ def _manifest_stamp(run_dir: Path) -> Any:
     return [m.get("config"), m.get("counts"), sorted(p.name for p in (run_dir / "samples").glob("*.parquet"))]
 
 
-def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = print) -> dict[str, Any]:
-    """Run every step; returns {step: 'done' | 'skipped'} and the report path."""
-    root = Path(out) if out is not None else Path("experiments") / (exp.name + ("-full" if exp.full else ""))
-    root.mkdir(parents=True, exist_ok=True)
-    steps = Steps(root)
-    d = exp.defaults
-    models = Models()
-    status: dict[str, str] = {}
-    selection_files: dict[str, dict[str, Path]] = {}
+def build_pool(files: list[Path], sample: int | None, seed: int, out: Path) -> None:
+    """Several files as one JSON list: repeats of a conversation kept once, then ``sample`` drawn."""
+    seen: set[str] = set()
+    records: list[dict[str, Any]] = []
+    for f in files:
+        dataset = load_dataset(f)
+        for item, row in dataset.with_rows():
+            base = item.sample_id.split("-")[0]
+            if isinstance(item, Record) and isinstance(row.value, dict) and base not in seen:
+                seen.add(base)
+                records.append(dict(row.value, source_file=f.name))
+    if sample is not None and sample < len(records):
+        records = random.Random(seed).sample(records, sample)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out, records)
 
-    def tell(step: str) -> None:
-        say(f"[{exp.name}] {step}")
 
-    def data_path(ref: str) -> Path:
+class Runner:
+    """One experiment's steps, the files they make, and the names other steps refer to them by."""
+
+    def __init__(self, exp: Experiment, root: Path, say: Say) -> None:
+        self.exp, self.root, self.say = exp, root, say
+        self.steps = Steps(root, lambda step: say(f"[{exp.name}] {step}"))
+        self.models = Models()
+        self.refs: dict[str, Path] = {}  # "@pool" and "@selection/which" -> file
+        self.truncated: set[str] = set()  # selections whose groups carry per-record windows
+        self.report_inputs: list[Path] = []
+
+    def path(self, ref: str) -> Path:
         if ref.startswith("@"):
-            name, _, which = ref[1:].partition("/")
-            if name not in selection_files or which not in selection_files[name]:
-                raise ConfigError(f"{ref}: no selection '{name}' with an output '{which}' (highest, lowest, scored)")
-            return selection_files[name][which]
+            if ref not in self.refs:
+                known = ", ".join(sorted(self.refs)) or "none yet"
+                raise ConfigError(f"{ref}: no pool or selection output of that name (known: {known})")
+            return self.refs[ref]
         p = Path(ref)
-        return p if p.is_absolute() else exp.data_root / p
+        return p if p.is_absolute() else self.exp.data_root / p
 
-    for sel in exp.selections:
-        folder = root / "selections" / sel["name"]
-        source = data_path(sel["data"])
-        spec = {**sel, "defaults": d, "source": str(source)}
-        top, bottom = int(sel.get("top", 0)), int(sel.get("bottom", 0))
-        selection_files[sel["name"]] = {
-            "highest": folder / f"sel_highest_{top}.json",
-            "lowest": folder / f"sel_lowest_{bottom}.json",
-            "scored": folder / "scored.jsonl",
-        }
-        steps.once(
-            f"select-{sel['name']}", spec, selection_files[sel["name"]]["highest" if top else "lowest"],
-            partial(_select, sel, source, folder, d, models), status, tell,
-        )  # fmt: skip
+    # -- data --------------------------------------------------------------------------------
 
-    for run in exp.runs:
-        data = data_path(run["data"])
-        values = {**_pick({**d, **run}, RUN_OPTIONS), "data": data, "out": root / "runs" / run["name"]}
-        cfg = build(ComputeConfig, values, f"run '{run['name']}'", convert_text=False)
-        say(f"[{exp.name}] compute {run['name']} ({data.name}, limit {cfg.source.limit})")
-        try:
-            result = compute(cfg, models.get(cfg))
-        except GradspecError as exc:  # e.g. its data comes from a selection that failed
-            say(f"  compute-{run['name']} not done: {exc}")
-            status[f"compute-{run['name']}"] = f"failed: {exc}"
-            continue
-        n = {k: result.manifest.get("counts", {}).get(k, 0) for k in ("ok", "skipped", "error")}
-        say(f"[{exp.name}]   {n['ok']} ok, {n['skipped']} skipped, {n['error']} error")
-        status[f"compute-{run['name']}"] = "done"
+    def pools(self) -> None:
+        for pool in self.exp.pools:
+            files = [self.path(f) for f in (pool["data"] if isinstance(pool["data"], list) else [pool["data"]])]
+            out = self.root / "pools" / f"{pool['name']}.json"
+            spec = {**pool, "files": [[str(f), file_sha256(f)] for f in files if f.exists()]}
+            action = lambda f=files, p=pool, o=out: build_pool(f, p.get("sample"), int(p.get("seed", 0)), o)  # noqa: E731
+            self.steps.once(f"pool-{pool['name']}", spec, out, action)
+            self.refs[f"@{pool['name']}"] = out
 
-    from gradspec.analysis import compare
+    def selections(self) -> None:
+        d = self.exp.defaults
+        for sel in self.exp.selections:
+            folder = self.root / "selections" / sel["name"]
+            try:
+                source = self.path(sel["data"])
+            except ConfigError as exc:
+                self.steps.status[f"select-{sel['name']}"] = f"failed: {exc}"
+                continue
+            spec = {**sel, "defaults": d, "source": [str(source), file_sha256(source) if source.exists() else None]}
+            output = folder / (f"{SELECTION_NAME}_selection.json" if "by" in sel else "scored.jsonl")
+            if self.steps.once(
+                f"select-{sel['name']}", spec, output, lambda s=sel, f=folder, x=source: self._select(s, x, f)
+            ):
+                self._register(sel, folder)
 
-    report_inputs: list[Path] = []
-    for comp in exp.comparisons:
-        folder = root / "comparisons" / comp["name"]
-        runs = [root / "runs" / r if isinstance(r, str) else [root / "runs" / m for m in r] for r in comp["runs"]]
+    def _select(self, sel: dict[str, Any], source: Path, folder: Path) -> None:
+        from gradspec.score import score
+        from gradspec.selection import select
+
+        scored = source
+        if sel.get("score"):
+            values = {
+                **_pick({**self.exp.defaults, **sel}, SCORE_OPTIONS),
+                "data": source,
+                "out": folder / "scored.jsonl",
+            }
+            cfg = build(
+                ScoreConfig, {**values, "metrics": sel["score"]}, f"selection '{sel['name']}'", convert_text=False
+            )
+            needs_lm = {"ifd", "length", "gradient", "grad_quality"} & set(cfg.metrics)
+            score(cfg, self.models.get(cfg.loading) if needs_lm else None)
+            scored = folder / "scored.jsonl"
+        if "by" in sel:
+            own = {k: v for k, v in _pick(sel, SELECTION_OPTIONS).items() if k not in SCORE_OPTIONS}
+            values = {**own, "data": scored, "out_dir": folder, "name": SELECTION_NAME}
+            select(build(SelectConfig, values, f"selection '{sel['name']}'", convert_text=False))
+
+    def _register(self, sel: dict[str, Any], folder: Path) -> None:
+        if (folder / "scored.jsonl").exists():
+            self.refs[f"@{sel['name']}/scored"] = folder / "scored.jsonl"
+        summary = folder / f"{SELECTION_NAME}_selection.json"
+        if "by" in sel and summary.exists():
+            for which, file in json.loads(summary.read_text())["files"].items():
+                self.refs[f"@{sel['name']}/{which}"] = Path(file)
+            if sel.get("match_length") == "truncate":
+                self.truncated.add(sel["name"])
+
+    # -- runs and their analysis ---------------------------------------------------------------
+
+    def run_entries(self) -> list[dict[str, Any]]:
+        """Every run, and each run again at every window a comparison that uses it asks for."""
+        windows: dict[str, set[int]] = {}
+        for c in self.exp.comparisons:
+            for member in (m for r in c["runs"] for m in ([r] if isinstance(r, str) else r)):
+                windows.setdefault(member, set()).update(c.get("windows") or ())
+        out = []
+        for run in self.exp.runs:
+            out.append(run)
+            out += [
+                {**run, "name": f"{run['name']}@{k}", "response_tokens": k}
+                for k in sorted(windows.get(run["name"], ()))
+            ]
+        return out
+
+    def runs(self) -> None:
+        from gradspec.computation import compute
+
+        for run in self.run_entries():
+            step = f"compute-{run['name']}"
+            try:
+                data = self.path(run["data"])
+            except ConfigError as exc:  # e.g. its data comes from a selection that failed
+                self.steps.status[step] = f"failed: {exc}"
+                continue
+            values = {
+                **_pick({**self.exp.defaults, **run}, RUN_OPTIONS),
+                "data": data,
+                "out": self.root / "runs" / run["name"],
+            }
+            if run["data"].split("/")[0][1:] in self.truncated:
+                values.setdefault("record_windows", True)  # truncation-matched pairs carry their windows
+            cfg = build(ComputeConfig, values, f"run '{run['name']}'", convert_text=False)
+            spec = {"config": flatten(cfg), "data": file_sha256(data) if data.exists() else None}
+            self.steps.once(
+                step, spec, cfg.store.out / "run.json", lambda c=cfg: compute(c, self.models.get(c.loading))
+            )
+
+    def comparisons(self) -> None:
+        from gradspec.analysis.length_curve import length_curve
+
+        folders = {c["name"]: self.root / "comparisons" / c["name"] for c in self.exp.comparisons}
+        for comp in self.exp.comparisons:
+            reference = folders.get(comp.get("reference")) if comp.get("reference") else None
+            self._compare(comp, comp["runs"], folders[comp["name"]], reference)
+            windowed = []
+            for k in comp.get("windows") or ():
+                runs = [f"{r}@{k}" if isinstance(r, str) else [f"{m}@{k}" for m in r] for r in comp["runs"]]
+                folder = self.root / "comparisons" / f"{comp['name']}@{k}"
+                if self._compare(comp, runs, folder, folders[comp["name"]], name=f"{comp['name']}@{k}"):
+                    windowed.append(folder)
+            if len(windowed) > 1:
+                out = self.root / "comparisons" / f"{comp['name']}-length-curve"
+                spec = [_stamp_comparison(f) for f in windowed]
+                action = lambda w=windowed, o=out: length_curve(w, o)  # noqa: E731
+                if self.steps.once(f"length-curve-{comp['name']}", spec, out / "length_curve.csv", action):
+                    self.report_inputs.append(out)
+
+    def _compare(
+        self, comp: dict[str, Any], members: list[Any], folder: Path, reference: Path | None, name: str | None = None
+    ) -> bool:
+        from gradspec.analysis import compare
+
+        runs = [self.root / "runs" / r if isinstance(r, str) else [self.root / "runs" / m for m in r] for r in members]
         flat = [r for group in runs for r in (group if isinstance(group, list) else [group])]
-        spec = {**comp, "inputs": [_manifest_stamp(r) for r in flat]}
-        report_inputs.append(folder)
+        spec = {**comp, "inputs": [_stamp(r) for r in flat], "reference": _stamp_comparison(reference)}
         options = _pick(comp, COMPARISON_OPTIONS)
-        action = partial(compare, CompareConfig(tuple(runs), folder, comp.get("labels"), **options))
-        steps.once(f"compare-{comp['name']}", spec, folder / "comparison.json", action, status, tell)
+        config = CompareConfig(tuple(runs), folder, comp.get("labels"), reference=reference, **options)
+        done = self.steps.once(
+            f"compare-{name or comp['name']}", spec, folder / "comparison.json", lambda: compare(config)
+        )
+        if done:
+            self.report_inputs.append(folder)
+        return done
 
-    for corr in exp.correlations:
+    def correlations(self) -> None:
         from gradspec.analysis.unify import correlate
         from gradspec.store import open_run
 
-        folder = root / "correlations" / corr["name"]
-        run_dir = root / "runs" / corr["run"]
-        scored = data_path(corr["scored"])
-        spec = {**corr, "inputs": _manifest_stamp(run_dir), "scored": str(scored)}
-        report_inputs.append(folder)
-        action = partial(correlate, open_run(run_dir), scored, folder)
-        steps.once(f"correlate-{corr['name']}", spec, folder / "correlations.csv", action, status, tell)
+        for corr in self.exp.correlations:
+            folder = self.root / "correlations" / corr["name"]
+            run_dir = self.root / "runs" / corr["run"]
+            try:
+                scored = self.path(corr["scored"])
+            except ConfigError as exc:
+                self.steps.status[f"correlate-{corr['name']}"] = f"failed: {exc}"
+                continue
+            spec = {**corr, "inputs": _stamp(run_dir), "scored": str(scored)}
+            action = lambda r=run_dir, s=scored, f=folder: correlate(open_run(r), s, f)  # noqa: E731
+            if self.steps.once(f"correlate-{corr['name']}", spec, folder / "correlations.csv", action):
+                self.report_inputs.append(folder)
 
-    report_inputs = [p for p in report_inputs if (p / "comparison.json").exists() or (p / "correlations.csv").exists()]
-    report = root / "report.html"
-    analysed = any(v == "done" for k, v in status.items() if k.startswith(("compare", "correlate")))
-    if report_inputs and (analysed or not report.exists()):
-        from gradspec.report import write_report
+    # -- trainings --------------------------------------------------------------------------------
 
-        say(f"[{exp.name}] report {report}")
-        write_report(report_inputs, report, exp.report.get("title", exp.name))
-        status["report"] = "done"
-    elif report_inputs:
-        status["report"] = "skipped"
+    def trainings(self) -> None:
+        from gradspec.analysis.selection_results import Training, summarize
+        from gradspec.train import train
+
+        evaluation = self.exp.evaluation
+        held_out = {
+            "eval_instruction": [self.path(f) for f in evaluation.get("instruction") or ()],
+            "eval_reasoning": [self.path(f) for f in evaluation.get("reasoning") or ()],
+            "eval_limit": int(evaluation.get("limit", 48)),
+        }
+        finished: list[Training] = []
+        for t in self.exp.trainings:
+            step = f"train-{t['name']}"
+            try:
+                data = self.path(t["data"])
+            except ConfigError as exc:
+                self.steps.status[step] = f"failed: {exc}"
+                continue
+            out = self.root / "trainings" / t["name"]
+            values = {**_pick({**self.exp.defaults, **t}, TRAINING_OPTIONS), **held_out, "data": data, "out": out}
+            cfg = build(TrainConfig, values, f"training '{t['name']}'", convert_text=False)
+            spec = {"config": flatten(cfg), "data": file_sha256(data) if data.exists() else None}
+            if self.steps.once(step, spec, out / "train.json", lambda c=cfg: train(c)):
+                finished.append(Training(str(t.get("method", t["name"])), cfg.recipe.seed, out))
+        if finished:
+            out = self.root / "trainings" / "summary"
+            spec = [[t.method, t.seed, (t.folder / "train.json").stat().st_mtime_ns] for t in finished]
+            baseline = evaluation.get("baseline")
+            if self.steps.once(
+                "train-summary", spec, out / "selection_results.csv", lambda: summarize(finished, baseline, out)
+            ):
+                self.report_inputs.append(out)
+
+    # -- the report -------------------------------------------------------------------------------
+
+    def report(self) -> Path | None:
+        report = self.root / "report.html"
+        inputs = [p for p in dict.fromkeys(self.report_inputs) if p.exists()]
+        analysed = any(
+            v == "done" for k, v in self.steps.status.items() if not k.startswith(("compute", "select", "pool"))
+        )
+        if inputs and (analysed or not report.exists()):
+            from gradspec.report import write_report
+
+            self.say(f"[{self.exp.name}] report {report}")
+            write_report(inputs, report, self.exp.report.get("title", self.exp.name))
+            self.steps.status["report"] = "done"
+        elif inputs:
+            self.steps.status["report"] = "skipped"
+        return report if report.exists() else None
+
+
+def _stamp_comparison(folder: Path | None) -> Any:
+    return (
+        None if folder is None or not (folder / "summary.csv").exists() else (folder / "summary.csv").stat().st_mtime_ns
+    )
+
+
+def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = print) -> dict[str, Any]:
+    """Run every step; returns {step: 'done' | 'skipped' | 'failed: why'} and the report path."""
+    root = Path(out) if out is not None else Path("experiments") / (exp.name + ("-full" if exp.full else ""))
+    root.mkdir(parents=True, exist_ok=True)
+    runner = Runner(exp, root, say)
+    runner.pools()
+    runner.selections()
+    runner.runs()
+    runner.comparisons()
+    runner.correlations()
+    if exp.trainings:
+        runner.trainings()
+    report = runner.report()
+    status = runner.steps.status
     write_json_atomic(
         root / "experiment.json",
         {"name": exp.name, "config": str(exp.path.resolve()), "full": exp.full, "steps": status},
     )
-    return {"out": str(root), "steps": status, "report": str(report) if report.exists() else None}
+    return {"out": str(root), "steps": status, "report": str(report) if report else None}

@@ -41,8 +41,10 @@ class LoadedModel:
 
     def describe(self) -> dict[str, Any]:
         cfg = self.model.config
+        known = shipped(self.spec)
         return {
             "spec": self.spec,
+            "name": known.description if known is not None else Path(self.path).name,
             "path": self.path,
             "architecture": type(self.model).__name__,
             "model_type": cfg.model_type,

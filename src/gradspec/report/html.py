@@ -18,8 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from gradspec import __version__
-from gradspec.analysis.compare import headline, load_comparison
+from gradspec.analysis.compare import FIGURE_METRICS, headline, load_comparison
 from gradspec.analysis.figures import layerwise_figure
+from gradspec.analysis.findings import sentences
+from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.tables import fmt
 from gradspec.data import Record, load_dataset
 from gradspec.errors import ConfigError
@@ -33,7 +35,8 @@ h1 { border-bottom: 2px solid #444; } h2 { margin-top: 2em; border-bottom: 1px s
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.86em; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; vertical-align: top; }
 th { background: #f0f0f0; } td.text { text-align: left; white-space: pre-wrap; max-width: 40em; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figure { margin: 1em 0; } figure img { width: 100%; border: 1px solid #ddd; }
+p.finding { font-size: 1.05em; background: #eef5ff; border-left: 4px solid #3a6fb0; padding: 0.4em 0.8em; }
 .warning { background: #fff4e0; border-left: 4px solid #e69500; padding: 0.4em 0.8em; margin: 0.3em 0; }
 .meta { color: #555; font-size: 0.9em; }
 """
@@ -71,37 +74,53 @@ def excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT else text[:EXCERPT] + " ..."
 
 
-def extreme_samples(run: Run, n: int = 3) -> pd.DataFrame:
-    """The samples with the highest and lowest mean q nuclear norm, with their text."""
-    scores = run.sql(
-        "select s.sample_id, s.index, s.n_response_tokens, avg(l.nuclear_norm) as q_nuclear_norm "
-        "from layer_stats l join samples s using (sample_id) where s.status = 'ok' and l.module = 'q' "
-        "group by s.sample_id, s.index, s.n_response_tokens order by q_nuclear_norm"
-    ).df()
-    if scores.empty:
-        return scores
-    picked = pd.concat([scores.tail(n).iloc[::-1].assign(rank="highest"), scores.head(n).assign(rank="lowest")])
+def model_name(manifest: dict) -> str:
+    """The model as people know it (its name, not the spec it was asked by), with its shape."""
+    model = manifest.get("model", {})
+    name = model.get("name") or model.get("spec")
+    return f"{name} ({model.get('architecture')}, {model.get('num_layers')} layers, {model.get('dtype')})"
+
+
+def texts_of(run: Run) -> dict[int, Record]:
+    """The run's records by index, when its data file is still where it was."""
     data = Path(run.manifest.get("data", {}).get("path", ""))
-    texts: dict[int, Record] = {}
-    if data.exists():
-        try:
-            texts = {r.index: r for r in load_dataset(data).items if isinstance(r, Record)}
-        except Exception:  # the report still renders without text when the data moved or changed
-            texts = {}
+    if not data.exists():
+        return {}
+    try:
+        return {r.index: r for r in load_dataset(data).items if isinstance(r, Record)}
+    except Exception:  # noqa: BLE001  (the report still renders without text when the data moved or changed)
+        return {}
+
+
+def extreme_samples(run: Run, n: int = 3) -> pd.DataFrame:
+    """The samples with the highest and lowest grad_quality: the gradient's own score with response
+    length taken out (a raw nuclear-norm ranking would list the shortest answers), with their text."""
+    try:
+        scores = grad_quality(run)
+    except ConfigError:
+        return pd.DataFrame()
+    if len(scores) < 4:
+        return pd.DataFrame()
+    index = run.df("samples").set_index("sample_id")["index"]
+    scores = scores.assign(index=index.loc[scores.sample_id].to_numpy()).sort_values("grad_quality")
+    picked = pd.concat([scores.tail(n).iloc[::-1].assign(rank="highest"), scores.head(n).assign(rank="lowest")])
+    texts = texts_of(run)
     picked["prompt"] = [excerpt(texts[i].messages[-1].content) if i in texts else "" for i in picked["index"]]
     picked["response"] = [excerpt(texts[i].response) if i in texts else "" for i in picked["index"]]
-    return picked[["rank", "index", "n_response_tokens", "q_nuclear_norm", "prompt", "response"]]
+    return picked[
+        ["rank", "index", "n_response_tokens", "grad_quality", "nuclear_norm", "effective_rank", "prompt", "response"]
+    ]
 
 
 def run_section(path: Path, workdir: Path) -> str:
     run = open_run(path)
     m = run.manifest
-    counts, timing, model = m.get("counts", {}), m.get("timing", {}), m.get("model", {})
+    counts, timing = m.get("counts", {}), m.get("timing", {})
     n = {k: counts.get(k, 0) for k in ("ok", "skipped", "error")}
     same_layer = m.get("similarity", {}).get("same_layer", {})
     meta = pd.DataFrame(
         [
-            ("model", f"{model.get('spec')} ({model.get('architecture')}, {model.get('num_layers')} layers)"),
+            ("model", model_name(m)),
             ("data", m.get("data", {}).get("path")),
             ("template", m.get("config", {}).get("template")),
             ("max length", m.get("config", {}).get("max_length")),
@@ -123,24 +142,40 @@ def run_section(path: Path, workdir: Path) -> str:
     if counts.get("ok"):
         pngs = layerwise_figure({path.name: run}, workdir / f"{len(list(workdir.iterdir()))}-layerwise")
         parts.append(figure(pngs[0], "layer-wise nuclear norm and effective rank (mean, 95% bootstrap band)"))
-        parts += ["<h3>Samples with the highest and lowest q nuclear norm</h3>"]
-        parts.append(table(extreme_samples(run), ["prompt", "response"]))
+        extremes = extreme_samples(run)
+        if not extremes.empty:
+            parts += ["<h3>Samples with the highest and lowest grad_quality (length taken out)</h3>"]
+            parts.append(table(extremes, ["prompt", "response"]))
     return "\n".join(parts)
+
+
+def ordered_figures(path: Path) -> list[Path]:
+    """A comparison's figures, the papers' first metrics first (nuclear norm, effective rank)."""
+    order = {m: i for i, m in enumerate(FIGURE_METRICS)}
+
+    def key(png: Path) -> tuple[int, int, str]:
+        kind, _, metric = png.stem.partition("_")
+        return (order.get(metric, len(order)), 0 if kind == "layerwise" else 1, png.stem)
+
+    return sorted(path.glob("*.png"), key=key)
 
 
 def comparison_section(path: Path) -> str:
     m = load_comparison(path)
+    names = {g["label"]: g for g in m["groups"]}
     groups = pd.DataFrame(
         [
-            {"group": g["label"], "model": g["model"], "layers": g["num_layers"], "template": g["template"],
-             "ok": (g.get("counts") or {}).get("ok"), "median response tokens": g["median_response_tokens"],
-             "data": g["data"]}
-            for g in m["groups"]
+            {"group": g["label"], "model": g.get("model_name") or g["model"], "layers": g["num_layers"],
+             "template": g["template"], "window": g.get("response_tokens"), "ok": (g.get("counts") or {}).get("ok"),
+             "median response tokens": g["median_response_tokens"], "data": g["data"]}
+            for g in names.values()
         ]
     )  # fmt: skip
-    parts = [f"<h2>Comparison: {esc(path.name)}</h2>", f'<p class="meta">baseline: {esc(m["baseline"])}</p>']
-    parts += [table(groups, ["data"]), warnings_html(m["warnings"])]
     summary = pd.read_csv(path / "summary.csv")
+    parts = [f"<h2>Comparison: {esc(path.name)}</h2>"]
+    parts += [f'<p class="finding">{esc(sentence)}</p>' for sentence in sentences(summary, m)]
+    parts += [f'<p class="meta">baseline: {esc(m["baseline"])}</p>', table(groups, ["data", "model"])]
+    parts.append(warnings_html(m["warnings"]))
     parts += ["<h3>Headline: mean over layers, B vs A</h3>", table(headline(summary))]
     parts.append(
         '<p class="meta">q_value: the p-value adjusted (Benjamini-Hochberg) over modules and metrics; '
@@ -157,6 +192,37 @@ def comparison_section(path: Path) -> str:
         shapes = pd.read_csv(path / "curve_shapes.csv")
         shapes = shapes[(shapes.a < shapes.b) & shapes.metric.isin(["nuclear_norm", "effective_rank"])]
         parts += ["<h3>Similarity of curve shapes (relative depth)</h3>", table(shapes)]
+    for png in ordered_figures(path):
+        parts.append(figure(png, png.stem.replace("_", " ")))
+    return "\n".join(parts)
+
+
+def length_curve_section(path: Path) -> str:
+    rows = pd.read_csv(path / "length_curve.csv")
+    main = rows[rows.metric.isin(["nuclear_norm", "effective_rank", "nuclear_norm_sum"])]
+    keep = ["window", "a", "b", "metric", "module", "n_a", "rel_diff", "rel_ci_low", "rel_ci_high", "q_value"]
+    parts = [f"<h2>Length-response curve: {esc(path.name)}</h2>"]
+    parts.append(
+        '<p class="meta">The same groups at several response windows K: at each K both groups have exactly '
+        "K response tokens per sample, so each difference is free of length by design; rel_diff is B minus A "
+        "relative to A, paired by length, with its 95% interval.</p>"
+    )
+    parts.append(table(main[keep]))
+    for png in sorted(path.glob("*.png")):
+        parts.append(figure(png, png.stem.replace("_", " ")))
+    return "\n".join(parts)
+
+
+def selection_section(path: Path) -> str:
+    rows = pd.read_csv(path / "selection_results.csv")
+    parts = [f"<h2>Selection that pays: {esc(path.name)}</h2>"]
+    parts.append(
+        '<p class="meta">Each method selected the same number of records from one pool; a model was fine-tuned '
+        "on each selection (several seeds) and measured on held-out sets no selection could have seen. "
+        "Intervals: bootstrap over held-out items (averaged over seeds); p_items: Wilcoxon over items, "
+        "p_seeds: paired t over seeds.</p>"
+    )
+    parts.append(table(rows))
     for png in sorted(path.glob("*.png")):
         parts.append(figure(png, png.stem.replace("_", " ")))
     return "\n".join(parts)
@@ -178,12 +244,18 @@ def write_report(inputs: Sequence[str | Path], out: str | Path, title: str = "gr
         for item in map(Path, inputs):
             if (item / "comparison.json").exists():
                 sections.append(comparison_section(item))
+            elif (item / "length_curve.csv").exists():
+                sections.append(length_curve_section(item))
+            elif (item / "selection_results.csv").exists():
+                sections.append(selection_section(item))
             elif (item / "run.json").exists():
                 sections.append(run_section(item, Path(tmp)))
             elif (item / "correlations.csv").exists():
                 sections.append(correlation_section(item))
             else:
-                raise ConfigError(f"{item}: not a run, comparison or correlation folder")
+                raise ConfigError(
+                    f"{item}: not a run, comparison, correlation, length-curve or selection-results folder"
+                )
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'

@@ -11,8 +11,10 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from torch import nn
+from tqdm.auto import tqdm
 
 from gradspec.config.train import RecipeConfig
 from gradspec.errors import ConfigError
@@ -26,6 +28,33 @@ class Trained:
     losses: list[dict[str, float]]  # per optimiser step: step, epoch, loss, learning_rate
     steps: int
     seconds: float
+
+
+class LossBar:
+    """A progress bar over the optimiser steps, with rate, time left and the last loss."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.bar = tqdm(total=state.max_steps, desc="train", unit="step", dynamic_ncols=True)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
+        if self.bar is not None and logs and "loss" in logs:
+            self.bar.set_postfix_str(f"loss {float(logs['loss']):.3f}", refresh=False)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __getattr__(self, name: str) -> Any:  # every other Trainer event: nothing to do
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
 
 
 def trainable(model: nn.Module, recipe: RecipeConfig) -> nn.Module:
@@ -49,7 +78,7 @@ def fine_tune(
     model: nn.Module, pad_id: int, samples: Sequence[Encoded], recipe: RecipeConfig, progress: bool
 ) -> Trained:
     """Train ``model`` in place on ``samples`` with ``recipe``; the loss of every step."""
-    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers import PrinterCallback, ProgressCallback, Trainer, TrainingArguments, set_seed
 
     set_seed(recipe.seed)
     rows = [{"input_ids": s.input_ids, "labels": labels_of(s)} for s in samples]
@@ -74,6 +103,11 @@ def fine_tune(
             remove_unused_columns=False,
         )
         trainer = Trainer(model=net, args=args, train_dataset=rows, data_collator=partial(collate, pad_id=pad_id))
+        # One bar with the loss instead of a printed dictionary per step.
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        if progress:
+            trainer.add_callback(LossBar())
         result = trainer.train()
     losses = [
         {"step": h["step"], "epoch": h["epoch"], "loss": h["loss"], "learning_rate": h["learning_rate"]}

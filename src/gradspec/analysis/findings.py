@@ -1,0 +1,97 @@
+"""What a comparison found, in one or two sentences a curator can act on.
+
+For the two metrics the papers read first (nuclear norm and effective rank), per group B against
+the baseline A: which way B differs, by how much (the median over modules of the relative
+difference), with what certainty (in how many modules the adjusted test passes), how the two
+groups' lengths compare, and what equal length did to the difference. Built only from
+``summary.csv`` and ``comparison.json``; no number is invented here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+NAMES = {"nuclear_norm": "nuclear norms", "effective_rank": "effective ranks"}
+ALPHA = 0.05
+
+
+def _q_text(q: float) -> str:
+    return "q<0.001" if q < 0.001 else f"q={q:.2g}"
+
+
+def _modules(n: int, total: int) -> str:
+    if n == total:
+        return {4: "all four modules", 3: "all three modules", 2: "both modules", 1: "the module"}.get(
+            n, f"all {n} modules"
+        )
+    return f"{n} of {total} modules"
+
+
+def metric_sentence(rows: pd.DataFrame, metric: str, a: str, b: str, lengths: str) -> str:
+    """One sentence about one metric of one pair of groups."""
+    equal = (rows["design"] == "equal length").all() if "design" in rows else False
+    diff = rows["paired_diff"] if equal else rows["diff"]
+    rel = diff / rows["mean_a"].abs()
+    significant = rows[rows["q_value"] < ALPHA]
+    name = NAMES.get(metric, metric.replace("_", " "))
+    if significant.empty:
+        best = rows["q_value"].min()
+        where = "at equal length (paired by length)" if equal else "at their natural lengths"
+        certainty = f"smallest {_q_text(float(best))}" if pd.notna(best) else "not tested"
+        return f"{b} and {a} do not differ in {name} {where} ({certainty}){lengths}."
+    sig_rel = rel.loc[significant.index]
+    direction = "higher" if np.median(sig_rel) > 0 else "lower"
+    agree = int((np.sign(sig_rel) == np.sign(np.median(sig_rel))).sum())
+    size = f"{abs(float(np.median(sig_rel))) * 100:.0f}%"
+    text = (
+        f"{b} has {size} {direction} {name} than {a} ({_q_text(float(significant['q_value'].max()))}, "
+        f"{_modules(agree, len(rows))}){lengths}"
+    )
+    verdicts = Counter(clause for clause in map(length_clause, significant["length_control"].dropna()) if clause)
+    if verdicts:
+        common, n = verdicts.most_common(1)[0]
+        text += f"; {common} ({_modules(n, len(significant))})"
+    return text + "."
+
+
+def length_clause(verdict: str) -> str | None:
+    """What a ``length_control`` verdict says about a significant difference, as a clause."""
+    if verdict.startswith("equal length by design: "):
+        word = verdict.removeprefix("equal length by design: ")
+        return f"against natural lengths it {word}" if word in ("holds", "disappears", "reverses", "appears") else None
+    if verdict.startswith("length control not possible"):
+        return (
+            "the groups' lengths barely overlap, so length cannot be held fixed here: compute both at one "
+            "--response-tokens window, or truncation-matched"
+        )
+    if verdict.endswith("under length control"):
+        return f"it {verdict.removesuffix(' under length control')} with length matched or regressed out"
+    return None
+
+
+def sentences(summary: pd.DataFrame, manifest: dict[str, Any], metrics: Sequence[str] = tuple(NAMES)) -> list[str]:
+    """The comparison's findings, one sentence per group and metric."""
+    groups = {g["label"]: g for g in manifest.get("groups", [])}
+    out = []
+    for (a, b), pair in summary.groupby(["a", "b"], sort=False):
+        la = groups.get(a, {}).get("median_response_tokens")
+        lb = groups.get(b, {}).get("median_response_tokens")
+        equal = "design" in pair and (pair["design"] == "equal length").all()
+        lengths = ""
+        if equal:
+            n = int(pair["n_a"].max())
+            lengths = f", at equal length by design ({n} pairs of the same response length)"
+        elif la and lb:
+            ratio = lb / la
+            if ratio > 1.5 or ratio < 1 / 1.5:
+                lengths = f", but its responses are {ratio:.2g}x as long (median {lb:.0f} vs {la:.0f} tokens)"
+        for metric in metrics:
+            rows = pair[pair["metric"] == metric]
+            if not rows.empty:
+                out.append(metric_sentence(rows.reset_index(drop=True), metric, a, b, lengths))
+    return out

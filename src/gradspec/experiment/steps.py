@@ -1,0 +1,67 @@
+"""Experiment steps: each done once per fingerprint of its inputs and options, and the models
+they share, each loaded only when a step that needs it actually runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gradspec.config.model import ModelConfig
+from gradspec.errors import GradspecError
+from gradspec.files import write_json_atomic
+from gradspec.model import LoadedModel, load
+
+Say = Callable[[str], None]
+
+
+class Steps:
+    """Markers in ``OUT/.steps``: a step is done when its marker holds the same fingerprint."""
+
+    def __init__(self, out: Path, say: Say) -> None:
+        self.dir = out / ".steps"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.say = say
+        self.status: dict[str, str] = {}
+
+    @staticmethod
+    def fingerprint(spec: Any) -> str:
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+    def done(self, step: str, spec: Any) -> bool:
+        marker = self.dir / f"{step}.json"
+        return marker.exists() and json.loads(marker.read_text()).get("fingerprint") == self.fingerprint(spec)
+
+    def finish(self, step: str, spec: Any) -> None:
+        write_json_atomic(self.dir / f"{step}.json", {"fingerprint": self.fingerprint(spec)})
+
+    def once(self, step: str, spec: Any, output: Path, action: Callable[[], Any]) -> bool:
+        """Run ``action`` unless ``step`` finished with this ``spec`` and ``output`` is there; whether
+        the step's output is there now (a step that cannot be done is recorded and the rest goes on)."""
+        if self.done(step, spec) and output.exists():
+            self.status[step] = "skipped"
+            return True
+        self.say(step)
+        try:
+            action()
+        except GradspecError as exc:
+            self.say(f"  {step} not done: {exc}")
+            self.status[step] = f"failed: {exc}"
+            return False
+        self.finish(step, spec)
+        self.status[step] = "done"
+        return True
+
+
+class Models:
+    """Each model loaded once for the whole experiment, and only when a step needs it."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[ModelConfig, LoadedModel] = {}
+
+    def get(self, config: ModelConfig) -> LoadedModel:
+        if config not in self._loaded:
+            self._loaded[config] = load(config)
+        return self._loaded[config]
