@@ -22,15 +22,15 @@ if ! .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.fi
 fi
 # De-quantise and cache it now (~30 s once), so that runs and tests start in seconds.
 .venv/bin/python -c "from gradspec.model.shipped import SHIPPED, converted_path; print('default model:', converted_path(SHIPPED['smollm2-135m-instruct']))"
-# Chromium (from Debian) lets the tests open the HTML report in a real headless browser.
-# Best effort: without root or apt the report test that needs it is skipped, nothing else.
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+# Chromium and its driver (from Debian) let the tests open the HTML report and drive the sample
+# explorer in a real headless browser. Best effort: without root or apt those tests are skipped.
+if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
     SUDO=""
     if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi
     if $SUDO true 2>/dev/null; then
-        $SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+        $SUDO apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
             || { $SUDO apt-get update -q >/dev/null 2>&1 && \
-                 $SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; } \
-            || echo "setup: could not install chromium; the browser check of the report will be skipped"
+                 $SUDO apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1; } \
+            || echo "setup: could not install chromium; the browser checks of the report and explorer will be skipped"
     fi
 fi

@@ -153,8 +153,8 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
         ],
         "runs": [{"name": "low", "data": "@matched/lowest"}, {"name": "high", "data": "@matched/highest"}],
         "comparisons": [{"name": "raw", "runs": ["low", "high"], "windows": [2, 4], "n_boot": 50}],
-        "evaluation": {"instruction": ["held.json"], "reasoning": ["task_no_cot.json"], "limit": 4,
-                       "baseline": "random"},
+        "evaluation": {"instruction": ["held.json"], "reasoning": ["task_no_cot.json"], "baseline": "random"},
+        "eval_limit": 4,
         "trainings": [
             {"name": "top-s{seed}", "method": "top", "data": "@top/highest", "seed": "{seed}"},
             {"name": "random-s{seed}", "method": "random", "data": "@random-{seed}/highest", "seed": "{seed}"},

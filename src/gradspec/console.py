@@ -9,3 +9,8 @@ import sys
 def warn(message: str) -> None:
     """``gradspec: warning: message`` on stderr, on one line."""
     print("gradspec: warning: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
+
+
+def note(message: str) -> None:
+    """``gradspec: message`` on stderr: something the person running it should know, not a problem."""
+    print("gradspec: " + " ".join(str(message).split()), file=sys.stderr, flush=True)

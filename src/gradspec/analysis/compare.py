@@ -37,6 +37,7 @@ LENGTH_IMBALANCE = 1.5  # median response-length ratio that earns a warning
 # Fewer length-matched pairs than this: the regression would only extrapolate across groups
 # whose lengths do not overlap, so no length-controlled verdict is given.
 MIN_MATCHED = 5
+SMALL_N = 5  # fewer ok samples in a group earns a warning; fewer than 2 cannot be compared
 
 
 Reference = dict[tuple[str, str, str], tuple[float, float]]  # (b, metric, module) -> (diff, q_value)
@@ -191,6 +192,33 @@ def warnings_for(groups: Sequence[Group]) -> list[str]:
             )
     if len({g.n_layers for g in groups}) > 1:
         out.append("models of different depth: figures use relative depth; per-layer tests are left out")
+    for g in groups:
+        n = g.samples["sample_id"].nunique()
+        if n < SMALL_N:
+            out.append(f"small group: {g.label} has {n} ok samples; intervals are wide and tests weak below {SMALL_N}")
+    out += setting_differences(groups)
+    return out
+
+
+# Options that change what a gradient measures: groups computed with different values are
+# compared on different terms (deliberate across models, an accident across data).
+SETTINGS = (
+    "model", "template", "system_prompt", "max_length", "truncation", "response_tokens", "record_windows", "dtype",
+    "modules",
+)  # fmt: skip
+
+
+def setting_differences(groups: Sequence[Group]) -> list[str]:
+    """One warning per setting whose value differs between the groups' runs."""
+    out = []
+    for key in SETTINGS:
+        values = {g.label: [r.manifest.get("config", {}).get(key) for r in g.runs] for g in groups}
+        distinct = {repr(v) for vs in values.values() for v in vs}
+        if len(distinct) > 1:
+            shown = "; ".join(
+                f"{label}: {', '.join(map(str, dict.fromkeys(map(str, vs))))}" for label, vs in values.items()
+            )
+            out.append(f"the groups were computed with different {key} ({shown}): they are compared on different terms")
     return out
 
 

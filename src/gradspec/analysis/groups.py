@@ -57,6 +57,8 @@ def load_group(label: str, paths: Sequence[Path], metrics: Sequence[str]) -> Gro
     frame = pd.concat(frames, ignore_index=True)
     if frame.empty:
         raise ConfigError(f"{', '.join(map(str, paths))}: no ok samples to compare")
+    if frame["sample_id"].nunique() < 2:
+        raise ConfigError(f"group {label}: one ok sample only; a comparison needs at least two per group")
     lengths = pd.concat(sizes).set_index("sample_id")["n_response_tokens"]
     return Group(label, runs, frame, per_sample(frame), lengths, depths.pop(), runs[0].manifest)
 

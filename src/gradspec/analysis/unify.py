@@ -20,9 +20,10 @@ import pandas as pd  # noqa: E402
 
 from gradspec.analysis.figures import save_figure  # noqa: E402
 from gradspec.analysis.frames import GRADIENT_METRICS, long_frame, per_sample, sample_sizes  # noqa: E402
-from gradspec.analysis.stats import partial_spearman, spearman  # noqa: E402
+from gradspec.analysis.stats import fdr, partial_spearman, spearman  # noqa: E402
 from gradspec.analysis.tables import write_table  # noqa: E402
 from gradspec.config.analysis import QUALITY_FIELDS  # noqa: E402
+from gradspec.console import warn  # noqa: E402
 from gradspec.data import load_dataset  # noqa: E402
 from gradspec.data.values import finite_number  # noqa: E402
 from gradspec.errors import ConfigError  # noqa: E402
@@ -48,6 +49,9 @@ def quality_frame(scored: str | Path, fields: Sequence[str] | None = None) -> pd
     return frame[["sample_id", *present]]
 
 
+MIN_N = 20  # fewer joined samples earns a warning
+
+
 def correlate(run: Run, scored: str | Path, out: str | Path, fields: Sequence[str] | None = None) -> dict[str, Any]:
     """Write ``correlations`` (per module) and ``correlations_by_layer`` tables and heat maps."""
     out = Path(out)
@@ -70,6 +74,16 @@ def correlate(run: Run, scored: str | Path, out: str | Path, fields: Sequence[st
                  "rho_length_partialled": rho_l, "p_length_partialled": p_l}
             )  # fmt: skip
     table = pd.DataFrame(rows)
+    # Many tests at once: q-values (Benjamini-Hochberg) over every test of the table.
+    table["q_value"] = fdr(table["p"].to_numpy())
+    table["q_value_length_partialled"] = fdr(table["p_length_partialled"].to_numpy())
+    warnings = []
+    if len(joined_ids) < MIN_N:
+        warnings.append(
+            f"only {len(joined_ids)} samples joined: a Spearman correlation below {MIN_N} samples is too noisy to "
+            "read (rho = 1 comes easily); score and compute more samples"
+        )
+        warn(f"{out}: {warnings[-1]}")
     files = write_table(table, out / "correlations")
     by_layer = frame.merge(quality, on="sample_id")
     layer_rows = []
@@ -83,7 +97,10 @@ def correlate(run: Run, scored: str | Path, out: str | Path, fields: Sequence[st
     files += write_table(layers, out / "correlations_by_layer")
     for q in q_cols:
         files += heat_map(layers[layers.quality == q], q, out / f"correlation_by_layer_{q}")
-    return {"joined_samples": len(joined_ids), "quality_fields": q_cols, "files": [str(f) for f in files]}
+    return {
+        "joined_samples": len(joined_ids), "quality_fields": q_cols, "warnings": warnings,
+        "files": [str(f) for f in files],
+    }  # fmt: skip
 
 
 def heat_map(layers: pd.DataFrame, quality: str, stem: Path) -> list[Path]:

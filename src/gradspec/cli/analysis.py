@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from gradspec.cli.app import app
-from gradspec.cli.generate import config_command
+from gradspec.cli.generate import config_command, json_flag
 from gradspec.config.analysis import CompareConfig, CorrelateConfig, LengthCurveConfig
-from gradspec.config.report import ExperimentConfig, ReportConfig
+from gradspec.config.report import ExperimentConfig, ExploreConfig, ReportConfig
 from gradspec.config.train import TrainConfig
 
 
-@config_command(app, "compare", CompareConfig)
-def compare(config: CompareConfig) -> None:
+@config_command(app, "compare", CompareConfig, extra=(json_flag(),))
+def compare(config: CompareConfig, as_json: bool = False) -> None:
     """Compare groups of samples: layer-wise curves, tests, effect sizes, length control."""
     import pandas as pd
 
     from gradspec.analysis import compare as run_compare
     from gradspec.analysis.compare import headline
+    from gradspec.analysis.findings import sentences
     from gradspec.analysis.tables import markdown
 
     manifest = run_compare(config)
-    click.echo(markdown(headline(pd.read_csv(config.out / "summary.csv"))))
+    summary = pd.read_csv(config.out / "summary.csv")
+    found = sentences(summary, manifest)
+    if as_json:
+        rows = headline(summary).to_dict(orient="records")
+        click.echo(json.dumps({**manifest, "findings": found, "headline": rows}, indent=2, default=str))
+        return
+    for sentence in found:
+        click.echo(sentence)
+    click.echo(markdown(headline(summary)))
     for warning in manifest["warnings"]:
         click.echo(f"warning: {warning}")
     click.echo(f"{len(manifest['files'])} files in {config.out}")
@@ -48,7 +59,10 @@ def correlate(config: CorrelateConfig) -> None:
     result = run_correlate(open_run(config.run), config.scored, config.out, config.fields)
     table = pd.read_csv(config.out / "correlations.csv")
     main = table[table.gradient_metric.isin(["nuclear_norm", "effective_rank"])]
-    click.echo(markdown(main[["quality", "module", "gradient_metric", "rho", "rho_length_partialled", "n"]]))
+    columns = ["quality", "module", "gradient_metric", "rho", "q_value", "rho_length_partialled", "n"]
+    click.echo(markdown(main[columns]))
+    for warning in result["warnings"]:
+        click.echo(f"warning: {warning}")
     click.echo(f"{result['joined_samples']} samples joined; {len(result['files'])} files in {config.out}")
 
 
@@ -61,15 +75,27 @@ def report(config: ReportConfig) -> None:
     click.echo(f"{path} ({path.stat().st_size / 1024:.0f} KiB)")
 
 
+@config_command(app, "explore", ExploreConfig)
+def explore(config: ExploreConfig) -> None:
+    """Write a page to look through a run sample by sample: sort, filter, read, pick and export."""
+    from gradspec.report.explore import write_explorer
+
+    path = write_explorer(config.run, config.out, config.scored)
+    click.echo(f"{path} ({path.stat().st_size / 1024:.0f} KiB): open it in a browser")
+
+
 @config_command(app, "experiment", ExperimentConfig)
 def experiment(config: ExperimentConfig) -> None:
     """Run an experiment grid end to end (score, select, compute, compare, correlate, report); resumable."""
     from gradspec.experiment import load_experiment, run_experiment
+    from gradspec.experiment.summary import findings
 
     exp = load_experiment(config.config, config.full)
     if config.data_root is not None:
         exp.data_root = config.data_root.resolve()
     result = run_experiment(exp, config.out, click.echo)
+    for line in findings(result["out"]):
+        click.echo(line)
     steps = result["steps"].values()
     done, skipped = sum(v == "done" for v in steps), sum(v == "skipped" for v in steps)
     failed = {k: v for k, v in result["steps"].items() if v.startswith("failed")}

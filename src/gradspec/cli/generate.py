@@ -110,3 +110,10 @@ def config_command(
         return fn
 
     return register
+
+
+def json_flag() -> click.Option:
+    """``--json``: print the command's result as one JSON document instead of text (for scripts)."""
+    return click.Option(
+        ["--json", "as_json"], is_flag=True, default=False, help="Print the result as JSON (for scripts)."
+    )

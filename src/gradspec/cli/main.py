@@ -6,6 +6,7 @@ command's body imports what it needs, so ``gradspec --help`` loads neither torch
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -13,9 +14,9 @@ from typing import TYPE_CHECKING
 import click
 
 from gradspec.cli.app import app
-from gradspec.cli.generate import config_command
+from gradspec.cli.generate import config_command, json_flag
 from gradspec.config.compute import ComputeConfig
-from gradspec.config.report import DemoConfig, ShowConfig, VerifyConfig
+from gradspec.config.report import DemoConfig, InspectConfig, ShowConfig, VerifyConfig
 
 if TYPE_CHECKING:
     from gradspec.store import Run
@@ -65,12 +66,39 @@ def demo(config: DemoConfig) -> None:
     click.echo("figure: " + ", ".join(str(p) for p in result.figures))
 
 
-@config_command(app, "show", ShowConfig)
-def show(config: ShowConfig) -> None:
+@config_command(app, "inspect", InspectConfig, extra=(json_flag(),))
+def inspect(config: InspectConfig, as_json: bool = False) -> None:
+    """Show the first records of DATA (--limit, default 3) as the model sees them: template, loss boundary."""
+    from gradspec.data import load_dataset
+    from gradspec.model.loading import load_tokenizer
+    from gradspec.prompting.inspect import as_text, inspect_records
+
+    dataset = load_dataset(config.source.data, config.source.field_map, config.source.limit or 3)
+    report = inspect_records(dataset.items, load_tokenizer(config.loading), config.prompt)
+    click.echo(json.dumps(report, indent=2) if as_json else as_text(report))
+
+
+@config_command(app, "show", ShowConfig, extra=(json_flag(),))
+def show(config: ShowConfig, as_json: bool = False) -> None:
     """Print a run's counts and per-module means over layers."""
     from gradspec.store import open_run
 
-    summary(open_run(config.run))
+    run = open_run(config.run)
+    if as_json:
+        means = run.sql(
+            "select module, avg(nuclear_norm) as nuclear_norm, avg(effective_rank) as effective_rank "
+            "from layer_stats group by module order by module"
+        ).df()
+        m = run.manifest
+        document = {
+            "run": str(run.path), "counts": m.get("counts"), "timing": m.get("timing"), "config": m.get("config"),
+            "model": m.get("model", {}).get("name"), "checks": m.get("checks"),
+            "failures": [{"status": s, "count": n, "reason": r} for s, n, r in run.failure_summary()],
+            "warnings": run.read_warnings(), "means": means.to_dict(orient="records"),
+        }  # fmt: skip
+        click.echo(json.dumps(document, indent=2, default=str))
+        return
+    summary(run)
 
 
 @config_command(app, "verify", VerifyConfig)

@@ -7,7 +7,7 @@ import json
 import click
 
 from gradspec.cli.app import app
-from gradspec.cli.generate import config_command
+from gradspec.cli.generate import config_command, json_flag
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
 
@@ -27,12 +27,15 @@ def score(config: ScoreConfig) -> None:
         click.echo(f"  flagged {flag}: {n}")
 
 
-@config_command(app, "select", SelectConfig)
-def select(config: SelectConfig) -> None:
+@config_command(app, "select", SelectConfig, extra=(json_flag(),))
+def select(config: SelectConfig, as_json: bool = False) -> None:
     """Write the highest and lowest records by a score (and quantile groups) as JSON lists."""
     from gradspec.selection import select as run_select
 
     summary = run_select(config)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v)
     click.echo(f"{summary['candidates']} candidates by {config.by}" + (f" (dropped: {dropped})" if dropped else ""))
     for group, stats in summary["groups"].items():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from gradspec import __version__
@@ -22,6 +21,7 @@ from gradspec.data import Dataset
 from gradspec.distributed import World
 from gradspec.model import LoadedModel, Target, find_targets, validate
 from gradspec.prompting import resolve_template
+from gradspec.prompting.templates import injected_system_prompt, layout
 from gradspec.spectra import same_layer_notes
 from gradspec.store.contract import RUN_FORMAT, RUN_KIND
 
@@ -93,7 +93,15 @@ def manifest(job: Job, dataset: Dataset, previous: dict[str, Any]) -> dict[str, 
         "config": identity(job.config, dataset.sha256),
         "options": {**other, "world_size": job.world.size},
         "model": job.loaded.describe(),
-        "data": {"path": str(Path(dataset.path).resolve()), "sha256": dataset.sha256, "n_records": len(dataset.items)},
+        "data": {
+            "path": str(dataset.path.resolve()) if dataset.path.exists() else str(dataset.path),  # a hub id stays one
+            "sha256": dataset.sha256,
+            "n_records": len(dataset.items),
+        },
+        "prompt": {
+            "layout": layout(job.loaded.tokenizer, job.config.prompt),
+            "injected_system_prompt": injected_system_prompt(job.loaded.tokenizer, job.config.prompt),
+        },
         "modules": list(job.modules),
         "shapes": {m: list(s) for m, s in shapes.items()},
         "similarity": {

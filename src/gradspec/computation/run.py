@@ -18,7 +18,7 @@ from gradspec.computation.job import Job, identity, manifest, now, plan, unresol
 from gradspec.computation.rows import Rows
 from gradspec.config.compute import ComputeConfig
 from gradspec.config.fields import leaf_map, plain
-from gradspec.console import warn
+from gradspec.console import note, warn
 from gradspec.data import Dataset, load_dataset
 from gradspec.distributed import join_world
 from gradspec.errors import GradspecError
@@ -52,7 +52,7 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
             early = identity(config, dataset.sha256)
             check_config(run.path, {k: v for k, v in early.items() if k not in unresolved(config)}, defaults)
         if loaded is None:
-            loaded = load(config.loading, world.device(config.loading.device))
+            loaded = load(config.loading, world.device(config.loading.device), progress=config.progress)
         job = plan(config, loaded, world)
         if not world.is_main:
             world.barrier()  # rank 0 creates (or replaces) the folder first
@@ -73,6 +73,12 @@ def _compute_pending(job: Job, run: RunFolder, dataset: Dataset, record: dict[st
     done = run.done_ids()
     mine = [it for it in dataset.items if world.mine(it.index) and it.sample_id not in done]
     pending = encode_pending(job, mine)
+    if pending.encoded and world.is_main:
+        injected = record["prompt"]["injected_system_prompt"]
+        note(f"template {config.prompt.template}: {record['prompt']['layout']!r}")
+        if injected:
+            note(f"the chat template adds the system prompt {injected!r} to records without one "
+                 "(--system-prompt gives another, --template plain none)")  # fmt: skip
     if pending.rows:
         run.write_part({"samples": pending.rows})
     bar = tqdm(
@@ -101,10 +107,35 @@ def _compute_pending(job: Job, run: RunFolder, dataset: Dataset, record: dict[st
         return result
     counts = dict(result.sql("select status, count(*) from samples group by status").fetchall())
     record["counts"] = {s: int(counts.get(s, 0)) for s in STATUSES} | {"total": int(sum(counts.values()))}
+    record["checks"] = checks(result, record["counts"])
+    for warning in record["checks"]["warnings"]:
+        warn(f"{run.path}: {warning}")
     record["timing"]["compute_seconds"] = round(record["timing"]["compute_seconds"] + seconds, 3)
     record["updated_at"] = now()
     run.write_manifest(record)
     return result
+
+
+SHORT = 8  # fewer prompt or response tokens than this earns a warning
+
+
+def checks(run: Run, counts: dict[str, int]) -> dict[str, Any]:
+    """Counts worth a second look, and a warning for each that is not zero (or too large a share)."""
+    short_prompt = run.scalar(
+        f"select count(*) from samples where status = 'ok' and truncated and n_prompt_tokens < {SHORT}"
+    )
+    short_response = run.scalar(f"select count(*) from samples where status = 'ok' and n_response_tokens < {SHORT}")
+    skipped = counts.get("skipped", 0) + counts.get("error", 0)
+    total = max(counts.get("total", 0), 1)
+    warnings = []
+    if skipped / total > 0.1:
+        reasons = "; ".join(f"{n} {status}: {reason}" for status, n, reason in run.failure_summary(3))
+        warnings.append(f"{skipped} of {total} samples ({skipped / total:.0%}) were not computed ({reasons})")
+    if short_prompt:
+        warnings.append(f"truncation left {short_prompt} sample(s) with fewer than {SHORT} prompt tokens")
+    if short_response:
+        warnings.append(f"{short_response} sample(s) have fewer than {SHORT} response tokens carrying loss")
+    return {"short_prompt": int(short_prompt), "short_response": int(short_response), "warnings": warnings}
 
 
 def compute_many(configs: Sequence[ComputeConfig]) -> list[Run]:
@@ -114,5 +145,5 @@ def compute_many(configs: Sequence[ComputeConfig]) -> list[Run]:
     first = configs[0].loading
     if any(c.loading != first for c in configs):
         raise GradspecError("compute_many: every run must load the model with the same options")
-    loaded = load(first)
+    loaded = load(first, progress=configs[0].progress)
     return [compute(c, loaded) for c in configs]

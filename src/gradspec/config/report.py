@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gradspec.config.data import DataConfig
 from gradspec.config.fields import Options
 from gradspec.config.model import ModelConfig
 from gradspec.config.prompt import PromptConfig
@@ -72,3 +73,26 @@ class ExperimentConfig(Options):
 
     data_root: Path | None = None
     """Where the file's data paths start (default: its data_root)."""
+
+
+@dataclass(frozen=True)
+class InspectConfig(Options):
+    """The first records of a file (--limit of them, 3 by default) as the model will see them."""
+
+    source: DataConfig
+    loading: ModelConfig = field(default_factory=ModelConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+
+
+@dataclass(frozen=True)
+class ExploreConfig(Options):
+    """A run's samples as one page to sort, filter, read and pick from."""
+
+    run: Path = field(metadata={"argument": True})
+    """A run folder."""
+
+    out: Path = field(default=Path("explore.html"), metadata={"short": "-o"})
+    """The HTML page to write (it works offline, from the file alone)."""
+
+    scored: Path | None = None
+    """The scored file the run was computed on: its quality scores become columns too."""

@@ -102,6 +102,9 @@ class ScoreConfig(Options):
     reward_batch_size: int = field(default=8, metadata={"min": 1, "identity": False})
     """Records per reward-model batch."""
 
+    overwrite: bool = field(default=False, metadata={"identity": False})
+    """Score again from scratch, replacing OUT and what was kept to resume it."""
+
     progress: bool = field(default=True, metadata={"identity": False})
     """Show progress bars (rate and time left)."""
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradspec.data.formats import RecordProblem, apply_field_map, has_layout, to_turns
-from gradspec.data.readers import MAX_DEPTH, RawRow, depth, read_rows
+from gradspec.data.readers import MAX_DEPTH, RawRow, depth, is_hub_id, read_rows
 from gradspec.data.records import BadRecord, Record, SampleIds, conversation_key
 from gradspec.errors import DataFileError
 
@@ -37,6 +38,16 @@ def file_sha256(path: Path) -> str:
         with f.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
+    return h.hexdigest()
+
+
+def rows_sha256(rows: list[RawRow]) -> str:
+    """Hash of rows that came from no file (a hub dataset): their values, in order."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(
+            json.dumps(row.value, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        )
     return h.hexdigest()
 
 
@@ -88,4 +99,4 @@ def load_dataset(path: str | Path, field_map: Mapping[str, str] | None = None, l
             "messages, conversations, instruction+output or prompt+response; "
             "map yours with --field-map output=FIELD,instruction=FIELD"
         )
-    return Dataset(p, file_sha256(p), items, rows)
+    return Dataset(p, rows_sha256(rows) if is_hub_id(path) else file_sha256(p), items, rows)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,40 @@ class RawRow:
     raw_text: str | None = None
 
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.-]+)?$")
+
+
+def is_hub_id(path: str | Path) -> bool:
+    """``owner/name`` (or ``owner/name:split``) that is not a file or folder here: a hub dataset id."""
+    return not Path(path).exists() and bool(HUB_ID.match(str(path)))
+
+
+def read_hub(spec: str) -> list[RawRow]:
+    """The rows of a hub dataset (``owner/name``, split ``train`` unless ``owner/name:split`` says
+    another), through ``datasets.load_dataset``; a one-line error when it cannot be had."""
+    name, _, split = spec.partition(":")
+    try:
+        import datasets
+    except ImportError as exc:
+        raise DataFileError(
+            f"{spec}: no such file here; to read it as a hub dataset id, install datasets "
+            "(pip install 'gradspec[datasets]')"
+        ) from exc
+    try:
+        table = datasets.load_dataset(name, split=split or "train")
+    except Exception as exc:  # noqa: BLE001  (no network, no such dataset, no such split: all one line)
+        raise DataFileError(
+            f"{spec}: no such file here, and it could not be loaded as a hub dataset ({type(exc).__name__}: "
+            f"{first_line(exc)}); is the hub reachable? (HF_DATASETS_OFFLINE=1 reads only the local hub cache)"
+        ) from exc
+    return _rows(list(table))
+
+
 def read_rows(path: str | Path) -> list[RawRow]:
-    """Read every record of ``path`` in file order."""
+    """Read every record of ``path`` in file order (a hub dataset id when there is no such file)."""
     p = Path(path)
+    if is_hub_id(path):
+        return read_hub(str(path))
     if not p.exists():
         raise DataFileError(f"{p}: no such file or folder")
     if p.is_dir():

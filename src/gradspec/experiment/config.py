@@ -6,7 +6,8 @@
     template: plain
     max_length: 256
     limit: 12
-    full: {limit: 200, max_length: 2048} # applied with --full (results go to <out>-full)
+    full: {limit: 200, max_length: 2048} # applied with --full (results go to <out>-full); may hold
+                                         # grid: {...} with other values for the grid's variables
     grid: {pool: [wiz, her], split: [lowest, highest]}
     pools:                               # optional: several files as one, deduplicated, sampled
       - {name: wiz, data: [a.json, b.json], sample: 256, seed: 0}
@@ -21,7 +22,7 @@
       - {name: ifd-equal, runs: [ifd-low, ifd-high], reference: ifd}  # equal length vs natural
     correlations:
       - {name: wiz, run: wiz-highest, scored: "@ifd-wiz/scored"}
-    evaluation: {instruction: [held_out.json], reasoning: [task_no_cot.json], limit: 48}
+    evaluation: {instruction: [held_out.json], reasoning: [task_no_cot.json], baseline: random}
     trainings:                           # fine-tune on a selection, measure on the evaluation sets
       - {name: "ifd-s{seed}", method: ifd, data: "@ifd-wiz/highest", seed: "{seed}"}
     report: {title: Quality splits}
@@ -66,7 +67,7 @@ SCORE_OPTIONS = _options(ScoreConfig, ("data", "out", "metrics"))
 SELECTION_OPTIONS = {**SCORE_OPTIONS, **_options(SelectConfig, ("data", "out_dir", "name", "run", "field_map"))}
 COMPARISON_OPTIONS = _options(CompareConfig, ("runs", "out", "labels", "reference"))
 CORRELATION_OPTIONS = _options(CorrelateConfig, ("run", "scored", "out"))
-TRAINING_OPTIONS = _options(TrainConfig, ("data", "out", "eval_instruction", "eval_reasoning", "eval_limit"))
+TRAINING_OPTIONS = _options(TrainConfig, ("data", "out", "eval_instruction", "eval_reasoning"))
 DEFAULT_OPTIONS = {**TRAINING_OPTIONS, **SCORE_OPTIONS, **RUN_OPTIONS}
 # Keys of the entries themselves (not options of a stage): "score" lists the metrics to score,
 # "windows" the response windows a comparison is also made at, "reference" the comparison at
@@ -77,7 +78,7 @@ SELECTION_KEYS = ("name", "data", "score")
 COMPARISON_KEYS = ("name", "runs", "labels", "windows", "reference")
 CORRELATION_KEYS = ("name", "run", "scored")
 TRAINING_KEYS = ("name", "data", "method")
-EVALUATION_KEYS = ("instruction", "reasoning", "limit", "baseline")
+EVALUATION_KEYS = ("instruction", "reasoning", "baseline")
 TOP_KEYS = (
     "name", "data_root", "grid", "full", "pools", "selections", "runs", "comparisons", "correlations", "evaluation",
     "trainings", "report",
@@ -200,9 +201,13 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{p}: grid maps each variable to a non-empty list")
     overrides = dict(raw.get("full") or {})
+    grid_overrides = overrides.pop("grid", None) or {}
+    if not isinstance(grid_overrides, dict) or not set(grid_overrides) <= set(grid):
+        raise ConfigError(f"{p}: full: grid may only give other values to the grid's own variables")
     check_options(overrides, (), DEFAULT_OPTIONS, f"{p}: full")
     if full:
         defaults.update(overrides)
+        grid = {**grid, **grid_overrides}
     evaluation = dict(raw.get("evaluation") or {})
     unknown = set(evaluation) - set(EVALUATION_KEYS)
     if unknown:

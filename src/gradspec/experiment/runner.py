@@ -17,7 +17,7 @@ from typing import Any
 
 from gradspec.config.analysis import CompareConfig
 from gradspec.config.compute import ComputeConfig
-from gradspec.config.fields import build, flatten
+from gradspec.config.fields import build, flatten, replace_leaves
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
 from gradspec.config.train import TrainConfig
@@ -73,7 +73,7 @@ class Runner:
     def __init__(self, exp: Experiment, root: Path, say: Say) -> None:
         self.exp, self.root, self.say = exp, root, say
         self.steps = Steps(root, lambda step: say(f"[{exp.name}] {step}"))
-        self.models = Models()
+        self.models = Models(progress=bool(exp.defaults.get("progress", True)))
         self.refs: dict[str, Path] = {}  # "@pool" and "@selection/which" -> file
         self.truncated: set[str] = set()  # selections whose groups carry per-record windows
         self.report_inputs: list[Path] = []
@@ -109,6 +109,7 @@ class Runner:
                 continue
             spec = {**sel, "defaults": d, "source": [str(source), file_sha256(source) if source.exists() else None]}
             output = folder / (f"{SELECTION_NAME}_selection.json" if "by" in sel else "scored.jsonl")
+            sel = {**sel, "overwrite": self.steps.changed(f"select-{sel['name']}", spec)}
             if self.steps.once(
                 f"select-{sel['name']}", spec, output, lambda s=sel, f=folder, x=source: self._select(s, x, f)
             ):
@@ -182,6 +183,8 @@ class Runner:
                 values.setdefault("record_windows", True)  # truncation-matched pairs carry their windows
             cfg = build(ComputeConfig, values, f"run '{run['name']}'", convert_text=False)
             spec = {"config": flatten(cfg), "data": file_sha256(data) if data.exists() else None}
+            if self.steps.changed(step, spec):  # options changed since it was computed: compute it again
+                cfg = replace_leaves(cfg, overwrite=True)
             self.steps.once(
                 step, spec, cfg.store.out / "run.json", lambda c=cfg: compute(c, self.models.get(c.loading))
             )
@@ -250,7 +253,6 @@ class Runner:
         held_out = {
             "eval_instruction": [self.path(f) for f in evaluation.get("instruction") or ()],
             "eval_reasoning": [self.path(f) for f in evaluation.get("reasoning") or ()],
-            "eval_limit": int(evaluation.get("limit", 48)),
         }
         finished: list[Training] = []
         for t in self.exp.trainings:

@@ -34,6 +34,11 @@ class Steps:
         marker = self.dir / f"{step}.json"
         return marker.exists() and json.loads(marker.read_text()).get("fingerprint") == self.fingerprint(spec)
 
+    def changed(self, step: str, spec: Any) -> bool:
+        """Whether ``step`` finished before with other inputs or options (its output must be replaced)."""
+        marker = self.dir / f"{step}.json"
+        return marker.exists() and json.loads(marker.read_text()).get("fingerprint") != self.fingerprint(spec)
+
     def finish(self, step: str, spec: Any) -> None:
         write_json_atomic(self.dir / f"{step}.json", {"fingerprint": self.fingerprint(spec)})
 
@@ -58,10 +63,11 @@ class Steps:
 class Models:
     """Each model loaded once for the whole experiment, and only when a step needs it."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: bool = True) -> None:
+        self.progress = progress
         self._loaded: dict[ModelConfig, LoadedModel] = {}
 
     def get(self, config: ModelConfig) -> LoadedModel:
         if config not in self._loaded:
-            self._loaded[config] = load(config)
+            self._loaded[config] = load(config, progress=self.progress)
         return self._loaded[config]

@@ -99,6 +99,7 @@ def load_model(
     trust_remote_code: bool = False,
     head: Head = "causal",
     device_map: str | dict[str, Any] | None = None,
+    progress: bool = True,
 ) -> LoadedModel:
     """Load ``spec`` frozen and in eval mode on ``device``.
 
@@ -110,12 +111,15 @@ def load_model(
     the model cache); ``device`` is then not used, and inputs go where the embeddings are.
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     auto = AutoModelForCausalLM if head == "causal" else AutoModelForSequenceClassification
 
     started = time.perf_counter()
     where = resolve_path(spec)
     dev = resolve_device(device)
+    # transformers draws its own bar while it loads weights; --no-progress silences it too.
+    (hf_logging.enable_progress_bar if progress else hf_logging.disable_progress_bar)()
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
         placement: dict[str, Any] = {}
@@ -137,8 +141,19 @@ def load_model(
     return LoadedModel(model, tokenizer, spec, str(where), dev, time.perf_counter() - started)
 
 
-def load(config: ModelConfig, device: str | None = None, head: Head = "causal") -> LoadedModel:
+def load(config: ModelConfig, device: str | None = None, head: Head = "causal", progress: bool = True) -> LoadedModel:
     """The model ``config`` names; ``device`` overrides its device (a rank's own GPU)."""
     return load_model(
-        config.model, config.dtype, device or config.device, config.trust_remote_code, head, config.device_map
+        config.model, config.dtype, device or config.device, config.trust_remote_code, head, config.device_map, progress
     )
+
+
+def load_tokenizer(config: ModelConfig) -> Any:
+    """The tokenizer alone (what ``inspect`` needs): no weights are read."""
+    from transformers import AutoTokenizer
+
+    where = resolve_path(config.model)
+    try:
+        return AutoTokenizer.from_pretrained(where, trust_remote_code=config.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load the tokenizer of '{config.model}': {first_line(exc)}") from exc

@@ -46,3 +46,31 @@ def render_prompt(record: Record, tokenizer: Any, config: PromptConfig) -> tuple
         [{"role": m.role, "content": m.content} for m in turns], add_generation_prompt=True, tokenize=False
     )
     return prompt, False
+
+
+INSTRUCTION, RESPONSE, SYSTEM = "{instruction}", "{response}", "{system}"
+
+
+def layout(tokenizer: Any, config: PromptConfig) -> str:
+    """What the model sees for a one-turn record, with placeholders: the template made visible."""
+    probe = Record(0, "layout", (Message("user", INSTRUCTION),), RESPONSE)
+    prompt, _ = render_prompt(probe, tokenizer, config)
+    return prompt + RESPONSE
+
+
+def injected_system_prompt(tokenizer: Any, config: PromptConfig) -> str | None:
+    """The system prompt a chat template adds by itself to records that have none (SmolLM2's names
+    the model), found by rendering a record with and without a system turn; None when there is none."""
+    if resolve_template(config.template, tokenizer) != "chat" or config.system_prompt is not None:
+        return None
+    without = layout(tokenizer, config)
+    probe = Record(0, "layout", (Message("system", SYSTEM), Message("user", INSTRUCTION)), RESPONSE)
+    with_system = render_prompt(probe, tokenizer, config)[0]
+    if SYSTEM not in with_system:
+        return None
+    before = with_system[: with_system.index(SYSTEM)]
+    after = with_system[with_system.index(SYSTEM) + len(SYSTEM) : with_system.index(INSTRUCTION)]
+    if not without.startswith(before) or after not in without[len(before) :]:
+        return None
+    injected = without[len(before) : len(before) + without[len(before) :].index(after)]
+    return injected or None

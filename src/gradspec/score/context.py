@@ -36,7 +36,7 @@ class ScoreContext:
     def language_model(self) -> LoadedModel:
         """The causal LM of ``--model`` (what ``compute`` takes)."""
         if self.loaded is None:
-            self.loaded = load(self.config.loading)
+            self.loaded = load(self.config.loading, progress=self.config.progress)
         return self.loaded
 
     @property

@@ -20,6 +20,7 @@ from gradspec.model import LoadedModel
 from gradspec.score.context import ScoreContext
 from gradspec.score.outcome import Scored
 from gradspec.score.registry import METRICS
+from gradspec.score.state import ScoreState
 
 
 def merge(value: Any, sample_id: str, results: Mapping[str, Scored | None]) -> dict[str, Any]:
@@ -48,9 +49,17 @@ def score(config: ScoreConfig, loaded: LoadedModel | None = None) -> dict[str, A
     check_output_file(config.out)
     source = config.source
     dataset = load_dataset(source.data, source.field_map, source.limit)
+    state = ScoreState(config, dataset.sha256)
     ctx = ScoreContext(config, dataset, loaded)
+    indices = {item.index for item in dataset.items}
+    results: dict[str, dict[int, Scored]] = {}
     try:
-        results = {name: METRICS[name].run(ctx, dataset.items) for name in config.metrics}
+        for name in config.metrics:
+            done = state.finished(name, indices)
+            if done is None:
+                done = METRICS[name].run(ctx, dataset.items)
+                state.keep(name, done)
+            results[name] = done
     finally:
         ctx.close()
     records = []

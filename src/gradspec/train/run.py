@@ -63,7 +63,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             return done  # trained already with these options on this selection
     records = [r for r in dataset.items if isinstance(r, Record)]
     check_held_out(records, config)
-    loaded = load(config.loading)
+    loaded = load(config.loading, progress=config.progress)
     prompt = replace(config.prompt, template=resolve_template(config.prompt.template, loaded.tokenizer))
     examples = encode_all(records, loaded.tokenizer, prompt)
     if not examples.encoded:

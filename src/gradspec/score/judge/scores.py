@@ -82,5 +82,6 @@ def judged_scores(
             if key in replies:
                 out[index] = read_reply(kind, replies[key], index)
             else:
-                out[index] = failed(FIELDS[kind], f"record {index}: judge {judge.id} failed: {errors.get(key)}")
+                reason = f"record {index}: judge {judge.id} failed: {errors.get(key)}"
+                out[index] = failed(FIELDS[kind], reason, transient=True)
     return out

@@ -1,0 +1,103 @@
+"""``gradspec explore``: one local HTML page to look through a run sample by sample.
+
+A sortable, filterable table of every sample (status, reason, lengths, loss, each module's mean
+nuclear norm and effective rank, grad_quality, and the scores of a scored file), a sparkline of
+each sample's layer-wise nuclear norm, and, for the sample clicked, its prompt and response
+beside its layer-wise curves. Checked rows export as JSON lines. The page itself (markup, style
+and script) is ``explore.html`` next to this file. The data is embedded as JSON
+(with ``<``, ``>`` and ``&`` escaped, so no text can end the script element) and every text
+from it reaches the page through ``textContent``, never as markup. No network, no library.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from gradspec import __version__
+from gradspec.analysis.grad_quality import grad_quality
+from gradspec.analysis.unify import quality_frame
+from gradspec.errors import ConfigError
+from gradspec.files import atomic_write
+from gradspec.report.html import texts_of
+from gradspec.store import Run, open_run
+
+CURVE_METRICS = ("nuclear_norm", "effective_rank")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if value is not None and isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def samples_data(run: Run, scored: Path | None = None) -> dict[str, Any]:
+    """Everything the page shows, as plain JSON: one entry per sample, in file order."""
+    samples = run.df("samples").sort_values("index")
+    stats = run.sql(
+        "select sample_id, module, layer, nuclear_norm, effective_rank from layer_stats order by module, layer"
+    ).df()
+    modules = list(dict.fromkeys(stats["module"]))
+    curves: dict[str, dict[str, dict[str, list[float | None]]]] = {}
+    for (sid, module), d in stats.groupby(["sample_id", "module"], sort=False):
+        d = d.sort_values("layer")
+        curves.setdefault(sid, {})[module] = {m: [_number(v) for v in d[m]] for m in CURVE_METRICS}
+    try:
+        quality = grad_quality(run).set_index("sample_id")["grad_quality"].to_dict()
+    except (ConfigError, ValueError):
+        quality = {}
+    scores: dict[str, dict[str, float | None]] = {}
+    score_fields: list[str] = []
+    if scored is not None:
+        frame = quality_frame(scored)
+        score_fields = [c for c in frame.columns if c != "sample_id"]
+        scores = {r["sample_id"]: {f: _number(r[f]) for f in score_fields} for r in frame.to_dict("records")}
+    texts = texts_of(run)
+    rows = []
+    for s in samples.to_dict("records"):
+        sid = s["sample_id"]
+        record = texts.get(int(s["index"]))
+        reason = s["reason"] if isinstance(s["reason"], str) else ""
+        means = {
+            f"{metric}_{m}": _mean(curves.get(sid, {}).get(m, {}).get(metric, []))
+            for m in modules
+            for metric in CURVE_METRICS
+        }
+        rows.append(
+            {
+                "sample_id": sid, "index": int(s["index"]), "status": s["status"], "reason": reason,
+                "tokens": _number(s["n_tokens"]), "response_tokens": _number(s["n_response_tokens"]),
+                "loss": _number(s["loss"]), "grad_quality": _number(quality.get(sid)), **means,
+                **scores.get(sid, dict.fromkeys(score_fields)),
+                "prompt": record.messages[-1].content if record and record.messages else "",
+                "response": record.response if record else "",
+                "curves": curves.get(sid, {}),
+            }
+        )  # fmt: skip
+    columns = ["index", "status", "tokens", "response_tokens", "loss", "grad_quality"]
+    columns += [f"{metric}_{m}" for metric in CURVE_METRICS for m in modules] + score_fields
+    return {"run": str(run.path), "model": run.manifest.get("model", {}).get("name"), "modules": modules,
+            "columns": columns, "samples": rows}  # fmt: skip
+
+
+def _mean(values: list[float | None]) -> float | None:
+    defined = [v for v in values if v is not None]
+    return sum(defined) / len(defined) if defined else None
+
+
+def embed(data: dict[str, Any]) -> str:
+    """JSON safe inside a script element: no ``</script>``, ``<!--`` or entity can come out of it."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def write_explorer(run_path: str | Path, out: str | Path, scored: str | Path | None = None) -> Path:
+    run = open_run(run_path)
+    data = samples_data(run, Path(scored) if scored is not None else None)
+    page = (files("gradspec.report") / "explore.html").read_text(encoding="utf-8")
+    page = page.replace("__VERSION__", __version__).replace("__DATA__", embed(data))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda p: p.write_text(page, encoding="utf-8"))
+    return out

@@ -1,0 +1,119 @@
+"""``gradspec explore``: the page's data, and the page driven in a real headless Chromium (sort,
+filter, open a sample, export), with markup in the data shown as text and never run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gradspec import ComputeConfig, PromptConfig, compute
+from gradspec.cli.main import app
+from gradspec.report.explore import embed
+
+from conftest import write_json
+
+HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"> & </textarea>'
+CHROME = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def explorer(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) -> tuple[Path, list[dict]]:
+    tmp = tmp_path_factory.mktemp("explore")
+    records = [{"instruction": f"Question {i} about {['cats', 'dogs'][i % 2]}?", "output": "word " * (2 + 3 * i)}
+               for i in range(7)]  # fmt: skip
+    records[3]["instruction"] = HOSTILE
+    records[5]["output"] = None  # an error row
+    data = write_json(tmp / "d.json", records)
+    prompt = PromptConfig("plain", max_length=128)
+    compute(ComputeConfig.of(data=data, out=tmp / "run", model=str(tiny_llama_dir), prompt=prompt,
+                             device="cpu", progress=False))  # fmt: skip
+    scored = write_json(tmp / "scored.json", [{**r, "reward": float(i)} for i, r in enumerate(records)])
+    out = tmp / "explore.html"
+    result = CliRunner().invoke(app, ["explore", str(tmp / "run"), "--scored", str(scored), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, records
+
+
+def test_the_page_holds_every_sample_and_no_markup_from_the_data(explorer: tuple[Path, list[dict]]) -> None:
+    page, records = explorer
+    text = page.read_text()
+    assert (
+        "<script>window.pwned" not in text
+        and 'onerror="window' not in text
+        and "</textarea>" not in text.split('<script id="data"')[1].split("</script>")[0]
+    )
+    start = text.index('type="application/json">') + len('type="application/json">')
+    data = json.loads(text[start : text.index("</script>", start)])
+    assert [s["index"] for s in data["samples"]] == list(range(7))
+    assert data["samples"][3]["prompt"] == HOSTILE and data["samples"][5]["status"] == "error"
+    ok = [s for s in data["samples"] if s["status"] == "ok"]
+    assert all(len(s["curves"]["q"]["nuclear_norm"]) == 3 for s in ok) and "reward" in data["columns"]
+    assert embed({"x": "</script>&"}) == '{"x": "\\u003c/script\\u003e\\u0026"}'
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    CHROME is None or DRIVER is None, reason="no Chromium and chromedriver (scripts/setup.sh installs them)"
+)
+def test_the_page_sorts_filters_opens_and_exports_in_a_browser(
+    explorer: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    page, records = explorer
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}"):  # fmt: skip
+        options.add_argument(flag)
+    options.binary_location = CHROME
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        driver.get(page.as_uri())
+        rows = lambda: driver.find_elements(By.CSS_SELECTOR, "#rows tr")  # noqa: E731
+        column = lambda key: [r.find_elements(By.TAG_NAME, "td")[2 + COLUMNS.index(key)].text for r in rows()]  # noqa: E731
+        COLUMNS = driver.execute_script("return DATA.columns")  # noqa: N806
+        assert len(rows()) == 7
+
+        header = driver.find_element(By.CSS_SELECTOR, 'th[data-key="response_tokens"]')
+        header.click()  # ascending, undefined last
+        tokens = [float(t) for t in column("response_tokens") if t]
+        assert tokens == sorted(tokens) and len(tokens) == 6
+        driver.find_element(By.CSS_SELECTOR, 'th[data-key="response_tokens"]').click()  # descending
+        assert [float(t) for t in column("response_tokens") if t] == sorted(tokens, reverse=True)
+
+        driver.find_element(By.ID, "filter").send_keys("cats")
+        assert sorted(int(i) for i in column("index")) == [0, 2, 4, 6]
+        driver.find_element(By.ID, "filter").clear()
+        driver.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
+        Select(driver.find_element(By.ID, "status")).select_by_visible_text("error")
+        assert column("index") == ["5"]
+        Select(driver.find_element(By.ID, "status")).select_by_visible_text("every status")
+
+        target = next(r for r in rows() if r.find_elements(By.TAG_NAME, "td")[2 + COLUMNS.index("index")].text == "3")
+        target.click()
+        assert driver.find_element(By.ID, "prompt").get_attribute("textContent") == HOSTILE
+        assert driver.execute_script("return window.pwned") is None  # shown as text, never run
+        assert driver.find_elements(By.CSS_SELECTOR, "#detail svg path")  # its layer-wise curves
+
+        for index in ("0", "4"):
+            row = next(
+                r for r in rows() if r.find_elements(By.TAG_NAME, "td")[2 + COLUMNS.index("index")].text == index
+            )
+            row.find_element(By.CSS_SELECTOR, "input[type=checkbox]").click()
+        driver.find_element(By.ID, "export").click()
+        exported = [
+            json.loads(line) for line in driver.find_element(By.ID, "exported").get_attribute("value").splitlines()
+        ]
+        assert sorted(r["index"] for r in exported) == [0, 4] and all("curves" not in r for r in exported)
+        assert exported[0]["prompt"] == records[exported[0]["index"]]["instruction"]
+    finally:
+        driver.quit()
