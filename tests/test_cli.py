@@ -147,3 +147,24 @@ def test_workers_option_is_removed_before_torchrun_relaunches() -> None:
 
     args = ["compute", "d.json", "--workers", "2", "--out", "r", "--workers=3", "--no-progress"]
     assert without_option(args, "--workers") == ["compute", "d.json", "--out", "r", "--no-progress"]
+
+
+@pytest.mark.slow
+def test_the_gpu_check_rehearses_every_part_on_the_cpu(tmp_path: Path) -> None:
+    """benchmarks/gpu_check.py --dry-run: every part at tiny sizes on the CPU, as CI runs it."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    out = tmp_path / "gpu.json"
+    done = subprocess.run(
+        [sys.executable, str(script), "--dry-run", "--out", str(out)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["dry_run"] and result["contract"]["within"]
+    assert set(result["eigen"]["fastest"]) == {"16", "32"} and result["nccl"]["returncode"] == 0
+    assert len(result["wide"]["rows"]) == 4 and all(
+        r["seconds_per_sample"]["gradspec"] > 0 for r in result["wide"]["rows"]
+    )

@@ -59,3 +59,44 @@ def test_two_workers_equal_one_process_and_resume(tmp_path: Path, tiny_llama_dir
         assert a[keys].equals(b[keys])
         for col in a.columns.difference(keys):
             assert a[col].to_numpy() == pytest.approx(b[col].to_numpy(), rel=1e-5, abs=1e-6, nan_ok=True), col
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_two_nodes_meeting_on_loopback_write_one_run(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    """Two torchrun "nodes" (--nnodes 2, c10d rendezvous on 127.0.0.1) write one run folder, equal to
+    a single-process run: the rehearsal of a cluster with a shared filesystem."""
+    data = write_json(tmp_path / "d.json", records(9))
+    out = tmp_path / "run"
+    endpoint = f"127.0.0.1:{free_port()}"
+    args = ["compute", str(data), "--out", str(out), "--model", str(tiny_llama_dir), "--template", "plain"]
+    args += ["--max-length", "64", "--no-progress", "--device", "cpu", "--batch-tokens", "64"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    node = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={endpoint}", "--rdzv-id=gradspec-rehearsal", "-m", "gradspec", *args]  # fmt: skip
+    procs = [subprocess.Popen(node, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in (0, 1)]
+    results = [(p.wait(timeout=600), p.communicate()[1]) for p in procs]
+    assert all(code == 0 for code, _ in results), [err[-1500:] for _, err in results]
+    run = open_run(out)
+    assert {p.name.split("-")[1] for p in (out / "samples").glob("*.parquet")} == {"r000", "r001"}
+    assert run.manifest["options"]["world_size"] == 2 and run.manifest["counts"]["total"] == 9
+    single = compute(
+        ComputeConfig.of(
+            data=data, out=tmp_path / "single", model=str(tiny_llama_dir), prompt=PromptConfig("plain", max_length=64),
+            device="cpu", progress=False, batch_tokens=64,
+        )
+    )  # fmt: skip
+    for table, keys in KEYS.items():
+        a = run.df(table).sort_values(keys).reset_index(drop=True)
+        b = single.df(table).sort_values(keys).reset_index(drop=True)
+        assert a[keys].equals(b[keys])
+        for col in a.columns.difference(keys):
+            assert a[col].to_numpy() == pytest.approx(b[col].to_numpy(), rel=1e-5, abs=1e-6, nan_ok=True), col

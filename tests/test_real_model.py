@@ -6,6 +6,7 @@ Needs the default model (installed by scripts/setup.sh) and ../shared/data.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,11 @@ pytestmark = pytest.mark.real_model
 
 CASES = {
     "wizardlm-plain-512": ("instruction/reward/wiz_10k_highest_200.json", PromptConfig("plain", None, 512)),
+    # A response window of 48 tokens: the oracle keeps the whole text and takes the loss over the same tokens.
+    "wizardlm-window-48": (
+        "instruction/reward/wiz_10k_highest_200.json",
+        PromptConfig("plain", None, 512, response_tokens=48),
+    ),
     "gsm8k-chat-384": (
         "reasoning/gsm8k_R1.json",
         PromptConfig("chat", "You are a helpful assistant.", 384),
@@ -39,7 +45,13 @@ def deviations(run, loaded, records, prompt) -> dict[str, float]:
         enc = encode(rec, loaded.tokenizer, prompt)
         if not isinstance(enc, Encoded):
             continue
-        grads = oracle_gradients(loaded.model, targets, enc)
+        oracle = enc
+        if prompt.response_tokens is not None:  # the whole text, with the loss on the window's tokens only
+            whole = encode(rec, loaded.tokenizer, replace(prompt, response_tokens=None))
+            assert isinstance(whole, Encoded) and whole.input_ids[: enc.n_tokens] == enc.input_ids
+            end = whole.n_prompt_tokens + prompt.response_tokens
+            oracle = replace(whole, loss_mask=[m and t < end for t, m in enumerate(whole.loss_mask)])
+        grads = oracle_gradients(loaded.model, targets, oracle)
         for (layer, module), g in grads.items():
             want = oracle_metrics(g)
             got = stats.loc[(enc.sample_id, layer, module)]
@@ -66,17 +78,22 @@ def test_parity_with_batch_of_one(case: str, shared_data: Path, default_model, t
     records = [r for r in load_dataset(path, limit=6).items if isinstance(r, Record)]
     samples = run.df("samples").sort_values("index")
     assert len(samples) == 6
-    if case.startswith("wizardlm"):
+    if case == "wizardlm-plain-512":
         skipped = samples[samples["index"] == 2].iloc[0]
         assert skipped["status"] == "skipped" and "prompt fills the max length" in skipped["reason"]
         assert samples["status"].tolist().count("ok") == 5
+    elif case.startswith("wizardlm-window"):
+        ok = samples[samples.status == "ok"]
+        assert len(ok) >= 3 and (ok["n_response_tokens"] == 48).all()
     else:
         assert (samples["status"] == "ok").all()
     worst = deviations(run, default_model, records, prompt)
     print(f"\n{case}: worst deviations from batch-of-one .grad + SVD: {worst}")
-    # Measured: at most 4.4e-7 (nuclear), 7.7e-6 (effective rank), 1.8e-7 (Frobenius), 1.0e-7 (cosine;
-    # 2.4e-6 when inner products were accumulated in float32, which this bound now catches).
-    assert max(worst["nuclear_norm"], worst["effective_rank"], worst["frobenius_norm"]) < 1e-4, worst
+    # The precision contract (README, DESIGN.md): relative 1e-5 on nuclear and Frobenius norms, 1e-4 on
+    # effective rank, absolute 1e-6 on cosines (2.4e-6 when inner products were once accumulated in
+    # float32: this bound caught it).
+    assert worst["nuclear_norm"] < 1e-5 and worst["frobenius_norm"] < 1e-5, worst
+    assert worst["effective_rank"] < 1e-4, worst
     assert worst["cosine"] < 1e-6, worst
 
 

@@ -170,10 +170,60 @@ def test_gpu_way_of_batching_eigenvalues_gives_the_same_numbers(t: int) -> None:
     g = torch.Generator().manual_seed(t)
     xs = list(torch.randn(4, t, 32, generator=g))
     deltas = {"q": list(torch.randn(4, t, 32, generator=g)), "k": list(torch.randn(4, t, 8, generator=g))}
-    per_layer, batched = (input_group_spectra(xs, deltas, batched_eigen=b) for b in (False, True))
+    per_layer, batched = (
+        input_group_spectra(xs, deltas, batched_eigen=b, core_dtype=torch.float64) for b in (False, True)
+    )
     for m in deltas:
         want = torch.linalg.svdvals(torch.stack(deltas[m]).double().transpose(-1, -2) @ torch.stack(xs).double())
         k = min(t, 32, len(deltas[m][0][0]))
         torch.testing.assert_close(per_layer[m][0], want[:, :k], rtol=1e-9, atol=1e-9)
         torch.testing.assert_close(batched[m][0], per_layer[m][0], rtol=1e-9, atol=1e-9)  # two LAPACKs
     assert per_layer["q"][1].route == ("formed" if t == 40 else "factored")  # G kept only when formed for sigma
+
+
+def test_float32_cores_stay_within_the_precision_contract_and_a_float32_gram_would_not() -> None:
+    """The contract: relative 1e-5 on nuclear and Frobenius norms, 1e-4 on effective rank. Cores
+    formed in float32 (as autograd forms .grad) stay inside it; a Gram matrix in float32 does not:
+    it loses the small singular values that effective rank weighs."""
+    from gradspec.spectra.sample import input_group_spectra
+
+    g = torch.Generator().manual_seed(11)
+    t, d = 96, 128
+    u, _ = torch.linalg.qr(torch.randn(4, d, t, generator=g, dtype=torch.float64))
+    scales = torch.logspace(0, -6, t, dtype=torch.float64)
+    xs = [x.float() for x in (u * scales).transpose(-1, -2)]  # graded spectra, float32 factors
+    deltas = {"q": [dd.float() for dd in torch.randn(4, t, d, generator=g, dtype=torch.float64)]}
+    exact = {dt: input_group_spectra(xs, deltas, core_dtype=dt)["q"][0] for dt in (torch.float32, torch.float64)}
+    want = torch.linalg.svdvals(torch.stack(deltas["q"]).double().transpose(-1, -2) @ torch.stack(xs).double())
+    for dt, sigma in exact.items():
+        got, ref = spectral_metrics(sigma), spectral_metrics(want[:, :t])
+        for name, bound in (("nuclear_norm", 1e-5), ("frobenius_norm", 1e-5), ("effective_rank", 1e-4)):
+            rel = float(((got[name] - ref[name]).abs() / ref[name]).max())
+            assert rel < bound / 10, (dt, name, rel)  # with a margin of ten
+    core = torch.stack(deltas["q"]).transpose(-1, -2) @ torch.stack(xs)  # float32 G
+    gram32 = core @ core.transpose(-1, -2)
+    sigma32 = torch.linalg.eigvalsh(gram32).flip(-1)[:, :t].clamp_min(0).sqrt().double()
+    rel = float(((spectral_metrics(sigma32)["effective_rank"] - spectral_metrics(want[:, :t])["effective_rank"]).abs()
+                 / spectral_metrics(want[:, :t])["effective_rank"]).max())  # fmt: skip
+    assert rel > 1e-4, f"a float32 Gram stayed within the contract ({rel:.2g}): the refusal would need a new look"
+
+
+def test_eigen_solvers_agree_and_auto_reads_the_measured_routes(tmp_path, monkeypatch) -> None:
+    from gradspec.spectra import solvers
+
+    g = torch.Generator().manual_seed(2)
+    core = torch.randn(5, 12, 9, generator=g, dtype=torch.float64)
+    gram = core @ core.transpose(-1, -2)
+    batched = solvers.eigenvalues(gram, "batched")
+    torch.testing.assert_close(solvers.eigenvalues(gram, "looped"), batched, rtol=1e-12, atol=1e-12)
+    assert (
+        solvers.choose("auto", torch.device("cpu"), 12) == "batched"
+        and solvers.choose("looped", torch.device("cpu"), 12) == "looped"
+    )
+    monkeypatch.setenv("GRADSPEC_CACHE", str(tmp_path))
+    solvers.measured.cache_clear()
+    path = solvers.route_file("Some GPU / 80GB")
+    path.parent.mkdir(parents=True)
+    path.write_text('{"eigen": {"576": "looped", "3584": "magma", "9": "bogus"}}')
+    assert solvers.measured("Some GPU / 80GB") == {576: "looped", 3584: "magma"}
+    solvers.measured.cache_clear()

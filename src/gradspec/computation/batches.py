@@ -60,7 +60,6 @@ def encode_pending(job: Job, items: Sequence[Record | BadRecord]) -> Pending:
 def computed_batches(job: Job, encoded: Sequence[Encoded]) -> Iterator[Computed]:
     """Forward and backward each token batch, then the spectra of each sample, as rows."""
     spectral = job.config.spectral
-    keep = spectral.spectra_precision if spectral.spectra else None
     batch_tokens = job.config.capture.batch_tokens
     assert batch_tokens is not None  # resolved by plan()
     for batch in token_batches(encoded, batch_tokens):
@@ -68,6 +67,6 @@ def computed_batches(job: Job, encoded: Sequence[Encoded]) -> Iterator[Computed]
         for enc, factors in zip(
             batch, run_batch(job.loaded.model, job.targets, batch, job.config.capture.checkpointing)
         ):
-            for table, table_rows in sample_rows(enc, factors, job.modules, job.n_layers, keep).items():
+            for table, table_rows in sample_rows(enc, factors, job.modules, job.n_layers, spectral).items():
                 rows.setdefault(table, []).extend(table_rows)
         yield Computed(rows, len(batch), sum(s.n_tokens for s in batch))

@@ -9,13 +9,14 @@ from typing import Any
 import torch
 
 from gradspec.capture import SampleFactors
-from gradspec.config.spectra import SpectraPrecision
+from gradspec.config.spectra import SpectraConfig, SpectraPrecision
 from gradspec.prompting import Encoded
 from gradspec.spectra import METRICS, SampleSpectra, sample_spectra
 from gradspec.store.rows import number_or_null, sample_row
 
 Rows = dict[str, list[dict[str, Any]]]
 ROUNDING: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
 
 def spectra_rows(sample_id: str, spectra: SampleSpectra, keep_spectra: SpectraPrecision | None) -> Rows:
@@ -45,11 +46,7 @@ def spectra_rows(sample_id: str, spectra: SampleSpectra, keep_spectra: SpectraPr
 
 
 def sample_rows(
-    enc: Encoded,
-    factors: SampleFactors,
-    modules: Sequence[str],
-    n_layers: int,
-    keep_spectra: SpectraPrecision | None,
+    enc: Encoded, factors: SampleFactors, modules: Sequence[str], n_layers: int, spectral: SpectraConfig
 ) -> Rows:
     """All table rows of one computed sample; a non-finite loss or gradient is an error row only."""
     sizes = dict(
@@ -71,7 +68,7 @@ def sample_rows(
         where = ", ".join(f"layer {layer} {name}" for layer, name in vanished[:3])
         reason = f"record {enc.index}: gradient underflow in {dtype} ({where}): use --dtype float32"
         return {"samples": [sample_row(enc.sample_id, enc.index, "error", reason, loss=factors.loss, **sizes)]}
-    spectra = sample_spectra(factors, modules, n_layers)
-    rows = spectra_rows(enc.sample_id, spectra, keep_spectra)
+    spectra = sample_spectra(factors, modules, n_layers, DTYPES[spectral.core_dtype], spectral.eigen_solver)
+    rows = spectra_rows(enc.sample_id, spectra, spectral.spectra_precision if spectral.spectra else None)
     rows["samples"] = [sample_row(enc.sample_id, enc.index, "ok", loss=factors.loss, **sizes)]
     return rows

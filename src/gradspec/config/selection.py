@@ -109,7 +109,8 @@ class SelectConfig(Options):
     """Read other field names as the canonical ones, e.g. output=answer."""
 
     run: Path | None = None
-    """The run folder computed on DATA, for --by grad_quality (a score from the run's gradients)."""
+    """The run folder computed on DATA, for --by grad_quality when the file has no grad_quality field (score
+    --metrics grad_quality writes it)."""
 
     def check(self) -> None:
         for option, size in (("--top", self.top), ("--bottom", self.bottom)):
@@ -117,8 +118,6 @@ class SelectConfig(Options):
                 parse_size(size)
             except ValueError as exc:
                 raise ConfigError(f"{option} {exc}") from None
-        if self.by == GRAD_QUALITY and self.run is None:
-            raise ConfigError("--by grad_quality needs --run RUN (the run computed on this data)")
         if not (self.top or self.bottom or self.quantiles or self.keep_column):
             raise ConfigError("select: give --top N, --bottom N, --quantiles K or --keep-column")
         if self.match_length and self.top != self.bottom:

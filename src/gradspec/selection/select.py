@@ -150,8 +150,8 @@ def candidates(config: SelectConfig) -> tuple[list[Candidate], dict[str, int], l
     """Every record with a usable value of ``config.by``, what was dropped and why, and every record."""
     dataset = load_dataset(config.data, config.field_map)
     extra: dict[str, float] = {}
-    if config.by == GRAD_QUALITY:
-        scores = grad_quality(open_run(config.run))  # type: ignore[arg-type]
+    if config.by == GRAD_QUALITY and config.run is not None:
+        scores = grad_quality(open_run(config.run))
         extra = dict(zip(scores["sample_id"], scores["grad_quality"]))
     rng = random.Random(config.seed)
     cands: list[Candidate] = []
@@ -163,7 +163,7 @@ def candidates(config: SelectConfig) -> tuple[list[Candidate], dict[str, int], l
             dropped["unusable_record"] += 1
             continue
         record = dict(value, sample_id=item.sample_id, source_index=item.index)
-        if config.by == GRAD_QUALITY:
+        if config.by == GRAD_QUALITY and config.run is not None:
             record[GRAD_QUALITY] = extra.get(item.sample_id)
         records.append(record)
         score = rng.random() if config.by == RANDOM else finite_number(record.get(config.by))
@@ -179,8 +179,9 @@ def candidates(config: SelectConfig) -> tuple[list[Candidate], dict[str, int], l
             cands.append(Candidate(item.index, score, response_length(value, item), record))
     if not cands and not dropped["out_of_range"]:
         fields = ", ".join(numeric_fields(records)[:30]) or "none"
+        hint = " (score --metrics grad_quality writes it, or give --run)" if config.by == GRAD_QUALITY else ""
         raise ConfigError(
-            f"{dataset.path}: no record has a usable '{config.by}' value ({dropped['undefined']} undefined); "
+            f"{dataset.path}: no record has a usable '{config.by}' value ({dropped['undefined']} undefined){hint}; "
             f"numeric fields in the file: {fields}"
         )
     return cands, dropped, records, dataset.path

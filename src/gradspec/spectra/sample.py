@@ -34,12 +34,17 @@ class SampleSpectra:
 
 
 def input_group_spectra(
-    x_layers: Sequence[torch.Tensor], deltas: dict[str, list[torch.Tensor]], batched_eigen: bool | None = None
+    x_layers: Sequence[torch.Tensor],
+    deltas: dict[str, list[torch.Tensor]],
+    batched_eigen: bool | None = None,
+    core_dtype: torch.dtype = torch.float32,
+    eigen_solver: str = "auto",
 ) -> dict[str, tuple[torch.Tensor, ModuleStack]]:
     """Singular values (L, k) and factors of every projection that reads one input X.
 
     ``batched_eigen``: eigenvalues in one call per module after all layers (the GPU way, the
-    default off the CPU) instead of inside each layer's work (the CPU way).
+    default off the CPU) instead of inside each layer's work (the CPU way). ``core_dtype``: the
+    dtype G (or its QR core) is formed in; its Gram matrix and eigenvalues are float64 always.
     """
     n_layers = len(x_layers)
     t, d_in = x_layers[0].shape
@@ -52,12 +57,16 @@ def input_group_spectra(
     shapes = d_outs.items() if per_layer else ()  # eigenvalues are written per layer only on that path
     lam = {m: torch.empty(n_layers, min(d, width), dtype=torch.float64, device=dev) for m, d in shapes}
 
+    dtype = x_layers[0].dtype  # a float64 model keeps float64 cores whatever core_dtype says
+
     def layer(i: int) -> None:
         # One layer's cores (G or G') into their slots of one stack per module, then on a CPU
         # the eigenvalues of their Gram matrices: no float64 copy of the whole (L, T, d)
         # factors, whose fresh memory pages cost more than the maths at long token counts.
-        x64 = x_layers[i].to(dev, torch.float64)
-        x_side = reduce_factor(x64) if route == "reduced" else x64  # once per input, shared
+        if route == "reduced":  # the QR in float64 (R carries X's geometry), once per input, shared
+            x_side = reduce_factor(x_layers[i].to(dev, torch.float64)).to(torch.promote_types(core_dtype, dtype))
+        else:
+            x_side = x_layers[i].to(dev, torch.promote_types(core_dtype, dtype))
         for m in deltas:
             c = core(x_side, deltas[m][i], out=cores[m][i])
             if per_layer:
@@ -68,7 +77,7 @@ def input_group_spectra(
     for m, d in d_outs.items():
         k = min(t, d_in, d)
         # Off the CPU one batched call per module, with no host sync per matrix.
-        sigma[m] = sigma_from_eigenvalues(lam[m], k) if per_layer else core_singular_values(cores[m], k)
+        sigma[m] = sigma_from_eigenvalues(lam[m], k) if per_layer else core_singular_values(cores[m], k, eigen_solver)
     return {
         m: (
             sigma[m],
@@ -78,8 +87,15 @@ def input_group_spectra(
     }
 
 
-def sample_spectra(f: SampleFactors, modules: Sequence[str], n_layers: int) -> SampleSpectra:
-    """Singular values, metrics and similarities of one sample's gradients."""
+def sample_spectra(
+    f: SampleFactors,
+    modules: Sequence[str],
+    n_layers: int,
+    core_dtype: torch.dtype = torch.float32,
+    eigen_solver: str = "auto",
+) -> SampleSpectra:
+    """Singular values, metrics and similarities of one sample's gradients (see
+    ``input_group_spectra`` for ``core_dtype``)."""
     xs = {m: [f.x[(i, m)] for i in range(n_layers)] for m in modules}
     # The same storage in every layer means the same input (q, k, v share X): choose and take
     # its route (QR core or formed G) once.
@@ -90,7 +106,8 @@ def sample_spectra(f: SampleFactors, modules: Sequence[str], n_layers: int) -> S
     sigma: dict[str, torch.Tensor] = {}
     for group in readers.values():
         deltas = {m: [f.delta[(i, m)] for i in range(n_layers)] for m in group}
-        for m, (s, stack) in input_group_spectra(xs[group[0]], deltas).items():
+        found = input_group_spectra(xs[group[0]], deltas, core_dtype=core_dtype, eigen_solver=eigen_solver)
+        for m, (s, stack) in found.items():
             sigma[m], stacks[m] = s, stack
     metrics = {m: spectral_metrics(sigma[m]) for m in modules}
     norms = {m: metrics[m]["frobenius_norm"] for m in modules}

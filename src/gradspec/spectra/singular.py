@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gradspec.spectra.solvers import choose, eigenvalues
+
 
 def reduce_factor(a: torch.Tensor) -> torch.Tensor:
     """(..., T, n) -> (..., T, min(T, n)) with the same Gram matrix a a^T.
@@ -34,10 +36,14 @@ def reduce_factor(a: torch.Tensor) -> torch.Tensor:
 
 
 def core(x_side: torch.Tensor, delta: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """delta^T x_side in float64: G itself when ``x_side`` is X, G' when it is X's QR core
-    (``x_side`` is float64 already: it is shared by the projections that read one input).
-    ``out``: where to write it (one layer's slot of a stack)."""
-    return torch.matmul(delta.to(x_side.device, torch.float64).transpose(-1, -2), x_side, out=out)
+    """delta^T x_side, formed in ``x_side``'s dtype: G itself when ``x_side`` is X, G' when it is
+    X's QR core (shared by the projections that read one input). float32 is what autograd's
+    ``.grad`` computes from the same float32 factors; float64 adds digits beyond the precision
+    contract. ``out``: where to write it (one layer's slot of a float64 stack)."""
+    d = delta.to(x_side.device, x_side.dtype).transpose(-1, -2)
+    if out is not None and out.dtype != x_side.dtype:
+        return out.copy_(torch.matmul(d, x_side))
+    return torch.matmul(d, x_side, out=out)
 
 
 def smaller_gram(c: torch.Tensor) -> torch.Tensor:
@@ -67,9 +73,11 @@ def sigma_from_eigenvalues(lam: torch.Tensor, rank_bound: int) -> torch.Tensor:
     return lam.flip(-1)[..., :rank_bound].clamp_min(0).sqrt()
 
 
-def core_singular_values(c: torch.Tensor, rank_bound: int) -> torch.Tensor:
-    """Descending singular values of a core, keeping the ``rank_bound`` = min(T, d_in, d_out) first."""
-    return sigma_from_eigenvalues(torch.linalg.eigvalsh(smaller_gram(c)), rank_bound)
+def core_singular_values(c: torch.Tensor, rank_bound: int, solver: str = "batched") -> torch.Tensor:
+    """Descending singular values of a core, keeping the ``rank_bound`` = min(T, d_in, d_out) first
+    (``solver``: how the eigenvalues are taken, ``solvers.py``)."""
+    gram = smaller_gram(c)
+    return sigma_from_eigenvalues(eigenvalues(gram, choose(solver, gram.device, gram.shape[-1])), rank_bound)
 
 
 def singular_values(x: torch.Tensor, delta: torch.Tensor, x_reduced: torch.Tensor | None = None) -> torch.Tensor:
