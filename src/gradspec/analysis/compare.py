@@ -248,7 +248,7 @@ def compare(config: CompareConfig) -> dict[str, Any]:
     if not shapes.empty:
         files += write_table(shapes, out / "curve_shapes")
     axis = "depth" if len({g.n_layers for g in groups}) > 1 else "layer"
-    for metric in (m for m in FIGURE_METRICS if m in set(layerwise.metric)):
+    for metric in (m for m in FIGURE_METRICS if m in set(layerwise.metric) and config.figures):
         files += group_figure(layerwise, metric, out / f"layerwise_{metric}", axis)
         if not per_layer.empty:
             files += difference_figure(per_layer, metric, out / f"difference_{metric}")

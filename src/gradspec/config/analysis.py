@@ -49,6 +49,9 @@ class CompareConfig(Options):
     seed: int = 0
     """Seed of the bootstrap."""
 
+    figures: bool = True
+    """Draw the figures (PNG and SVG); tables only without."""
+
     reference: Path | None = None
     """A comparison of the same groups at their natural lengths; when these runs have equal lengths by design
     (a response window, or truncation-matched pairs) the summary says whether its difference holds, disappears

@@ -10,7 +10,7 @@
                                          # grid: {...} with other values for the grid's variables
     grid: {pool: [wiz, her], split: [lowest, highest]}
     pools:                               # optional: several files as one, deduplicated, sampled
-      - {name: wiz, data: [a.json, b.json], sample: 256, seed: 0}
+      - {name: wiz, data: [a.json, b.json], sample: 256, seed: 0}   # limit: N takes N of each file
     selections:                          # optional: score (and select from) a file
       - {name: ifd-wiz, data: "@wiz", score: [ifd, length], by: ifd, top: 8, bottom: 8, match_length: bins}
     runs:
@@ -72,7 +72,7 @@ DEFAULT_OPTIONS = {**TRAINING_OPTIONS, **SCORE_OPTIONS, **RUN_OPTIONS}
 # Keys of the entries themselves (not options of a stage): "score" lists the metrics to score,
 # "windows" the response windows a comparison is also made at, "reference" the comparison at
 # natural lengths an equal-length one is read against, "method" what a training stands for.
-POOL_KEYS = ("name", "data", "sample", "seed")
+POOL_KEYS = ("name", "data", "sample", "seed", "limit")
 RUN_KEYS = ("name", "data")
 SELECTION_KEYS = ("name", "data", "score")
 COMPARISON_KEYS = ("name", "runs", "labels", "windows", "reference")
@@ -196,7 +196,6 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
     if not isinstance(raw, dict) or "name" not in raw:
         raise ConfigError(f"{p}: an experiment is a YAML mapping with at least 'name' and 'runs'")
     defaults = {k: v for k, v in raw.items() if k not in TOP_KEYS}
-    check_options(defaults, (), DEFAULT_OPTIONS, str(p))
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{p}: grid maps each variable to a non-empty list")
@@ -204,10 +203,17 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
     grid_overrides = overrides.pop("grid", None) or {}
     if not isinstance(grid_overrides, dict) or not set(grid_overrides) <= set(grid):
         raise ConfigError(f"{p}: full: grid may only give other values to the grid's own variables")
-    check_options(overrides, (), DEFAULT_OPTIONS, f"{p}: full")
     if full:
         defaults.update(overrides)
         grid = {**grid, **grid_overrides}
+    # A default may use a grid variable that has one value (a size the full block changes).
+    used = _variables(defaults)
+    several = sorted(n for n in used if len(grid.get(n, ())) != 1)
+    if several:
+        raise ConfigError(f"{p}: a default can only use a grid variable with one value; {{{several[0]}}} has not")
+    defaults = _fill(defaults, {n: grid[n][0] for n in used})
+    check_options(defaults, (), DEFAULT_OPTIONS, str(p))
+    check_options({k: v for k, v in overrides.items() if not _variables(v)}, (), DEFAULT_OPTIONS, f"{p}: full")
     evaluation = dict(raw.get("evaluation") or {})
     unknown = set(evaluation) - set(EVALUATION_KEYS)
     if unknown:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +51,19 @@ def _stamp(run_dir: Path) -> Any:
     return [m.get("config"), m.get("counts"), sorted(p.name for p in (run_dir / "samples").glob("*.parquet"))]
 
 
-def build_pool(files: list[Path], sample: int | None, seed: int, out: Path) -> None:
-    """Several files as one JSON list: repeats of a conversation kept once, then ``sample`` drawn."""
+def build_pool(files: list[Path], sample: int | None, seed: int, out: Path, limit: int | None = None) -> None:
+    """Several files as one JSON list (the first ``limit`` records of each): repeats of a conversation
+    kept once, then ``sample`` drawn. Each record says where it came from: ``source_file``, and
+    ``source_rank``, its file's place in the list (0, 1, ...), a number ``select`` can split by."""
     seen: set[str] = set()
     records: list[dict[str, Any]] = []
-    for f in files:
-        dataset = load_dataset(f)
+    for rank, f in enumerate(files):
+        dataset = load_dataset(f, limit=limit)
         for item, row in dataset.with_rows():
             base = item.sample_id.split("-")[0]
             if isinstance(item, Record) and isinstance(row.value, dict) and base not in seen:
                 seen.add(base)
-                records.append(dict(row.value, source_file=f.name))
+                records.append(dict(row.value, source_file=f.name, source_rank=rank))
     if sample is not None and sample < len(records):
         records = random.Random(seed).sample(records, sample)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +97,7 @@ class Runner:
             files = [self.path(f) for f in (pool["data"] if isinstance(pool["data"], list) else [pool["data"]])]
             out = self.root / "pools" / f"{pool['name']}.json"
             spec = {**pool, "files": [[str(f), file_sha256(f)] for f in files if f.exists()]}
-            action = lambda f=files, p=pool, o=out: build_pool(f, p.get("sample"), int(p.get("seed", 0)), o)  # noqa: E731
+            action = partial(build_pool, files, pool.get("sample"), int(pool.get("seed", 0)), out, pool.get("limit"))
             self.steps.once(f"pool-{pool['name']}", spec, out, action)
             self.refs[f"@{pool['name']}"] = out
 
@@ -200,7 +203,8 @@ class Runner:
             for k in comp.get("windows") or ():
                 runs = [f"{r}@{k}" if isinstance(r, str) else [f"{m}@{k}" for m in r] for r in comp["runs"]]
                 folder = self.root / "comparisons" / f"{comp['name']}@{k}"
-                if self._compare(comp, runs, folder, folders[comp["name"]], name=f"{comp['name']}@{k}"):
+                at_k = {**comp, "figures": False}  # the length curve draws these
+                if self._compare(at_k, runs, folder, folders[comp["name"]], name=f"{comp['name']}@{k}"):
                     windowed.append(folder)
             if len(windowed) > 1:
                 out = self.root / "comparisons" / f"{comp['name']}-length-curve"
