@@ -29,6 +29,21 @@ def records(n: int) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
+def assert_equals_one_process(run, data: Path, out: Path, model: Path) -> None:
+    """Every table of ``run`` equals that of a single-process run of the same data."""
+    config = ComputeConfig.of(
+        data=data, out=out, model=str(model), prompt=PromptConfig("plain", max_length=64), device="cpu",
+        progress=False, batch_tokens=64,
+    )  # fmt: skip
+    single = compute(config)
+    for table, keys in KEYS.items():
+        a = run.df(table).sort_values(keys).reset_index(drop=True)
+        b = single.df(table).sort_values(keys).reset_index(drop=True)
+        assert a[keys].equals(b[keys])
+        for col in a.columns.difference(keys):
+            assert a[col].to_numpy() == pytest.approx(b[col].to_numpy(), rel=1e-5, abs=1e-6, nan_ok=True), col
+
+
 def test_two_workers_equal_one_process_and_resume(tmp_path: Path, tiny_llama_dir: Path) -> None:
     data = write_json(tmp_path / "d.json", [*records(11), {"instruction": "no output"}])
     common = ["--model", str(tiny_llama_dir), "--template", "plain", "--max-length", "64", "--no-progress"]
@@ -47,18 +62,7 @@ def test_two_workers_equal_one_process_and_resume(tmp_path: Path, tiny_llama_dir
     assert (samples.status == "error").sum() == 1
     assert run.manifest["counts"] == {"ok": 11, "skipped": 0, "error": 1, "total": 12}
 
-    single = compute(
-        ComputeConfig.of(
-            data=data, out=tmp_path / "single", model=str(tiny_llama_dir), prompt=PromptConfig("plain", max_length=64),
-            device="cpu", progress=False, batch_tokens=64,
-        )
-    )  # fmt: skip
-    for table, keys in KEYS.items():
-        a = run.df(table).sort_values(keys).reset_index(drop=True)
-        b = single.df(table).sort_values(keys).reset_index(drop=True)
-        assert a[keys].equals(b[keys])
-        for col in a.columns.difference(keys):
-            assert a[col].to_numpy() == pytest.approx(b[col].to_numpy(), rel=1e-5, abs=1e-6, nan_ok=True), col
+    assert_equals_one_process(run, data, tmp_path / "single", tiny_llama_dir)
 
 
 def free_port() -> int:
@@ -88,15 +92,4 @@ def test_two_nodes_meeting_on_loopback_write_one_run(tmp_path: Path, tiny_llama_
     run = open_run(out)
     assert {p.name.split("-")[1] for p in (out / "samples").glob("*.parquet")} == {"r000", "r001"}
     assert run.manifest["options"]["world_size"] == 2 and run.manifest["counts"]["total"] == 9
-    single = compute(
-        ComputeConfig.of(
-            data=data, out=tmp_path / "single", model=str(tiny_llama_dir), prompt=PromptConfig("plain", max_length=64),
-            device="cpu", progress=False, batch_tokens=64,
-        )
-    )  # fmt: skip
-    for table, keys in KEYS.items():
-        a = run.df(table).sort_values(keys).reset_index(drop=True)
-        b = single.df(table).sort_values(keys).reset_index(drop=True)
-        assert a[keys].equals(b[keys])
-        for col in a.columns.difference(keys):
-            assert a[col].to_numpy() == pytest.approx(b[col].to_numpy(), rel=1e-5, abs=1e-6, nan_ok=True), col
+    assert_equals_one_process(run, data, tmp_path / "single", tiny_llama_dir)

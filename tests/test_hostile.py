@@ -279,7 +279,7 @@ def test_7_bad_out_paths_are_refused_before_the_model_loads(
     link.symlink_to(real)
     cases = [
         ([str(a_file)], "is a file, not a folder"),
-        ([str(a_file / "run")], "is a file, so no folder can be made under it"),
+        ([str(a_file / "run")], "is a file, so nothing can be made under it"),
         ([str(link), "--overwrite"], "is a symbolic link"),
     ]
     for out, message in cases:

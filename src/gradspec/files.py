@@ -29,18 +29,23 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def check_parent(p: Path, option: str = "--out") -> None:
+    """Refuse a path whose nearest existing ancestor is a file or is not writable: nothing could be made there."""
+    parent = p.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {p}: {parent} is a file, so nothing can be made under it")
+    if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {p}: {parent} is not writable")
+
+
 def check_output_file(path: str | Path, option: str = "--out") -> Path:
     """Refuse, before any work, an output file that cannot be written (a folder, a file as parent)."""
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"{option} {p} is a folder; give a file")
-    parent = p.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(f"{option} {p}: {parent} is a file, so nothing can be written under it")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {p}: {parent} is not writable")
+    check_parent(p, option)
     return p
 
 

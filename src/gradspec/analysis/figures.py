@@ -82,21 +82,42 @@ def group_figure(layerwise: pd.DataFrame, metric: str, stem: str | Path, axis: s
     return layerwise_panels(layerwise, [metric], stem, axis)
 
 
-def difference_figure(per_layer: pd.DataFrame, metric: str, stem: str | Path) -> list[Path]:
-    """B minus A per layer and module, with 95% bootstrap intervals; one panel per B."""
-    d = per_layer[per_layer.metric == metric]
+def difference_panels(
+    d: pd.DataFrame,
+    x: str,
+    columns: tuple[str, str, str],
+    labels: tuple[str, str, str],
+    stem: str | Path,
+    log_x: bool = False,
+) -> list[Path]:
+    """B minus A along ``x``, one line per module with its interval, one panel per pair (a, b).
+
+    ``columns``: the difference and its interval's low and high ends; ``labels``: the x axis, the
+    y axis and what follows "B minus A" in each panel's title.
+    """
     pairs = list(dict.fromkeys(zip(d["a"], d["b"])))
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs), 3.3), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.8 * len(pairs), 3.4), sharey=True, squeeze=False)
     for ax, (a, b) in zip(axes[0], pairs):
-        _lines(ax, d[(d.a == a) & (d.b == b)], "layer", "diff", "ci_low", "ci_high")
+        _lines(ax, d[(d.a == a) & (d.b == b)], x, *columns)
         ax.axhline(0, color="black", lw=0.8)
-        ax.set_title(f"{b} minus {a}")
-        ax.set_xlabel("layer")
+        ax.set_title(f"{b} minus {a}{labels[2]}")
+        ax.set_xlabel(labels[0])
+        if log_x:  # windows double from one to the next
+            ticks = sorted(set(d[x]))
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"difference in {LABELS.get(metric, metric)}")
+    axes[0][0].set_ylabel(labels[1])
     axes[0][-1].legend(title="module", fontsize=8, loc="best")
     fig.tight_layout()
     return save_figure(fig, Path(stem))
+
+
+def difference_figure(per_layer: pd.DataFrame, metric: str, stem: str | Path) -> list[Path]:
+    """B minus A per layer and module, with 95% bootstrap intervals; one panel per B."""
+    d = per_layer[per_layer.metric == metric]
+    labels = ("layer", f"difference in {LABELS.get(metric, metric)}", "")
+    return difference_panels(d, "layer", ("diff", "ci_low", "ci_high"), labels, stem)
 
 
 def layerwise_figure(

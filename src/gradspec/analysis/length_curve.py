@@ -12,16 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from gradspec.analysis.compare import load_comparison  # noqa: E402
-from gradspec.analysis.figures import COLORS, LABELS, LINE_ORDER, save_figure  # noqa: E402
-from gradspec.analysis.tables import write_table  # noqa: E402
-from gradspec.errors import ConfigError  # noqa: E402
+from gradspec.analysis.compare import load_comparison
+from gradspec.analysis.figures import LABELS, difference_panels
+from gradspec.analysis.tables import write_table
+from gradspec.errors import ConfigError
 
 CURVE_METRICS = ("nuclear_norm", "effective_rank", "nuclear_norm_sum")
 COLUMNS = [
@@ -60,23 +56,9 @@ def length_curve(comparisons: Sequence[str | Path], out: str | Path) -> dict[str
 
 
 def figure(rows: pd.DataFrame, metric: str, stem: Path) -> list[Path]:
-    """Relative paired difference B - A (with its 95% interval) against the window, one line per
-    module, one panel per group B; the window axis is logarithmic."""
-    pairs = list(dict.fromkeys(zip(rows["a"], rows["b"])))
-    fig, axes = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs), 3.6), sharey=True, squeeze=False)
-    for ax, (a, b) in zip(axes[0], pairs):
-        d = rows[(rows.a == a) & (rows.b == b)]
-        for module in [m for m in LINE_ORDER if m in set(d.module)]:
-            m = d[d.module == module].sort_values("window")
-            ax.plot(m.window, 100 * m.rel_diff, marker="o", lw=1.6, color=COLORS[module], label=module)
-            ax.fill_between(m.window, 100 * m.rel_ci_low, 100 * m.rel_ci_high, color=COLORS[module], alpha=0.15, lw=0)
-        ax.axhline(0, color="black", lw=0.8)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted(set(d.window)), [str(k) for k in sorted(set(d.window))])
-        ax.set_title(f"{b} minus {a}, at equal length")
-        ax.set_xlabel("response window K (tokens carrying loss)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"difference in {LABELS.get(metric, metric)} (% of A)")
-    axes[0][-1].legend(title="module", fontsize=8, loc="best")
-    fig.tight_layout()
-    return save_figure(fig, stem)
+    """Relative paired difference B - A in % of A (with its 95% interval) against the window, one
+    line per module, one panel per group B; the window axis is logarithmic."""
+    d = rows.assign(pct=100 * rows.rel_diff, pct_low=100 * rows.rel_ci_low, pct_high=100 * rows.rel_ci_high)
+    labels = ("response window K (tokens carrying loss)", f"difference in {LABELS.get(metric, metric)} (% of A)",
+              ", at equal length")  # fmt: skip
+    return difference_panels(d.sort_values("window"), "window", ("pct", "pct_low", "pct_high"), labels, stem, True)

@@ -81,6 +81,14 @@ class Runner:
         self.truncated: set[str] = set()  # selections whose groups carry per-record windows
         self.report_inputs: list[Path] = []
 
+    def source(self, step: str, ref: str) -> Path | None:
+        """The file ``ref`` names, or None with ``step`` recorded as failed (e.g. its selection failed)."""
+        try:
+            return self.path(ref)
+        except ConfigError as exc:
+            self.steps.status[step] = f"failed: {exc}"
+            return None
+
     def path(self, ref: str) -> Path:
         if ref.startswith("@"):
             if ref not in self.refs:
@@ -105,10 +113,8 @@ class Runner:
         d = self.exp.defaults
         for sel in self.exp.selections:
             folder = self.root / "selections" / sel["name"]
-            try:
-                source = self.path(sel["data"])
-            except ConfigError as exc:
-                self.steps.status[f"select-{sel['name']}"] = f"failed: {exc}"
+            source = self.source(f"select-{sel['name']}", sel["data"])
+            if source is None:
                 continue
             spec = {**sel, "defaults": d, "source": [str(source), file_sha256(source) if source.exists() else None]}
             output = folder / (f"{SELECTION_NAME}_selection.json" if "by" in sel else "scored.jsonl")
@@ -172,10 +178,8 @@ class Runner:
 
         for run in self.run_entries():
             step = f"compute-{run['name']}"
-            try:
-                data = self.path(run["data"])
-            except ConfigError as exc:  # e.g. its data comes from a selection that failed
-                self.steps.status[step] = f"failed: {exc}"
+            data = self.source(step, run["data"])
+            if data is None:
                 continue
             values = {
                 **_pick({**self.exp.defaults, **run}, RUN_OPTIONS),
@@ -237,10 +241,8 @@ class Runner:
         for corr in self.exp.correlations:
             folder = self.root / "correlations" / corr["name"]
             run_dir = self.root / "runs" / corr["run"]
-            try:
-                scored = self.path(corr["scored"])
-            except ConfigError as exc:
-                self.steps.status[f"correlate-{corr['name']}"] = f"failed: {exc}"
+            scored = self.source(f"correlate-{corr['name']}", corr["scored"])
+            if scored is None:
                 continue
             spec = {**corr, "inputs": _stamp(run_dir), "scored": str(scored)}
             action = lambda r=run_dir, s=scored, f=folder: correlate(open_run(r), s, f)  # noqa: E731
@@ -261,10 +263,8 @@ class Runner:
         finished: list[Training] = []
         for t in self.exp.trainings:
             step = f"train-{t['name']}"
-            try:
-                data = self.path(t["data"])
-            except ConfigError as exc:
-                self.steps.status[step] = f"failed: {exc}"
+            data = self.source(step, t["data"])
+            if data is None:
                 continue
             out = self.root / "trainings" / t["name"]
             values = {**_pick({**self.exp.defaults, **t}, TRAINING_OPTIONS), **held_out, "data": data, "out": out}

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gradspec.errors import ConfigError
-from gradspec.files import atomic_write, write_json_atomic
+from gradspec.files import atomic_write, check_parent, write_json_atomic
 from gradspec.store.contract import MANIFEST, TABLES
 from gradspec.store.layout import (
     LOCK,
@@ -84,13 +84,7 @@ def check_out(path: str | Path, overwrite: bool) -> None:
         raise ConfigError(f"--out {p} is a symbolic link; --overwrite only replaces a real folder: give its target")
     if p.exists() and not p.is_dir():
         raise ConfigError(f"--out {p} is a file, not a folder; choose another --out")
-    parent = p.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(f"--out {p}: {parent} is a file, so no folder can be made under it")
-    if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {p}: {parent} is not writable")
+    check_parent(p)
     if not p.is_dir():
         return
     if (p / MANIFEST).exists():
