@@ -186,17 +186,20 @@ def synthetic_group(label: str, values: np.ndarray, lengths: np.ndarray) -> Grou
     return Group(label, [], frame, per_sample(frame), pd.Series(lengths, index=ids), 1)
 
 
+@pytest.mark.parametrize("design", ["one window", "matched pairs"])
 @pytest.mark.parametrize(
     ("quality", "want"),
     [(0.0, "equal length by design: disappears"), (0.5, "equal length by design: holds"),
      (0.1, "equal length by design: reverses")],
     ids=["pure length", "pure quality", "reversal"],
 )  # fmt: skip
-def test_the_equal_length_design_tells_length_from_quality(quality: float, want: str) -> None:
+def test_the_equal_length_design_tells_length_from_quality(quality: float, want: str, design: str) -> None:
     """Metric = 8/length + B's quality effect + noise. At natural lengths B is 10x longer, which alone
-    makes its metric 0.18 lower; at one window of 16 tokens only the quality is left: none (the raw
-    difference disappears), +0.5 (B's raw difference turns positive and holds), +0.1 (raw: B lower;
-    at equal length: B higher, a reversal)."""
+    makes its metric 0.18 lower; at equal length only the quality is left: none (the raw difference
+    disappears), +0.5 (B's raw difference turns positive and holds), +0.1 (raw: B lower; at equal
+    length: B higher, a reversal). Equal length two ways: one window of 16 tokens for every sample
+    (independent groups, compared unpaired), or truncation-matched pairs whose lengths differ from
+    pair to pair (compared pair by pair, so the length every pair shares cancels)."""
     from gradspec.analysis.compare import summary_table
 
     rng = np.random.default_rng(7)
@@ -205,22 +208,35 @@ def test_the_equal_length_design_tells_length_from_quality(quality: float, want:
     metric = lambda lengths, q: 8.0 / lengths + q + rng.normal(0, 0.05, len(lengths))  # noqa: E731
     raw = summary_table(synthetic_group("A", metric(la, 0), la), synthetic_group("B", metric(lb, quality), lb), 0.1)
     assert raw.iloc[0].design == "natural length" and raw.iloc[0].q_value < 1e-3
-    window = np.full(n, 16)
-    a, b = synthetic_group("A", metric(window, 0), window), synthetic_group("B", metric(window, quality), window)
+    lengths = np.full(n, 16) if design == "one window" else np.minimum(la, rng.permutation(lb))
+    a, b = synthetic_group("A", metric(lengths, 0), lengths), synthetic_group("B", metric(lengths, quality), lengths)
     reference = {("B", "nuclear_norm", "q"): (float(raw.iloc[0]["diff"]), float(raw.iloc[0].q_value))}
     row = summary_table(a, b, 0.1, reference).iloc[0]
-    assert row.design == "equal length" and row.length_control == want
-    # The paired numbers are those of a direct computation: values paired by length, then sample id.
-    va, vb = a.samples.sort_values("sample_id")["value"], b.samples.sort_values("sample_id")["value"]
-    order = lambda s: s.iloc[np.argsort(s.index.map(str))].to_numpy()  # noqa: E731
-    d = order(vb.set_axis(b.samples.sort_values("sample_id").sample_id)) - order(
-        va.set_axis(a.samples.sort_values("sample_id").sample_id)
-    )
-    assert row.paired_diff == pytest.approx(d.mean())
-    assert row.p_paired == pytest.approx(sps.wilcoxon(d).pvalue) and row.paired_ci_low <= d.mean() <= row.paired_ci_high
+    assert row.design == f"equal length: {design}" and row.length_control == want
+    va, vb = a.samples["value"].to_numpy(), b.samples["value"].to_numpy()
+    if design == "one window":  # independent samples: the difference of means and Mann-Whitney U
+        assert row.design_diff == pytest.approx(vb.mean() - va.mean())
+        assert row.p_design == pytest.approx(sps.mannwhitneyu(va, vb).pvalue)
+    else:  # the i-th sample of each group has the same length: the pairs, directly
+        d = vb - va
+        assert row.design_diff == pytest.approx(d.mean()) and row.p_design == pytest.approx(sps.wilcoxon(d).pvalue)
+    assert row.design_ci_low <= row.design_diff <= row.design_ci_high
     if quality == 0:
         assert row.q_value > 0.05
     # Without a reference the verdict still says which way the design points.
     alone = summary_table(a, b, 0.1).iloc[0].length_control
     assert alone == {0.0: "equal length by design: no difference", 0.5: "equal length by design: B higher",
                      0.1: "equal length by design: B higher"}[quality]  # fmt: skip
+
+
+def test_a_window_with_unequal_group_sizes_is_still_equal_length() -> None:
+    """At a window some samples of the shorter group are too short and are skipped: the groups
+    differ in size but every computed sample has the window's length, so the design holds."""
+    from gradspec.analysis.compare import summary_table
+
+    rng = np.random.default_rng(3)
+    a = synthetic_group("A", rng.normal(1.0, 0.1, 5), np.full(5, 32))
+    b = synthetic_group("B", rng.normal(1.5, 0.1, 12), np.full(12, 32))
+    row = summary_table(a, b, 0.1).iloc[0]
+    assert row.design == "equal length: one window" and row.n_a == 5 and row.n_b == 12
+    assert row.length_control == "equal length by design: B higher" and row.design_diff > 0.3

@@ -176,11 +176,10 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
     lengths = [sorted(r.df("samples").query("status == 'ok'")["n_response_tokens"]) for r in (low, high)]
     assert lengths[0] == lengths[1]  # truncation-matched: the same lengths token for token
     summary = pd.read_csv(out / "comparisons/raw/summary.csv")
-    assert set(summary.design) == {"equal length"}
+    assert set(summary.design) == {"equal length: matched pairs"}
     at_two = pd.read_csv(out / "comparisons/raw@2/summary.csv")
-    assert (
-        set(at_two.design) == {"equal length"} and at_two.length_control.str.startswith("equal length by design").all()
-    )
+    assert set(at_two.design) == {"equal length: one window"}
+    assert at_two.length_control.str.startswith("equal length by design").all()
     curve = pd.read_csv(out / "comparisons/raw-length-curve/length_curve.csv")
     assert sorted(set(curve.window)) == [2, 4]
     results = pd.read_csv(out / "trainings/summary/selection_results.csv")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -124,3 +125,36 @@ def test_held_out_data_the_selection_could_have_seen_is_refused(tmp_path: Path, 
     with pytest.raises(ConfigError, match="also in the training selection"):
         train(cfg)
     assert not (tmp_path / "out").exists()
+
+
+def fake_training(folder: Path, values: list[float], tokens: float) -> Path:
+    """A finished training folder as `gradspec train` writes it, with chosen held-out item values."""
+    folder.mkdir(parents=True)
+    (folder / "train.json").write_text(json.dumps({"selection": {"mean_response_tokens": tokens}}))
+    items = pd.DataFrame({"set": "held", "measure": "response_loss", "item": range(len(values)), "value": values})
+    items.to_csv(folder / "eval_items.csv", index=False)
+    return folder
+
+
+def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path: Path) -> None:
+    from gradspec.analysis.selection_results import Training, summarize
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(1.0, 2.0, 40)
+    trainings = []
+    for seed in range(3):
+        noise = lambda: rng.normal(0, 0.01, 40)  # noqa: E731
+        trainings.append(Training("random", seed, fake_training(tmp_path / f"r{seed}", list(base + noise()), 50)))
+        trainings.append(Training("good", seed, fake_training(tmp_path / f"g{seed}", list(base - 0.1 + noise()), 90)))
+        for k in range(6):  # six methods no different from random
+            folder = fake_training(tmp_path / f"n{k}-{seed}", list(base + noise()), 60 + k)
+            trainings.append(Training(f"null{k}", seed, folder))
+    rows = pd.DataFrame(summarize(trainings, "random", tmp_path / "summary", n_boot=200)["rows"]).set_index("method")
+    assert rows.loc["good", "verdict"] == "better than random"
+    assert rows.loc["good", "diff_vs_random"] == pytest.approx(-0.1, abs=0.01)
+    assert -0.11 < rows.loc["good", "diff_ci_low"] < rows.loc["good", "diff_ci_high"] < -0.09
+    nulls = rows.drop(index=["good", "random"])
+    assert (nulls["q_items"] >= nulls["p_items"] - 1e-12).all()
+    assert (nulls["verdict"] == "no different from random").sum() >= 5
+    assert pd.isna(rows.loc["random", "verdict"]) and rows.loc["good", "selection_tokens"] == 90
+    assert (tmp_path / "summary" / "selection_vs_length_held_response_loss.png").exists()

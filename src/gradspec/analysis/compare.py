@@ -22,7 +22,16 @@ import pandas as pd
 from gradspec.analysis.curves import curve_differences, shape_similarity
 from gradspec.analysis.figures import difference_figure, group_figure
 from gradspec.analysis.groups import Group, layerwise_table, load_groups
-from gradspec.analysis.length import design_verdict, equal_lengths, match_by_length, regress_on_length, verdict
+from gradspec.analysis.length import (
+    MATCHED_PAIRS,
+    NATURAL,
+    ONE_WINDOW,
+    design_verdict,
+    length_design,
+    match_by_length,
+    regress_on_length,
+    verdict,
+)
 from gradspec.analysis.stats import bootstrap_diff_ci, cohens_d, fdr, mann_whitney, wilcoxon_paired
 from gradspec.analysis.tables import write_table
 from gradspec.config.analysis import CompareConfig
@@ -56,14 +65,16 @@ def paired_by_length(a: pd.DataFrame, b: pd.DataFrame, la: pd.Series, lb: pd.Ser
 def summary_table(a: Group, b: Group, caliper: float, reference: Reference | None = None) -> pd.DataFrame:
     """Per metric and module: group means over layers, difference, test, effect sizes, length control.
 
-    When the groups have the same response lengths token for token (a response window, or
-    truncation-matched pairs) the design pairs them by length: the paired difference, its
-    interval and a Wilcoxon signed-rank test are the headline, and ``length_control`` says
-    what equal length did to the difference the ``reference`` comparison found.
+    When the design holds length fixed, its own difference, interval and test are the headline
+    (``design_diff``, ``design_ci_*``, ``p_design``): at one response window the groups are
+    independent samples of one length (the difference of means, a bootstrap interval resampling
+    each group, Mann-Whitney U); truncation-matched pairs are compared pair by pair (the mean
+    paired difference, its interval, the Wilcoxon signed-rank test). ``length_control`` then
+    says what equal length did to the difference the ``reference`` comparison found.
     """
     rows = []
     la_all, lb_all = a.lengths, b.lengths
-    by_design = equal_lengths(la_all.to_numpy(), lb_all.to_numpy())
+    design = length_design(la_all.to_numpy(), lb_all.to_numpy())
     for (metric, module), sa in a.samples.groupby(["metric", "module"]):
         sb = b.samples[(b.samples.metric == metric) & (b.samples.module == module)]
         if sb.empty:
@@ -74,18 +85,21 @@ def summary_table(a: Group, b: Group, caliper: float, reference: Reference | Non
         ia, ib = match_by_length(la, lb, caliper)
         p_matched, _ = mann_whitney(va[ia], vb[ib]) if len(ia) >= 3 else (np.nan, np.nan)
         adjusted = regress_on_length(va, vb, la, lb)
-        paired = (np.nan,) * 4
-        if by_design and len(va) == len(vb):
-            paired = wilcoxon_paired(*paired_by_length(sa, sb, la_all, lb_all))
+        by_design = (np.nan,) * 4
+        if design == ONE_WINDOW:
+            diff, low, high = bootstrap_diff_ci(va, vb)
+            by_design = (float(diff[0]), float(low[0]), float(high[0]), p)
+        elif design == MATCHED_PAIRS:
+            by_design = wilcoxon_paired(*paired_by_length(sa, sb, la_all, lb_all))
         rows.append(
             {
                 "a": a.label, "b": b.label, "metric": metric, "module": module,
                 "mean_a": va.mean(), "mean_b": vb.mean(), "diff": vb.mean() - va.mean(),
                 "rel_diff": (vb.mean() - va.mean()) / abs(va.mean()) if va.mean() else np.nan,
                 "p": p, "cliffs_delta": cliff, "cohens_d": cohens_d(va, vb), "n_a": len(va), "n_b": len(vb),
-                "design": "equal length" if by_design else "natural length",
-                "paired_diff": paired[0], "paired_ci_low": paired[1], "paired_ci_high": paired[2],
-                "p_paired": paired[3],
+                "design": design,
+                "design_diff": by_design[0], "design_ci_low": by_design[1], "design_ci_high": by_design[2],
+                "p_design": by_design[3],
                 "matched_pairs": len(ia),
                 "diff_matched": vb[ib].mean() - va[ia].mean() if len(ia) else np.nan,
                 "p_matched": p_matched,
@@ -96,11 +110,11 @@ def summary_table(a: Group, b: Group, caliper: float, reference: Reference | Non
     if table.empty:
         return table
     # The family of tests FDR controls: the design's own test for each metric and module.
-    table["q_value"] = fdr(table["p_paired" if by_design else "p"].to_numpy())
-    if by_design:
+    table["q_value"] = fdr(table["p_design" if design != NATURAL else "p"].to_numpy())
+    if design != NATURAL:
         table["length_control"] = [
             design_verdict(
-                r.q_value, r.paired_diff, *(reference or {}).get((r.b, r.metric, r.module), (None, None))[::-1]
+                r.q_value, r.design_diff, *(reference or {}).get((r.b, r.metric, r.module), (None, None))[::-1]
             )
             for r in table.itertuples()
         ]

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gradspec.analysis.length import MATCHED_PAIRS, NATURAL, ONE_WINDOW, equal_length
+
 NAMES = {"nuclear_norm": "nuclear norms", "effective_rank": "effective ranks"}
 ALPHA = 0.05
 
@@ -34,16 +36,17 @@ def _modules(n: int, total: int) -> str:
 
 def metric_sentence(rows: pd.DataFrame, metric: str, a: str, b: str, lengths: str) -> str:
     """One sentence about one metric of one pair of groups."""
-    equal = (rows["design"] == "equal length").all() if "design" in rows else False
-    diff = rows["paired_diff"] if equal else rows["diff"]
+    design = rows["design"].iloc[0] if "design" in rows else NATURAL
+    equal = equal_length(design)
+    diff = rows["design_diff"] if equal else rows["diff"]
     rel = diff / rows["mean_a"].abs()
     significant = rows[rows["q_value"] < ALPHA]
     name = NAMES.get(metric, metric.replace("_", " "))
     if significant.empty:
         best = rows["q_value"].min()
-        where = "at equal length (paired by length)" if equal else "at their natural lengths"
+        where = "" if equal else " at their natural lengths"  # at equal length, ``lengths`` says how
         certainty = f"smallest {_q_text(float(best))}" if pd.notna(best) else "not tested"
-        return f"{b} and {a} do not differ in {name} {where} ({certainty}){lengths}."
+        return f"{b} and {a} do not differ in {name}{where} ({certainty}){lengths}."
     sig_rel = rel.loc[significant.index]
     direction = "higher" if np.median(sig_rel) > 0 else "lower"
     agree = int((np.sign(sig_rel) == np.sign(np.median(sig_rel))).sum())
@@ -81,11 +84,15 @@ def sentences(summary: pd.DataFrame, manifest: dict[str, Any], metrics: Sequence
     for (a, b), pair in summary.groupby(["a", "b"], sort=False):
         la = groups.get(a, {}).get("median_response_tokens")
         lb = groups.get(b, {}).get("median_response_tokens")
-        equal = "design" in pair and (pair["design"] == "equal length").all()
+        design = pair["design"].iloc[0] if "design" in pair else NATURAL
         lengths = ""
-        if equal:
-            n = int(pair["n_a"].max())
-            lengths = f", at equal length by design ({n} pairs of the same response length)"
+        if design == MATCHED_PAIRS:
+            lengths = f", at equal length by design ({int(pair['n_a'].max())} pairs of the same response length)"
+        elif design == ONE_WINDOW:
+            window = groups.get(a, {}).get("response_tokens")
+            at = f"{window} response tokens each" if window else "one response length"
+            lengths = (f", at equal length by design ({at}; {int(pair['n_a'].max())} and "
+                       f"{int(pair['n_b'].max())} samples)")  # fmt: skip
         elif la and lb:
             ratio = lb / la
             if ratio > 1.5 or ratio < 1 / 1.5:

@@ -61,9 +61,30 @@ def regress_on_length(a: np.ndarray, b: np.ndarray, len_a: np.ndarray, len_b: np
     return Adjusted(float(beta[1]), float(2 * sps.t.sf(abs(beta[1] / se), n - k)), float(beta[2]))
 
 
-def equal_lengths(len_a: np.ndarray, len_b: np.ndarray) -> bool:
-    """Whether two groups have the same response lengths token for token (a window, or truncation-matched pairs)."""
-    return len(len_a) == len(len_b) and bool(np.array_equal(np.sort(len_a), np.sort(len_b)))
+ONE_WINDOW = "equal length: one window"
+MATCHED_PAIRS = "equal length: matched pairs"
+NATURAL = "natural length"
+
+
+def length_design(len_a: np.ndarray, len_b: np.ndarray) -> str:
+    """How two groups' response lengths were made comparable.
+
+    ``ONE_WINDOW``: every sample of both groups has the same length (runs at one response window);
+    the groups are independent samples, compared unpaired. ``MATCHED_PAIRS``: the same lengths
+    token for token, as a truncation-matched selection makes them; compared pair by pair, each
+    pair of one length. ``NATURAL``: anything else.
+    """
+    both = np.concatenate([np.asarray(len_a), np.asarray(len_b)])
+    if len(len_a) and len(len_b) and np.all(both == both[0]):
+        return ONE_WINDOW
+    if len(len_a) == len(len_b) and bool(np.array_equal(np.sort(len_a), np.sort(len_b))):
+        return MATCHED_PAIRS
+    return NATURAL
+
+
+def equal_length(design: object) -> bool:
+    """Whether a comparison's ``design`` holds length fixed by construction."""
+    return isinstance(design, str) and design.startswith("equal length")
 
 
 def design_verdict(q: float, diff: float, raw_q: float | None = None, raw_diff: float | None = None) -> str:

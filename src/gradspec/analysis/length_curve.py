@@ -21,8 +21,8 @@ from gradspec.errors import ConfigError
 
 CURVE_METRICS = ("nuclear_norm", "effective_rank", "nuclear_norm_sum")
 COLUMNS = [
-    "window", "a", "b", "metric", "module", "n_a", "n_b", "mean_a", "mean_b", "paired_diff", "paired_ci_low",
-    "paired_ci_high", "rel_diff", "rel_ci_low", "rel_ci_high", "p_paired", "q_value", "length_control",
+    "window", "a", "b", "metric", "module", "n_a", "n_b", "mean_a", "mean_b", "design_diff", "design_ci_low",
+    "design_ci_high", "rel_diff", "rel_ci_low", "rel_ci_high", "p_design", "q_value", "length_control",
 ]  # fmt: skip
 
 
@@ -46,12 +46,13 @@ def length_curve(comparisons: Sequence[str | Path], out: str | Path) -> dict[str
         parts.append(summary)
     table = pd.concat(parts, ignore_index=True).sort_values(["b", "metric", "module", "window"])
     scale = table["mean_a"].abs().where(table["mean_a"] != 0)
-    table["rel_diff"] = table["paired_diff"] / scale
-    table["rel_ci_low"], table["rel_ci_high"] = table["paired_ci_low"] / scale, table["paired_ci_high"] / scale
+    table["rel_diff"] = table["design_diff"] / scale
+    table["rel_ci_low"], table["rel_ci_high"] = table["design_ci_low"] / scale, table["design_ci_high"] / scale
     table = table[COLUMNS].reset_index(drop=True)
     files = write_table(table, out / "length_curve")
-    for metric in (m for m in CURVE_METRICS if m in set(table.metric)):
-        files += figure(table[table.metric == metric], metric, out / f"length_curve_{metric}")
+    drawable = table.dropna(subset=["rel_diff"])  # a window where a group had too few samples has no difference
+    for metric in (m for m in CURVE_METRICS if m in set(drawable.metric)):
+        files += figure(drawable[drawable.metric == metric], metric, out / f"length_curve_{metric}")
     return {"windows": sorted(set(table.window)), "files": [str(f) for f in files]}
 
 

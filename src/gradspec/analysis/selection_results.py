@@ -5,7 +5,9 @@ paired tests, and each method's result against the mean response length of what 
 
 Inputs are ``gradspec train`` folders; the item-level values (``eval_items.csv``) let two methods
 be compared on the same held-out items: the difference per item, averaged over seeds, is
-bootstrapped and tested with the Wilcoxon signed-rank test; the seeds' own means are also
+bootstrapped and tested with the Wilcoxon signed-rank test, and the p-values of every method and
+held-out measure adjusted together (Benjamini-Hochberg q-values: many methods against one baseline
+on several sets would otherwise find a "winner" by chance); the seeds' own means are also
 compared with a paired t-test (few seeds: a weak test, stated as such).
 """
 
@@ -26,7 +28,7 @@ import pandas as pd  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
 from gradspec.analysis.figures import save_figure  # noqa: E402
-from gradspec.analysis.stats import bootstrap_mean_ci, wilcoxon_paired  # noqa: E402
+from gradspec.analysis.stats import bootstrap_mean_ci, fdr, wilcoxon_paired  # noqa: E402
 from gradspec.analysis.tables import write_table  # noqa: E402
 from gradspec.errors import ConfigError  # noqa: E402
 
@@ -79,6 +81,11 @@ def summarize(
             row |= versus(per_item, per_seed, method, baseline, set_, measure, n_boot)
         rows.append(row)
     table = pd.DataFrame(rows)
+    if baseline is not None and "p_items" in table:
+        table["q_items"] = fdr(table["p_items"].to_numpy())
+        table["verdict"] = [verdict(r, baseline) for r in table.itertuples()]
+        table = table.drop(columns="better")
+        rows = table.to_dict("records")
     files = write_table(table, out / "selection_results")
     for (set_, measure), d in table.groupby(["set", "measure"]):
         files += figure(d, set_, measure, out / f"selection_vs_length_{set_}_{measure}")
@@ -103,13 +110,19 @@ def versus(
     if len(seeds) >= 2 and np.ptp(sb.loc[seeds].to_numpy() - sa.loc[seeds].to_numpy()) > 0:
         p_seeds = float(sps.ttest_rel(sb.loc[seeds], sa.loc[seeds]).pvalue)
     better = (diff < 0) if LOWER_IS_BETTER.get(measure, True) else (diff > 0)
-    verdict = f"no different from {baseline}"
-    if p_items < 0.05:
-        verdict = f"{'better' if better else 'worse'} than {baseline}"
     return {
         f"diff_vs_{baseline}": diff, "diff_ci_low": lo, "diff_ci_high": hi, "p_items": p_items, "p_seeds": p_seeds,
-        "verdict": verdict,
+        "better": bool(better),
     }  # fmt: skip
+
+
+def verdict(row: Any, baseline: str) -> str | None:
+    """Better or worse than the baseline where the item-level test survives FDR (q < 0.05)."""
+    if row.method == baseline or pd.isna(row.q_items):
+        return None
+    if row.q_items >= 0.05:
+        return f"no different from {baseline}"
+    return f"{'better' if row.better else 'worse'} than {baseline}"
 
 
 def figure(rows: pd.DataFrame, set_: str, measure: str, stem: Path) -> list[Path]:

@@ -226,8 +226,8 @@ def _convert(leaf: Leaf, value: Any, convert_text: bool) -> Any:
     item = item_type(tp)
     if item is not None:
         if isinstance(value, str):
-            if value.strip() == "all":
-                return None if allows_none(tp) else literal_choices(item) or ()
+            if value.strip() == "all" and literal_choices(item):
+                return None if allows_none(tp) else literal_choices(item)
             value = _split(value)
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{leaf.flag} expects a list, got {type(value).__name__} {value!r}")

@@ -50,7 +50,7 @@ def metavar(tp: Any) -> str:
     if item is not None:
         item_choices = literal_choices(item)
         words = ",".join(map(str, item_choices)) if item_choices else "A,B,..."
-        return f"[{words}|all]" if allows_none(tp) or item_choices else words
+        return f"[{words}|all]" if item_choices else words
     if is_mapping(tp):
         return "KEY=VALUE,..."
     return {int: "N", float: "X", Path: "PATH"}.get(strip_optional(tp), "TEXT")

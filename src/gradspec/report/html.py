@@ -220,6 +220,7 @@ def selection_section(path: Path) -> str:
         '<p class="meta">Each method selected the same number of records from one pool; a model was fine-tuned '
         "on each selection (several seeds) and measured on held-out sets no selection could have seen. "
         "Intervals: bootstrap over held-out items (averaged over seeds); p_items: Wilcoxon over items, "
+        "q_items: its Benjamini-Hochberg q-value over every method and measure (the verdict's test), "
         "p_seeds: paired t over seeds.</p>"
     )
     parts.append(table(rows))
