@@ -6,6 +6,8 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import re
+
 
 class GradspecError(Exception):
     """Base class of every error whose message is meant for the user."""
@@ -27,3 +29,9 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first line of an exception's message (its type's name when it has none), for one-line reasons."""
     lines = str(exc).strip().splitlines()
     return lines[0][:limit] if lines else type(exc).__name__
+
+
+def reason_kind(reason: str | None) -> str:
+    """A failure reason with its numbers written as N (record indices, token counts), so that
+    reasons of one kind count together in summaries."""
+    return re.sub(r"\d+", "N", reason or "no reason given")

@@ -39,4 +39,7 @@ def select(config: SelectConfig, as_json: bool = False) -> None:
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v)
     click.echo(f"{summary['candidates']} candidates by {config.by}" + (f" (dropped: {dropped})" if dropped else ""))
     for group, stats in summary["groups"].items():
-        click.echo(f"  {config.out_dir / group}.json: {json.dumps(stats)}")
+        shown = {k: round(v, 3) if isinstance(v, float) else v for k, v in stats.items()}
+        click.echo(f"  {config.out_dir / group}.json: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+    if "kept" in summary["files"]:
+        click.echo(f"  {summary['files']['kept']}: every record with a keep column")

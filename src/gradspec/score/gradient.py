@@ -26,7 +26,7 @@ def _from_run(ctx: ScoreContext, records: Sequence[Record], fields: tuple[str, .
     for r in records:
         if r.sample_id not in table.index:
             why = reasons.get(r.sample_id, "not in the run (was it computed on this file?)")
-            out[r.index] = failed(fields, f"record {r.index}: {why}")
+            out[r.index] = failed(fields, why if f"record {r.index}:" in why else f"record {r.index}: {why}")
             continue
         row = table.loc[r.sample_id]
         names = [*fields, *(c for c in table.columns if parts and c.startswith(("erank_z_", "nuclear_z_")))]

@@ -15,6 +15,7 @@ from typing import Any
 
 from gradspec.config.score import ScoreConfig
 from gradspec.data import load_dataset
+from gradspec.errors import reason_kind
 from gradspec.files import check_output_file, write_records
 from gradspec.model import LoadedModel
 from gradspec.score.context import ScoreContext
@@ -76,7 +77,7 @@ def summarise(records: list[dict[str, Any]], metrics: tuple[str, ...], out: Path
     flags: Counter[str] = Counter()
     for r in records:
         for metric, reason in (r["score_errors"] or {}).items():
-            failures[metric][reason.split(": ", 1)[-1]] += 1
+            failures[metric][reason_kind(reason)] += 1
         flags.update(r["score_flags"] or [])
     summary: dict[str, Any] = {"out": str(out), "records": len(records), "metrics": {}}
     for m in metrics:

@@ -8,7 +8,6 @@ computes their samples again.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from gradspec.errors import GradspecError
+from gradspec.errors import GradspecError, reason_kind
 from gradspec.store.contract import MANIFEST
 from gradspec.store.layout import QUARANTINE, damaged_names, part_files, read_manifest
 from gradspec.store.schema import TABLES
@@ -78,7 +77,7 @@ class Run:
         """(status, count, reason) of skipped and errored samples, grouped by the reason with its
         numbers written as N (record indices, token counts), most common first."""
         rows = self.sql("select status, reason from samples where status <> 'ok'").fetchall()
-        counts = Counter((status, re.sub(r"\d+", "N", reason or "no reason given")) for status, reason in rows)
+        counts = Counter((status, reason_kind(reason)) for status, reason in rows)
         return [(status, n, reason) for (status, reason), n in counts.most_common(top)]
 
     def scalar(self, query: str) -> Any:
