@@ -9,7 +9,8 @@ For each comparison NAME of an experiment, three readings of nuclear norm and ef
               (median over modules), the modules with q < 0.05 and the verdict against raw;
   curve       NAME@K at response windows K: the difference in % of A per window (median over
               modules; * where at least half of the modules have q < 0.05).
-Then the groups' median response tokens, and for the models experiment the curve shapes.
+Then the groups' median response tokens, the cosines' scale per group (mean absolute value over
+layers, and the largest layer mean), and for the models experiment the curve shapes.
 """
 
 from __future__ import annotations
@@ -96,6 +97,22 @@ def lengths(exp: Path) -> list[str]:
     return out
 
 
+def cosines(exp: Path) -> pd.DataFrame:
+    frames = []
+    for c in sorted((exp / "comparisons").iterdir()):
+        path = c / "layerwise.csv"
+        if "@" in c.name or c.name.endswith("-matched") or not path.exists():
+            continue
+        layerwise = pd.read_csv(path)
+        cos = layerwise[layerwise.metric.isin(["adjacent_cosine", "same_layer_cosine"])]
+        frames.append(
+            cos.groupby(["group", "metric"], as_index=False)["mean"]
+            .agg(mean_abs=lambda v: v.abs().mean(), max_abs=lambda v: v.abs().max())
+            .assign(comparison=c.name)
+        )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", nargs="?", default="experiments")
@@ -108,6 +125,7 @@ def main() -> None:
         print(f"\n## {exp.name}\n")
         print(markdown(claim_table(exp)))
         print("\nmedian response tokens: " + "; ".join(lengths(exp)))
+        print(markdown(cosines(exp)))
         if exp.name == "models":
             for c in sorted((exp / "comparisons").iterdir()):
                 shapes = c / "curve_shapes.csv"

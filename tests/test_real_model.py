@@ -34,8 +34,12 @@ CASES = {
 }
 
 
-def deviations(run, loaded, records, prompt) -> dict[str, float]:
-    """Worst relative metric error and worst absolute cosine error over all ok samples."""
+def deviations(run, loaded, records, prompt, whole_text: bool = False) -> dict[str, float]:
+    """Worst relative metric error and worst absolute cosine error over all ok samples.
+
+    With a response window the reference forwards the window's tokens, as gradspec does; with
+    ``whole_text`` it forwards the whole text and takes the loss over the same tokens (equal by
+    causality, a different float32 computation)."""
     targets = find_targets(loaded.model, ["q", "k", "v", "o"])
     stats = run.df("layer_stats").set_index(["sample_id", "layer", "module"])
     sims = run.df("similarity").set_index(["sample_id", "kind", "module", "layer"])
@@ -46,7 +50,7 @@ def deviations(run, loaded, records, prompt) -> dict[str, float]:
         if not isinstance(enc, Encoded):
             continue
         oracle = enc
-        if prompt.response_tokens is not None:  # the whole text, with the loss on the window's tokens only
+        if whole_text and prompt.response_tokens is not None:  # the loss on the window's tokens only
             whole = encode(rec, loaded.tokenizer, replace(prompt, response_tokens=None))
             assert isinstance(whole, Encoded) and whole.input_ids[: enc.n_tokens] == enc.input_ids
             end = whole.n_prompt_tokens + prompt.response_tokens
@@ -91,10 +95,16 @@ def test_parity_with_batch_of_one(case: str, shared_data: Path, default_model, t
     print(f"\n{case}: worst deviations from batch-of-one .grad + SVD: {worst}")
     # The precision contract (README, DESIGN.md): relative 1e-5 on nuclear and Frobenius norms, 1e-4 on
     # effective rank, absolute 1e-6 on cosines (2.4e-6 when inner products were once accumulated in
-    # float32: this bound caught it).
+    # float32: this bound caught it). The float32 reference is itself 5e-5 to 1.3e-4 from a float64
+    # computation on cosines (benchmarks/roundoff.py).
     assert worst["nuclear_norm"] < 1e-5 and worst["frobenius_norm"] < 1e-5, worst
     assert worst["effective_rank"] < 1e-4, worst
     assert worst["cosine"] < 1e-6, worst
+    if prompt.response_tokens is not None:
+        # The window's loss is the whole text's loss over the same tokens: the reference forwards the whole
+        # text, a float32 computation of other shapes (measured: cosines 1.1e-6 apart, norms 5e-6).
+        whole = deviations(run, default_model, records, prompt, whole_text=True)
+        assert whole["nuclear_norm"] < 1e-5 and whole["effective_rank"] < 1e-4 and whole["cosine"] < 2e-6, whole
 
 
 def test_token_boundary_is_the_straightforward_one(shared_data: Path, default_model) -> None:
@@ -106,7 +116,10 @@ def test_token_boundary_is_the_straightforward_one(shared_data: Path, default_mo
                 continue
             text, special = render_prompt(rec, tok, prompt)
             full = tok(text + rec.response, add_special_tokens=special)["input_ids"]
-            assert enc.input_ids == full[: prompt.max_length]
+            if prompt.response_tokens is None:
+                assert enc.input_ids == full[: prompt.max_length]
+            else:  # a window keeps the prompt and the response's first response_tokens tokens
+                assert enc.input_ids == full[: enc.n_prompt_tokens + prompt.response_tokens]
             # The first loss token is the first token that holds response text.
             first = enc.loss_mask.index(True)
             assert len(tok.decode(full[:first])) <= len(text) < len(tok.decode(full[: first + 1]))

@@ -128,6 +128,24 @@ def test_truncation_matching_gives_identical_lengths_and_keeps_every_short_recor
                             top=3, bottom=3, match_length="truncate"))  # fmt: skip
 
 
+def test_truncation_matched_windows_fit_beside_each_prompt(tmp_path: Path) -> None:
+    """With the runs' max length, no pair's window overflows either member's room (else the run would
+    skip that member and break the pair); records without prompt_tokens keep their whole length."""
+    rng = random.Random(2)
+    recs = [
+        {**rec(i, float(i)), "response_tokens": rng.randint(50, 600), "prompt_tokens": rng.randint(5, 150)}
+        for i in range(60)
+    ]
+    data = write_json(tmp_path / "d.json", recs)
+    select(SelectConfig(data, "reward", tmp_path / "o", top=20, bottom=20, match_length="truncate", max_length=512))
+    chosen = read(tmp_path / "o/d_highest_20.json") + read(tmp_path / "o/d_lowest_20.json")
+    assert all(r["prompt_tokens"] + r["response_tokens"] <= 512 for r in chosen)
+    assert any(r["prompt_tokens"] + r["response_tokens"] == 512 for r in chosen)  # cut to the room, not below
+    select(SelectConfig(data, "reward", tmp_path / "w", top=20, bottom=20, match_length="truncate"))
+    unbounded = read(tmp_path / "w/d_highest_20.json") + read(tmp_path / "w/d_lowest_20.json")
+    assert any(r["prompt_tokens"] + r["response_tokens"] > 512 for r in unbounded)
+
+
 def test_percent_sizes_thresholds_keep_column_random_and_the_fields_listed(tmp_path: Path) -> None:
     data = write_json(tmp_path / "d.json", [{**rec(i, float(i)), "other": i % 3} for i in range(20)])
     summary = select(SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "a", top="25%", minimum=4.0))

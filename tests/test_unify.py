@@ -91,5 +91,6 @@ def test_grad_quality_follows_its_definition_and_drives_select(tmp_path: Path, s
     assert [r["sample_id"] for r in top] == list(want.sort_values(ascending=False).index[:3])
     assert top[0]["grad_quality"] == pytest.approx(want.max())
     assert summary["candidates"] == 12
-    with pytest.raises(ConfigError, match="--run"):
-        SelectConfig(data, "grad_quality", tmp_path, top=1)
+    # Without --run the records must carry the score themselves (score --metrics grad_quality writes it).
+    with pytest.raises(ConfigError, match="give --run"):
+        select(SelectConfig(data, "grad_quality", tmp_path, top=1))

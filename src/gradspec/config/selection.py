@@ -92,6 +92,11 @@ class SelectConfig(Options):
     and cut each pair to its shorter member's length (response_tokens), so both groups have the same lengths
     token for token (compute them with --record-windows)."""
 
+    max_length: int | None = field(default=None, metadata={"min": 1})
+    """With --match-length truncate: the runs' max length (prompt plus response tokens); a record's length then
+    counts only the response tokens that fit beside its prompt (prompt_tokens), so every pair's window fits and
+    no run skips one member of a pair."""
+
     pairing: Pairing = "rank"
     """How --match-length truncate pairs the two groups: rank (the i-th shortest with the i-th shortest) or
     random (seeded)."""

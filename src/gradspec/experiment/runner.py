@@ -144,6 +144,8 @@ class Runner:
         if "by" in sel:
             own = {k: v for k, v in _pick(sel, SELECTION_OPTIONS).items() if k not in SCORE_OPTIONS}
             values = {**own, "data": scored, "out_dir": folder, "name": SELECTION_NAME}
+            if sel.get("match_length") == "truncate":  # windows must fit the runs' max length
+                values["max_length"] = {**self.exp.defaults, **sel}.get("max_length")
             select(build(SelectConfig, values, f"selection '{sel['name']}'", convert_text=False))
 
     def _register(self, sel: dict[str, Any], folder: Path) -> None:

@@ -85,14 +85,24 @@ def matched(cands: Sequence[Candidate], n: int, bins: int) -> tuple[list[Candida
     return highest(high, n), lowest(low, n)
 
 
+def fitting_length(c: Candidate, max_length: int | None) -> float:
+    """The response tokens of a candidate that fit beside its prompt in ``max_length`` (all without one)."""
+    prompt = finite_number(c.record.get("prompt_tokens"))
+    if max_length is None or prompt is None:
+        return c.length
+    return float(max(0, min(c.length, max_length - prompt)))
+
+
 def truncation_matched(
-    high: Sequence[Candidate], low: Sequence[Candidate], pairing: str, seed: int
+    high: Sequence[Candidate], low: Sequence[Candidate], pairing: str, seed: int, max_length: int | None = None
 ) -> tuple[list[Candidate], list[Candidate], dict[str, Any]]:
     """Both groups with every record's ``response_tokens`` window set to the shorter length of its pair.
 
     The group with the shorter median length is sorted by length and paired one to one with the
     other, by rank of length or at random; both members of a pair get the pair's shorter length
     as their window, so the two groups' windows are the same multiset and no record is dropped.
+    With ``max_length`` a length counts only what fits beside the record's prompt: a window that
+    did not fit would make the run skip one member and break its pair.
     """
     if any(FULL_LENGTH in c.record for c in (*high, *low)):
         raise ConfigError("--match-length truncate: these records were cut to a partner's length already")
@@ -109,7 +119,7 @@ def truncation_matched(
         random.Random(seed).shuffle(partners)
     windows: dict[int, int] = {}
     for a, b in zip(shorter_sorted, partners):
-        windows[a.index] = windows[b.index] = int(min(a.length, b.length))
+        windows[a.index] = windows[b.index] = int(min(fitting_length(a, max_length), fitting_length(b, max_length)))
 
     def cut(c: Candidate) -> Candidate:
         record = {**c.record, FULL_LENGTH: int(c.length), "response_tokens": windows[c.index]}
@@ -206,7 +216,7 @@ def select(config: SelectConfig) -> dict[str, Any]:
             if len({c.index for c in groups[high_name]} & {c.index for c in groups[low_name]}):
                 raise ConfigError(f"--match-length truncate: the highest and lowest {top} overlap; ask for fewer")
             groups[high_name], groups[low_name], design = truncation_matched(
-                groups[high_name], groups[low_name], config.pairing, config.seed
+                groups[high_name], groups[low_name], config.pairing, config.seed, config.max_length
             )
     if config.quantiles:
         ordered = lowest(cands, len(cands))
