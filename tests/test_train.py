@@ -142,18 +142,25 @@ def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path
     rng = np.random.default_rng(0)
     base = rng.uniform(1.0, 2.0, 40)
     trainings = []
-    for seed in range(3):
-        noise = lambda: rng.normal(0, 0.01, 40)  # noqa: E731
+    # A fine-tune's seed moves every item together: seed shifts of -0.02, 0, +0.02 for every method but
+    # "lucky", whose seeds happened to land at -0.03, -0.01, +0.01 (a mean 0.01 below random's, seed noise).
+    for seed, shift in enumerate((-0.02, 0.0, 0.02)):
+        noise = lambda: shift + rng.normal(0, 0.01, 40)  # noqa: E731
         trainings.append(Training("random", seed, fake_training(tmp_path / f"r{seed}", list(base + noise()), 50)))
         trainings.append(Training("good", seed, fake_training(tmp_path / f"g{seed}", list(base - 0.1 + noise()), 90)))
+        lucky = base - 0.01 + noise()
+        trainings.append(Training("lucky", seed, fake_training(tmp_path / f"l{seed}", list(lucky), 70)))
         for k in range(6):  # six methods no different from random
             folder = fake_training(tmp_path / f"n{k}-{seed}", list(base + noise()), 60 + k)
             trainings.append(Training(f"null{k}", seed, folder))
     rows = pd.DataFrame(summarize(trainings, "random", tmp_path / "summary", n_boot=200)["rows"]).set_index("method")
     assert rows.loc["good", "verdict"] == "better than random"
+    # Every item agrees that lucky is lower, but another seed would not: no finding.
+    assert rows.loc["lucky", "q_items"] < 0.05 and rows.loc["lucky", "q_seeds"] > 0.05
+    assert rows.loc["lucky", "verdict"] == "no different from random"
     assert rows.loc["good", "diff_vs_random"] == pytest.approx(-0.1, abs=0.01)
     assert -0.11 < rows.loc["good", "diff_ci_low"] < rows.loc["good", "diff_ci_high"] < -0.09
-    nulls = rows.drop(index=["good", "random"])
+    nulls = rows.drop(index=["good", "random", "lucky"])
     assert (nulls["q_items"] >= nulls["p_items"] - 1e-12).all()
     assert (nulls["verdict"] == "no different from random").sum() >= 5
     assert pd.isna(rows.loc["random", "verdict"]) and rows.loc["good", "selection_tokens"] == 90

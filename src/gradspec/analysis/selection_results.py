@@ -1,14 +1,18 @@
 """What selecting by each score did to the fine-tuned model: every method's held-out results over
-its seeds, with bootstrap intervals, the difference to a baseline method (random selection) with
-paired tests, and each method's result against the mean response length of what it selected
-(length may explain the ranking again).
+its seeds, with bootstrap intervals, the difference to a baseline method (random selection), and
+each method's result against the mean response length of what it trained on (length may explain
+the ranking again).
 
-Inputs are ``gradspec train`` folders; the item-level values (``eval_items.csv``) let two methods
-be compared on the same held-out items: the difference per item, averaged over seeds, is
-bootstrapped and tested with the Wilcoxon signed-rank test, and the p-values of every method and
-held-out measure adjusted together (Benjamini-Hochberg q-values: many methods against one baseline
-on several sets would otherwise find a "winner" by chance); the seeds' own means are also
-compared with a paired t-test (few seeds: a weak test, stated as such).
+Inputs are ``gradspec train`` folders. Two sources of noise, two tests, and a verdict needs both:
+  items  the same held-out items for every method: the difference per item, averaged over seeds,
+         bootstrapped and tested with the Wilcoxon signed-rank test (would other items agree?);
+  seeds  a fine-tune's mean moves with its seed (the draw and the training order) by as much as
+         most differences between methods: the method's seed means against the baseline's, with
+         the seed variance pooled over every method (a one-way ANOVA contrast; three seeds alone
+         would make a t-test nearly powerless). Would another seed agree?
+Each test's p-values over every method and held-out measure are adjusted together
+(Benjamini-Hochberg q-values: many methods against one baseline on several sets would otherwise
+find a "winner" by chance).
 """
 
 from __future__ import annotations
@@ -78,63 +82,88 @@ def summarize(
             "selection_tokens": float(tokens[method]),
         }  # fmt: skip
         if baseline is not None and method != baseline:
-            row |= versus(per_item, per_seed, method, baseline, set_, measure, n_boot)
+            row |= versus(per_item, method, baseline, set_, measure, n_boot)
+            row["p_seeds"] = seed_contrast(per_seed, method, baseline, set_, measure)
         rows.append(row)
     table = pd.DataFrame(rows)
     if baseline is not None and "p_items" in table:
         table["q_items"] = fdr(table["p_items"].to_numpy())
+        table["q_seeds"] = fdr(table["p_seeds"].to_numpy())
         table["verdict"] = [verdict(r, baseline) for r in table.itertuples()]
         table = table.drop(columns="better")
         rows = table.to_dict("records")
     files = write_table(table, out / "selection_results")
     for (set_, measure), d in table.groupby(["set", "measure"]):
-        files += figure(d, set_, measure, out / f"selection_vs_length_{set_}_{measure}")
+        files += figure(d, set_, measure, out / f"selection_vs_length_{set_}_{measure}", baseline)
     return {"rows": rows, "files": [str(f) for f in files]}
 
 
-def versus(
-    per_item: pd.DataFrame, per_seed: pd.DataFrame, method: str, baseline: str, set_: str, measure: str, n_boot: int
-) -> dict[str, Any]:
-    """The method minus the baseline: per item (paired, seed-averaged) and per seed (paired t)."""
-
-    def pick(frame: pd.DataFrame, who: str, key: str) -> pd.Series:
-        d = frame[(frame.method == who) & (frame.set == set_) & (frame.measure == measure)]
-        return d.set_index(key)["value"]
-
-    a, b = pick(per_item, baseline, "item"), pick(per_item, method, "item")
+def versus(per_item: pd.DataFrame, method: str, baseline: str, set_: str, measure: str, n_boot: int) -> dict[str, Any]:
+    """The method minus the baseline, per item (paired, seed-averaged)."""
+    here = per_item[(per_item.set == set_) & (per_item.measure == measure)]
+    a, b = (here[here.method == who].set_index("item")["value"] for who in (baseline, method))
     common = a.index.intersection(b.index)
     diff, lo, hi, p_items = wilcoxon_paired(a.loc[common].to_numpy(), b.loc[common].to_numpy(), n_boot)
-    sa, sb = pick(per_seed, baseline, "seed"), pick(per_seed, method, "seed")
-    seeds = sa.index.intersection(sb.index)
-    p_seeds = float("nan")
-    if len(seeds) >= 2 and np.ptp(sb.loc[seeds].to_numpy() - sa.loc[seeds].to_numpy()) > 0:
-        p_seeds = float(sps.ttest_rel(sb.loc[seeds], sa.loc[seeds]).pvalue)
     better = (diff < 0) if LOWER_IS_BETTER.get(measure, True) else (diff > 0)
     return {
-        f"diff_vs_{baseline}": diff, "diff_ci_low": lo, "diff_ci_high": hi, "p_items": p_items, "p_seeds": p_seeds,
-        "better": bool(better),
+        f"diff_vs_{baseline}": diff, "diff_ci_low": lo, "diff_ci_high": hi, "p_items": p_items, "better": bool(better),
     }  # fmt: skip
 
 
+def seed_contrast(per_seed: pd.DataFrame, method: str, baseline: str, set_: str, measure: str) -> float:
+    """Two-sided p of the method's mean over seeds minus the baseline's, against the seed-to-seed
+    variance pooled within every method (NaN without two seeds of any method)."""
+    d = per_seed[(per_seed.set == set_) & (per_seed.measure == measure)]
+    groups = d.groupby("method")["value"]
+    dof = int((groups.count() - 1).sum())
+    a, b = d[d.method == baseline]["value"], d[d.method == method]["value"]
+    if dof < 1 or a.empty or b.empty:
+        return float("nan")
+    pooled = float(groups.apply(lambda v: ((v - v.mean()) ** 2).sum()).sum() / dof)
+    se = np.sqrt(pooled * (1 / len(a) + 1 / len(b)))
+    diff = float(b.mean() - a.mean())
+    if se == 0:
+        return 1.0 if diff == 0 else 0.0
+    return float(2 * sps.t.sf(abs(diff) / se, dof))
+
+
 def verdict(row: Any, baseline: str) -> str | None:
-    """Better or worse than the baseline where the item-level test survives FDR (q < 0.05)."""
+    """Better or worse than the baseline where both the item-level and the seed-level test survive
+    FDR (q < 0.05): a difference other items or another seed would not repeat is not a finding."""
     if row.method == baseline or pd.isna(row.q_items):
         return None
-    if row.q_items >= 0.05:
+    if row.q_items >= 0.05 or not row.q_seeds < 0.05:
         return f"no different from {baseline}"
     return f"{'better' if row.better else 'worse'} than {baseline}"
 
 
-def figure(rows: pd.DataFrame, set_: str, measure: str, stem: Path) -> list[Path]:
-    """Each method's held-out result (with its interval) against the mean response length it selected."""
+def figure(rows: pd.DataFrame, set_: str, measure: str, stem: Path, baseline: str | None = None) -> list[Path]:
+    """Each method's held-out result against the mean response length it trained on.
+
+    With a baseline, the paired difference to it (seed-averaged per item, bootstrap interval): the
+    items' own spread, shared by every method, would hide differences a hundred times smaller.
+    """
+    column = f"diff_vs_{baseline}"
+    paired = baseline is not None and column in rows
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for r in rows.itertuples():
-        ax.errorbar(r.selection_tokens, r.mean, yerr=[[r.mean - r.ci_low], [r.ci_high - r.mean]], fmt="o", capsize=3)
-        ax.annotate(r.method, (r.selection_tokens, r.mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xlabel("mean response tokens of the selection")
-    ax.set_ylabel(
-        f"{measure.replace('_', ' ')} on {set_}" + (" (lower is better)" if LOWER_IS_BETTER.get(measure) else "")
-    )
+        if paired and r.method == baseline:
+            y, low, high = 0.0, 0.0, 0.0
+        elif paired:
+            y, low, high = getattr(r, column), r.diff_ci_low, r.diff_ci_high
+        else:
+            y, low, high = r.mean, r.ci_low, r.ci_high
+        if pd.isna(y):
+            continue
+        ax.errorbar(r.selection_tokens, y, yerr=[[y - low], [high - y]], fmt="o", capsize=3)
+        ax.annotate(r.method, (r.selection_tokens, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if paired:
+        ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("mean response tokens the selection trains on")
+    what = f"{measure.replace('_', ' ')} on {set_}"
+    if paired:
+        what = f"{what}\nminus {baseline}'s"
+    ax.set_ylabel(what + (" (lower is better)" if LOWER_IS_BETTER.get(measure) else " (higher is better)"), fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, stem)

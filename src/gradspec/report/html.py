@@ -219,9 +219,9 @@ def selection_section(path: Path) -> str:
     parts.append(
         '<p class="meta">Each method selected the same number of records from one pool; a model was fine-tuned '
         "on each selection (several seeds) and measured on held-out sets no selection could have seen. "
-        "Intervals: bootstrap over held-out items (averaged over seeds); p_items: Wilcoxon over items, "
-        "q_items: its Benjamini-Hochberg q-value over every method and measure (the verdict's test), "
-        "p_seeds: paired t over seeds.</p>"
+        "Intervals: bootstrap over held-out items (averaged over seeds); p_items: Wilcoxon over items; "
+        "p_seeds: the seed means against the baseline's, seed variance pooled over methods; q_items, q_seeds: "
+        "their Benjamini-Hochberg q-values over every method and measure. A verdict needs both below 0.05.</p>"
     )
     parts.append(table(rows))
     for png in sorted(path.glob("*.png")):
