@@ -145,7 +145,7 @@ def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path
     # A fine-tune's seed moves every item together: seed shifts of -0.02, 0, +0.02 for every method but
     # "lucky", whose seeds happened to land at -0.03, -0.01, +0.01 (a mean 0.01 below random's, seed noise).
     for seed, shift in enumerate((-0.02, 0.0, 0.02)):
-        noise = lambda: shift + rng.normal(0, 0.01, 40)  # noqa: E731
+        noise = lambda shift=shift: shift + rng.normal(0, 0.01, 40)  # noqa: E731
         trainings.append(Training("random", seed, fake_training(tmp_path / f"r{seed}", list(base + noise()), 50)))
         trainings.append(Training("good", seed, fake_training(tmp_path / f"g{seed}", list(base - 0.1 + noise()), 90)))
         lucky = base - 0.01 + noise()
