@@ -34,9 +34,8 @@ def _modules(n: int, total: int) -> str:
     return f"{n} of {total} modules"
 
 
-def metric_sentence(rows: pd.DataFrame, metric: str, a: str, b: str, lengths: str) -> str:
-    """One sentence about one metric of one pair of groups."""
-    design = rows["design"].iloc[0] if "design" in rows else NATURAL
+def metric_sentence(rows: pd.DataFrame, metric: str, a: str, b: str, lengths: str, design: str = NATURAL) -> str:
+    """One sentence about one metric of one pair of groups compared under ``design``."""
     equal = equal_length(design)
     diff = rows["design_diff"] if equal else rows["diff"]
     rel = diff / rows["mean_a"].abs()
@@ -100,5 +99,5 @@ def sentences(summary: pd.DataFrame, manifest: dict[str, Any], metrics: Sequence
         for metric in metrics:
             rows = pair[pair["metric"] == metric]
             if not rows.empty:
-                out.append(metric_sentence(rows.reset_index(drop=True), metric, a, b, lengths))
+                out.append(metric_sentence(rows.reset_index(drop=True), metric, a, b, lengths, design))
     return out
