@@ -137,7 +137,7 @@ def fake_training(folder: Path, values: list[float], tokens: float) -> Path:
 
 
 def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path: Path) -> None:
-    from gradspec.analysis.selection_results import Training, summarize
+    from gradspec.analysis.selection_results import Training, findings, summarize
 
     rng = np.random.default_rng(0)
     base = rng.uniform(1.0, 2.0, 40)
@@ -165,3 +165,9 @@ def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path
     assert (nulls["verdict"] == "no different from random").sum() >= 5
     assert pd.isna(rows.loc["random", "verdict"]) and rows.loc["good", "selection_tokens"] == 90
     assert (tmp_path / "summary" / "selection_vs_length_held_response_loss.png").exists()
+    # The report's sentence names the better method with its difference and the tokens it trains on.
+    (said,) = findings(rows.reset_index())
+    assert said.startswith("response loss on held, against random (50 tokens): better: good (-0.1")
+    assert "90 tokens)" in said and "lucky" not in said
+    no_different = int((rows["verdict"] == "no different from random").sum())
+    assert said.endswith(f"worse: none; no different: {no_different} methods.")

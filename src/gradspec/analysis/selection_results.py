@@ -137,6 +137,33 @@ def verdict(row: Any, baseline: str) -> str | None:
     return f"{'better' if row.better else 'worse'} than {baseline}"
 
 
+def findings(table: pd.DataFrame) -> list[str]:
+    """One sentence per held-out measure: the methods better and worse than the baseline (by the
+    verdict), each with its difference and the response tokens it trains on, since length may
+    explain the ranking."""
+    column = next((c for c in table.columns if c.startswith("diff_vs_")), None)
+    if column is None or "verdict" not in table:
+        return []
+    baseline = column.removeprefix("diff_vs_")
+    out = []
+    for (set_, measure), d in table.groupby(["set", "measure"], sort=False):
+        judged = d.dropna(subset=["verdict"])
+
+        def named(word: str, judged: pd.DataFrame = judged) -> str:
+            hits = judged[judged.verdict.str.startswith(word)].sort_values(column)
+            return ", ".join(f"{r.method} ({getattr(r, column):+.3g}; {r.selection_tokens:.0f} tokens)"
+                             for r in hits.itertuples()) or "none"  # fmt: skip
+
+        tokens = d.loc[d.method == baseline, "selection_tokens"]
+        own = f" ({tokens.iloc[0]:.0f} tokens)" if not tokens.empty else ""
+        out.append(
+            f"{measure.replace('_', ' ')} on {set_}, against {baseline}{own}: better: {named('better')}; "
+            f"worse: {named('worse')}; no different: {int(judged.verdict.str.startswith('no different').sum())} "
+            "methods."
+        )
+    return out
+
+
 def figure(rows: pd.DataFrame, set_: str, measure: str, stem: Path, baseline: str | None = None) -> list[Path]:
     """Each method's held-out result against the mean response length it trained on.
 

@@ -22,6 +22,7 @@ from gradspec.analysis.compare import FIGURE_METRICS, headline, load_comparison
 from gradspec.analysis.figures import layerwise_figure
 from gradspec.analysis.findings import sentences
 from gradspec.analysis.grad_quality import grad_quality
+from gradspec.analysis.selection_results import findings
 from gradspec.analysis.tables import fmt
 from gradspec.data import Record, load_dataset
 from gradspec.errors import ConfigError
@@ -223,7 +224,11 @@ def selection_section(path: Path) -> str:
         "p_seeds: the seed means against the baseline's, seed variance pooled over methods; q_items, q_seeds: "
         "their Benjamini-Hochberg q-values over every method and measure. A verdict needs both below 0.05.</p>"
     )
-    parts.append(table(rows))
+    said = findings(rows)
+    if said:
+        parts.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in said) + "</ul>")
+    first = [c for c in ("method", "set", "measure", "verdict") if c in rows]
+    parts.append(table(rows[first + [c for c in rows.columns if c not in first]]))
     for png in sorted(path.glob("*.png")):
         parts.append(figure(png, png.stem.replace("_", " ")))
     return "\n".join(parts)
