@@ -152,14 +152,16 @@ def test_percent_sizes_thresholds_keep_column_random_and_the_fields_listed(tmp_p
     assert summary["candidates"] == 16 and summary["dropped"]["out_of_range"] == 4
     assert [r["reward"] for r in read(tmp_path / "a/d_highest_4.json")] == [19.0, 18.0, 17.0, 16.0]
     kept = select(SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "k", maximum=9.5, keep_column=True))
-    rows = [json.loads(line) for line in Path(kept["files"]["kept"]).read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "k" / kept["files"]["kept"]).read_text().splitlines()]
     assert [r["keep"] for r in rows] == [True] * 10 + [False] * 10 and [r["source_index"] for r in rows] == list(
         range(20)
     )
     drawn = [
         select(SelectConfig.of(data=data, by="random", out_dir=tmp_path / f"r{s}", top=5, seed=s)) for s in (1, 1, 2)
     ]
-    picks = [[r["source_index"] for r in read(Path(d["files"]["highest"]))] for d in drawn]
+    picks = [
+        [r["source_index"] for r in read(tmp_path / f"r{s}" / d["files"]["highest"])] for s, d in zip((1, 1, 2), drawn)
+    ]
     assert picks[0] == picks[1] != picks[2]
     bad = CliRunner().invoke(app, ["select", str(data), "--by", "nope", "--top", "2", "-o", str(tmp_path / "o")])
     assert bad.exit_code == 2 and "numeric fields in the file: reward, other" in bad.output

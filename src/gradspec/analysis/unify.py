@@ -23,6 +23,7 @@ from gradspec.analysis.frames import GRADIENT_METRICS, long_frame, per_sample, s
 from gradspec.analysis.stats import fdr, partial_spearman, spearman  # noqa: E402
 from gradspec.analysis.tables import write_table  # noqa: E402
 from gradspec.config.analysis import QUALITY_FIELDS  # noqa: E402
+from gradspec.config.names import segment  # noqa: E402
 from gradspec.console import warn  # noqa: E402
 from gradspec.data import load_dataset  # noqa: E402
 from gradspec.data.values import finite_number  # noqa: E402
@@ -33,7 +34,7 @@ from gradspec.store.query import Run  # noqa: E402
 def quality_frame(scored: str | Path, fields: Sequence[str] | None = None) -> pd.DataFrame:
     """sample_id and the numeric quality fields of a scored file (undefined values are NaN)."""
     dataset = load_dataset(scored)
-    wanted = list(fields or QUALITY_FIELDS)
+    wanted = [segment(f, "quality field") for f in fields or QUALITY_FIELDS]  # each names a file
     records = []
     for item, row in dataset.with_rows():
         value = row.value if isinstance(row.value, dict) else {}

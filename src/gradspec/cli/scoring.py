@@ -42,4 +42,4 @@ def select(config: SelectConfig, as_json: bool = False) -> None:
         shown = {k: round(v, 3) if isinstance(v, float) else v for k, v in stats.items()}
         click.echo(f"  {config.out_dir / group}.json: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
     if "kept" in summary["files"]:
-        click.echo(f"  {summary['files']['kept']}: every record with a keep column")
+        click.echo(f"  {config.out_dir / summary['files']['kept']}: every record with a keep column")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gradspec.config.fields import Options
+from gradspec.config.names import segment
 from gradspec.errors import ConfigError
 from gradspec.store.contract import METRICS
 
@@ -81,6 +82,10 @@ class CorrelateConfig(Options):
 
     fields: tuple[str, ...] | None = None
     """Quality fields, comma-separated (default: those of ifd, reward, instag, difficulty, ... the file has)."""
+
+    def check(self) -> None:
+        for name in self.fields or ():
+            segment(name, "--fields: the field")  # each names a heat map's file
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,14 @@ from typing import Any, Literal
 
 from gradspec.config.data import parse_field_map
 from gradspec.config.fields import Options
+from gradspec.config.names import segment
 from gradspec.errors import ConfigError
 
 GRAD_QUALITY = "grad_quality"
 RANDOM = "random"
 MatchLength = Literal["bins", "truncate"]
 Pairing = Literal["rank", "random"]
+MAX_QUANTILES = 100
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
 
@@ -81,7 +83,7 @@ class SelectConfig(Options):
     """Keep only records whose value is at most this (before the groups are drawn)."""
 
     quantiles: int | None = field(default=None, metadata={"min": 2})
-    """Also write K quantile groups, lowest first (NAME_q1ofK.json ...)."""
+    """Also write K quantile groups, lowest first (NAME_q1ofK.json ...); at most 100."""
 
     keep_column: bool = False
     """Also write the whole file (NAME_kept.jsonl) with a boolean keep column: in the highest group, or within
@@ -118,6 +120,10 @@ class SelectConfig(Options):
     --metrics grad_quality writes it)."""
 
     def check(self) -> None:
+        if self.name is not None:
+            segment(self.name, "--name")
+        if self.quantiles is not None and self.quantiles > MAX_QUANTILES:
+            raise ConfigError(f"--quantiles {self.quantiles}: at most {MAX_QUANTILES} groups (one file each)")
         for option, size in (("--top", self.top), ("--bottom", self.bottom)):
             try:
                 parse_size(size)

@@ -39,6 +39,7 @@ file, the entry, the key and the valid keys.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import string
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ import yaml
 from gradspec.config.analysis import CompareConfig, CorrelateConfig
 from gradspec.config.compute import ComputeConfig
 from gradspec.config.fields import Leaf, convert, leaf_map
+from gradspec.config.names import segment
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
 from gradspec.config.train import TrainConfig
@@ -106,6 +108,57 @@ class Experiment:
     full: bool = False
 
 
+MAX_NODES = 100_000
+"""Values an experiment file may hold once its aliases are expanded: real files hold hundreds."""
+MAX_YAML_DEPTH = 64
+MAX_ENTRIES = 10_000
+"""Entries of one kind a grid may expand into (each is a step: a run, a comparison, a training)."""
+
+
+def bounded_yaml(text: str, path: Path) -> Any:
+    """``yaml.safe_load`` of ``text``, refused before anything is built when its aliases make a
+    cycle, nest deeper than ``MAX_YAML_DEPTH`` or expand beyond ``MAX_NODES`` values (an alias
+    tree of a few lines can otherwise expand to billions)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+        open_nodes: set[int] = set()
+        stack: list[tuple[yaml.Node, int, bool]] = [(node, 1, False)]
+        while stack:
+            current, level, children_done = stack.pop()
+            key = id(current)
+            if children_done:
+                open_nodes.discard(key)
+                children = _children(current)
+                sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+                if sizes[key] > MAX_NODES:
+                    raise ConfigError(f"{path}: expands to more than {MAX_NODES:,} values (aliases of aliases?)")
+                continue
+            if key in sizes:
+                continue
+            if key in open_nodes:
+                raise ConfigError(f"{path}: an alias refers to itself (line {current.start_mark.line + 1})")
+            if level > MAX_YAML_DEPTH:
+                raise ConfigError(f"{path}: nested deeper than {MAX_YAML_DEPTH} levels")
+            open_nodes.add(key)
+            stack.append((current, level, True))
+            stack.extend((c, level + 1, False) for c in _children(current))
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
 def _variables(value: Any) -> set[str]:
     if isinstance(value, str):
         return set(_PLACEHOLDER.findall(value))
@@ -140,6 +193,8 @@ def expand(entries: list[dict[str, Any]], grid: dict[str, list[Any]], where: str
         missing = [n for n in names if n not in grid]
         if missing:
             raise ConfigError(f"{where}[{i}]: placeholder {{{missing[0]}}} is not a grid variable")
+        if len(out) + math.prod(len(grid[n]) for n in names) > MAX_ENTRIES:
+            raise ConfigError(f"{where}: the grid expands to more than {MAX_ENTRIES:,} entries; use fewer values")
         for combo in itertools.product(*(grid[n] for n in names)):
             out.append(_fill(entry, dict(zip(names, combo))))
     return out
@@ -172,6 +227,9 @@ def _check(
         lacking = required - set(e)
         if lacking:
             raise ConfigError(f"{where} '{e.get('name')}': missing {sorted(lacking)}")
+        if isinstance(e["name"], int) and not isinstance(e["name"], bool):
+            e["name"] = str(e["name"])  # a grid value used alone as the name
+        segment(e["name"], f"{where} name")  # it names the step's file or folder
         if e["name"] in seen:
             raise ConfigError(f"{where}: the name '{e['name']}' is used twice")
         seen.add(e["name"])
@@ -188,9 +246,11 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
     """Read, expand and check an experiment file."""
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = bounded_yaml(p.read_text(encoding="utf-8"), p)
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read it ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({first_line(exc)})") from exc
     if not isinstance(raw, dict) or "name" not in raw:
@@ -221,7 +281,7 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
             f"{p}: evaluation: unknown key '{sorted(unknown)[0]}'; valid keys: {', '.join(EVALUATION_KEYS)}"
         )
     exp = Experiment(
-        name=str(raw["name"]),
+        name=segment(raw["name"], f"{p}: name"),  # experiments/NAME by default
         path=p,
         data_root=(p.parent / raw.get("data_root", ".")).resolve(),
         defaults=defaults,

@@ -34,7 +34,7 @@ from gradspec.experiment.config import (
     Experiment,
 )
 from gradspec.experiment.steps import Models, Say, Steps
-from gradspec.files import write_json_atomic
+from gradspec.files import under, write_json_atomic
 
 SELECTION_NAME = "sel"
 
@@ -75,11 +75,15 @@ class Runner:
 
     def __init__(self, exp: Experiment, root: Path, say: Say) -> None:
         self.exp, self.root, self.say = exp, root, say
-        self.steps = Steps(root, lambda step: say(f"[{exp.name}] {step}"))
+        self.steps = Steps(root, lambda step: say(f"[{exp.name}] {step}"), {"$OUT": root, "$DATA": exp.data_root})
         self.models = Models(progress=bool(exp.defaults.get("progress", True)))
         self.refs: dict[str, Path] = {}  # "@pool" and "@selection/which" -> file
         self.truncated: set[str] = set()  # selections whose groups carry per-record windows
         self.report_inputs: list[Path] = []
+
+    def place(self, kind: str, name: str) -> Path:
+        """Where a step's output goes: ``OUT/kind/name``, never outside ``OUT``."""
+        return under(self.root, kind, name)
 
     def source(self, step: str, ref: str) -> Path | None:
         """The file ``ref`` names, or None with ``step`` recorded as failed (e.g. its selection failed)."""
@@ -103,7 +107,7 @@ class Runner:
     def pools(self) -> None:
         for pool in self.exp.pools:
             files = [self.path(f) for f in (pool["data"] if isinstance(pool["data"], list) else [pool["data"]])]
-            out = self.root / "pools" / f"{pool['name']}.json"
+            out = self.place("pools", f"{pool['name']}.json")
             spec = {**pool, "files": [[str(f), file_sha256(f)] for f in files if f.exists()]}
             action = partial(build_pool, files, pool.get("sample"), int(pool.get("seed", 0)), out, pool.get("limit"))
             self.steps.once(f"pool-{pool['name']}", spec, out, action)
@@ -112,7 +116,7 @@ class Runner:
     def selections(self) -> None:
         d = self.exp.defaults
         for sel in self.exp.selections:
-            folder = self.root / "selections" / sel["name"]
+            folder = self.place("selections", sel["name"])
             source = self.source(f"select-{sel['name']}", sel["data"])
             if source is None:
                 continue
@@ -154,7 +158,7 @@ class Runner:
         summary = folder / f"{SELECTION_NAME}_selection.json"
         if "by" in sel and summary.exists():
             for which, file in json.loads(summary.read_text())["files"].items():
-                self.refs[f"@{sel['name']}/{which}"] = Path(file)
+                self.refs[f"@{sel['name']}/{which}"] = folder / file  # a name in the folder (older: a path)
             if sel.get("match_length") == "truncate":
                 self.truncated.add(sel["name"])
 
@@ -186,7 +190,7 @@ class Runner:
             values = {
                 **_pick({**self.exp.defaults, **run}, RUN_OPTIONS),
                 "data": data,
-                "out": self.root / "runs" / run["name"],
+                "out": self.place("runs", run["name"]),
             }
             if run["data"].split("/")[0][1:] in self.truncated:
                 values.setdefault("record_windows", True)  # truncation-matched pairs carry their windows
@@ -201,19 +205,19 @@ class Runner:
     def comparisons(self) -> None:
         from gradspec.analysis.length_curve import length_curve
 
-        folders = {c["name"]: self.root / "comparisons" / c["name"] for c in self.exp.comparisons}
+        folders = {c["name"]: self.place("comparisons", c["name"]) for c in self.exp.comparisons}
         for comp in self.exp.comparisons:
             reference = folders.get(comp.get("reference")) if comp.get("reference") else None
             self._compare(comp, comp["runs"], folders[comp["name"]], reference)
             windowed = []
             for k in comp.get("windows") or ():
                 runs = [f"{r}@{k}" if isinstance(r, str) else [f"{m}@{k}" for m in r] for r in comp["runs"]]
-                folder = self.root / "comparisons" / f"{comp['name']}@{k}"
+                folder = self.place("comparisons", f"{comp['name']}@{k}")
                 at_k = {**comp, "figures": False}  # the length curve draws these
                 if self._compare(at_k, runs, folder, folders[comp["name"]], name=f"{comp['name']}@{k}"):
                     windowed.append(folder)
             if len(windowed) > 1:
-                out = self.root / "comparisons" / f"{comp['name']}-length-curve"
+                out = self.place("comparisons", f"{comp['name']}-length-curve")
                 spec = [_stamp_comparison(f) for f in windowed]
                 action = lambda w=windowed, o=out: length_curve(w, o)  # noqa: E731
                 if self.steps.once(f"length-curve-{comp['name']}", spec, out / "length_curve.csv", action):
@@ -224,7 +228,7 @@ class Runner:
     ) -> bool:
         from gradspec.analysis import compare
 
-        runs = [self.root / "runs" / r if isinstance(r, str) else [self.root / "runs" / m for m in r] for r in members]
+        runs = [self.place("runs", r) if isinstance(r, str) else [self.place("runs", m) for m in r] for r in members]
         flat = [r for group in runs for r in (group if isinstance(group, list) else [group])]
         spec = {**comp, "inputs": [_stamp(r) for r in flat], "reference": _stamp_comparison(reference)}
         options = _pick(comp, COMPARISON_OPTIONS)
@@ -241,8 +245,8 @@ class Runner:
         from gradspec.store import open_run
 
         for corr in self.exp.correlations:
-            folder = self.root / "correlations" / corr["name"]
-            run_dir = self.root / "runs" / corr["run"]
+            folder = self.place("correlations", corr["name"])
+            run_dir = self.place("runs", corr["run"])
             scored = self.source(f"correlate-{corr['name']}", corr["scored"])
             if scored is None:
                 continue
@@ -268,7 +272,7 @@ class Runner:
             data = self.source(step, t["data"])
             if data is None:
                 continue
-            out = self.root / "trainings" / t["name"]
+            out = self.place("trainings", t["name"])
             values = {**_pick({**self.exp.defaults, **t}, TRAINING_OPTIONS), **held_out, "data": data, "out": out}
             cfg = build(TrainConfig, values, f"training '{t['name']}'", convert_text=False)
             spec = {"config": flatten(cfg), "data": file_sha256(data) if data.exists() else None}
@@ -312,6 +316,7 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
     """Run every step; returns {step: 'done' | 'skipped' | 'failed: why'} and the report path."""
     root = Path(out) if out is not None else Path("experiments") / (exp.name + ("-full" if exp.full else ""))
     root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()  # every path a step records starts here, whatever the working directory
     runner = Runner(exp, root, say)
     runner.pools()
     runner.selections()

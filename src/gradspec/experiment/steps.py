@@ -20,15 +20,20 @@ Say = Callable[[str], None]
 class Steps:
     """Markers in ``OUT/.steps``: a step is done when its marker holds the same fingerprint."""
 
-    def __init__(self, out: Path, say: Say) -> None:
+    def __init__(self, out: Path, say: Say, places: dict[str, Path] | None = None) -> None:
         self.dir = out / ".steps"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.say = say
         self.status: dict[str, str] = {}
+        # Folders a fingerprint names by label, not path: the experiment's own output (and its data
+        # root) may be reached from another working directory, or moved, without redoing a step.
+        self.places = {label: str(path.resolve()) for label, path in (places or {"$OUT": out}).items()}
 
-    @staticmethod
-    def fingerprint(spec: Any) -> str:
-        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+    def fingerprint(self, spec: Any) -> str:
+        text = json.dumps(spec, sort_keys=True, default=str)
+        for label, path in sorted(self.places.items(), key=lambda kv: -len(kv[1])):  # the deepest first
+            text = text.replace(json.dumps(path)[1:-1], label)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def done(self, step: str, spec: Any) -> bool:
         marker = self.dir / f"{step}.json"

@@ -23,7 +23,7 @@ from gradspec.config.selection import GRAD_QUALITY, RANDOM, SelectConfig, size_o
 from gradspec.data import Record, load_dataset
 from gradspec.data.values import finite_number
 from gradspec.errors import ConfigError
-from gradspec.files import write_json_atomic, write_records
+from gradspec.files import under, write_json_atomic, write_records
 from gradspec.store.query import open_run
 
 FULL_LENGTH = "response_tokens_untruncated"
@@ -198,7 +198,8 @@ def candidates(config: SelectConfig) -> tuple[list[Candidate], dict[str, int], l
 
 
 def select(config: SelectConfig) -> dict[str, Any]:
-    """Write the groups and ``<name>_selection.json``; return that summary."""
+    """Write the groups and ``<name>_selection.json``; return that summary. Its ``files`` are names
+    inside ``out_dir``, so the folder can be moved or read from any working directory."""
     cands, dropped, records, path = candidates(config)
     name = config.name or path.stem
     top, bottom = size_of(config.top, len(cands)), size_of(config.bottom, len(cands))
@@ -227,12 +228,13 @@ def select(config: SelectConfig) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     for group, members in groups.items():
-        write_json_atomic(out_dir / f"{group}.json", [c.record for c in members])
-        files[group.removeprefix(f"{name}_").split("_")[0]] = str(out_dir / f"{group}.json")
+        file = under(out_dir, f"{group}.json")
+        write_json_atomic(file, [c.record for c in members])
+        files[group.removeprefix(f"{name}_").split("_")[0]] = file.name
     if config.keep_column:
         chosen = {c.index for c in groups[high_name]} if top else {c.index for c in cands}
         kept = [{**r, "keep": r["source_index"] in chosen} for r in records]
-        files["kept"] = str(write_records(out_dir / f"{name}_kept.jsonl", kept))
+        files["kept"] = write_records(under(out_dir, f"{name}_kept.jsonl"), kept).name
     high = groups.get(high_name)
     low = groups.get(low_name)
     overlap = len({c.index for c in high} & {c.index for c in low}) if high and low else 0
@@ -249,5 +251,5 @@ def select(config: SelectConfig) -> dict[str, Any]:
         "groups": {g: _stats(m) for g, m in groups.items()},
         "files": files,
     }
-    write_json_atomic(out_dir / f"{name}_selection.json", summary)
+    write_json_atomic(under(out_dir, f"{name}_selection.json"), summary)
     return summary
