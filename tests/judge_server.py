@@ -5,7 +5,8 @@ then succeeds, ``[R500]`` fails once, ``[SLOW]`` stalls past the client's timeou
 ``[MALFORMED]`` sends a non-JSON body once, ``[ALWAYS503]`` never succeeds, ``[E400]`` is refused,
 ``[PROSE]`` succeeds with text that is not the asked format. Hostile ones: ``[DEEP]`` answers a
 body nested 5,000 levels deep, ``[TRICKLE]`` sends a good reply one byte every 0.2 s, ``[HUGE]``
-a reply just under 4 MiB, ``[ECHOKEY]`` a 400 whose body repeats the Authorization header.
+a reply just under 4 MiB, ``[ECHOKEY]`` a 400 whose body repeats the Authorization header,
+``[ECHO200]`` a good reply whose text repeats it (tags and a difficulty that parse).
 Everything else gets a good reply.
 """
 
@@ -34,7 +35,9 @@ class State:
 
 
 def _failures(prompt: str) -> tuple[str | None, int]:
-    m = re.search(r"\[(R429|R500|SLOW|MALFORMED|ALWAYS503|E400|PROSE|DEEP|TRICKLE|HUGE|ECHOKEY)(?:x(\d+))?\]", prompt)
+    m = re.search(
+        r"\[(R429|R500|SLOW|MALFORMED|ALWAYS503|E400|PROSE|DEEP|TRICKLE|HUGE|ECHOKEY|ECHO200)(?:x(\d+))?\]", prompt
+    )
     if not m:
         return None, 0
     return m.group(1), int(m.group(2) or 1)
@@ -64,6 +67,15 @@ def make_handler(state: State, stall: float) -> type[BaseHTTPRequestHandler]:
             kind, times = _failures(prompt)
             if kind == "DEEP":
                 return self._send(200, b"[" * 5000 + b"]" * 5000)
+            if kind == "ECHO200":
+                auth = self.headers.get("Authorization")
+                content = (
+                    f'[{{"tag": "echo {auth}", "explanation": "header {auth}"}}]'
+                    if "intentions" in prompt
+                    else f"4\nYour header was Authorization: {auth}"
+                )
+                reply = {"choices": [{"message": {"content": content}}]}
+                return self._send(200, json.dumps(reply).encode())
             if kind == "ECHOKEY":
                 return self._send(400, f'{{"error": "bad key {self.headers.get("Authorization")}"}}'.encode())
             if kind == "TRICKLE":

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 
+from gradspec.secrets import scrub
+
 
 def warn(message: str) -> None:
     """``gradspec: warning: message`` on stderr, on one line."""
-    print("gradspec: warning: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
+    print("gradspec: warning: " + " ".join(scrub(str(message)).split()), file=sys.stderr, flush=True)
 
 
 def note(message: str) -> None:
     """``gradspec: message`` on stderr: something the person running it should know, not a problem."""
-    print("gradspec: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
+    print("gradspec: " + " ".join(scrub(str(message)).split()), file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@ either the old file or the new one, never half of one. Used by run folders and r
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import uuid
@@ -15,6 +16,18 @@ import pyarrow.parquet as pq
 
 from gradspec.config.data import check_record_path
 from gradspec.errors import ConfigError
+from gradspec.secrets import scrub, scrub_value
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """``value`` as JSON text that UTF-8 can always encode: readable characters as they are, and
+    ``\\uXXXX`` escapes where a text holds a lone surrogate (which has no UTF-8 form)."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, indent=indent)
+    return text
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
@@ -29,6 +42,16 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def under(root: Path, *names: str) -> Path:
+    """``root / names...``, refused (``ConfigError``) unless it stays inside ``root``: the last line of
+    defence behind the name checks (``config.names.segment``), against a name that is a path."""
+    path = root.joinpath(*names)
+    base = root.resolve()
+    if not path.resolve().is_relative_to(base):
+        raise ConfigError(f"{'/'.join(names)}: would be written outside {root}; give a plain name")
+    return path
+
+
 def check_parent(p: Path, option: str = "--out") -> None:
     """Refuse a path whose nearest existing ancestor is a file or is not writable: nothing could be made there."""
     parent = p.parent
@@ -38,6 +61,18 @@ def check_parent(p: Path, option: str = "--out") -> None:
         raise ConfigError(f"{option} {p}: {parent} is a file, so nothing can be made under it")
     if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"{option} {p}: {parent} is not writable")
+
+
+def check_output_folder(path: str | Path, option: str = "--out") -> Path:
+    """Refuse, before any work, an output folder that cannot be written: a file, a folder under a
+    file or in a read-only place, or an existing folder that is not writable."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{option} {p} is a file, not a folder; choose another {option}")
+    check_parent(p, option)
+    if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {p} is not writable")
+    return p
 
 
 def check_output_file(path: str | Path, option: str = "--out") -> Path:
@@ -50,7 +85,8 @@ def check_output_file(path: str | Path, option: str = "--out") -> Path:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"))
+    text = scrub(json_text(data, indent=2) + "\n")
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def write_records(path: str | Path, records: Sequence[Mapping[str, Any]]) -> Path:
@@ -60,13 +96,62 @@ def write_records(path: str | Path, records: Sequence[Mapping[str, Any]]) -> Pat
     suffix = p.suffix.lower()
     if suffix == ".parquet":
         try:
-            table = pa.Table.from_pylist([dict(r) for r in records])
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            table = pa.Table.from_pylist([dict(scrub_value(r)) for r in records])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError) as exc:
             raise ConfigError(f"{p}: these records do not fit one Parquet schema ({exc}); write .jsonl") from exc
         atomic_write(p, lambda t: pq.write_table(table, t))
     elif suffix == ".jsonl":
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        lines = scrub("".join(json_text(r) + "\n" for r in records))
         atomic_write(p, lambda t: t.write_text(lines, encoding="utf-8"))
     else:
         write_json_atomic(p, list(records))
     return p
+
+
+class WriterLock:
+    """An OS lock on ``path`` (created if needed) held by one process at a time: a second writer of
+    the same output is refused at once with ``busy`` (a one-line ``ConfigError``). The OS lets go
+    when the process ends, however it ends, so a killed writer leaves nothing to clean up."""
+
+    def __init__(self, path: Path, busy: str) -> None:
+        self.path = path
+        try:
+            self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot create the lock file ({exc.strerror})") from exc
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise ConfigError(busy) from None
+
+    @staticmethod
+    def held(path: Path) -> bool:
+        """Whether another process holds the lock on ``path`` now (a write in progress)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+    def __enter__(self) -> WriterLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

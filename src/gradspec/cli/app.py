@@ -15,19 +15,23 @@ from typing import Any
 import click
 
 from gradspec import __version__
-from gradspec.errors import GradspecError
+from gradspec.errors import GradspecError, first_line
+from gradspec.secrets import scrub
 
 DEBUG = "--debug"
 _state = {"debug": False}
 
 
-def debugging() -> bool:
-    return _state["debug"]
-
-
 def error_line(message: str) -> str:
     """One line, whatever the message holds."""
-    return "gradspec: error: " + " ".join(str(message).split())
+    return "gradspec: error: " + " ".join(scrub(str(message)).split())
+
+
+def os_error(exc: OSError) -> str:
+    """What the system refused, and where: ``PATH: No space left on device``."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    why = exc.strerror or first_line(exc)
+    return f"{where}: {why}" if where else f"system error: {why}"
 
 
 class App(click.Group):
@@ -52,6 +56,11 @@ class App(click.Group):
             if _state["debug"]:
                 raise
             click.echo(error_line(str(exc)), err=True)
+            sys.exit(2)
+        except OSError as exc:  # no space, read-only, no permission, ...: the path and why, in one line
+            if _state["debug"]:
+                raise
+            click.echo(error_line(os_error(exc)), err=True)
             sys.exit(2)
         sys.exit(code if isinstance(code, int) else 0)
 

@@ -21,8 +21,8 @@ from gradspec import __version__
 from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.unify import quality_frame
 from gradspec.errors import ConfigError
-from gradspec.files import atomic_write
 from gradspec.report.html import texts_of
+from gradspec.report.page import GENERATOR, check_page_out, write_page
 from gradspec.store import Run, open_run
 
 CURVE_METRICS = ("nuclear_norm", "effective_rank")
@@ -57,7 +57,7 @@ def samples_data(run: Run, scored: Path | None = None) -> dict[str, Any]:
     rows = []
     for s in samples.to_dict("records"):
         sid = s["sample_id"]
-        record = texts.get(int(s["index"]))
+        record = texts.get(sid)
         reason = s["reason"] if isinstance(s["reason"], str) else ""
         means = {
             f"{metric}_{m}": _mean(curves.get(sid, {}).get(m, {}).get(metric, []))
@@ -70,8 +70,8 @@ def samples_data(run: Run, scored: Path | None = None) -> dict[str, Any]:
                 "tokens": _number(s["n_tokens"]), "response_tokens": _number(s["n_response_tokens"]),
                 "loss": _number(s["loss"]), "grad_quality": _number(quality.get(sid)), **means,
                 **scores.get(sid, dict.fromkeys(score_fields)),
-                "prompt": record.messages[-1].content if record and record.messages else "",
-                "response": record.response if record else "",
+                "prompt": clip(record.messages[-1].content) if record and record.messages else "",
+                "response": clip(record.response) if record else "",
                 "curves": curves.get(sid, {}),
             }
         )  # fmt: skip
@@ -79,6 +79,15 @@ def samples_data(run: Run, scored: Path | None = None) -> dict[str, Any]:
     columns += [f"{metric}_{m}" for metric in CURVE_METRICS for m in modules] + score_fields
     return {"run": str(run.path), "model": run.manifest.get("model", {}).get("name"), "modules": modules,
             "columns": columns, "samples": rows}  # fmt: skip
+
+
+MAX_TEXT = 20_000
+"""Characters of a prompt or response the page holds: enough to read, and a 40 MB record does not
+make an 80 MB page."""
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit:,} more characters not shown]"
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -93,11 +102,9 @@ def embed(data: dict[str, Any]) -> str:
 
 
 def write_explorer(run_path: str | Path, out: str | Path, scored: str | Path | None = None) -> Path:
+    check_page_out(out)
     run = open_run(run_path)
     data = samples_data(run, Path(scored) if scored is not None else None)
     page = (files("gradspec.report") / "explore.html").read_text(encoding="utf-8")
-    page = page.replace("__VERSION__", __version__).replace("__DATA__", embed(data))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda p: p.write_text(page, encoding="utf-8"))
-    return out
+    page = page.replace("__GENERATOR__", GENERATOR).replace("__VERSION__", __version__)
+    return write_page(out, page.replace("__DATA__", embed(data)))

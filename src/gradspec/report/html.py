@@ -25,8 +25,8 @@ from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.selection_results import findings
 from gradspec.analysis.tables import fmt
 from gradspec.data import Record, load_dataset
-from gradspec.errors import ConfigError
-from gradspec.files import atomic_write
+from gradspec.errors import ConfigError, GradspecError, first_line
+from gradspec.report.page import GENERATOR, check_page_out, write_page
 from gradspec.store import Run, open_run
 
 EXCERPT = 300
@@ -82,13 +82,18 @@ def model_name(manifest: dict) -> str:
     return f"{name} ({model.get('architecture')}, {model.get('num_layers')} layers, {model.get('dtype')})"
 
 
-def texts_of(run: Run) -> dict[int, Record]:
-    """The run's records by index, when its data file is still where it was."""
-    data = Path(run.manifest.get("data", {}).get("path", ""))
-    if not data.exists():
+def texts_of(run: Run) -> dict[str, Record]:
+    """The run's records by ``sample_id``, read from its data file when that is still where it was.
+
+    Keyed by id, not by position: an id is a hash of the record's content, so a file edited since
+    the run can never pair a sample's gradients with another record's text (a record that changed
+    is simply not shown).
+    """
+    data = Path(str((run.manifest.get("data") or {}).get("path", "")))
+    if not data.is_file() and not data.is_dir():
         return {}
     try:
-        return {r.index: r for r in load_dataset(data).items if isinstance(r, Record)}
+        return {r.sample_id: r for r in load_dataset(data).items if isinstance(r, Record)}
     except Exception:  # noqa: BLE001  (the report still renders without text when the data moved or changed)
         return {}
 
@@ -106,8 +111,8 @@ def extreme_samples(run: Run, n: int = 3) -> pd.DataFrame:
     scores = scores.assign(index=index.loc[scores.sample_id].to_numpy()).sort_values("grad_quality")
     picked = pd.concat([scores.tail(n).iloc[::-1].assign(rank="highest"), scores.head(n).assign(rank="lowest")])
     texts = texts_of(run)
-    picked["prompt"] = [excerpt(texts[i].messages[-1].content) if i in texts else "" for i in picked["index"]]
-    picked["response"] = [excerpt(texts[i].response) if i in texts else "" for i in picked["index"]]
+    picked["prompt"] = [excerpt(texts[i].messages[-1].content) if i in texts else "" for i in picked["sample_id"]]
+    picked["response"] = [excerpt(texts[i].response) if i in texts else "" for i in picked["sample_id"]]
     return picked[
         ["rank", "index", "n_response_tokens", "grad_quality", "nuclear_norm", "effective_rank", "prompt", "response"]
     ]
@@ -243,32 +248,37 @@ def correlation_section(path: Path) -> str:
     return "\n".join(parts)
 
 
+def section(item: Path, workdir: Path) -> str:
+    """The report's section on one input folder, by what the folder holds."""
+    if (item / "comparison.json").exists():
+        return comparison_section(item)
+    if (item / "length_curve.csv").exists():
+        return length_curve_section(item)
+    if (item / "selection_results.csv").exists():
+        return selection_section(item)
+    if (item / "run.json").exists():
+        return run_section(item, workdir)
+    if (item / "correlations.csv").exists():
+        return correlation_section(item)
+    raise ConfigError(f"{item}: not a run, comparison, correlation, length-curve or selection-results folder")
+
+
 def write_report(inputs: Sequence[str | Path], out: str | Path, title: str = "gradspec report") -> Path:
     """Write the report; each input is a run, a comparison or a correlation folder."""
+    check_page_out(out)
     sections = []
     with tempfile.TemporaryDirectory() as tmp:
         for item in map(Path, inputs):
-            if (item / "comparison.json").exists():
-                sections.append(comparison_section(item))
-            elif (item / "length_curve.csv").exists():
-                sections.append(length_curve_section(item))
-            elif (item / "selection_results.csv").exists():
-                sections.append(selection_section(item))
-            elif (item / "run.json").exists():
-                sections.append(run_section(item, Path(tmp)))
-            elif (item / "correlations.csv").exists():
-                sections.append(correlation_section(item))
-            else:
-                raise ConfigError(
-                    f"{item}: not a run, comparison, correlation, length-curve or selection-results folder"
-                )
+            try:
+                sections.append(section(item, Path(tmp)))
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+                if isinstance(exc, GradspecError):
+                    raise
+                raise ConfigError(f"{item}: its files are damaged ({type(exc).__name__}: {first_line(exc)})") from exc
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{GENERATOR}<title>{esc(title)}</title>'
         f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>"
         f'<p class="meta">gradspec {esc(__version__)}, {esc(stamp)}</p>' + "\n".join(sections) + "</body></html>\n"
     )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda p: p.write_text(page, encoding="utf-8"))
-    return out
+    return write_page(out, page)

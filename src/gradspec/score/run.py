@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from gradspec.config.score import ScoreConfig
-from gradspec.data import load_dataset
+from gradspec.data import Dataset, load_dataset
 from gradspec.errors import reason_kind
 from gradspec.files import check_output_file, write_records
 from gradspec.model import LoadedModel
 from gradspec.score.context import ScoreContext
+from gradspec.score.judge.cache import check_cache_file
 from gradspec.score.outcome import Scored
 from gradspec.score.registry import METRICS
 from gradspec.score.state import ScoreState
@@ -48,9 +49,27 @@ def score(config: ScoreConfig, loaded: LoadedModel | None = None) -> dict[str, A
     ``loaded``: the causal LM, when the caller has it loaded already.
     """
     check_output_file(config.out)
+    if config.judging.judge_cache is not None:
+        check_cache_file(config.judging.judge_cache)
     source = config.source
     dataset = load_dataset(source.data, source.field_map, source.limit)
     state = ScoreState(config, dataset.sha256)
+    try:
+        results = _score_all(config, dataset, state, loaded)
+        records = []
+        for item, row in dataset.with_rows():
+            value = row.value if row.error is None else (row.raw_text or "")
+            records.append(merge(value, item.sample_id, {m: results[m].get(item.index) for m in config.metrics}))
+        write_records(config.out, records)
+    finally:
+        state.release()
+    return summarise(records, config.metrics, Path(config.out))
+
+
+def _score_all(
+    config: ScoreConfig, dataset: Dataset, state: ScoreState, loaded: LoadedModel | None
+) -> dict[str, dict[int, Scored]]:
+    """Each metric's results: read back when finished before, else computed and kept."""
     ctx = ScoreContext(config, dataset, loaded)
     indices = {item.index for item in dataset.items}
     results: dict[str, dict[int, Scored]] = {}
@@ -63,12 +82,7 @@ def score(config: ScoreConfig, loaded: LoadedModel | None = None) -> dict[str, A
             results[name] = done
     finally:
         ctx.close()
-    records = []
-    for item, row in dataset.with_rows():
-        value = row.value if row.error is None else (row.raw_text or "")
-        records.append(merge(value, item.sample_id, {m: results[m].get(item.index) for m in config.metrics}))
-    write_records(config.out, records)
-    return summarise(records, config.metrics, Path(config.out))
+    return results
 
 
 def summarise(records: list[dict[str, Any]], metrics: tuple[str, ...], out: Path) -> dict[str, Any]:

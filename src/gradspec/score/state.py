@@ -10,16 +10,30 @@ unless ``--overwrite``.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from gradspec.config.fields import plain, split_identity
-from gradspec.config.score import ScoreConfig
-from gradspec.errors import ConfigError
-from gradspec.files import write_json_atomic, write_records
+from gradspec.config.score import SCORE_METRICS, ScoreConfig
+from gradspec.errors import ConfigError, first_line
+from gradspec.files import WriterLock, write_json_atomic, write_records
 from gradspec.score.outcome import Scored
 from gradspec.store.folder import config_differences
+
+STATE_KIND = "gradspec-score-state"
+IDENTITY = "identity.json"
+LOCK = ".lock"
+
+
+def own_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """(files of a score state folder gradspec wrote, names of everything else in it)."""
+    ours, others = [], []
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        mine = name in (IDENTITY, LOCK) or (name.endswith(".jsonl") and name[: -len(".jsonl")] in SCORE_METRICS)
+        mine = mine or (name.startswith(".") and name.endswith(".tmp"))  # a write cut short
+        (ours.append(entry) if mine and entry.is_file() and not entry.is_symlink() else others.append(name))
+    return ours, others
 
 
 class ScoreState:
@@ -27,11 +41,34 @@ class ScoreState:
         out = Path(config.out)
         self.dir = out.with_name(out.name + ".score")
         identity = {k: v for k, v in split_identity(config)[0].items() if k != "metrics"}
-        self.identity = plain({**identity, "data_sha256": data_sha256})
+        self.identity = plain({"kind": STATE_KIND, **identity, "data_sha256": data_sha256})
+        if self.dir.is_symlink() or (self.dir.exists() and not self.dir.is_dir()):
+            raise ConfigError(f"{self.dir} is not a folder gradspec made; move it away to score into {out}")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        _, others = own_files(self.dir)
+        if others:  # checked before the lock file is made: nothing is added to someone else's folder
+            raise ConfigError(
+                f"{self.dir} holds files gradspec did not write ({', '.join(others[:5])}); gradspec keeps the "
+                "state of a score there: move them away"
+                + (" (--overwrite never deletes them)" if config.overwrite else "")
+            )
+        self.lock = WriterLock(
+            self.dir / LOCK, f"{out} is being scored by another gradspec process; wait for it or choose another --out"
+        )
+        try:
+            self._start(config, out)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _start(self, config: ScoreConfig, out: Path) -> None:
+        """Resume (the same options), start over (``--overwrite``: only gradspec's own files go), or refuse."""
+        stored = self._stored()
         if config.overwrite:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        elif (self.dir / "identity.json").exists():
-            stored = json.loads((self.dir / "identity.json").read_text())
+            for f in own_files(self.dir)[0]:
+                if f.name != LOCK:
+                    f.unlink()
+        elif stored is not None:
             diffs = config_differences(stored, self.identity)
             if diffs:
                 raise ConfigError(
@@ -40,8 +77,24 @@ class ScoreState:
                 )
         elif out.exists():
             raise ConfigError(f"{out} exists and was not written by a score that can resume; use --overwrite")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.dir / "identity.json", self.identity)
+        write_json_atomic(self.dir / IDENTITY, self.identity)
+
+    def _stored(self) -> dict[str, Any] | None:
+        """The options the folder's scores were made with (None when it holds none)."""
+        file = self.dir / IDENTITY
+        if not file.exists():
+            return None
+        try:
+            stored = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ConfigError(f"{file}: damaged ({first_line(exc)}); use --overwrite to score again") from exc
+        if not isinstance(stored, dict):
+            raise ConfigError(f"{file}: damaged (not a JSON object); use --overwrite to score again")
+        stored.setdefault("kind", STATE_KIND)  # written before the kind was
+        return stored
+
+    def release(self) -> None:
+        self.lock.release()
 
     def finished(self, metric: str, indices: set[int]) -> dict[int, Scored] | None:
         """A metric's results when it was finished for every one of ``indices`` and none of them

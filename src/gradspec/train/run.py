@@ -23,9 +23,9 @@ from gradspec import __version__
 from gradspec.capture import default_batch_tokens
 from gradspec.config.fields import flatten, plain, split_identity
 from gradspec.config.train import TrainConfig
-from gradspec.data import Record, load_dataset
-from gradspec.errors import ConfigError
-from gradspec.files import write_json_atomic
+from gradspec.data import Dataset, Record, load_dataset
+from gradspec.errors import ConfigError, first_line
+from gradspec.files import WriterLock, check_output_folder, write_json_atomic
 from gradspec.model import load
 from gradspec.prompting import resolve_template
 from gradspec.train.evaluate import evaluate, held_out, instruction_of
@@ -33,6 +33,8 @@ from gradspec.train.examples import encode_all
 from gradspec.train.fine_tune import fine_tune
 
 RESULTS = "train.json"
+KIND = "gradspec-train"
+OUTPUTS = (RESULTS, "loss_curve.csv", "eval.csv", "eval_items.csv", "model")
 
 
 def check_held_out(records: list[Record], config: TrainConfig) -> None:
@@ -52,17 +54,43 @@ def check_held_out(records: list[Record], config: TrainConfig) -> None:
             )
 
 
+def finished(out: Path) -> dict[str, Any] | None:
+    """The results a training wrote into ``out`` before (None if none); refuses (``ConfigError``) a
+    folder whose files gradspec's training did not write, before anything is trained."""
+    check_output_folder(out)
+    marker = out / RESULTS
+    if not marker.exists():
+        clash = [name for name in OUTPUTS if (out / name).exists()]
+        if clash:
+            raise ConfigError(f"--out {out}: holds {', '.join(clash)} but no {RESULTS}; not a training gradspec wrote")
+        return None
+    try:
+        done = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{marker}: not a results file gradspec wrote ({first_line(exc)})") from exc
+    if not isinstance(done, dict) or done.get("kind") != KIND:
+        raise ConfigError(f"{marker}: not a results file gradspec wrote (no kind {KIND!r}); choose another --out")
+    return done
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Fine-tune, evaluate, write the results folder; return ``train.json``'s content."""
     out = Path(config.out)
+    done = finished(out)
     dataset = load_dataset(config.source.data, config.source.field_map, config.source.limit)
     identity = plain({**split_identity(config)[0], "data_sha256": dataset.sha256})
-    if (out / RESULTS).exists():
-        done = json.loads((out / RESULTS).read_text())
-        if done.get("identity") == identity:
-            return done  # trained already with these options on this selection
+    if done is not None and done.get("identity") == identity:
+        return done  # trained already with these options on this selection
     records = [r for r in dataset.items if isinstance(r, Record)]
     check_held_out(records, config)
+    out.mkdir(parents=True, exist_ok=True)
+    with WriterLock(out / ".lock", f"{out} is being trained into by another gradspec process; choose another --out"):
+        return _train(config, out, dataset, records, identity)
+
+
+def _train(
+    config: TrainConfig, out: Path, dataset: Dataset, records: list[Record], identity: dict[str, Any]
+) -> dict[str, Any]:
     loaded = load(config.loading, progress=config.progress)
     prompt = replace(config.prompt, template=resolve_template(config.prompt.template, loaded.tokenizer))
     examples = encode_all(records, loaded.tokenizer, prompt)
@@ -79,14 +107,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
     train_seconds = time.perf_counter() - started
     batch_tokens = default_batch_tokens(str(loaded.device), model)
     measured = evaluate(model, loaded.tokenizer, config.evaluation, prompt, batch_tokens)
-    out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(losses, columns=["step", "epoch", "loss", "learning_rate"]).to_csv(out / "loss_curve.csv", index=False)
     pd.DataFrame([m.summary() for m in measured]).to_csv(out / "eval.csv", index=False)
     items = [{"set": m.set, "measure": m.measure, "item": i, "value": v} for m in measured for i, v in m.items.items()]
     pd.DataFrame(items, columns=["set", "measure", "item", "value"]).to_csv(out / "eval_items.csv", index=False)
     lengths = [e.n_response_tokens for e in examples.encoded]
     result = {
-        "kind": "gradspec-train",
+        "kind": KIND,
         "gradspec_version": __version__,
         "identity": identity,
         "config": flatten(config),

@@ -13,7 +13,9 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from gradspec.errors import ConfigError, first_line
 from gradspec.model.shipped import cache_root
+from gradspec.secrets import scrub
 
 
 def default_path() -> Path:
@@ -25,16 +27,40 @@ def reply_key(judge_id: str, settings: dict[str, object], prompt: str) -> str:
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_cache_file(path: Path) -> None:
+    """Refuse a folder, or a file that holds something other than an SQLite database (a data file
+    given by mistake), before SQLite touches it."""
+    if path.is_dir():
+        raise ConfigError(f"--judge-cache {path} is a folder; give a file (e.g. {path / 'judge.sqlite'})")
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as fh:
+            if fh.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise ConfigError(f"--judge-cache {path} is not an SQLite file; give a new file or a reply cache")
+
+
 class ReplyCache:
     """Key -> reply text. Written from one thread; each write is committed at once."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, judge TEXT, reply TEXT)")
-        self._db.commit()
+        check_cache_file(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, judge TEXT, reply TEXT)")
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(replies)")]
+            self._db.commit()
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(
+                f"--judge-cache {self.path}: cannot be used as the reply cache ({first_line(exc)})"
+            ) from exc
+        if columns != ["key", "judge", "reply"]:
+            self._db.close()
+            raise ConfigError(f"--judge-cache {self.path}: an SQLite file, but not a gradspec reply cache")
 
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -46,7 +72,7 @@ class ReplyCache:
         return found
 
     def put(self, key: str, judge_id: str, reply: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?)", (key, judge_id, reply))
+        self._db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?)", (key, judge_id, scrub(reply)))
         self._db.commit()
 
     def close(self) -> None:

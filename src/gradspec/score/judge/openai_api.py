@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -26,6 +25,7 @@ from tqdm.auto import tqdm
 
 from gradspec.errors import ConfigError
 from gradspec.score.judge.base import OnReply
+from gradspec.secrets import KEY_VARIABLE, redact
 
 OPENAI_URL = "https://api.openai.com/v1"
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -47,9 +47,6 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(response.headers.get("retry-after", "")))
     except ValueError:
         return None
-
-
-SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|(?<=Bearer )\S+)")
 
 
 def _content(body: bytes) -> str:
@@ -81,7 +78,7 @@ class OpenAIJudge:
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         self.id = f"openai:{self.model}"
-        self._key = os.environ.get("OPENAI_API_KEY") or None
+        self._key = os.environ.get(KEY_VARIABLE) or None
         if self._key is None and self.base_url == OPENAI_URL:
             raise ConfigError(
                 "--judge openai: set the OPENAI_API_KEY environment variable (keys are never taken as options)"
@@ -93,9 +90,7 @@ class OpenAIJudge:
 
     def redact(self, text: str) -> str:
         """``text`` with the key, and anything shaped like a key or a bearer token, replaced."""
-        if self._key:
-            text = text.replace(self._key, "[redacted]")
-        return SECRET.sub("[redacted]", text)
+        return redact(text, self._key)
 
     def _post(self, client: httpx.Client, prompt: str) -> str:
         payload = {
@@ -149,8 +144,10 @@ class OpenAIJudge:
             futures = {pool.submit(self.ask_one, client, p): i for i, p in enumerate(prompts)}
             for future in as_completed(futures):
                 try:
-                    on_reply(futures[future], future.result(), None)
+                    reply = future.result()
                 except JudgeFailure as exc:
                     on_reply(futures[future], None, self.redact(str(exc)))
+                else:  # a server may echo the request's headers in a reply too
+                    on_reply(futures[future], self.redact(reply), None)
                 bar.update(1)
         bar.close()

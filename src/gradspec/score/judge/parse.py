@@ -93,8 +93,10 @@ def parse_instag(reply: str) -> Tags:
         if tags is not None:
             return Tags(tags, how)
     found = _TAG_FIELD.findall(body)
+    if len(found) > MAX_TAGS:  # no instruction has that many intentions: a count cut to 200 would be a number made up
+        raise ParseError(f"{len(found)} tags in the reply, more than {MAX_TAGS}: not a tag list")
     if found:
-        return Tags(tuple(t.strip()[:MAX_TAG_CHARS] for t in found[:MAX_TAGS]), "regex")
+        return Tags(tuple(t.strip()[:MAX_TAG_CHARS] for t in found), "regex")
     raise ParseError(f"no JSON list of tags in the reply {_preview(text)}")
 
 
