@@ -59,9 +59,9 @@ def test_orphans_of_a_crash_are_removed_on_resume(tmp_path: Path) -> None:
 
 def test_other_ranks_parts_are_left_alone(tmp_path: Path) -> None:
     RunFolder.open(tmp_path / "r", {"a": 1}).write_manifest(manifest({"a": 1}))
-    other = RunFolder(tmp_path / "r", rank=1)
+    other = RunFolder.claim(tmp_path / "r", rank=1)  # rank 1 is running: it holds its lock
     name = other.write_part({"samples": [sample_row("x", 0, "ok")], "layer_stats": [stat_row("x")]})
-    (tmp_path / "r" / "samples" / f"{name}.parquet").unlink()  # rank 1 is mid-write
+    (tmp_path / "r" / "samples" / f"{name}.parquet").unlink()  # and is mid-write
     RunFolder.open(tmp_path / "r", {"a": 1}, rank=0)
     assert (tmp_path / "r" / "layer_stats" / f"{name}.parquet").exists()
 

@@ -91,7 +91,7 @@ def show(config: ShowConfig, as_json: bool = False) -> None:
         ).df()
         m = run.manifest
         document = {
-            "run": str(run.path), "counts": m.get("counts"), "timing": m.get("timing"), "config": m.get("config"),
+            "run": str(run.path), "counts": run.counts(), "timing": m.get("timing"), "config": m.get("config"),
             "model": m.get("model", {}).get("name"), "checks": m.get("checks"),
             "failures": [{"status": s, "count": n, "reason": r} for s, n, r in run.failure_summary()],
             "warnings": run.read_warnings(), "means": means.to_dict(orient="records"),
@@ -119,7 +119,7 @@ def verify(config: VerifyConfig) -> None:
 def summary(run: Run) -> None:
     """Counts, timing, why samples were skipped or failed, and per-module means over layers."""
     m = run.manifest
-    counts = m.get("counts", {})
+    counts = run.counts()  # what the folder holds, as the means below (the manifest's may be older)
     timing = m.get("timing", {})
     click.echo(
         f"{run.path}: {counts.get('ok', 0)} ok, {counts.get('skipped', 0)} skipped, {counts.get('error', 0)} error "

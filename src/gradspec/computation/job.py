@@ -80,13 +80,16 @@ def plan(config: ComputeConfig, loaded: LoadedModel, world: World) -> Job:
     return Job(resolved, loaded, targets, world)
 
 
-def manifest(job: Job, dataset: Dataset, previous: dict[str, Any]) -> dict[str, Any]:
-    """``run.json``: identity (``config``), the other options, the model, data, shapes, counts, timing."""
+def manifest(job: Job, dataset: Dataset, previous: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """``run.json``: identity (``config``), the other options, the model, data, shapes, counts, timing.
+
+    ``run_id`` is also written into every part, so parts copied in from another run are told apart."""
     same, other = split_identity(job.config)
     shapes = job.shapes
     return {
         "kind": RUN_KIND,
         "format": RUN_FORMAT,
+        "run_id": run_id,
         "gradspec_version": __version__,
         "created_at": previous.get("created_at", now()),
         "updated_at": now(),

@@ -25,7 +25,6 @@ from gradspec.errors import GradspecError
 from gradspec.model import LoadedModel, load
 from gradspec.store import Run, RunFolder, open_run
 from gradspec.store.background import BackgroundWriter
-from gradspec.store.contract import STATUSES
 from gradspec.store.folder import check_config
 from gradspec.store.layout import QUARANTINE
 
@@ -59,7 +58,7 @@ def compute(config: ComputeConfig, loaded: LoadedModel | None = None) -> Run:
         run.start(identity(job.config, dataset.sha256), config.store.overwrite and world.is_main, defaults)
         for name in run.quarantined:
             warn(f"{run.path}: part {name} does not read; moved to {QUARANTINE}/ and its samples are computed again")
-        record = manifest(job, dataset, run.manifest())
+        record = manifest(job, dataset, run.manifest(), run.run_id)
         if world.is_main:
             run.write_manifest(record)
             world.barrier()
@@ -105,8 +104,7 @@ def _compute_pending(job: Job, run: RunFolder, dataset: Dataset, record: dict[st
     result = open_run(run.path)
     if not world.is_main:
         return result
-    counts = dict(result.sql("select status, count(*) from samples group by status").fetchall())
-    record["counts"] = {s: int(counts.get(s, 0)) for s in STATUSES} | {"total": int(sum(counts.values()))}
+    record["counts"] = result.counts()
     record["checks"] = checks(result, record["counts"])
     for warning in record["checks"]["warnings"]:
         warn(f"{run.path}: {warning}")

@@ -14,7 +14,6 @@ a run gradspec wrote, and within it only gradspec's own files.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -28,17 +27,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gradspec.errors import ConfigError
-from gradspec.files import atomic_write, check_parent, write_json_atomic
+from gradspec.files import WriterLock, atomic_write, check_parent, write_json_atomic
 from gradspec.store.contract import MANIFEST, TABLES
 from gradspec.store.layout import (
     LOCK,
+    OTHER_RUN,
+    PART,
     QUARANTINE,
-    damaged_names,
+    RUN_ID_KEY,
+    TEMP,
+    bad_parts,
     foreign_entries,
     lock_name,
     only_locks,
     part_files,
+    rank_of,
     read_manifest,
+    run_id_of,
 )
 from gradspec.store.schema import TABLES as SCHEMAS
 from gradspec.store.schema import WRITE_OPTIONS
@@ -87,6 +92,9 @@ def check_out(path: str | Path, overwrite: bool) -> None:
     check_parent(p)
     if not p.is_dir():
         return
+    unwritable = [d for d in (p, *(p / t for t in TABLES)) if d.is_dir() and not os.access(d, os.W_OK | os.X_OK)]
+    if unwritable:
+        raise ConfigError(f"--out {p}: {unwritable[0]} is not writable, so the run cannot go on there")
     if (p / MANIFEST).exists():
         read_manifest(p)  # one gradspec wrote, or a one-line refusal
         if overwrite:
@@ -107,7 +115,8 @@ class RunFolder:
     def __init__(self, path: Path, rank: int = 0) -> None:
         self.path = Path(path)
         self.rank = rank
-        self._lock: int | None = None
+        self._lock: WriterLock | None = None
+        self.run_id: str | None = None
         self.quarantined: list[str] = []
 
     @classmethod
@@ -119,23 +128,17 @@ class RunFolder:
         check_out(path, overwrite)
         run = cls(Path(path), rank)
         run.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(run.path / lock_name(rank), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise ConfigError(
-                f"{run.path} is being written by another gradspec process (rank {rank}); wait for it to finish "
-                "or choose another --out"
-            ) from None
-        run._lock = fd
+        run._lock = WriterLock(
+            run.path / lock_name(rank),
+            f"{run.path} is being written by another gradspec process (rank {rank}); wait for it to finish "
+            "or choose another --out",
+        )
         return run
 
     def release(self) -> None:
         """Let another process write this folder (the OS also lets go when the process ends)."""
         if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            os.close(self._lock)
+            self._lock.release()
             self._lock = None
 
     def __del__(self) -> None:
@@ -157,6 +160,7 @@ class RunFolder:
             self.delete_own()
         if (self.path / MANIFEST).exists():
             check_config(self.path, config, defaults)
+        self.run_id = run_id_of(self.manifest()) or uuid.uuid4().hex  # a run written before ids gets one
         for table in TABLES:
             (self.path / table).mkdir(parents=True, exist_ok=True)
         self.remove_orphans()
@@ -187,9 +191,18 @@ class RunFolder:
                 entry.unlink()
 
     def quarantine_damaged(self) -> list[str]:
-        """Move every part that has a file that does not read (with its siblings in the other
-        tables) to ``quarantine/<table>/``; its samples count as not done and are computed again."""
-        for name, files in damaged_names(self.path).items():
+        """Move every part that has a file that does not read or has another table's columns (with
+        its siblings in the other tables) to ``quarantine/<table>/``; its samples count as not done
+        and are computed again. Parts of another run (copied in) are refused, not moved: they are
+        someone's results, and this run's counts must not take them in."""
+        bad = bad_parts(self.path, self.run_id)
+        foreign = sorted(name for name, (why, _) in bad.items() if why == OTHER_RUN)
+        if foreign:
+            raise ConfigError(
+                f"{self.path} holds {len(foreign)} part(s) of another run ({foreign[0]}, ...); they were copied in: "
+                "move them out of the tables before this run goes on"
+            )
+        for name, (_, files) in bad.items():
             for f in files:
                 target = self.path / QUARANTINE / f.parent.name
                 target.mkdir(parents=True, exist_ok=True)
@@ -207,14 +220,23 @@ class RunFolder:
         return part_files(self.path, table)
 
     def remove_orphans(self) -> None:
-        """Delete this rank's temp files and parts whose ``samples`` part was never written."""
+        """Delete temp files and parts whose ``samples`` part was never written (a write cut short):
+        this rank's, and, on rank 0, those of every other rank that no process is writing now (a
+        run resumed with fewer workers than it was killed with)."""
         done = {p.stem for p in self.parts("samples")}
-        prefix = f"part-r{self.rank:03d}-"
+        idle: dict[int, bool] = {self.rank: True}  # rank -> no process writes it now
+
+        def cleared(rank: int | None) -> bool:
+            if rank is None or (self.rank != 0 and rank != self.rank):
+                return False
+            if rank not in idle:
+                idle[rank] = not WriterLock.held(self.path / lock_name(rank))
+            return idle[rank]
+
         for table in TABLES:
             for p in (self.path / table).iterdir():
-                if p.name.endswith(".tmp") and prefix in p.name:
-                    p.unlink(missing_ok=True)
-                elif table != "samples" and p.name.startswith(prefix) and p.stem not in done:
+                cut_short = TEMP.match(p.name) or (table != "samples" and PART.match(p.name) and p.stem not in done)
+                if cut_short and cleared(rank_of(p.name)):
                     p.unlink(missing_ok=True)
 
     def done_ids(self) -> set[str]:
@@ -229,7 +251,8 @@ class RunFolder:
         name = f"part-r{self.rank:03d}-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         order = [t for t in TABLES if t != "samples" and rows.get(t)] + ["samples"]
         for table in order:
-            data = pa.Table.from_pylist(list(rows.get(table, [])), schema=SCHEMAS[table])
+            schema = SCHEMAS[table].with_metadata({RUN_ID_KEY: self.run_id.encode()}) if self.run_id else SCHEMAS[table]
+            data = pa.Table.from_pylist(list(rows.get(table, [])), schema=schema)
             options = WRITE_OPTIONS[table]
             atomic_write(self.path / table / f"{name}.parquet", lambda p, d=data, o=options: pq.write_table(d, p, **o))
         return name

@@ -1,9 +1,9 @@
 """Read a run folder in place: DuckDB relations and pandas frames over its Parquet parts.
 
-Only gradspec's part files are read; a part that does not read (with its siblings in the other
-tables: the same samples) is left out and listed in ``skipped_parts``, so a damaged run still
-shows what it holds. ``gradspec compute`` on the run moves such parts to ``quarantine/`` and
-computes their samples again.
+Only gradspec's part files are read; a part that does not read, has another table's columns
+or names another run (with its siblings in the other tables: the same samples) is left out
+and listed in ``skipped_parts``, so a damaged run still shows what it holds. ``gradspec
+compute`` on the run moves damaged parts to ``quarantine/`` and computes their samples again.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from gradspec.errors import GradspecError, reason_kind
-from gradspec.store.contract import MANIFEST
-from gradspec.store.layout import QUARANTINE, damaged_names, part_files, read_manifest
+from gradspec.store.contract import MANIFEST, STATUSES
+from gradspec.store.layout import OTHER_RUN, QUARANTINE, bad_parts, part_files, read_manifest, run_id_of
 from gradspec.store.schema import TABLES
 
 if TYPE_CHECKING:  # pandas loads only when a frame is asked for: `gradspec show` prints without it
@@ -31,8 +31,9 @@ class Run:
         self.path = Path(path)
         if not (self.path / MANIFEST).exists():
             raise GradspecError(f"{self.path}: not a gradspec run (no {MANIFEST})")
-        read_manifest(self.path)  # a one-line error for a damaged or foreign manifest
-        self.skipped_parts = sorted(damaged_names(self.path))
+        manifest = read_manifest(self.path)  # a one-line error for a damaged or foreign manifest
+        self.bad_parts = bad_parts(self.path, run_id_of(manifest))
+        self.skipped_parts = sorted(self.bad_parts)
         self.con = duckdb.connect()
 
     @property
@@ -40,9 +41,11 @@ class Run:
         return read_manifest(self.path)
 
     def files(self, table: str) -> list[Path]:
-        """The part files of ``table`` that are read (damaged parts left out)."""
+        """The part files of ``table`` that are read: bad parts left out, and parts whose ``samples``
+        part was never written (a write cut short, or one in flight), whose samples are not done."""
         skipped = set(self.skipped_parts)
-        return [p for p in part_files(self.path, table) if p.stem not in skipped]
+        done = None if table == "samples" else {p.stem for p in part_files(self.path, "samples")}
+        return [p for p in part_files(self.path, table) if p.stem not in skipped and (done is None or p.stem in done)]
 
     def relation(self, table: str) -> duckdb.DuckDBPyRelation:
         """A DuckDB relation over every part of ``table`` (empty when it has none)."""
@@ -70,10 +73,16 @@ class Run:
     def read_warnings(self) -> list[str]:
         """What a reader of this run should know it is not seeing: damaged and quarantined parts."""
         out = []
-        if self.skipped_parts:
+        damaged = [name for name, (why, _) in self.bad_parts.items() if why != OTHER_RUN]
+        foreign = [name for name, (why, _) in self.bad_parts.items() if why == OTHER_RUN]
+        if damaged:
             out.append(
-                f"{len(self.skipped_parts)} damaged part(s) left out ({', '.join(self.skipped_parts[:3])}); "
+                f"{len(damaged)} damaged part(s) left out ({', '.join(damaged[:3])}); "
                 "gradspec compute on this run moves them to quarantine/ and computes their samples again"
+            )
+        if foreign:
+            out.append(
+                f"{len(foreign)} part(s) of another run left out ({', '.join(foreign[:3])}): copied in? move them away"
             )
         quarantined = sorted({p.stem for p in (self.path / QUARANTINE).rglob("*.parquet")})
         if quarantined:
@@ -86,6 +95,12 @@ class Run:
         rows = self.sql("select status, reason from samples where status <> 'ok'").fetchall()
         counts = Counter((status, reason_kind(reason)) for status, reason in rows)
         return [(status, n, reason) for (status, reason), n in counts.most_common(top)]
+
+    def counts(self) -> dict[str, int]:
+        """Samples per status in the folder (every status, 0 where none), and their total."""
+        found = dict(self.sql("select status, count(*) from samples group by status").fetchall())
+        counts = {s: int(found.get(s, 0)) for s in STATUSES}
+        return counts | {"total": int(sum(found.values()))}
 
     def scalar(self, query: str) -> Any:
         """The single value a query returns."""
