@@ -33,5 +33,9 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
 
 def reason_kind(reason: str | None) -> str:
     """A failure reason with its numbers written as N (record indices, token counts), so that
-    reasons of one kind count together in summaries."""
-    return re.sub(r"\d+", "N", reason or "no reason given")
+    reasons of one kind count together in summaries; digits inside names (``d2.json``) stay."""
+    return _NUMBER.sub("N", reason or "no reason given")
+
+
+# A number standing alone (a count, an index, a line), not digits inside a name like d2.json or 10k.
+_NUMBER = re.compile(r"(?<![\w\-.])\d+(?:\.\d+)?(?![\w\-]|\.\w)")

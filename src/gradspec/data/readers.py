@@ -75,6 +75,8 @@ def read_rows(path: str | Path) -> list[RawRow]:
         raise DataFileError(f"{p}: no such file or folder")
     if p.is_dir():
         return _read_folder(p)
+    if not p.is_file():  # a pipe would hang the read, a device never end it
+        raise DataFileError(f"{p}: not a regular file (a pipe or a device); give a data file")
     suffix = p.suffix.lower()
     try:
         if suffix in (".jsonl", ".ndjson"):
@@ -109,8 +111,51 @@ def depth(value: Any, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
-def _rows(values: list[Any]) -> list[RawRow]:
-    return [RawRow(index=i, value=v) for i, v in enumerate(values)]
+RESPONSE_FIELDS = frozenset({"output", "response", "messages", "conversations"})
+MAX_DIGITS = 4000
+"""Longest integer a record may hold: Python refuses to read longer ones (4,300 digits) as numbers."""
+
+
+class HugeNumber(str):
+    """An integer literal too long to read as a number; the record holding it becomes an error row."""
+
+
+class _Numbers:
+    """``parse_int`` for ``json.loads``: integers as ints, too-long ones as ``HugeNumber`` (noted)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, text: str) -> int | HugeNumber:
+        if len(text) > MAX_DIGITS:
+            self.seen = True
+            return HugeNumber(text)
+        return int(text)
+
+
+def _huge(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, HugeNumber):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _rows(values: list[Any], huge: bool = False, name: str = "") -> list[RawRow]:
+    """Rows of parsed values; with ``huge``, those holding a too-long integer are error rows."""
+    rows = []
+    for i, v in enumerate(values):
+        if huge and _huge(v):
+            error = f"{name}: record {i}: holds an integer of more than {MAX_DIGITS} digits"
+            rows.append(RawRow(index=i, error=error, raw_text=json.dumps(v, ensure_ascii=False)[:1000]))
+        else:
+            rows.append(RawRow(index=i, value=v))
+    return rows
 
 
 def _read_bytes(p: Path) -> bytes:
@@ -127,13 +172,15 @@ def _read_json(p: Path) -> list[RawRow]:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DataFileError(f"{p}:{line}: not valid UTF-8 text (byte {exc.start}); save the file as UTF-8") from exc
+    huge = _Numbers()
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_int=huge)
     except json.JSONDecodeError as exc:
         # A .json file holding JSON lines (one object per line) is common enough to accept; text
         # after a whole JSON list is not, and would otherwise be misread line by line.
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
-            return _read_jsonl(p)
+            objects = _concatenated(text, huge)
+            return _rows(objects, huge.seen, p.name) if objects is not None else _read_jsonl(p)
         if exc.msg == "Extra data":
             raise DataFileError(
                 f"{p}:{exc.lineno}:{exc.colno}: unexpected text after the JSON list ends; remove it "
@@ -141,15 +188,33 @@ def _read_json(p: Path) -> list[RawRow]:
             ) from exc
         raise DataFileError(f"{p}:{exc.lineno}: invalid JSON ({exc.msg}); the file must hold one JSON list") from exc
     if isinstance(value, dict):
-        # {"data": [...]} and similar single-key wrappers.
+        # {"data": [...]} and similar wrappers; an object with a response of its own is one record,
+        # whatever lists it holds (its messages, its tags).
         lists = [v for v in value.values() if isinstance(v, list)]
-        if len(lists) == 1:
+        if len(lists) == 1 and not RESPONSE_FIELDS & set(value):
             value = lists[0]
         else:
-            return _rows([value])
+            return _rows([value], huge.seen, p.name)
     if not isinstance(value, list):
         raise DataFileError(f"{p}: expected a JSON list of records, found {type(value).__name__}")
-    return _rows(value)
+    return _rows(value, huge.seen, p.name)
+
+
+def _concatenated(text: str, parse_int: _Numbers) -> list[Any] | None:
+    """Objects written one after another (pretty-printed, so not one per line), or None when the
+    text is not that: JSON lines with a broken line are then read line by line."""
+    decoder = json.JSONDecoder(parse_int=parse_int)
+    values, at = [], 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return values
+        try:
+            value, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return None
+        values.append(value)
 
 
 def _read_jsonl(p: Path) -> list[RawRow]:
@@ -160,8 +225,9 @@ def _read_jsonl(p: Path) -> list[RawRow]:
             continue  # blank lines are not records
         line = raw.decode("utf-8", errors="replace")
         where = f"{p.name}:{lineno}"
+        huge = _Numbers()
         try:
-            value = json.loads(raw.decode("utf-8"))
+            value = json.loads(raw.decode("utf-8"), parse_int=huge)
         except UnicodeDecodeError as exc:
             problem = f"{where}: not valid UTF-8 (byte {exc.start} of the line)"
             rows.append(RawRow(len(rows), error=problem, raw_text=line))
@@ -170,11 +236,16 @@ def _read_jsonl(p: Path) -> list[RawRow]:
         except RecursionError:
             rows.append(RawRow(len(rows), error=f"{where}: nested too deeply to read", raw_text=line[:1000]))
         else:
-            rows.append(RawRow(len(rows), value=value))
+            if huge.seen and _huge(value):
+                problem = f"{where}: holds an integer of more than {MAX_DIGITS} digits"
+                rows.append(RawRow(len(rows), error=problem, raw_text=line[:1000]))
+            else:
+                rows.append(RawRow(len(rows), value=value))
     return rows
 
 
 def _read_csv(p: Path) -> list[RawRow]:
+    csv.field_size_limit(1 << 30)  # the module's default (131,072 characters) refuses long answers
     with p.open(newline="", encoding="utf-8-sig") as f:
         return _rows(list(csv.DictReader(f)))
 

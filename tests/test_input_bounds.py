@@ -1,0 +1,211 @@
+"""Hostile data and experiment files end as error rows or one line, bounded in time and memory:
+wrappers that are records, integers too long to read, surrogates outside the text, objects
+written one after another, long CSV fields, pipes and devices, alias bombs and huge grids.
+
+Every file is made here, at test time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from gradspec.cli.main import app
+from gradspec.data import BadRecord, Record, load_dataset
+from gradspec.errors import ConfigError, DataFileError, reason_kind
+from gradspec.experiment import load_experiment
+
+from conftest import write_json
+
+runner = CliRunner()
+
+
+def one_line_error(result, *expect: str) -> None:
+    assert result.exit_code == 2, result.output
+    text = result.output.strip()
+    assert len(text.splitlines()) == 1 and "Traceback" not in text, text
+    for fragment in expect:
+        assert fragment in text, text
+
+
+# Data files ------------------------------------------------------------------------------------------
+
+
+def test_an_object_with_a_response_is_one_record_whatever_list_it_holds(tmp_path: Path) -> None:
+    record = {"instruction": "q", "output": "a", "tags": [{"instruction": "evil", "output": "injected"}]}
+    items = load_dataset(write_json(tmp_path / "one.json", record)).items
+    assert len(items) == 1 and isinstance(items[0], Record) and items[0].response == "a"
+    chat = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    items = load_dataset(write_json(tmp_path / "chat.json", chat)).items
+    assert len(items) == 1 and items[0].response == "hello"
+    wrapped = {"data": [{"instruction": "a", "output": "b"}, {"instruction": "c", "output": "d"}]}
+    assert [i.response for i in load_dataset(write_json(tmp_path / "w.json", wrapped)).items] == ["b", "d"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_an_integer_too_long_to_read_is_an_error_row(tmp_path: Path, suffix: str) -> None:
+    good = '{"instruction": "q", "output": "a"}'
+    huge = '{"instruction": "q2", "output": "b", "id": ' + "9" * 5000 + "}"
+    path = tmp_path / f"d{suffix}"
+    path.write_text(f"{good}\n{huge}\n{good.replace('q', 'q3')}\n" if suffix == ".jsonl" else f"[{good}, {huge}]")
+    items = load_dataset(path).items
+    assert isinstance(items[0], Record) and isinstance(items[1], BadRecord)
+    assert "more than 4000 digits" in items[1].reason and path.name in items[1].reason
+    for command in (
+        ["inspect", str(path)],
+        ["select", str(path), "--by", "id", "--top", "1", "-o", str(tmp_path / "o")],
+    ):
+        result = runner.invoke(app, command)
+        assert "Traceback" not in result.output and "ValueError" not in result.output, result.output
+
+
+def test_surrogates_in_keys_and_other_fields_are_written_back_as_escapes(tmp_path: Path) -> None:
+    from gradspec.config.selection import SelectConfig
+    from gradspec.score import ScoreConfig, score
+    from gradspec.selection import select
+
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        '{"instruction": "q", "output": "a", "note": "\\ud800", "\\udfff": 1, "reward": 1}\n'
+        '{"instruction": "r", "output": "b", "reward": 2}\n'
+    )
+    score(ScoreConfig.of(data=path, out=tmp_path / "s.jsonl", metrics=("difficulty",), reuse_raw=True, progress=False))
+    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows[0]["note"] == "\ud800" and rows[0]["\udfff"] == 1
+    summary = select(SelectConfig.of(data=path, by="reward", out_dir=tmp_path / "o", top=2, keep_column=True))
+    assert summary["groups"]["d_highest_2"]["n"] == 2
+    kept = (tmp_path / "o" / "d_kept.jsonl").read_text(encoding="utf-8")
+    assert "\\ud800" in kept
+
+
+def test_pretty_printed_objects_one_after_another_are_records(tmp_path: Path) -> None:
+    objects = [{"instruction": f"q{i}", "output": f"a{i}"} for i in range(3)]
+    path = tmp_path / "d.json"
+    path.write_text("\n".join(json.dumps(o, indent=2) for o in objects))
+    items = load_dataset(path).items
+    assert [i.response for i in items] == ["a0", "a1", "a2"]
+
+
+def test_a_csv_field_longer_than_the_csv_modules_limit_reads(tmp_path: Path) -> None:
+    long = "word " * 40_000
+    path = tmp_path / "d.csv"
+    pd.DataFrame([{"instruction": "q", "output": long}]).to_csv(path, index=False)
+    assert load_dataset(path).items[0].response == long
+
+
+def test_a_pipe_or_a_device_as_data_is_one_line_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    for source in (fifo, Path("/dev/zero")):
+        with pytest.raises(DataFileError, match="not a regular file"):
+            load_dataset(source)
+    one_line_error(runner.invoke(app, ["inspect", str(fifo)]), "not a regular file")
+    assert time.monotonic() - started < 10
+
+
+def test_failure_kinds_keep_digits_inside_names() -> None:
+    reason = "wiz_10k_highest_200.json: record 12: prompt fills the max length (300 prompt tokens, max_length 256)"
+    assert reason_kind(reason) == (
+        "wiz_10k_highest_200.json: record N: prompt fills the max length (N prompt tokens, max_length N)"
+    )
+
+
+def test_an_instag_reply_with_more_tags_than_anyone_asks_for_is_not_a_count() -> None:
+    from gradspec.score.judge.parse import MAX_TAGS, ParseError, parse_instag
+
+    reply = " ".join(f'{{"tag": "t{i}", "explanation": "x"}},' for i in range(500))  # not a JSON list: the regex path
+    with pytest.raises(ParseError, match=f"more than {MAX_TAGS}"):
+        parse_instag(reply)
+
+
+def test_labels_that_a_spreadsheet_would_run_are_written_inert(tmp_path: Path) -> None:
+    from gradspec.analysis.tables import write_table
+
+    frame = pd.DataFrame({"group": ['=HYPERLINK("http://x")', "+1", "@a", "plain", "-x"], "diff": [-1.5, 2, 3, 4, 5]})
+    csv, md = write_table(frame, tmp_path / "t")
+    back = pd.read_csv(csv)
+    assert back.group.tolist() == ['\'=HYPERLINK("http://x")', "'+1", "'@a", "plain", "'-x"]
+    assert back["diff"].tolist() == [-1.5, 2, 3, 4, 5]
+
+
+# Experiment files --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: &a [*a]\n", "refers to itself"),
+        ("name: x\nruns: &r [{name: a, data: d.json, extra: *r}]\n", "refers to itself"),
+        ("- " * 200 + "x\n", "nested deeper than"),
+    ],
+)
+def test_recursive_and_deep_yaml_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(path)
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 10):
+        prev, cur = chr(96 + i), chr(97 + i)
+        lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\nname: x\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="expands to more than"):
+        load_experiment(path)
+    assert time.monotonic() - started < 5
+
+
+def test_a_huge_grid_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
+    spec = {
+        "name": "x",
+        "grid": {v: list(range(300)) for v in "abc"},
+        "runs": [{"name": "{a}-{b}-{c}", "data": "d.json"}],
+    }
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="more than 10,000 entries"):
+        load_experiment(path)
+    assert time.monotonic() - started < 10
+
+
+def test_an_experiment_resumes_from_another_working_directory(
+    tmp_path: Path, tiny_llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gradspec.experiment import run_experiment
+
+    root = tmp_path / "project"
+    (root / "data").mkdir(parents=True)
+    recs = [{"instruction": f"task {i}", "output": "w " * (i + 1), "reward": i} for i in range(8)]
+    write_json(root / "data" / "pool.json", recs)
+    spec = {
+        "name": "moves", "data_root": "data", "model": str(tiny_llama_dir), "template": "plain", "max_length": 48,
+        "device": "cpu", "progress": False,
+        "selections": [{"name": "sel", "data": "pool.json", "by": "reward", "top": 3, "bottom": 3}],
+        "runs": [{"name": "high", "data": "@sel/highest"}, {"name": "low", "data": "@sel/lowest"}],
+        "comparisons": [{"name": "c", "runs": ["low", "high"], "n_boot": 20, "figures": False}],
+    }  # fmt: skip
+    (root / "exp.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(root)
+    first = run_experiment(load_experiment("exp.yaml"), "out", say=lambda _: None)
+    assert all(v == "done" for v in first["steps"].values()), first["steps"]
+    monkeypatch.chdir(tmp_path)
+    again = run_experiment(load_experiment("project/exp.yaml"), "project/out", say=lambda _: None)
+    assert all(v == "skipped" for v in again["steps"].values()), again["steps"]
+    moved = tmp_path / "elsewhere"
+    (root / "out").rename(moved)
+    third = run_experiment(load_experiment("project/exp.yaml"), moved, say=lambda _: None)
+    done = {k for k, v in third["steps"].items() if v != "skipped"}
+    assert not {k for k in done if k.startswith(("select", "compute"))}, third["steps"]
