@@ -23,21 +23,17 @@ def random_samples(n_tokens: Sequence[int], vocab: int = 256, seed: int = 1) -> 
     return out
 
 
-def compare_to_oracle(
-    spectra: SampleSpectra,
-    grads: Mapping[tuple[int, str], torch.Tensor],
-    rel: float,
-    cos_abs: float,
-    metrics: Sequence[str] = METRICS,
-) -> list[str]:
-    """Every metric and cosine outside tolerance, as readable lines (empty when all agree)."""
-    bad: list[str] = []
+def oracle_differences(
+    spectra: SampleSpectra, grads: Mapping[tuple[int, str], torch.Tensor], metrics: Sequence[str] = METRICS
+) -> list[tuple[str, str, float, float]]:
+    """(what, metric or "cosine", ours, oracle's) for every metric of every gradient and every cosine."""
+    out: list[tuple[str, str, float, float]] = []
     for (layer, module), g in grads.items():
         want = oracle_metrics(g)
         for name in metrics:
-            ours = float(spectra.metrics[module][name][layer])
-            if abs(ours - want[name]) > rel * max(abs(want[name]), 1e-30):
-                bad.append(f"layer {layer} {module} {name}: ours {ours:.8g} oracle {want[name]:.8g}")
+            out.append(
+                (f"layer {layer} {module} {name}", name, float(spectra.metrics[module][name][layer]), want[name])
+            )
     for kind, module, layer, cos in spectra.similarity:
         if kind == "adjacent":
             want_cos = oracle_cosine(grads[(layer, module)], grads[(layer + 1, module)])
@@ -46,18 +42,40 @@ def compare_to_oracle(
             ga, gb = grads[(layer, a)], grads[(layer, b)]
             # Different shapes (Gemma 3's q and o): b's gradient transposed maps the same spaces.
             want_cos = oracle_cosine(ga, gb if gb.shape == ga.shape else gb.T)
-        if abs(cos - want_cos) > cos_abs:
-            bad.append(f"layer {layer} {kind} {module}: ours {cos:.6f} oracle {want_cos:.6f}")
-    return bad
+        out.append((f"layer {layer} {kind} {module}", "cosine", float(cos), want_cos))
+    return out
 
 
-def factors_close(a: SampleFactors, b: SampleFactors, atol: float) -> list[str]:
-    """Keys whose gradients G = delta^T x differ by more than ``atol`` relative to |G|."""
-    bad = []
+def deviation(metric: str, ours: float, want: float) -> float:
+    """Relative for metrics, absolute for cosines: what the precision contract bounds."""
+    return abs(ours - want) if metric == "cosine" else abs(ours - want) / max(abs(want), 1e-30)
+
+
+def compare_to_oracle(
+    spectra: SampleSpectra,
+    grads: Mapping[tuple[int, str], torch.Tensor],
+    bounds: Mapping[str, float],
+    metrics: Sequence[str] = METRICS,
+) -> list[str]:
+    """Every metric and cosine outside its bound (``bounds[metric]``, ``bounds["cosine"]``), as
+    readable lines (empty when all agree)."""
+    return [
+        f"{what}: ours {ours:.8g} oracle {want:.8g}"
+        for what, metric, ours, want in oracle_differences(spectra, grads, metrics)
+        if deviation(metric, ours, want) > bounds[metric]
+    ]
+
+
+def factor_differences(a: SampleFactors, b: SampleFactors) -> dict[tuple[int, str], float]:
+    """{key: |G_a - G_b| / |G_b|} of every gradient G = delta^T x of two samples' factors."""
+    out = {}
     for key in a.x:
         ga = a.delta[key].double().T @ a.x[key].double()
         gb = b.delta[key].double().T @ b.x[key].double()
-        err = float((ga - gb).norm() / max(float(gb.norm()), 1e-30))
-        if err > atol:
-            bad.append(f"{key}: relative difference {err:.3g}")
-    return bad
+        out[key] = float((ga - gb).norm() / max(float(gb.norm()), 1e-30))
+    return out
+
+
+def factors_close(a: SampleFactors, b: SampleFactors, atol: float) -> list[str]:
+    """Keys whose gradients differ by more than ``atol`` relative to |G|."""
+    return [f"{key}: relative difference {err:.3g}" for key, err in factor_differences(a, b).items() if err > atol]

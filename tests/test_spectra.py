@@ -120,6 +120,23 @@ def test_zero_gradient_has_undefined_ranks() -> None:
     assert math.isnan(float(m["effective_rank"])) and math.isnan(float(m["stable_rank"]))
 
 
+def test_gradients_at_round_off_level_are_zero_relative_to_their_sample() -> None:
+    from gradspec.spectra.metrics import ZERO_RTOL, zero_small_gradients
+
+    g = torch.Generator().manual_seed(3)
+    big = torch.rand(4, 6, generator=g, dtype=torch.float64) + 0.5  # 4 layers, 6 singular values
+    noise = big * 1e-8  # a gradient zero in exact arithmetic, as one CPU's kernels round it
+    small = big * 1e-3  # a real, small gradient (the smallest on real data is 6e-3 of the largest)
+    edge = big.clone()
+    edge[2] = big[2] * (ZERO_RTOL * float(big.square().sum(-1).sqrt().max()) / float(big[2].square().sum().sqrt()))
+    out = zero_small_gradients({"v": big, "q": noise, "k": small, "o": edge})
+    assert torch.equal(out["v"], big) and torch.equal(out["k"], small)
+    assert not out["q"].any() and not out["o"][2].any() and torch.equal(out["o"][[0, 1, 3]], big[[0, 1, 3]])
+    metrics = spectral_metrics(out["q"])
+    assert (metrics["nuclear_norm"] == 0).all() and metrics["effective_rank"].isnan().all()
+    assert zero_small_gradients({"q": torch.zeros(3, 2)})["q"].eq(0).all()  # all zero: nothing to scale by
+
+
 def test_low_precision_inputs_get_float64_maths() -> None:
     x = torch.randn(6, 16).bfloat16()
     d = torch.randn(6, 12).bfloat16()

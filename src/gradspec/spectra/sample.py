@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from gradspec.capture import SampleFactors
-from gradspec.spectra.metrics import spectral_metrics
+from gradspec.spectra.metrics import spectral_metrics, zero_small_gradients
 from gradspec.spectra.routes import sigma_route
 from gradspec.spectra.similarity import ModuleStack, similarities
 from gradspec.spectra.singular import (
@@ -109,6 +109,7 @@ def sample_spectra(
         found = input_group_spectra(xs[group[0]], deltas, core_dtype=core_dtype, eigen_solver=eigen_solver)
         for m, (s, stack) in found.items():
             sigma[m], stacks[m] = s, stack
+    sigma = zero_small_gradients(sigma)  # zero in exact arithmetic: zero on every machine
     metrics = {m: spectral_metrics(sigma[m]) for m in modules}
     norms = {m: metrics[m]["frobenius_norm"] for m in modules}
     return SampleSpectra(sigma, metrics, similarities({m: stacks[m] for m in modules}, norms))
