@@ -17,7 +17,7 @@ from gradspec import ComputeConfig, PromptConfig, compute
 from gradspec.analysis.findings import sentences
 from gradspec.cli.main import app
 from gradspec.errors import ConfigError
-from gradspec.score import METRICS, ScoreConfig, score
+from gradspec.score import SCORERS, ScoreConfig, score
 
 from conftest import write_json
 
@@ -51,8 +51,8 @@ def test_score_writes_gradient_columns_and_resumes(
     assert (tmp_path / "scored.run" / "run.json").exists()  # the run it computed, beside the output
     # Again: every metric is read back, none computed.
     calls: list[str] = []
-    for name, metric in list(METRICS.items()):
-        monkeypatch.setitem(METRICS, name, replace(metric, score=lambda ctx, records, n=name: calls.append(n) or {}))
+    for name, metric in list(SCORERS.items()):
+        monkeypatch.setitem(SCORERS, name, replace(metric, score=lambda ctx, records, n=name: calls.append(n) or {}))
     score(cfg)
     assert calls == []
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows
@@ -152,7 +152,7 @@ def test_one_cli_style_version_debug_anywhere_and_json(tmp_path: Path, tiny_llam
     assert len(usage.output.strip().splitlines()) == 1
     missing = runner.invoke(app, ["show", str(tmp_path / "nope"), "--debug"])  # --debug after the verb
     assert missing.exit_code != 0 and isinstance(missing.exception, Exception)
-    assert "not a gradspec run" in str(missing.exception)
+    assert "no such file or folder" in str(missing.exception)
     run = run_of(tmp_path, "run", RECORDS, tiny_llama_dir)
     shown = json.loads(runner.invoke(app, ["show", str(run), "--json"]).output)
     assert shown["counts"]["ok"] == 6 and {m["module"] for m in shown["means"]} == {"q", "k", "v", "o"}

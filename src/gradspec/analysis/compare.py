@@ -10,7 +10,6 @@ with different depths are aligned by relative depth.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,9 +33,9 @@ from gradspec.analysis.length import (
 )
 from gradspec.analysis.stats import bootstrap_diff_ci, cohens_d, fdr, mann_whitney, wilcoxon_paired
 from gradspec.analysis.tables import write_table
+from gradspec.artifacts import COMPARISON, identify_as, read_marker, write_marker
 from gradspec.config.analysis import CompareConfig
-from gradspec.errors import ConfigError
-from gradspec.files import write_json_atomic
+from gradspec.config.fields import flatten
 
 FIGURE_METRICS = (
     "nuclear_norm", "effective_rank", "nuclear_norm_sum", "frobenius_norm", "stable_rank", "top_share",
@@ -131,7 +130,7 @@ def summary_table(a: Group, b: Group, caliper: float, reference: Reference | Non
 
 def load_reference(path: str | Path) -> Reference:
     """(b, metric, module) -> (difference, q_value) of a comparison made at natural lengths."""
-    summary = pd.read_csv(Path(path) / "summary.csv")
+    summary = pd.read_csv(COMPARISON.file(path, "summary"))
     q = "q_value" if "q_value" in summary else "q"
     return {(r.b, r.metric, r.module): (float(r.diff), float(getattr(r, q))) for r in summary.itertuples()}
 
@@ -243,7 +242,7 @@ def compare(config: CompareConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     layerwise = layerwise_table(groups, config.n_boot, config.seed)
-    files += write_table(layerwise, out / "layerwise")
+    files += write_table(layerwise, COMPARISON.stem(out, "layerwise"))
     summaries, per_layers, curves = [], [], []
     reference = load_reference(config.reference) if config.reference is not None else None
     for b in groups[1:]:
@@ -251,24 +250,22 @@ def compare(config: CompareConfig) -> dict[str, Any]:
         per_layers.append(per_layer_table(groups[0], b, config.n_boot, config.seed))
         curves.append(curve_table(layerwise, groups[0], b))
     summary = pd.concat(summaries, ignore_index=True)
-    files += write_table(summary, out / "summary")
+    files += write_table(summary, COMPARISON.stem(out, "summary"))
     per_layer = pd.concat(per_layers, ignore_index=True)
     if not per_layer.empty:
-        files += write_table(per_layer, out / "per_layer")
+        files += write_table(per_layer, COMPARISON.stem(out, "per_layer"))
     curve = pd.concat(curves, ignore_index=True)
     if not curve.empty:
-        files += write_table(curve, out / "curves")
+        files += write_table(curve, COMPARISON.stem(out, "curves"))
     shapes = shape_table(layerwise)
     if not shapes.empty:
-        files += write_table(shapes, out / "curve_shapes")
+        files += write_table(shapes, COMPARISON.stem(out, "curve_shapes"))
     axis = "depth" if len({g.n_layers for g in groups}) > 1 else "layer"
     for metric in (m for m in FIGURE_METRICS if m in set(layerwise.metric) and config.figures):
         files += group_figure(layerwise, metric, out / f"layerwise_{metric}", axis)
         if not per_layer.empty:
             files += difference_figure(per_layer, metric, out / f"difference_{metric}")
     manifest = {
-        "format": 1,
-        "kind": "comparison",
         "baseline": groups[0].label,
         "groups": [
             {
@@ -289,8 +286,7 @@ def compare(config: CompareConfig) -> dict[str, Any]:
         "warnings": warnings_for(groups),
         "files": sorted(str(p.relative_to(out)) for p in files),
     }
-    write_json_atomic(out / "comparison.json", manifest)
-    return manifest
+    return read_marker(write_marker(out, COMPARISON, flatten(config), **manifest)) or manifest
 
 
 def headline(summary: pd.DataFrame, metrics: Sequence[str] = ("nuclear_norm", "effective_rank")) -> pd.DataFrame:
@@ -300,7 +296,5 @@ def headline(summary: pd.DataFrame, metrics: Sequence[str] = ("nuclear_norm", "e
 
 
 def load_comparison(path: str | Path) -> dict[str, Any]:
-    p = Path(path) / "comparison.json"
-    if not p.exists():
-        raise ConfigError(f"{path}: not a gradspec comparison (no comparison.json)")
-    return json.loads(p.read_text())
+    """A comparison folder's marker (its groups, warnings and files), refused unless it is one."""
+    return identify_as(path, COMPARISON).marker

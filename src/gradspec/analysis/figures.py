@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from gradspec.analysis.groups import layerwise_table, load_group  # noqa: E402
-from gradspec.store.contract import MODULES  # noqa: E402
-from gradspec.store.query import Run  # noqa: E402
+from gradspec.analysis.groups import layerwise_table, load_group
+from gradspec.store.contract import MODULES
+from gradspec.store.query import Run
 
 LABELS = {
     "nuclear_norm": "nuclear norm ||G||_*",
@@ -29,21 +29,27 @@ LABELS = {
     "same_layer_cosine": "cosine within a layer",
 }
 LINE_ORDER = (*MODULES, "q*o", "k*v")
-COLORS = dict(zip(LINE_ORDER, plt.get_cmap("tab10").colors))
+COLORS = dict(zip(LINE_ORDER, matplotlib.colormaps["tab10"].colors))
 AXIS_LABELS = {"layer": "layer", "depth": "relative depth (layer / (layers - 1))"}
 
 
-def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
-    """``stem``.png and ``stem``.svg; closes the figure."""
+def new_figure(figsize: tuple[float, float], **grid: Any) -> tuple[Figure, Any]:
+    """A figure and its axes (``Figure.subplots`` arguments), made without pyplot: figures are only
+    ever written to files, so no backend is chosen and no global state is kept."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(**grid)
+
+
+def save_figure(fig: Figure, stem: Path) -> list[Path]:
+    """``stem``.png and ``stem``.svg."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     for p in paths:
         fig.savefig(p, dpi=130)
-    plt.close(fig)
     return paths
 
 
-def _lines(ax: plt.Axes, d: pd.DataFrame, x: str, y: str, lo: str, hi: str) -> None:
+def _lines(ax: Axes, d: pd.DataFrame, x: str, y: str, lo: str, hi: str) -> None:
     for module in [m for m in LINE_ORDER if m in set(d["module"])]:
         m = d[d["module"] == module].sort_values(x)
         ax.plot(m[x], m[y], label=module, color=COLORS[module], lw=1.6)
@@ -55,8 +61,8 @@ def layerwise_panels(
 ) -> list[Path]:
     """Rows are metrics, columns are groups; ``layerwise`` is ``compare.layerwise_table``'s frame."""
     groups = list(dict.fromkeys(layerwise["group"]))
-    fig, axes = plt.subplots(
-        len(metrics), len(groups), figsize=(4.2 * len(groups), 3.2 * len(metrics)),
+    fig, axes = new_figure(
+        (4.2 * len(groups), 3.2 * len(metrics)), nrows=len(metrics), ncols=len(groups),
         sharey="row", sharex=True, squeeze=False,
     )  # fmt: skip
     for col, group in enumerate(groups):
@@ -96,7 +102,7 @@ def difference_panels(
     y axis and what follows "B minus A" in each panel's title.
     """
     pairs = list(dict.fromkeys(zip(d["a"], d["b"])))
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.8 * len(pairs), 3.4), sharey=True, squeeze=False)
+    fig, axes = new_figure((4.8 * len(pairs), 3.4), nrows=1, ncols=len(pairs), sharey=True, squeeze=False)
     for ax, (a, b) in zip(axes[0], pairs):
         _lines(ax, d[(d.a == a) & (d.b == b)], x, *columns)
         ax.axhline(0, color="black", lw=0.8)

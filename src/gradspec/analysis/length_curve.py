@@ -17,6 +17,7 @@ import pandas as pd
 from gradspec.analysis.compare import load_comparison
 from gradspec.analysis.figures import LABELS, difference_panels
 from gradspec.analysis.tables import write_table
+from gradspec.artifacts import COMPARISON, LENGTH_CURVE, write_marker
 from gradspec.errors import ConfigError
 
 CURVE_METRICS = ("nuclear_norm", "effective_rank", "nuclear_norm_sum")
@@ -42,18 +43,22 @@ def length_curve(comparisons: Sequence[str | Path], out: str | Path) -> dict[str
     out = Path(out)
     parts = []
     for folder in map(Path, comparisons):
-        summary = pd.read_csv(folder / "summary.csv").assign(window=window_of(folder))
+        summary = pd.read_csv(COMPARISON.file(folder, "summary")).assign(window=window_of(folder))
         parts.append(summary)
     table = pd.concat(parts, ignore_index=True).sort_values(["b", "metric", "module", "window"])
     scale = table["mean_a"].abs().where(table["mean_a"] != 0)
     table["rel_diff"] = table["design_diff"] / scale
     table["rel_ci_low"], table["rel_ci_high"] = table["design_ci_low"] / scale, table["design_ci_high"] / scale
     table = table[COLUMNS].reset_index(drop=True)
-    files = write_table(table, out / "length_curve")
+    files = write_table(table, LENGTH_CURVE.stem(out, "table"))
     drawable = table.dropna(subset=["rel_diff"])  # a window where a group had too few samples has no difference
     for metric in (m for m in CURVE_METRICS if m in set(drawable.metric)):
         files += figure(drawable[drawable.metric == metric], metric, out / f"length_curve_{metric}")
-    return {"windows": sorted(set(table.window)), "files": [str(f) for f in files]}
+    result = {"windows": [int(w) for w in sorted(set(table.window))], "files": [str(f) for f in files]}
+    inputs = [str(Path(c).resolve()) for c in comparisons]
+    write_marker(out, LENGTH_CURVE, {"comparisons": inputs}, windows=result["windows"],
+                 files=sorted(str(Path(f).relative_to(out)) for f in files))  # fmt: skip
+    return result
 
 
 def figure(rows: pd.DataFrame, metric: str, stem: Path) -> list[Path]:

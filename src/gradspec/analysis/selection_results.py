@@ -23,18 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats as sps  # noqa: E402
-
-from gradspec.analysis.figures import save_figure  # noqa: E402
-from gradspec.analysis.stats import bootstrap_mean_ci, fdr, wilcoxon_paired  # noqa: E402
-from gradspec.analysis.tables import write_table  # noqa: E402
-from gradspec.errors import ConfigError  # noqa: E402
+from gradspec.analysis.figures import new_figure, save_figure
+from gradspec.analysis.stats import bootstrap_mean_ci, fdr, wilcoxon_paired
+from gradspec.analysis.tables import write_table
+from gradspec.artifacts import SELECTION_RESULTS, TRAINING, write_marker
+from gradspec.errors import ConfigError
 
 LOWER_IS_BETTER = {"response_loss": True, "answer_loss": True, "accuracy": False}
 
@@ -52,8 +49,8 @@ def items_of(trainings: Sequence[Training]) -> pd.DataFrame:
     """method, seed, set, measure, item, value, and the selection's mean response tokens."""
     frames = []
     for t in trainings:
-        result = json.loads((t.folder / "train.json").read_text())
-        items = pd.read_csv(t.folder / "eval_items.csv")
+        result = json.loads(TRAINING.marker_path(t.folder).read_text())
+        items = pd.read_csv(TRAINING.file(t.folder, "items"))
         frames.append(
             items.assign(method=t.method, seed=t.seed, selection_tokens=result["selection"]["mean_response_tokens"])
         )
@@ -92,9 +89,11 @@ def summarize(
         table["verdict"] = [verdict(r, baseline) for r in table.itertuples()]
         table = table.drop(columns="better")
         rows = table.to_dict("records")
-    files = write_table(table, out / "selection_results")
+    files = write_table(table, SELECTION_RESULTS.stem(out, "table"))
     for (set_, measure), d in table.groupby(["set", "measure"]):
         files += figure(d, set_, measure, out / f"selection_vs_length_{set_}_{measure}", baseline)
+    config = {"trainings": [[t.method, t.seed, str(t.folder.resolve())] for t in trainings], "baseline": baseline}
+    write_marker(out, SELECTION_RESULTS, config, files=sorted(str(Path(f).relative_to(out)) for f in files))
     return {"rows": rows, "files": [str(f) for f in files]}
 
 
@@ -172,7 +171,7 @@ def figure(rows: pd.DataFrame, set_: str, measure: str, stem: Path, baseline: st
     """
     column = f"diff_vs_{baseline}"
     paired = baseline is not None and column in rows
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = new_figure((6.4, 4.2))
     for r in rows.itertuples():
         if paired and r.method == baseline:
             y, low, high = 0.0, 0.0, 0.0

@@ -11,24 +11,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from gradspec.analysis.figures import save_figure  # noqa: E402
-from gradspec.analysis.frames import GRADIENT_METRICS, long_frame, per_sample, sample_sizes  # noqa: E402
-from gradspec.analysis.stats import fdr, partial_spearman, spearman  # noqa: E402
-from gradspec.analysis.tables import write_table  # noqa: E402
-from gradspec.config.analysis import QUALITY_FIELDS  # noqa: E402
-from gradspec.config.names import segment  # noqa: E402
-from gradspec.console import warn  # noqa: E402
-from gradspec.data import load_dataset  # noqa: E402
-from gradspec.data.values import finite_number  # noqa: E402
-from gradspec.errors import ConfigError  # noqa: E402
-from gradspec.store.query import Run  # noqa: E402
+from gradspec.analysis.figures import new_figure, save_figure
+from gradspec.analysis.frames import GRADIENT_METRICS, long_frame, per_sample, sample_sizes
+from gradspec.analysis.stats import fdr, partial_spearman, spearman
+from gradspec.analysis.tables import write_table
+from gradspec.artifacts import CORRELATION, write_marker
+from gradspec.config.analysis import QUALITY_FIELDS
+from gradspec.config.names import segment
+from gradspec.console import warn
+from gradspec.data import load_dataset
+from gradspec.data.values import finite_number
+from gradspec.errors import ConfigError
+from gradspec.store.query import Run
 
 
 def quality_frame(scored: str | Path, fields: Sequence[str] | None = None) -> pd.DataFrame:
@@ -85,7 +82,7 @@ def correlate(run: Run, scored: str | Path, out: str | Path, fields: Sequence[st
             "read (rho = 1 comes easily); score and compute more samples"
         )
         warn(f"{out}: {warnings[-1]}")
-    files = write_table(table, out / "correlations")
+    files = write_table(table, CORRELATION.stem(out, "table"))
     by_layer = frame.merge(quality, on="sample_id")
     layer_rows = []
     for (module, metric, layer), d in by_layer.groupby(["module", "metric", "layer"]):
@@ -95,19 +92,22 @@ def correlate(run: Run, scored: str | Path, out: str | Path, fields: Sequence[st
                 {"quality": q, "module": module, "gradient_metric": metric, "layer": layer, "rho": rho, "p": p, "n": n}
             )
     layers = pd.DataFrame(layer_rows)
-    files += write_table(layers, out / "correlations_by_layer")
+    files += write_table(layers, CORRELATION.stem(out, "by_layer"))
     for q in q_cols:
         files += heat_map(layers[layers.quality == q], q, out / f"correlation_by_layer_{q}")
-    return {
+    result = {
         "joined_samples": len(joined_ids), "quality_fields": q_cols, "warnings": warnings,
         "files": [str(f) for f in files],
     }  # fmt: skip
+    config = {"run": str(run.path.resolve()), "scored": str(Path(scored).resolve()), "fields": fields and list(fields)}
+    write_marker(out, CORRELATION, config, **{**result, "files": sorted(str(f.relative_to(out)) for f in files)})
+    return result
 
 
 def heat_map(layers: pd.DataFrame, quality: str, stem: Path) -> list[Path]:
     """Spearman rho per layer (x) and module (y), one panel per gradient metric."""
     metrics = [m for m in ("nuclear_norm", "effective_rank") if m in set(layers.gradient_metric)]
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(9, 1.6 + 1.1 * len(metrics) * 2), squeeze=False)
+    fig, axes = new_figure((9, 1.6 + 1.1 * len(metrics) * 2), nrows=len(metrics), ncols=1, squeeze=False)
     image = None
     for ax, metric in zip(axes[:, 0], metrics):
         grid = layers[layers.gradient_metric == metric].pivot_table(index="module", columns="layer", values="rho")

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from gradspec.artifacts import COMPARISON, CORRELATION
 from gradspec.cli.app import app
 from gradspec.cli.generate import config_command, json_flag
 from gradspec.config.analysis import CompareConfig, CorrelateConfig, LengthCurveConfig
@@ -24,7 +25,7 @@ def compare(config: CompareConfig, as_json: bool = False) -> None:
     from gradspec.analysis.tables import markdown
 
     manifest = run_compare(config)
-    summary = pd.read_csv(config.out / "summary.csv")
+    summary = pd.read_csv(COMPARISON.file(config.out, "summary"))
     found = sentences(summary, manifest)
     if as_json:
         rows = headline(summary).to_dict(orient="records")
@@ -57,7 +58,7 @@ def correlate(config: CorrelateConfig) -> None:
     from gradspec.store import open_run
 
     result = run_correlate(open_run(config.run), config.scored, config.out, config.fields)
-    table = pd.read_csv(config.out / "correlations.csv")
+    table = pd.read_csv(CORRELATION.file(config.out, "table"))
     main = table[table.gradient_metric.isin(["nuclear_norm", "effective_rank"])]
     columns = ["quality", "module", "gradient_metric", "rho", "q_value", "rho_length_partialled", "n"]
     click.echo(markdown(main[columns]))

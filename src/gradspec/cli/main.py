@@ -19,6 +19,7 @@ from gradspec.config.compute import ComputeConfig
 from gradspec.config.report import DemoConfig, InspectConfig, ShowConfig, VerifyConfig
 
 if TYPE_CHECKING:
+    from gradspec.artifacts import Found
     from gradspec.store import Run
 
 
@@ -80,10 +81,28 @@ def inspect(config: InspectConfig, as_json: bool = False) -> None:
 
 @config_command(app, "show", ShowConfig, extra=(json_flag(),))
 def show(config: ShowConfig, as_json: bool = False) -> None:
-    """Print a run's counts and per-module means over layers."""
+    """Print what an output folder is; for a run, its counts and per-module means over layers."""
+    from gradspec.artifacts import RUN, identify
+    from gradspec.artifacts.markers import NotAnOutput
+
+    try:
+        found = identify(config.folder)
+    except NotAnOutput:
+        if not (config.folder / RUN.marker).exists():
+            raise
+        found = None  # a damaged run.json: opening it as a run says what is wrong with it
+    if found is not None and found.kind != RUN:
+        if as_json:
+            document = {**found.marker, "path": str(found.path), "kind": found.kind.name, "legacy": found.legacy}
+            click.echo(json.dumps(document, indent=2, default=str))
+        else:
+            click.echo(found.describe())
+            for line in details(found):
+                click.echo(f"  {line}")
+        return
     from gradspec.store import open_run
 
-    run = open_run(config.run)
+    run = open_run(config.folder)
     if as_json:
         means = run.sql(
             "select module, avg(nuclear_norm) as nuclear_norm, avg(effective_rank) as effective_rank "
@@ -104,9 +123,15 @@ def show(config: ShowConfig, as_json: bool = False) -> None:
 @config_command(app, "verify", VerifyConfig)
 def verify(config: VerifyConfig) -> None:
     """Check a run folder: parts, every sample exactly once, statistics, manifest; one line per problem."""
+    from gradspec.artifacts import RUN, identify_as
+    from gradspec.artifacts.markers import NotAnOutput
     from gradspec.store.verify import summary as verified
     from gradspec.store.verify import verify as run_verify
 
+    try:
+        identify_as(config.run, RUN)
+    except NotAnOutput:
+        pass  # a run whose manifest is damaged: verify says what is wrong with it
     problems = run_verify(config.run)
     for problem in problems:
         click.echo(f"{config.run}: {problem}")
@@ -114,6 +139,28 @@ def verify(config: VerifyConfig) -> None:
         click.echo(f"{config.run}: {len(problems)} problem(s)", err=True)
         raise click.exceptions.Exit(1)
     click.echo(verified(config.run))
+
+
+def details(found: Found) -> list[str]:
+    """A few lines on what an output folder other than a run holds, from its marker."""
+    m = found.marker
+    lines = []
+    if m.get("groups"):
+        lines.append(
+            "groups: " + ", ".join(f"{g.get('label')} ({len(g.get('runs') or [])} run(s))" for g in m["groups"])
+        )
+    if m.get("windows"):
+        lines.append("windows: " + ", ".join(map(str, m["windows"])))
+    if m.get("selections"):
+        lines.append("selections: " + ", ".join(m["selections"]))
+    if m.get("steps"):
+        states = [v if v in ("done", "skipped") else "failed" for v in m["steps"].values()]
+        lines.append(", ".join(f"{states.count(s)} {s}" for s in ("done", "skipped", "failed")) + " steps")
+    lines += [f"warning: {w}" for w in m.get("warnings") or ()]
+    files = m.get("files") or []
+    if files:
+        lines.append(f"{len(files)} files: " + ", ".join(files[:6]) + (", ..." if len(files) > 6 else ""))
+    return lines
 
 
 def summary(run: Run) -> None:

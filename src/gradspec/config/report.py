@@ -27,10 +27,11 @@ class ReportConfig(Options):
 
 @dataclass(frozen=True)
 class ShowConfig(Options):
-    """A run's counts and means, printed."""
+    """What an output folder is; for a run, its counts and means."""
 
-    run: Path = field(metadata={"argument": True})
-    """A run folder."""
+    folder: Path = field(metadata={"argument": True})
+    """An output folder: a run, a comparison, a length curve, a correlation, a selection, a training, an
+    experiment (or a scored file)."""
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@ method's verdict against its baseline. Read from the files the steps wrote."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from gradspec.analysis.findings import sentences
+from gradspec.artifacts import COMPARISON, SELECTION_RESULTS, read_marker
 
 
 def findings(root: str | Path) -> list[str]:
@@ -16,10 +16,11 @@ def findings(root: str | Path) -> list[str]:
     root = Path(root)
     out: list[str] = []
     for folder in sorted((root / "comparisons").glob("*")):
-        if (folder / "summary.csv").exists() and (folder / "comparison.json").exists():
-            manifest = json.loads((folder / "comparison.json").read_text())
-            out += [f"{folder.name}: {s}" for s in sentences(pd.read_csv(folder / "summary.csv"), manifest)]
-    results = root / "trainings" / "summary" / "selection_results.csv"
+        manifest = read_marker(COMPARISON.marker_path(folder))
+        if manifest is not None and COMPARISON.file(folder, "summary").exists():
+            summary = pd.read_csv(COMPARISON.file(folder, "summary"))
+            out += [f"{folder.name}: {s}" for s in sentences(summary, manifest)]
+    results = SELECTION_RESULTS.file(root / "trainings" / "summary", "table")
     if results.exists():
         table = pd.read_csv(results)
         for r in table.dropna(subset=["verdict"]).itertuples() if "verdict" in table else ():

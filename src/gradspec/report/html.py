@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from gradspec.analysis.findings import sentences
 from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.selection_results import findings
 from gradspec.analysis.tables import fmt
+from gradspec.artifacts import COMPARISON, CORRELATION, KINDS, LENGTH_CURVE, RUN, SELECTION_RESULTS, identify_as
 from gradspec.data import Record, load_dataset
 from gradspec.errors import ConfigError, GradspecError, first_line
 from gradspec.report.page import GENERATOR, check_page_out, write_page
@@ -177,7 +178,7 @@ def comparison_section(path: Path) -> str:
             for g in names.values()
         ]
     )  # fmt: skip
-    summary = pd.read_csv(path / "summary.csv")
+    summary = pd.read_csv(COMPARISON.file(path, "summary"))
     parts = [f"<h2>Comparison: {esc(path.name)}</h2>"]
     parts += [f'<p class="finding">{esc(sentence)}</p>' for sentence in sentences(summary, m)]
     parts += [f'<p class="meta">baseline: {esc(m["baseline"])}</p>', table(groups, ["data", "model"])]
@@ -188,14 +189,14 @@ def comparison_section(path: Path) -> str:
         "Cliff's delta of B over A; length_control: what happens to the difference at equal length "
         "(by design, or with length matched or regressed out).</p>"
     )
-    if (path / "curves.csv").exists():
-        curves = pd.read_csv(path / "curves.csv")
+    if COMPARISON.file(path, "curves").exists():
+        curves = pd.read_csv(COMPARISON.file(path, "curves"))
         keep = curves[curves.metric == "nuclear_norm"][
             ["a", "b", "module", "mad_all", "mad_early", "mad_middle", "mad_late", "layers_differing_most"]
         ]
         parts += ["<h3>Nuclear-norm curve differences</h3>", table(keep)]
-    if (path / "curve_shapes.csv").exists():
-        shapes = pd.read_csv(path / "curve_shapes.csv")
+    if COMPARISON.file(path, "curve_shapes").exists():
+        shapes = pd.read_csv(COMPARISON.file(path, "curve_shapes"))
         shapes = shapes[(shapes.a < shapes.b) & shapes.metric.isin(["nuclear_norm", "effective_rank"])]
         parts += ["<h3>Similarity of curve shapes (relative depth)</h3>", table(shapes)]
     for png in ordered_figures(path):
@@ -204,7 +205,7 @@ def comparison_section(path: Path) -> str:
 
 
 def length_curve_section(path: Path) -> str:
-    rows = pd.read_csv(path / "length_curve.csv")
+    rows = pd.read_csv(LENGTH_CURVE.file(path, "table"))
     main = rows[rows.metric.isin(["nuclear_norm", "effective_rank", "nuclear_norm_sum"])]
     keep = ["window", "a", "b", "metric", "module", "n_a", "rel_diff", "rel_ci_low", "rel_ci_high", "q_value"]
     parts = [f"<h2>Length-response curve: {esc(path.name)}</h2>"]
@@ -220,7 +221,7 @@ def length_curve_section(path: Path) -> str:
 
 
 def selection_section(path: Path) -> str:
-    rows = pd.read_csv(path / "selection_results.csv")
+    rows = pd.read_csv(SELECTION_RESULTS.file(path, "table"))
     parts = [f"<h2>Selection that pays: {esc(path.name)}</h2>"]
     parts.append(
         '<p class="meta">Each method selected the same number of records from one pool; a model was fine-tuned '
@@ -240,7 +241,7 @@ def selection_section(path: Path) -> str:
 
 
 def correlation_section(path: Path) -> str:
-    table_ = pd.read_csv(path / "correlations.csv")
+    table_ = pd.read_csv(CORRELATION.file(path, "table"))
     main = table_[table_.gradient_metric.isin(["nuclear_norm", "effective_rank"])]
     parts = [f"<h2>Quality scores and gradients: {esc(path.name)}</h2>", table(main)]
     for png in sorted(path.glob("*.png")):
@@ -248,19 +249,20 @@ def correlation_section(path: Path) -> str:
     return "\n".join(parts)
 
 
+SECTIONS: dict[str, Callable[[Path, Path], str]] = {
+    RUN.name: run_section,
+    COMPARISON.name: lambda path, _: comparison_section(path),
+    LENGTH_CURVE.name: lambda path, _: length_curve_section(path),
+    CORRELATION.name: lambda path, _: correlation_section(path),
+    SELECTION_RESULTS.name: lambda path, _: selection_section(path),
+}
+"""What the report shows for each kind of output folder, by the kind's name."""
+
+
 def section(item: Path, workdir: Path) -> str:
-    """The report's section on one input folder, by what the folder holds."""
-    if (item / "comparison.json").exists():
-        return comparison_section(item)
-    if (item / "length_curve.csv").exists():
-        return length_curve_section(item)
-    if (item / "selection_results.csv").exists():
-        return selection_section(item)
-    if (item / "run.json").exists():
-        return run_section(item, workdir)
-    if (item / "correlations.csv").exists():
-        return correlation_section(item)
-    raise ConfigError(f"{item}: not a run, comparison, correlation, length-curve or selection-results folder")
+    """The report's section on one input folder, by its kind (its marker)."""
+    found = identify_as(item, *(KINDS[name] for name in SECTIONS))
+    return SECTIONS[found.kind.name](found.path, workdir)
 
 
 def write_report(inputs: Sequence[str | Path], out: str | Path, title: str = "gradspec report") -> Path:

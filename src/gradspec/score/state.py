@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gradspec.artifacts import SCORE_STATE
 from gradspec.config.fields import plain, split_identity
 from gradspec.config.score import SCORE_METRICS, ScoreConfig
 from gradspec.errors import ConfigError, first_line
@@ -20,8 +21,8 @@ from gradspec.files import WriterLock, write_json_atomic, write_records
 from gradspec.score.outcome import Scored
 from gradspec.store.folder import config_differences
 
-STATE_KIND = "gradspec-score-state"
-IDENTITY = "identity.json"
+STATE_KIND = SCORE_STATE.tag
+IDENTITY = SCORE_STATE.marker
 LOCK = ".lock"
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from gradspec import __version__
+from gradspec.artifacts import TRAINING
+from gradspec.artifacts.markers import marker_content
 from gradspec.capture import default_batch_tokens
 from gradspec.config.fields import flatten, plain, split_identity
 from gradspec.config.train import TrainConfig
@@ -32,9 +33,9 @@ from gradspec.train.evaluate import evaluate, held_out, instruction_of
 from gradspec.train.examples import encode_all
 from gradspec.train.fine_tune import fine_tune
 
-RESULTS = "train.json"
-KIND = "gradspec-train"
-OUTPUTS = (RESULTS, "loss_curve.csv", "eval.csv", "eval_items.csv", "model")
+RESULTS = TRAINING.marker
+KIND = TRAINING.tag
+OUTPUTS = (RESULTS, *TRAINING.files.values())
 
 
 def check_held_out(records: list[Record], config: TrainConfig) -> None:
@@ -107,16 +108,14 @@ def _train(
     train_seconds = time.perf_counter() - started
     batch_tokens = default_batch_tokens(str(loaded.device), model)
     measured = evaluate(model, loaded.tokenizer, config.evaluation, prompt, batch_tokens)
-    pd.DataFrame(losses, columns=["step", "epoch", "loss", "learning_rate"]).to_csv(out / "loss_curve.csv", index=False)
-    pd.DataFrame([m.summary() for m in measured]).to_csv(out / "eval.csv", index=False)
+    losses_frame = pd.DataFrame(losses, columns=["step", "epoch", "loss", "learning_rate"])
+    losses_frame.to_csv(TRAINING.file(out, "losses"), index=False)
+    pd.DataFrame([m.summary() for m in measured]).to_csv(TRAINING.file(out, "eval"), index=False)
     items = [{"set": m.set, "measure": m.measure, "item": i, "value": v} for m in measured for i, v in m.items.items()]
-    pd.DataFrame(items, columns=["set", "measure", "item", "value"]).to_csv(out / "eval_items.csv", index=False)
+    pd.DataFrame(items, columns=["set", "measure", "item", "value"]).to_csv(TRAINING.file(out, "items"), index=False)
     lengths = [e.n_response_tokens for e in examples.encoded]
-    result = {
-        "kind": KIND,
-        "gradspec_version": __version__,
+    result = marker_content(TRAINING, flatten(config)) | {
         "identity": identity,
-        "config": flatten(config),
         "recipe": flatten(config.recipe)
         | {"template": prompt.template, "loss": "mean over response tokens of a batch"},
         "selection": {
@@ -134,7 +133,7 @@ def _train(
         "timing": {"train_seconds": round(train_seconds, 1), "load_seconds": round(loaded.load_seconds, 1)},
     }
     if config.save_model:
-        model.save_pretrained(out / "model", safe_serialization=True)
-        loaded.tokenizer.save_pretrained(out / "model")
+        model.save_pretrained(TRAINING.file(out, "model"), safe_serialization=True)
+        loaded.tokenizer.save_pretrained(TRAINING.file(out, "model"))
     write_json_atomic(out / RESULTS, result)
     return result
