@@ -129,14 +129,35 @@ def test_identity_is_every_option_that_can_change_a_number() -> None:
 
 
 def test_score_metrics_are_the_registered_ones() -> None:
-    from gradspec.score import METRICS
+    from gradspec.score import SCORERS
 
-    assert set(METRICS) == set(SCORE_METRICS)
-    assert all(m.fields for m in METRICS.values())
+    assert set(SCORERS) == set(SCORE_METRICS)
+    assert all(m.fields for m in SCORERS.values())
+    assert {name for name, m in SCORERS.items() if m.needs_model} == {"ifd", "length", "gradient", "grad_quality"}
+
+
+def test_loading_an_experiment_file_imports_neither_torch_nor_pandas() -> None:
+    code = (
+        "import sys; from gradspec.experiment import load_experiment\n"
+        "load_experiment('configs/experiments/selection.yaml')\n"
+        "assert 'torch' not in sys.modules and 'pandas' not in sys.modules, sorted(sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert result.returncode == 0, result.stderr[-500:]
 
 
 @pytest.mark.parametrize(
-    "module", ["gradspec.store", "gradspec.analysis", "gradspec.report", "gradspec.selection", "gradspec.cli.main"]
+    "module",
+    [
+        "gradspec.store",
+        "gradspec.analysis",
+        "gradspec.report",
+        "gradspec.selection",
+        "gradspec.cli.main",
+        "gradspec.artifacts",
+        "gradspec.experiment",
+    ],
 )
 def test_readers_and_the_command_line_do_not_import_torch(module: str) -> None:
     code = f"import {module}, gradspec.store.contract, sys; assert 'torch' not in sys.modules, sorted(sys.modules)"

@@ -91,7 +91,7 @@ def test_the_experiments_own_name_is_a_plain_name(tmp_path: Path) -> None:
 def test_a_grid_value_used_alone_as_a_name_is_fine(tmp_path: Path) -> None:
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump({"name": "x", "grid": {"n": [1, 2]}, "runs": [{"name": "{n}", "data": "d.json"}]}))
-    assert [r["name"] for r in load_experiment(path).runs] == ["1", "2"]
+    assert [r.name for r in load_experiment(path).runs] == ["1", "2"]
 
 
 @pytest.mark.parametrize("name", ["../../x", "/tmp/elsewhere", "sub/x"])

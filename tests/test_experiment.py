@@ -69,7 +69,7 @@ def config(tmp: Path, model: Path) -> Path:
 @pytest.mark.slow
 def test_experiment_runs_end_to_end_and_resumes(tmp_path: Path, tiny_llama_dir: Path) -> None:
     exp = load_experiment(config(tmp_path, tiny_llama_dir))
-    assert [r["name"] for r in exp.runs][:4] == ["p1-low", "p1-high", "p2-low", "p2-high"]
+    assert [r.name for r in exp.runs][:4] == ["p1-low", "p1-high", "p2-low", "p2-high"]
     out = tmp_path / "out"
     first = run_experiment(exp, out, say=lambda _: None)
     assert first["steps"]["report"] == "done" and (out / "report.html").exists()
@@ -106,6 +106,17 @@ def test_bad_experiment_files_are_refused(tmp_path: Path) -> None:
         "name: x\nruns: [{name: a, data: d.json}, {name: a, data: e.json}]\n": "used twice",
         "name: x\nruns: [{name: a\n": "not valid YAML",
         "- just a list\n": "a YAML mapping",
+        "name: x\nruns: [{name: a, data: '@nope/highest'}]\n": "run 'a': @nope/highest names no earlier selection",
+        "name: x\nruns: [{name: a, data: '@nope'}]\n": "run 'a': @nope names no pool",
+        "name: x\nselections: [{name: s, data: d.json, score: [length]}]\nruns: [{name: a, data: '@s/highest'}]\n": (
+            r"@s/highest: selection s makes no such output \(it makes @s/scored\)"
+        ),
+        "name: x\nselections: [{name: s, data: '@s/scored', score: [length]}]\nruns: [{name: a, data: d.json}]\n": (
+            "selection 's': @s/scored names no earlier selection"
+        ),
+        "name: x\nruns: [{name: a, data: d.json}]\ncomparisons: [{name: c, runs: [a, a], windows: [0]}]\n": "windows",
+        "name: x\nruns: [{name: a, data: d.json}]\ntrainings: [{name: summary, data: d.json}]\n"
+        "evaluation: {instruction: [h.json]}\n": "the name is taken",
     }
     for i, (text, message) in enumerate(cases.items()):
         path = tmp_path / f"bad{i}.yaml"
@@ -121,7 +132,11 @@ def test_shipped_configs_are_valid(name: str) -> None:
 
     def limits(exp: Experiment) -> set[int]:
         """Sample counts of the runs read from files (a run from a selection has the selection's)."""
-        return {int(run.get("limit", exp.defaults.get("limit", 0))) for run in exp.runs if "@" not in str(run["data"])}
+        return {
+            int(run.options.get("limit", exp.defaults.get("limit", 0)))
+            for run in exp.runs
+            if isinstance(run.data, Path)
+        }
 
     assert 0 < max(limits(small)) < min(limits(full)) and full.defaults["max_length"] == 2048
     assert small.runs and small.comparisons

@@ -56,6 +56,18 @@ from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
 from gradspec.config.train import TrainConfig
 from gradspec.errors import ConfigError, first_line
+from gradspec.experiment.entries import (
+    Comparison,
+    Correlation,
+    Pool,
+    Ref,
+    Run,
+    Selection,
+    Training,
+    check_refs,
+    source,
+    windows_of,
+)
 
 
 def _options(cls: type, without: tuple[str, ...]) -> dict[str, Leaf]:
@@ -91,19 +103,20 @@ _ALONE = re.compile(r"^\{(\w+)\}$")
 
 @dataclass
 class Experiment:
-    """A checked, expanded experiment."""
+    """A checked, expanded experiment: its defaults and its typed steps, references resolved."""
 
     name: str
     path: Path
     data_root: Path
     defaults: dict[str, Any]
-    pools: list[dict[str, Any]] = field(default_factory=list)
-    selections: list[dict[str, Any]] = field(default_factory=list)
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    comparisons: list[dict[str, Any]] = field(default_factory=list)
-    correlations: list[dict[str, Any]] = field(default_factory=list)
+    pools: list[Pool] = field(default_factory=list)
+    selections: list[Selection] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    correlations: list[Correlation] = field(default_factory=list)
     evaluation: dict[str, Any] = field(default_factory=dict)
-    trainings: list[dict[str, Any]] = field(default_factory=list)
+    """instruction and reasoning: the held-out files (paths); baseline: the method read against."""
+    trainings: list[Training] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     full: bool = False
 
@@ -235,11 +248,6 @@ def _check(
         seen.add(e["name"])
         if "score" in e:
             e["score"] = convert(leaf_map(ScoreConfig)["metrics"], e["score"], convert_text=False)
-        windows = e.get("windows")
-        if windows is not None and not (
-            isinstance(windows, list) and windows and all(isinstance(k, int) and k >= 1 for k in windows)
-        ):
-            raise ConfigError(f"{where} '{e['name']}': windows is a list of token counts, e.g. [8, 16, 32]")
 
 
 def load_experiment(path: str | Path, full: bool = False) -> Experiment:
@@ -280,50 +288,118 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
         raise ConfigError(
             f"{p}: evaluation: unknown key '{sorted(unknown)[0]}'; valid keys: {', '.join(EVALUATION_KEYS)}"
         )
-    exp = Experiment(
-        name=segment(raw["name"], f"{p}: name"),  # experiments/NAME by default
-        path=p,
-        data_root=(p.parent / raw.get("data_root", ".")).resolve(),
-        defaults=defaults,
-        pools=expand(raw.get("pools") or [], grid, "pools"),
-        selections=expand(raw.get("selections") or [], grid, "selections"),
-        runs=expand(raw.get("runs") or [], grid, "runs"),
-        comparisons=expand(raw.get("comparisons") or [], grid, "comparisons"),
-        correlations=expand(raw.get("correlations") or [], grid, "correlations"),
-        evaluation=evaluation,
-        trainings=expand(raw.get("trainings") or [], grid, "trainings"),
-        report=raw.get("report") or {},
-        full=full,
-    )
-    for entries, keys, options, required, where in (
-        (exp.pools, POOL_KEYS, {}, {"name", "data"}, "pool"),
-        (exp.selections, SELECTION_KEYS, SELECTION_OPTIONS, {"name", "data"}, "selection"),
-        (exp.runs, RUN_KEYS, RUN_OPTIONS, {"name", "data"}, "run"),
-        (exp.comparisons, COMPARISON_KEYS, COMPARISON_OPTIONS, {"name", "runs"}, "comparison"),
-        (exp.correlations, CORRELATION_KEYS, CORRELATION_OPTIONS, {"name", "run", "scored"}, "correlation"),
-        (exp.trainings, TRAINING_KEYS, TRAINING_OPTIONS, {"name", "data"}, "training"),
-    ):
+    name = segment(raw["name"], f"{p}: name")  # experiments/NAME by default
+    root = (p.parent / raw.get("data_root", ".")).resolve()
+    entries = {kind: expand(raw.get(kind) or [], grid, kind) for kind in ENTRY_KINDS}
+    for kind, (keys, options, required, where) in ENTRY_KINDS.items():
         try:
-            _check(entries, keys, options, required, where)
+            _check(entries[kind], keys, options, required, where)
         except ConfigError as exc:
             raise ConfigError(f"{p}: {exc}") from exc
-    for sel in exp.selections:
-        if "by" not in sel and not sel.get("score"):
-            raise ConfigError(f"{p}: selection '{sel['name']}': give by (to select) or score (to score only)")
-    if not (exp.runs or exp.trainings):
-        raise ConfigError(f"{p}: no runs and no trainings")
-    names = {r["name"] for r in exp.runs}
-    comparisons = {c["name"] for c in exp.comparisons}
-    for c in exp.comparisons:
-        members = [m for r in c["runs"] for m in ([r] if isinstance(r, str) else r)]  # a group may pool runs
-        absent = [r for r in members if r not in names]
-        if absent:
-            raise ConfigError(f"{p}: comparison '{c['name']}': no run named '{absent[0]}'")
-        if c.get("reference") is not None and c["reference"] not in comparisons:
-            raise ConfigError(f"{p}: comparison '{c['name']}': no comparison named '{c['reference']}' to refer to")
-    for c in exp.correlations:
-        if c["run"] not in names:
-            raise ConfigError(f"{p}: correlation '{c['name']}': no run named '{c['run']}'")
-    if exp.trainings and not (evaluation.get("instruction") or evaluation.get("reasoning")):
-        raise ConfigError(f"{p}: trainings need an evaluation with instruction or reasoning sets")
+    try:
+        exp = _typed(name, p, root, defaults, entries, evaluation, raw.get("report") or {}, full)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from exc
     return exp
+
+
+ENTRY_KINDS: dict[str, tuple[tuple[str, ...], dict[str, Leaf], set[str], str]] = {
+    "pools": (POOL_KEYS, {}, {"name", "data"}, "pool"),
+    "selections": (SELECTION_KEYS, SELECTION_OPTIONS, {"name", "data"}, "selection"),
+    "runs": (RUN_KEYS, RUN_OPTIONS, {"name", "data"}, "run"),
+    "comparisons": (COMPARISON_KEYS, COMPARISON_OPTIONS, {"name", "runs"}, "comparison"),
+    "correlations": (CORRELATION_KEYS, CORRELATION_OPTIONS, {"name", "run", "scored"}, "correlation"),
+    "trainings": (TRAINING_KEYS, TRAINING_OPTIONS, {"name", "data"}, "training"),
+}
+"""Each kind of entry: its own keys, the stage options it may set, what it must have, its name in messages."""
+
+
+def _rest(entry: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """An entry's stage options (its own keys taken out)."""
+    return {k: v for k, v in entry.items() if k not in keys}
+
+
+def _typed(
+    name: str,
+    path: Path,
+    root: Path,
+    defaults: dict[str, Any],
+    entries: dict[str, list[dict[str, Any]]],
+    evaluation: dict[str, Any],
+    report: dict[str, Any],
+    full: bool,
+) -> Experiment:
+    """The checked entries as typed steps, every name and reference resolved."""
+    pools = [
+        Pool(e["name"], tuple(source(f, root, f"pool '{e['name']}'") for f in (e["data"] if isinstance(e["data"], list)
+             else [e["data"]])), _count(e.get("sample")), int(e.get("seed", 0)), _count(e.get("limit")))
+        for e in entries["pools"]
+    ]  # fmt: skip
+    selections = []
+    for e in entries["selections"]:
+        if "by" not in e and not e.get("score"):
+            raise ConfigError(f"selection '{e['name']}': give by (to select) or score (to score only)")
+        where = f"selection '{e['name']}'"
+        selections.append(Selection(e["name"], source(e["data"], root, where), tuple(e.get("score") or ()),
+                                    _rest(e, SELECTION_KEYS)))  # fmt: skip
+    runs = [Run(e["name"], source(e["data"], root, f"run '{e['name']}'"), _rest(e, RUN_KEYS)) for e in entries["runs"]]
+    if not (runs or entries["trainings"]):
+        raise ConfigError("no runs and no trainings")
+    names = {r.name for r in runs}
+    comparisons = []
+    for e in entries["comparisons"]:
+        where = f"comparison '{e['name']}'"
+        groups = tuple((g,) if isinstance(g, str) else tuple(g) for g in e["runs"])  # a group may pool runs
+        absent = [r for g in groups for r in g if r not in names]
+        if absent:
+            raise ConfigError(f"{where}: no run named '{absent[0]}'")
+        labels = tuple(e["labels"]) if e.get("labels") is not None else None
+        comparisons.append(
+            Comparison(e["name"], groups, labels, windows_of(e.get("windows"), where), e.get("reference"),
+                       _rest(e, COMPARISON_KEYS))
+        )  # fmt: skip
+    compared = {c.name for c in comparisons}
+    for c in comparisons:
+        if c.reference is not None and c.reference not in compared:
+            raise ConfigError(f"comparison '{c.name}': no comparison named '{c.reference}' to refer to")
+    correlations = []
+    for e in entries["correlations"]:
+        if e["run"] not in names:
+            raise ConfigError(f"correlation '{e['name']}': no run named '{e['run']}'")
+        where = f"correlation '{e['name']}'"
+        correlations.append(
+            Correlation(e["name"], e["run"], source(e["scored"], root, where), _rest(e, CORRELATION_KEYS))
+        )
+    trainings = [
+        Training(e["name"], source(e["data"], root, f"training '{e['name']}'"), str(e.get("method", e["name"])),
+                 _rest(e, TRAINING_KEYS))
+        for e in entries["trainings"]
+    ]  # fmt: skip
+    if any(t.name == TRAINING_SUMMARY for t in trainings):
+        raise ConfigError(f"training '{TRAINING_SUMMARY}': the name is taken by the trainings' summary")
+    held = {
+        k: [source(f, root, f"evaluation {k}") for f in evaluation.get(k) or ()] for k in ("instruction", "reasoning")
+    }
+    if trainings and not (held["instruction"] or held["reasoning"]):
+        raise ConfigError("trainings need an evaluation with instruction or reasoning sets")
+    if any(isinstance(f, Ref) for files in held.values() for f in files):
+        raise ConfigError("evaluation: held-out sets are data files, never a step's output")
+    readers = [(f"run '{r.name}'", r.data) for r in runs] + [(f"training '{t.name}'", t.data) for t in trainings]
+    readers += [(f"correlation '{c.name}'", c.scored) for c in correlations]
+    check_refs(pools, selections, readers)
+    return Experiment(
+        name, path, root, defaults, pools, selections, runs, comparisons, correlations,
+        {**held, "baseline": evaluation.get("baseline")}, trainings, report, full,
+    )  # fmt: skip
+
+
+TRAINING_SUMMARY = "summary"
+"""The folder under ``trainings/`` that holds the trainings' summary."""
+
+
+def _count(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"expected a count of records >= 1, got {value!r}")
+    return value

@@ -10,12 +10,23 @@ lengths, then the length curve), correlations, trainings and their summary, the 
 
 from __future__ import annotations
 
-import json
 import random
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from gradspec.artifacts import (
+    COMPARISON,
+    CORRELATION,
+    EXPERIMENT,
+    LENGTH_CURVE,
+    RUN,
+    SELECTION_RESULTS,
+    TRAINING,
+    read_marker,
+    write_marker,
+)
 from gradspec.config.analysis import CompareConfig
 from gradspec.config.compute import ComputeConfig
 from gradspec.config.fields import build, flatten, replace_leaves
@@ -24,19 +35,23 @@ from gradspec.config.selection import SelectConfig
 from gradspec.config.train import TrainConfig
 from gradspec.data import Record, load_dataset
 from gradspec.data.load import file_sha256
-from gradspec.errors import ConfigError
 from gradspec.experiment.config import (
     COMPARISON_OPTIONS,
     RUN_OPTIONS,
     SCORE_OPTIONS,
     SELECTION_OPTIONS,
     TRAINING_OPTIONS,
+    TRAINING_SUMMARY,
     Experiment,
 )
+from gradspec.experiment.entries import Comparison as ExpComparison
+from gradspec.experiment.entries import Ref, Selection, Source
+from gradspec.experiment.entries import Run as ExpRun
 from gradspec.experiment.steps import Models, Say, Steps
 from gradspec.files import under, write_json_atomic
 
 SELECTION_NAME = "sel"
+SCORED_NAME = "scored.jsonl"
 
 
 def _pick(values: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -44,11 +59,16 @@ def _pick(values: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stamp(run_dir: Path) -> Any:
-    """What a run holds: its counts and the names of its parts (a resumed run adds parts)."""
-    if not (run_dir / "run.json").exists():
+    """What a run holds: its identity, counts and the names of its parts (a resumed run adds parts)."""
+    m = read_marker(RUN.marker_path(run_dir))
+    if m is None:
         return None  # the run failed; the step that needs it fails in turn and says why
-    m = json.loads((run_dir / "run.json").read_text())
     return [m.get("config"), m.get("counts"), sorted(p.name for p in (run_dir / "samples").glob("*.parquet"))]
+
+
+def _content(path: Path) -> str | None:
+    """A file's content, as a hash (None when it is not there): what a step made, not when."""
+    return file_sha256(path) if path.is_file() else None
 
 
 def build_pool(files: list[Path], sample: int | None, seed: int, out: Path, limit: int | None = None) -> None:
@@ -71,13 +91,13 @@ def build_pool(files: list[Path], sample: int | None, seed: int, out: Path, limi
 
 
 class Runner:
-    """One experiment's steps, the files they make, and the names other steps refer to them by."""
+    """One experiment's steps, the files they make, and the references other steps read them by."""
 
     def __init__(self, exp: Experiment, root: Path, say: Say) -> None:
         self.exp, self.root, self.say = exp, root, say
         self.steps = Steps(root, lambda step: say(f"[{exp.name}] {step}"), {"$OUT": root, "$DATA": exp.data_root})
         self.models = Models(progress=bool(exp.defaults.get("progress", True)))
-        self.refs: dict[str, Path] = {}  # "@pool" and "@selection/which" -> file
+        self.outputs: dict[Ref, Path] = {}  # every pool's and finished selection's files
         self.truncated: set[str] = set()  # selections whose groups carry per-record windows
         self.report_inputs: list[Path] = []
 
@@ -85,97 +105,86 @@ class Runner:
         """Where a step's output goes: ``OUT/kind/name``, never outside ``OUT``."""
         return under(self.root, kind, name)
 
-    def source(self, step: str, ref: str) -> Path | None:
-        """The file ``ref`` names, or None with ``step`` recorded as failed (e.g. its selection failed)."""
-        try:
-            return self.path(ref)
-        except ConfigError as exc:
-            self.steps.status[step] = f"failed: {exc}"
-            return None
-
-    def path(self, ref: str) -> Path:
-        if ref.startswith("@"):
-            if ref not in self.refs:
-                known = ", ".join(sorted(self.refs)) or "none yet"
-                raise ConfigError(f"{ref}: no pool or selection output of that name (known: {known})")
-            return self.refs[ref]
-        p = Path(ref)
-        return p if p.is_absolute() else self.exp.data_root / p
+    def resolve(self, step: str, src: Source) -> Path | None:
+        """The file ``src`` names, or None with ``step`` recorded as failed (the step that makes it failed)."""
+        if not isinstance(src, Ref):
+            return src
+        found = self.outputs.get(src)
+        if found is None:
+            self.steps.status[step] = f"failed: {src} was not made (its step failed)"
+        return found
 
     # -- data --------------------------------------------------------------------------------
 
     def pools(self) -> None:
         for pool in self.exp.pools:
-            files = [self.path(f) for f in (pool["data"] if isinstance(pool["data"], list) else [pool["data"]])]
-            out = self.place("pools", f"{pool['name']}.json")
-            spec = {**pool, "files": [[str(f), file_sha256(f)] for f in files if f.exists()]}
-            action = partial(build_pool, files, pool.get("sample"), int(pool.get("seed", 0)), out, pool.get("limit"))
-            self.steps.once(f"pool-{pool['name']}", spec, out, action)
-            self.refs[f"@{pool['name']}"] = out
+            files = [f for f in pool.files if isinstance(f, Path)]  # loading refused references here
+            out = self.place("pools", f"{pool.name}.json")
+            spec = {**asdict(pool), "files": [[str(f), file_sha256(f) if f.exists() else None] for f in files]}
+            action = partial(build_pool, files, pool.sample, pool.seed, out, pool.limit)
+            self.steps.once(f"pool-{pool.name}", spec, out, action)
+            self.outputs[Ref(pool.name)] = out
 
     def selections(self) -> None:
         d = self.exp.defaults
         for sel in self.exp.selections:
-            folder = self.place("selections", sel["name"])
-            source = self.source(f"select-{sel['name']}", sel["data"])
-            if source is None:
+            step = f"select-{sel.name}"
+            folder = self.place("selections", sel.name)
+            data = self.resolve(step, sel.data)
+            if data is None:
                 continue
-            spec = {**sel, "defaults": d, "source": [str(source), file_sha256(source) if source.exists() else None]}
-            output = folder / (f"{SELECTION_NAME}_selection.json" if "by" in sel else "scored.jsonl")
-            sel = {**sel, "overwrite": self.steps.changed(f"select-{sel['name']}", spec)}
+            spec = {**asdict(sel), "defaults": d, "source": [str(data), _content(data)]}
+            output = folder / (f"{SELECTION_NAME}_selection.json" if "by" in sel.options else SCORED_NAME)
+            overwrite = self.steps.changed(step, spec)
             if self.steps.once(
-                f"select-{sel['name']}", spec, output, lambda s=sel, f=folder, x=source: self._select(s, x, f)
+                step, spec, output, lambda s=sel, x=data, f=folder, o=overwrite: self._select(s, x, f, o)
             ):
                 self._register(sel, folder)
 
-    def _select(self, sel: dict[str, Any], source: Path, folder: Path) -> None:
-        from gradspec.score import score
+    def _select(self, sel: Selection, data: Path, folder: Path, overwrite: bool) -> None:
+        from gradspec.score import SCORERS, score
         from gradspec.selection import select
 
-        scored = source
-        if sel.get("score"):
-            values = {
-                **_pick({**self.exp.defaults, **sel}, SCORE_OPTIONS),
-                "data": source,
-                "out": folder / "scored.jsonl",
-            }
-            cfg = build(
-                ScoreConfig, {**values, "metrics": sel["score"]}, f"selection '{sel['name']}'", convert_text=False
-            )
-            needs_lm = {"ifd", "length", "gradient", "grad_quality"} & set(cfg.metrics)
+        where = f"selection '{sel.name}'"
+        options = {**self.exp.defaults, **sel.options, "overwrite": overwrite}
+        scored = data
+        if sel.score:
+            values = {**_pick(options, SCORE_OPTIONS), "data": data, "out": folder / SCORED_NAME, "metrics": sel.score}
+            cfg = build(ScoreConfig, values, where, convert_text=False)
+            needs_lm = any(SCORERS[m].needs_model for m in cfg.metrics)
             score(cfg, self.models.get(cfg.loading) if needs_lm else None)
-            scored = folder / "scored.jsonl"
-        if "by" in sel:
-            own = {k: v for k, v in _pick(sel, SELECTION_OPTIONS).items() if k not in SCORE_OPTIONS}
+            scored = folder / SCORED_NAME
+        if "by" in sel.options:
+            own = {k: v for k, v in _pick(sel.options, SELECTION_OPTIONS).items() if k not in SCORE_OPTIONS}
             values = {**own, "data": scored, "out_dir": folder, "name": SELECTION_NAME}
-            if sel.get("match_length") == "truncate":  # windows must fit the runs' max length
-                values["max_length"] = {**self.exp.defaults, **sel}.get("max_length")
-            select(build(SelectConfig, values, f"selection '{sel['name']}'", convert_text=False))
+            if sel.options.get("match_length") == "truncate":  # windows must fit the runs' max length
+                values["max_length"] = options.get("max_length")
+            select(build(SelectConfig, values, where, convert_text=False))
 
-    def _register(self, sel: dict[str, Any], folder: Path) -> None:
-        if (folder / "scored.jsonl").exists():
-            self.refs[f"@{sel['name']}/scored"] = folder / "scored.jsonl"
-        summary = folder / f"{SELECTION_NAME}_selection.json"
-        if "by" in sel and summary.exists():
-            for which, file in json.loads(summary.read_text())["files"].items():
-                self.refs[f"@{sel['name']}/{which}"] = folder / file  # a name in the folder (older: a path)
-            if sel.get("match_length") == "truncate":
-                self.truncated.add(sel["name"])
+    def _register(self, sel: Selection, folder: Path) -> None:
+        if (folder / SCORED_NAME).exists():
+            self.outputs[Ref(sel.name, "scored")] = folder / SCORED_NAME
+        summary = read_marker(folder / f"{SELECTION_NAME}_selection.json")
+        if "by" in sel.options and summary is not None:
+            for which, file in summary["files"].items():
+                self.outputs[Ref(sel.name, which)] = folder / file  # a name in the folder (older: a path)
+            if sel.options.get("match_length") == "truncate":
+                self.truncated.add(sel.name)
 
     # -- runs and their analysis ---------------------------------------------------------------
 
-    def run_entries(self) -> list[dict[str, Any]]:
+    def run_entries(self) -> list[ExpRun]:
         """Every run, and each run again at every window a comparison that uses it asks for."""
         windows: dict[str, set[int]] = {}
         for c in self.exp.comparisons:
-            for member in (m for r in c["runs"] for m in ([r] if isinstance(r, str) else r)):
-                windows.setdefault(member, set()).update(c.get("windows") or ())
+            for member in c.members:
+                windows.setdefault(member, set()).update(c.windows)
         out = []
         for run in self.exp.runs:
             out.append(run)
             out += [
-                {**run, "name": f"{run['name']}@{k}", "response_tokens": k}
-                for k in sorted(windows.get(run["name"], ()))
+                replace(run, name=f"{run.name}@{k}", options={**run.options, "response_tokens": k})
+                for k in sorted(windows.get(run.name, ()))
             ]
         return out
 
@@ -183,59 +192,55 @@ class Runner:
         from gradspec.computation import compute
 
         for run in self.run_entries():
-            step = f"compute-{run['name']}"
-            data = self.source(step, run["data"])
+            step = f"compute-{run.name}"
+            data = self.resolve(step, run.data)
             if data is None:
                 continue
-            values = {
-                **_pick({**self.exp.defaults, **run}, RUN_OPTIONS),
-                "data": data,
-                "out": self.place("runs", run["name"]),
-            }
-            if run["data"].split("/")[0][1:] in self.truncated:
+            values = {**_pick({**self.exp.defaults, **run.options}, RUN_OPTIONS), "data": data,
+                      "out": self.place("runs", run.name)}  # fmt: skip
+            if isinstance(run.data, Ref) and run.data.step in self.truncated:
                 values.setdefault("record_windows", True)  # truncation-matched pairs carry their windows
-            cfg = build(ComputeConfig, values, f"run '{run['name']}'", convert_text=False)
+            cfg = build(ComputeConfig, values, f"run '{run.name}'", convert_text=False)
             spec = {"config": flatten(cfg), "data": file_sha256(data) if data.exists() else None}
             if self.steps.changed(step, spec):  # options changed since it was computed: compute it again
                 cfg = replace_leaves(cfg, overwrite=True)
             self.steps.once(
-                step, spec, cfg.store.out / "run.json", lambda c=cfg: compute(c, self.models.get(c.loading))
+                step, spec, RUN.marker_path(cfg.store.out), lambda c=cfg: compute(c, self.models.get(c.loading))
             )
 
     def comparisons(self) -> None:
         from gradspec.analysis.length_curve import length_curve
 
-        folders = {c["name"]: self.place("comparisons", c["name"]) for c in self.exp.comparisons}
+        folders = {c.name: self.place("comparisons", c.name) for c in self.exp.comparisons}
         for comp in self.exp.comparisons:
-            reference = folders.get(comp.get("reference")) if comp.get("reference") else None
-            self._compare(comp, comp["runs"], folders[comp["name"]], reference)
+            reference = folders.get(comp.reference) if comp.reference else None
+            self._compare(comp, comp.groups, folders[comp.name], reference, comp.name)
             windowed = []
-            for k in comp.get("windows") or ():
-                runs = [f"{r}@{k}" if isinstance(r, str) else [f"{m}@{k}" for m in r] for r in comp["runs"]]
-                folder = self.place("comparisons", f"{comp['name']}@{k}")
-                at_k = {**comp, "figures": False}  # the length curve draws these
-                if self._compare(at_k, runs, folder, folders[comp["name"]], name=f"{comp['name']}@{k}"):
+            for k in comp.windows:
+                groups = tuple(tuple(f"{m}@{k}" for m in g) for g in comp.groups)
+                folder = self.place("comparisons", f"{comp.name}@{k}")
+                at_k = replace(comp, options={**comp.options, "figures": False})  # the length curve draws these
+                if self._compare(at_k, groups, folder, folders[comp.name], f"{comp.name}@{k}"):
                     windowed.append(folder)
             if len(windowed) > 1:
-                out = self.place("comparisons", f"{comp['name']}-length-curve")
+                out = self.place("comparisons", f"{comp.name}-length-curve")
                 spec = [_stamp_comparison(f) for f in windowed]
                 action = lambda w=windowed, o=out: length_curve(w, o)  # noqa: E731
-                if self.steps.once(f"length-curve-{comp['name']}", spec, out / "length_curve.csv", action):
+                if self.steps.once(f"length-curve-{comp.name}", spec, LENGTH_CURVE.marker_path(out), action):
                     self.report_inputs.append(out)
 
     def _compare(
-        self, comp: dict[str, Any], members: list[Any], folder: Path, reference: Path | None, name: str | None = None
+        self, comp: ExpComparison, groups: tuple[tuple[str, ...], ...], folder: Path, reference: Path | None, name: str
     ) -> bool:
         from gradspec.analysis import compare
 
-        runs = [self.place("runs", r) if isinstance(r, str) else [self.place("runs", m) for m in r] for r in members]
-        flat = [r for group in runs for r in (group if isinstance(group, list) else [group])]
-        spec = {**comp, "inputs": [_stamp(r) for r in flat], "reference": _stamp_comparison(reference)}
-        options = _pick(comp, COMPARISON_OPTIONS)
-        config = CompareConfig(tuple(runs), folder, comp.get("labels"), reference=reference, **options)
-        done = self.steps.once(
-            f"compare-{name or comp['name']}", spec, folder / "comparison.json", lambda: compare(config)
-        )
+        paths = [[self.place("runs", m) for m in g] for g in groups]
+        runs = tuple(g[0] if len(g) == 1 else g for g in paths)  # a group of several runs is pooled
+        spec = {**asdict(comp), "groups": groups, "inputs": [_stamp(r) for g in paths for r in g],
+                "reference": _stamp_comparison(reference)}  # fmt: skip
+        options = _pick(comp.options, COMPARISON_OPTIONS)
+        config = CompareConfig(runs, folder, comp.labels, reference=reference, **options)
+        done = self.steps.once(f"compare-{name}", spec, COMPARISON.marker_path(folder), lambda: compare(config))
         if done:
             self.report_inputs.append(folder)
         return done
@@ -245,14 +250,16 @@ class Runner:
         from gradspec.store import open_run
 
         for corr in self.exp.correlations:
-            folder = self.place("correlations", corr["name"])
-            run_dir = self.place("runs", corr["run"])
-            scored = self.source(f"correlate-{corr['name']}", corr["scored"])
+            step = f"correlate-{corr.name}"
+            folder = self.place("correlations", corr.name)
+            run_dir = self.place("runs", corr.run)
+            scored = self.resolve(step, corr.scored)
             if scored is None:
                 continue
-            spec = {**corr, "inputs": _stamp(run_dir), "scored": str(scored)}
-            action = lambda r=run_dir, s=scored, f=folder: correlate(open_run(r), s, f)  # noqa: E731
-            if self.steps.once(f"correlate-{corr['name']}", spec, folder / "correlations.csv", action):
+            spec = {**asdict(corr), "inputs": _stamp(run_dir), "scored": [str(scored), _content(scored)]}
+            fields = corr.options.get("fields")
+            action = lambda r=run_dir, s=scored, f=folder, q=fields: correlate(open_run(r), s, f, q)  # noqa: E731
+            if self.steps.once(step, spec, CORRELATION.marker_path(folder), action):
                 self.report_inputs.append(folder)
 
     # -- trainings --------------------------------------------------------------------------------
@@ -262,28 +269,26 @@ class Runner:
         from gradspec.train import train
 
         evaluation = self.exp.evaluation
-        held_out = {
-            "eval_instruction": [self.path(f) for f in evaluation.get("instruction") or ()],
-            "eval_reasoning": [self.path(f) for f in evaluation.get("reasoning") or ()],
-        }
+        held_out = {"eval_instruction": evaluation["instruction"], "eval_reasoning": evaluation["reasoning"]}
         finished: list[Training] = []
         for t in self.exp.trainings:
-            step = f"train-{t['name']}"
-            data = self.source(step, t["data"])
+            step = f"train-{t.name}"
+            data = self.resolve(step, t.data)
             if data is None:
                 continue
-            out = self.place("trainings", t["name"])
-            values = {**_pick({**self.exp.defaults, **t}, TRAINING_OPTIONS), **held_out, "data": data, "out": out}
-            cfg = build(TrainConfig, values, f"training '{t['name']}'", convert_text=False)
-            spec = {"config": flatten(cfg), "data": file_sha256(data) if data.exists() else None}
-            if self.steps.once(step, spec, out / "train.json", lambda c=cfg: train(c)):
-                finished.append(Training(str(t.get("method", t["name"])), cfg.recipe.seed, out))
+            out = self.place("trainings", t.name)
+            values = {**_pick({**self.exp.defaults, **t.options}, TRAINING_OPTIONS), **held_out, "data": data,
+                      "out": out}  # fmt: skip
+            cfg = build(TrainConfig, values, f"training '{t.name}'", convert_text=False)
+            spec = {"config": flatten(cfg), "data": _content(data)}
+            if self.steps.once(step, spec, TRAINING.marker_path(out), lambda c=cfg: train(c)):
+                finished.append(Training(t.method, cfg.recipe.seed, out))
         if finished:
-            out = self.root / "trainings" / "summary"
-            spec = [[t.method, t.seed, (t.folder / "train.json").stat().st_mtime_ns] for t in finished]
+            out = self.place("trainings", TRAINING_SUMMARY)
+            spec = [[t.method, t.seed, _content(TRAINING.marker_path(t.folder))] for t in finished]
             baseline = evaluation.get("baseline")
             if self.steps.once(
-                "train-summary", spec, out / "selection_results.csv", lambda: summarize(finished, baseline, out)
+                "train-summary", spec, SELECTION_RESULTS.marker_path(out), lambda: summarize(finished, baseline, out)
             ):
                 self.report_inputs.append(out)
 
@@ -307,9 +312,7 @@ class Runner:
 
 
 def _stamp_comparison(folder: Path | None) -> Any:
-    return (
-        None if folder is None or not (folder / "summary.csv").exists() else (folder / "summary.csv").stat().st_mtime_ns
-    )
+    return None if folder is None else _content(COMPARISON.file(folder, "summary"))
 
 
 def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = print) -> dict[str, Any]:
@@ -327,8 +330,5 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
         runner.trainings()
     report = runner.report()
     status = runner.steps.status
-    write_json_atomic(
-        root / "experiment.json",
-        {"name": exp.name, "config": str(exp.path.resolve()), "full": exp.full, "steps": status},
-    )
+    write_marker(root, EXPERIMENT, {"file": str(exp.path.resolve()), "full": exp.full}, name=exp.name, steps=status)
     return {"out": str(root), "steps": status, "report": str(report) if report else None}

@@ -1,0 +1,174 @@
+"""An experiment's entries as typed steps, with their references resolved once, at load time.
+
+A step reads data files (under the experiment's data root) or the output of an earlier step, a
+``Ref``: ``@pool`` (a pool's file), ``@selection/scored`` (a selection's scored file) or
+``@selection/highest`` (one of its groups: ``highest``, ``lowest``, ``q1of4`` ..., ``kept``). A
+reference to a step that does not exist, or to an output that step does not make, is a one-line
+error naming the entry when the file is loaded, not a failure halfway through a run.
+
+Nothing here imports more than the configs: checking an experiment file loads no torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gradspec.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An earlier step's output."""
+
+    step: str
+    part: str | None = None
+
+    def __str__(self) -> str:
+        return f"@{self.step}" + (f"/{self.part}" if self.part else "")
+
+
+Source = Path | Ref
+"""What a step reads: a data file, or an earlier step's output."""
+
+
+def source(value: Any, data_root: Path, where: str) -> Source:
+    """A data path (relative to ``data_root``) or a ``Ref`` from an entry's text."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a data file or @step, got {value!r}")
+    if value.startswith("@"):
+        step, _, part = value[1:].partition("/")
+        return Ref(step, part or None)
+    p = Path(value)
+    return p if p.is_absolute() else data_root / p
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Several files as one JSON list, deduplicated, then sampled."""
+
+    name: str
+    files: tuple[Source, ...]
+    sample: int | None = None
+    seed: int = 0
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Score a file (``score``), then select from it (``by``), or either alone."""
+
+    name: str
+    data: Source
+    score: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Score's and select's options, checked."""
+
+    def parts(self) -> set[str]:
+        """The outputs other steps may refer to (``@name/part``)."""
+        out = {"scored"} if self.score else set()
+        if "by" in self.options:
+            if self.options.get("top") or self.options.get("match_length"):
+                out.add("highest")
+            if self.options.get("bottom") or self.options.get("match_length"):
+                out.add("lowest")
+            k = self.options.get("quantiles")
+            out |= {f"q{i}of{k}" for i in range(1, (k or 0) + 1)}
+            if self.options.get("keep_column"):
+                out.add("kept")
+        return out
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder computed on a data file or a selection's group."""
+
+    name: str
+    data: Source
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Compute's options, checked."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Groups of runs compared (a group may pool several runs), at natural length and at each window."""
+
+    name: str
+    groups: tuple[tuple[str, ...], ...]
+    labels: tuple[str, ...] | None = None
+    windows: tuple[int, ...] = ()
+    reference: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return tuple(run for group in self.groups for run in group)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """A run's gradient metrics against the quality scores of a scored file."""
+
+    name: str
+    run: str
+    scored: Source
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Training:
+    """A fine-tune on a selection, measured on the experiment's held-out sets."""
+
+    name: str
+    data: Source
+    method: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+Step = Pool | Selection | Run | Comparison | Correlation | Training
+
+
+def check_refs(pools: Sequence[Pool], selections: Sequence[Selection], readers: Sequence[tuple[str, Source]]) -> None:
+    """Every reference names an earlier pool (``@name``) or selection (``@name/part``) and an output
+    it makes (``readers``: (entry, source) of every step that reads one). A selection may read a pool
+    or an earlier selection only."""
+    by_pool = {p.name: p for p in pools}
+    by_selection: dict[str, Selection] = {}
+
+    def check(entry: str, src: Source) -> None:
+        if not isinstance(src, Ref):
+            return
+        if src.part is None:
+            if src.step not in by_pool:
+                names = ", ".join(f"@{n}" for n in by_pool) or "none"
+                raise ConfigError(f"{entry}: {src} names no pool (pools: {names}; a selection's output is @name/part)")
+            return
+        maker = by_selection.get(src.step)
+        if maker is None:
+            names = ", ".join(by_selection) or "none"
+            raise ConfigError(f"{entry}: {src} names no earlier selection (selections: {names})")
+        parts = sorted(maker.parts())
+        if src.part not in parts:
+            offered = ", ".join(f"@{src.step}/{p}" for p in parts) or "nothing"
+            raise ConfigError(f"{entry}: {src}: selection {src.step} makes no such output (it makes {offered})")
+
+    for pool in pools:
+        for f in pool.files:
+            if isinstance(f, Ref):
+                raise ConfigError(f"pool '{pool.name}': {f}: a pool reads data files only")
+    for sel in selections:
+        check(f"selection '{sel.name}'", sel.data)
+        by_selection[sel.name] = sel
+    for entry, src in readers:
+        check(entry, src)
+
+
+def windows_of(value: Any, where: str) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if not (isinstance(value, list) and value and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1
+                                                       for k in value)):  # fmt: skip
+        raise ConfigError(f"{where}: windows is a list of token counts, e.g. [8, 16, 32]")
+    return tuple(value)
