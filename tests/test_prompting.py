@@ -124,4 +124,23 @@ def test_record_windows_take_each_records_own_budget(tokenizer) -> None:
     both = encode(r, tokenizer, PromptConfig("plain", record_windows=True, response_tokens=3))
     assert both.n_response_tokens == 3  # the smaller window wins
     none = encode(rec("Q", "0123"), tokenizer, PromptConfig("plain", record_windows=True))
-    assert isinstance(none, Skipped) and "no response_tokens window of its own" in none.reason
+    assert isinstance(none, Skipped) and "no response_window field" in none.reason
+    zero = Record(7, "z", (Message("user", "Q"),), "0123", window_problem="its response_window is 0, not ...")
+    skipped = encode(zero, tokenizer, PromptConfig("plain", record_windows=True))
+    assert isinstance(skipped, Skipped) and skipped.reason.startswith("record 7: its response_window is 0")
+
+
+def test_a_records_window_field_is_read_and_a_bad_value_named(tmp_path) -> None:
+    from gradspec.data import load_dataset
+
+    from conftest import write_json
+
+    records = [
+        {"instruction": "a", "output": "b", "response_window": 3},
+        {"instruction": "c", "output": "d", "response_window": 0},
+        {"instruction": "e", "output": "f", "response_tokens": 9, "response_tokens_untruncated": 20},  # older
+        {"instruction": "g", "output": "h", "response_tokens": 9},  # a length score, not a window
+    ]
+    items = load_dataset(write_json(tmp_path / "d.json", records)).items
+    assert [i.window for i in items] == [3, None, 9, None]
+    assert items[1].window_problem == "its response_window is 0, not a number of tokens >= 1"

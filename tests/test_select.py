@@ -110,11 +110,11 @@ def test_truncation_matching_gives_identical_lengths_and_keeps_every_short_recor
             SelectConfig(data, "reward", out, top=30, bottom=30, match_length="truncate", pairing=pairing, seed=4)
         )
         high, low = read(out / "d_highest_30.json"), read(out / "d_lowest_30.json")
-        assert sorted(r["response_tokens"] for r in high) == sorted(r["response_tokens"] for r in low)
+        assert sorted(r["response_window"] for r in high) == sorted(r["response_window"] for r in low)
         shorter = low if summary["length_design"]["shorter_group"] == "lowest" else high
-        assert all(r["response_tokens"] <= r["response_tokens_untruncated"] for r in high + low)
+        assert all(r["response_window"] <= r["response_tokens"] for r in high + low)  # the length score stays
         # A window is the shorter length of its pair: never more than the record's own length.
-        assert sum(r["response_tokens"] == r["response_tokens_untruncated"] for r in shorter) >= 15
+        assert sum(r["response_window"] == r["response_tokens"] for r in shorter) >= 15
         assert summary["length_design"]["pairs"] == 30 and summary["length_design"]["pairing"] == pairing
         assert [r["reward"] for r in high] == sorted((r["reward"] for r in high), reverse=True)  # still the top 30
         assert all("source_index" in r for r in high)
@@ -122,7 +122,7 @@ def test_truncation_matching_gives_identical_lengths_and_keeps_every_short_recor
     rank_high, rank_low = read(tmp_path / "rank/d_highest_30.json"), read(tmp_path / "rank/d_lowest_30.json")
     summary = json.loads((tmp_path / "rank/d_selection.json").read_text())
     shorter = rank_low if summary["length_design"]["shorter_group"] == "lowest" else rank_high
-    assert all(r["response_tokens"] == r["response_tokens_untruncated"] for r in shorter)
+    assert all(r["response_window"] == r["response_tokens"] for r in shorter)
     with pytest.raises(ConfigError, match="needs token lengths"):
         select(SelectConfig(write_json(tmp_path / "n.json", [rec(i, i) for i in range(10)]), "reward", tmp_path / "n",
                             top=3, bottom=3, match_length="truncate"))  # fmt: skip
@@ -139,11 +139,26 @@ def test_truncation_matched_windows_fit_beside_each_prompt(tmp_path: Path) -> No
     data = write_json(tmp_path / "d.json", recs)
     select(SelectConfig(data, "reward", tmp_path / "o", top=20, bottom=20, match_length="truncate", max_length=512))
     chosen = read(tmp_path / "o/d_highest_20.json") + read(tmp_path / "o/d_lowest_20.json")
-    assert all(r["prompt_tokens"] + r["response_tokens"] <= 512 for r in chosen)
-    assert any(r["prompt_tokens"] + r["response_tokens"] == 512 for r in chosen)  # cut to the room, not below
+    assert all(r["prompt_tokens"] + r["response_window"] <= 512 for r in chosen)
+    assert any(r["prompt_tokens"] + r["response_window"] == 512 for r in chosen)  # cut to the room, not below
     select(SelectConfig(data, "reward", tmp_path / "w", top=20, bottom=20, match_length="truncate"))
     unbounded = read(tmp_path / "w/d_highest_20.json") + read(tmp_path / "w/d_lowest_20.json")
-    assert any(r["prompt_tokens"] + r["response_tokens"] > 512 for r in unbounded)
+    assert any(r["prompt_tokens"] + r["response_window"] > 512 for r in unbounded)
+
+
+def test_a_pair_that_cannot_fit_is_dropped_and_counted_never_given_an_empty_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recs = [{**rec(i, float(i)), "response_tokens": 40, "prompt_tokens": 20} for i in range(8)]
+    recs[0]["prompt_tokens"] = recs[7]["prompt_tokens"] = 300  # their prompts alone fill --max-length
+    data = write_json(tmp_path / "d.json", recs)
+    summary = select(SelectConfig(data, "reward", tmp_path / "o", top=4, bottom=4, match_length="truncate",
+                                  max_length=256))  # fmt: skip
+    chosen = read(tmp_path / "o/d_highest_4.json") + read(tmp_path / "o/d_lowest_4.json")
+    assert all(r["response_window"] >= 1 for r in chosen) and len(chosen) < 8
+    design = summary["length_design"]
+    assert design["pairs_dropped"] >= 1 and design["pairs"] * 2 == len(chosen)
+    assert "pair(s) dropped" in capsys.readouterr().err
 
 
 def test_percent_sizes_thresholds_keep_column_random_and_the_fields_listed(tmp_path: Path) -> None:

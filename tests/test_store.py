@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gradspec.errors import ConfigError
-from gradspec.store import TABLES, RunFolder, open_run
+from gradspec.store import SCHEMAS, RunFolder, open_run
 from gradspec.store.rows import sample_row
 
 
@@ -36,12 +36,12 @@ def test_parts_and_done_ids(tmp_path: Path) -> None:
     run.write_part({"samples": [sample_row("x", 0, "ok")], "layer_stats": [stat_row("x")]})
     run.write_part({"samples": [sample_row("y", 1, "skipped", "too long")]})
     assert run.done_ids() == {"x", "y"}
-    assert set(p.name for p in (tmp_path / "r").iterdir()) == set(TABLES) | {"run.json", ".lock-r000"}
+    assert set(p.name for p in (tmp_path / "r").iterdir()) == set(SCHEMAS) | {"run.json", ".lock-r000"}
     assert not list((tmp_path / "r").rglob("*.tmp"))
     read = open_run(tmp_path / "r")
     assert read.df("layer_stats")["effective_rank"].isna().all()  # null stays null
     assert read.scalar("select count(*) from samples") == 2
-    assert len(read.df("similarity")) == 0 and list(read.df("spectra").columns) == TABLES["spectra"].names
+    assert len(read.df("similarity")) == 0 and list(read.df("spectra").columns) == SCHEMAS["spectra"].names
 
 
 def test_orphans_of_a_crash_are_removed_on_resume(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_parts_match_the_contract_schema(tmp_path: Path) -> None:
     run = RunFolder.open(tmp_path / "r", {})
     name = run.write_part({"samples": [sample_row("x", 0, "ok", loss=float("nan"))]})
     table = pq.read_table(tmp_path / "r" / "samples" / f"{name}.parquet")
-    assert table.schema.equals(TABLES["samples"])
+    assert table.schema.remove_metadata().equals(SCHEMAS["samples"])
     assert table.column("loss").to_pylist() == [None]  # NaN is never stored as a number
 
 

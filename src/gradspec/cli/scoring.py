@@ -41,5 +41,11 @@ def select(config: SelectConfig, as_json: bool = False) -> None:
     for group, stats in summary["groups"].items():
         shown = {k: round(v, 3) if isinstance(v, float) else v for k, v in stats.items()}
         click.echo(f"  {config.out_dir / group}.json: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+    design = summary.get("length_design")
+    if design and "pairs" in design:
+        click.echo(
+            f"  truncation-matched: {design['pairs']} pairs kept, {design.get('pairs_dropped', 0)} dropped "
+            f"(no response token fits beside both prompts), {design['tokens_cut']} response tokens cut"
+        )
     if "kept" in summary["files"]:
         click.echo(f"  {config.out_dir / summary['files']['kept']}: every record with a keep column")

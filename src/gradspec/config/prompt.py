@@ -36,5 +36,5 @@ class PromptConfig(Options):
     equal in length by design (default: every response token)."""
 
     record_windows: bool = False
-    """Give each record its own window from its response_tokens field (select --match-length truncate writes
+    """Give each record its own window from its response_window field (select --match-length truncate writes
     it): every record of a truncation-matched pair is cut to its partner's length."""

@@ -91,7 +91,7 @@ class SelectConfig(Options):
 
     match_length: MatchLength | None = field(default=None, metadata={"parse": parse_match_length})
     """bins: draw the highest and lowest groups bin by bin over response length; truncate: pair them one to one
-    and cut each pair to its shorter member's length (response_tokens), so both groups have the same lengths
+    and cut each pair to its shorter member's length (response_window), so both groups have the same lengths
     token for token (compute them with --record-windows)."""
 
     max_length: int | None = field(default=None, metadata={"min": 1})

@@ -51,10 +51,22 @@ def rows_sha256(rows: list[RawRow]) -> str:
     return h.hexdigest()
 
 
-def window_of(rec: Mapping[str, object]) -> int | None:
-    """A record's own response-token window: its ``response_tokens`` field when that is a whole number >= 1."""
-    value = rec.get("response_tokens")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+WINDOW_FIELD = "response_window"
+"""A record's own response window (``select --match-length truncate`` writes it)."""
+LEGACY_WINDOW = ("response_tokens_untruncated", "response_tokens")
+"""Older truncation-matched files: the window in ``response_tokens``, marked by the length before the cut."""
+
+
+def window_of(rec: Mapping[str, object]) -> tuple[int | None, str | None]:
+    """A record's own response window (a whole number >= 1), and when it has the field but no usable
+    value, what is wrong with it."""
+    field = WINDOW_FIELD if WINDOW_FIELD in rec else LEGACY_WINDOW[1] if LEGACY_WINDOW[0] in rec else None
+    if field is None:
+        return None, None
+    value = rec[field]
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value, None
+    return None, f"its {field} is {value!r}, not a number of tokens >= 1"
 
 
 def load_dataset(path: str | Path, field_map: Mapping[str, str] | None = None, limit: int | None = None) -> Dataset:
@@ -92,7 +104,7 @@ def load_dataset(path: str | Path, field_map: Mapping[str, str] | None = None, l
             items.append(BadRecord(row.index, ids(row.value), f"{where}: {exc}"))
             continue
         sid = ids(conversation_key(context, response), row.value.get("sample_id"))
-        items.append(Record(row.index, sid, context, response, window_of(rec)))
+        items.append(Record(row.index, sid, context, response, *window_of(rec)))
     if recognised == 0 and seen_fields:
         raise DataFileError(
             f"{p}: no record has known fields; found {sorted(seen_fields)[:30]}; expected "

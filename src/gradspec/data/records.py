@@ -31,7 +31,10 @@ class Record:
     sample_id: str
     messages: tuple[Message, ...]
     response: str
-    window: int | None = None  # the record's own response-token window (its response_tokens field)
+    window: int | None = None
+    """The record's own response window (its ``response_window`` field), for ``--record-windows``."""
+    window_problem: str | None = None
+    """Why the record has no usable window although it has the field (its value, said)."""
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def _kept(tok: Tokens, config: PromptConfig, window: int | None) -> tuple[int, i
 
 
 def response_window(record: Record, config: PromptConfig) -> int | None:
-    """How many response tokens carry loss: ``response_tokens``, the record's own window
+    """How many response tokens carry loss: ``response_tokens``, the record's own ``response_window``
     (``record_windows``), the smaller of the two, or None for all of them."""
     own = record.window if config.record_windows else None
     given = [w for w in (config.response_tokens, own) if w is not None]
@@ -128,7 +128,8 @@ def _tokens_near_cuts(tok: Tokens, first: int, kept: int, head: int | None, tail
 def encode(record: Record, tokenizer: Any, config: PromptConfig) -> Encoded | Skipped:
     """Tokenise a record, keep its response window and truncate it to ``config.max_length``."""
     if config.record_windows and record.window is None:
-        reason = f"record {record.index}: no response_tokens window of its own (--record-windows)"
+        why = record.window_problem or "no response_window field (select --match-length truncate writes it)"
+        reason = f"record {record.index}: {why} (--record-windows)"
         return Skipped(record.sample_id, record.index, reason, 0, 0)
     window = response_window(record, config)
     prompt, add_special = render_prompt(record, tokenizer, config)

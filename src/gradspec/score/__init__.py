@@ -7,7 +7,7 @@ input record back with the added fields, one output per input, in order.
 from gradspec.config.score import ScoreConfig
 from gradspec.score import difficulty, gradient, ifd, instag, length, reward  # noqa: F401  (registration)
 from gradspec.score.outcome import Scored
-from gradspec.score.registry import METRICS
+from gradspec.score.registry import SCORERS
 from gradspec.score.run import score
 
-__all__ = ["METRICS", "ScoreConfig", "Scored", "score"]
+__all__ = ["SCORERS", "ScoreConfig", "Scored", "score"]

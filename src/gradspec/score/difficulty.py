@@ -9,9 +9,9 @@ from gradspec.score.context import ScoreContext
 from gradspec.score.judge.scores import FIELDS
 from gradspec.score.judged import ask_judge
 from gradspec.score.outcome import Scored
-from gradspec.score.registry import register_metric
+from gradspec.score.registry import register_scorer
 
 
-@register_metric("difficulty", FIELDS["difficulty"])
+@register_scorer("difficulty", FIELDS["difficulty"], needs_model=False)
 def difficulty_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
     return ask_judge("difficulty", ctx, records)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from gradspec.data import Record
 from gradspec.score.context import ScoreContext
 from gradspec.score.outcome import Scored, failed
-from gradspec.score.registry import register_metric
+from gradspec.score.registry import register_scorer
 
 GRADIENT_FIELDS = ("nuclear_norm", "effective_rank")
 QUALITY_FIELDS = ("grad_quality", "grad_quality_rank", "grad_quality_norm")
@@ -35,11 +35,11 @@ def _from_run(ctx: ScoreContext, records: Sequence[Record], fields: tuple[str, .
     return out
 
 
-@register_metric("gradient", GRADIENT_FIELDS)
+@register_scorer("gradient", GRADIENT_FIELDS, needs_model=True)
 def gradient_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
     return _from_run(ctx, records, GRADIENT_FIELDS, parts=False)
 
 
-@register_metric("grad_quality", QUALITY_FIELDS)
+@register_scorer("grad_quality", QUALITY_FIELDS, needs_model=True)
 def grad_quality_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
     return _from_run(ctx, records, QUALITY_FIELDS, parts=True)

@@ -19,7 +19,7 @@ from gradspec.prompting import Encoded, encode
 from gradspec.score.context import ScoreContext
 from gradspec.score.outcome import Scored, failed
 from gradspec.score.perplexity import response_losses
-from gradspec.score.registry import register_metric
+from gradspec.score.registry import register_scorer
 
 FIELDS = ("ifd", "ppl_conditioned", "ppl_response")
 
@@ -36,7 +36,7 @@ def _ppl(loss: float) -> float | None:
     return math.exp(loss) if math.isfinite(loss) and loss < 700 else None
 
 
-@register_metric("ifd", FIELDS)
+@register_scorer("ifd", FIELDS, needs_model=True)
 def ifd_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
     """IFD and both perplexities of every record."""
     loaded, prompt, batch_tokens, progress = ctx.language_model(), ctx.prompt, ctx.batch_tokens, ctx.config.progress

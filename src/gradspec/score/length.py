@@ -13,12 +13,12 @@ from gradspec.data import Record
 from gradspec.prompting import encode
 from gradspec.score.context import ScoreContext
 from gradspec.score.outcome import Scored
-from gradspec.score.registry import register_metric
+from gradspec.score.registry import register_scorer
 
 FIELDS = ("prompt_tokens", "response_tokens", "prompt_chars", "response_chars")
 
 
-@register_metric("length", FIELDS)
+@register_scorer("length", FIELDS, needs_model=True)
 def length_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
     """Token counts under the prompt's template (untruncated) and character counts."""
     tokenizer = ctx.language_model().tokenizer

@@ -21,12 +21,14 @@ ScoreFn = Callable[["ScoreContext", Sequence[Record]], dict[int, Scored]]
 
 
 @dataclass(frozen=True)
-class Metric:
-    """A registered metric: the record fields it writes, and how it computes them."""
+class Scorer:
+    """A registered data-quality metric: the record fields it writes, whether it needs the causal LM
+    (``--model``) loaded, and how it computes them."""
 
     name: str
     fields: tuple[str, ...]
     score: ScoreFn
+    needs_model: bool
 
     def run(self, ctx: ScoreContext, items: Sequence[Record | BadRecord]) -> dict[int, Scored]:
         """Scores of every item: bad records failed with their reason, the rest by the metric."""
@@ -36,16 +38,17 @@ class Metric:
         return out
 
 
-METRICS: dict[str, Metric] = {}
+SCORERS: dict[str, Scorer] = {}
+"""Every data-quality metric by name (``score --metrics``); ``store.contract.METRICS`` are the gradient's."""
 
 
-def register_metric(name: str, fields: tuple[str, ...]) -> Callable[[ScoreFn], ScoreFn]:
-    """``@register_metric("ifd", ("ifd", ...))`` on ``fn(ctx, records) -> {index: Scored}``."""
+def register_scorer(name: str, fields: tuple[str, ...], needs_model: bool) -> Callable[[ScoreFn], ScoreFn]:
+    """``@register_scorer("ifd", ("ifd", ...), needs_model=True)`` on ``fn(ctx, records) -> {index: Scored}``."""
 
     def register(fn: ScoreFn) -> ScoreFn:
-        if name in METRICS:
+        if name in SCORERS:
             raise ValueError(f"metric '{name}' is registered twice")
-        METRICS[name] = Metric(name, fields, fn)
+        SCORERS[name] = Scorer(name, fields, fn, needs_model)
         return fn
 
     return register

@@ -19,7 +19,7 @@ from gradspec.model import load
 from gradspec.prompting.templates import turns_with_system
 from gradspec.score.context import ScoreContext
 from gradspec.score.outcome import Scored, failed
-from gradspec.score.registry import register_metric
+from gradspec.score.registry import register_scorer
 
 FIELDS = ("reward",)
 
@@ -34,7 +34,7 @@ def reward_text(record: Record, tokenizer: object, system_prompt: str | None) ->
     return "".join(f"{m.content}\n" for m in turns) + record.response, True
 
 
-@register_metric("reward", FIELDS)
+@register_scorer("reward", FIELDS, needs_model=False)
 def reward_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
     """The reward of every record (longest first, in batches of ``--reward-batch-size``)."""
     cfg = ctx.config

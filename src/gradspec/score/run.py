@@ -21,7 +21,7 @@ from gradspec.model import LoadedModel
 from gradspec.score.context import ScoreContext
 from gradspec.score.judge.cache import check_cache_file
 from gradspec.score.outcome import Scored
-from gradspec.score.registry import METRICS
+from gradspec.score.registry import SCORERS
 from gradspec.score.state import ScoreState
 
 
@@ -77,7 +77,7 @@ def _score_all(
         for name in config.metrics:
             done = state.finished(name, indices)
             if done is None:
-                done = METRICS[name].run(ctx, dataset.items)
+                done = SCORERS[name].run(ctx, dataset.items)
                 state.keep(name, done)
             results[name] = done
     finally:

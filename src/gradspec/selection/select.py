@@ -19,14 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from gradspec.analysis.grad_quality import grad_quality
+from gradspec.artifacts import SELECTION, read_marker, write_marker
+from gradspec.artifacts.markers import marker_content
+from gradspec.config.fields import flatten
 from gradspec.config.selection import GRAD_QUALITY, RANDOM, SelectConfig, size_of
+from gradspec.console import warn
 from gradspec.data import Record, load_dataset
 from gradspec.data.values import finite_number
 from gradspec.errors import ConfigError
 from gradspec.files import under, write_json_atomic, write_records
 from gradspec.store.query import open_run
 
-FULL_LENGTH = "response_tokens_untruncated"
+WINDOW = "response_window"
+"""The record field holding a record's own response window (``compute --record-windows`` reads it)."""
+LEGACY_CUT = "response_tokens_untruncated"
+"""Written beside the window by older versions, which put the window into ``response_tokens``."""
 
 
 @dataclass(frozen=True)
@@ -96,15 +103,17 @@ def fitting_length(c: Candidate, max_length: int | None) -> float:
 def truncation_matched(
     high: Sequence[Candidate], low: Sequence[Candidate], pairing: str, seed: int, max_length: int | None = None
 ) -> tuple[list[Candidate], list[Candidate], dict[str, Any]]:
-    """Both groups with every record's ``response_tokens`` window set to the shorter length of its pair.
+    """Both groups with every record's window (``response_window``) set to the shorter length of its pair.
 
     The group with the shorter median length is sorted by length and paired one to one with the
     other, by rank of length or at random; both members of a pair get the pair's shorter length
-    as their window, so the two groups' windows are the same multiset and no record is dropped.
-    With ``max_length`` a length counts only what fits beside the record's prompt: a window that
-    did not fit would make the run skip one member and break its pair.
+    as their window, so the two groups' windows are the same multiset. With ``max_length`` a
+    length counts only what fits beside the record's prompt: a window that did not fit would make
+    the run skip one member and break its pair. A pair with no response token that fits beside
+    both prompts cannot be measured: it is dropped, and the design says how many were. Each
+    record keeps its length score (``response_tokens``) as it was.
     """
-    if any(FULL_LENGTH in c.record for c in (*high, *low)):
+    if any(WINDOW in c.record or LEGACY_CUT in c.record for c in (*high, *low)):
         raise ConfigError("--match-length truncate: these records were cut to a partner's length already")
     if any(finite_number(c.record.get("response_tokens")) is None for c in (*high, *low)):
         raise ConfigError(
@@ -118,21 +127,32 @@ def truncation_matched(
     if pairing == "random":
         random.Random(seed).shuffle(partners)
     windows: dict[int, int] = {}
+    empty = 0
     for a, b in zip(shorter_sorted, partners):
-        windows[a.index] = windows[b.index] = int(min(fitting_length(a, max_length), fitting_length(b, max_length)))
+        window = int(min(fitting_length(a, max_length), fitting_length(b, max_length)))
+        if window < 1:
+            empty += 1
+            continue
+        windows[a.index] = windows[b.index] = window
 
     def cut(c: Candidate) -> Candidate:
-        record = {**c.record, FULL_LENGTH: int(c.length), "response_tokens": windows[c.index]}
-        return replace(c, record=record, length=float(windows[c.index]))
+        return replace(c, record={**c.record, WINDOW: windows[c.index]}, length=float(windows[c.index]))
 
+    kept = [c for c in (*high, *low) if c.index in windows]
     design = {
         "pairing": pairing,
         "seed": seed if pairing == "random" else None,
         "pairs": len(windows) // 2,
+        "pairs_dropped": empty,
         "shorter_group": "highest" if short_is_high else "lowest",
-        "tokens_cut": int(sum(c.length for c in (*high, *low)) - sum(windows.values())),
+        "tokens_cut": int(sum(c.length for c in kept) - sum(windows.values())),
     }
-    return [cut(c) for c in high], [cut(c) for c in low], design
+    if empty:
+        warn(
+            f"--match-length truncate: {empty} pair(s) dropped: no response token fits beside both prompts in "
+            f"--max-length {max_length}; {len(windows) // 2} pair(s) kept"
+        )
+    return [cut(c) for c in high if c.index in windows], [cut(c) for c in low if c.index in windows], design
 
 
 def _stats(group: Sequence[Candidate]) -> dict[str, Any]:
@@ -238,7 +258,7 @@ def select(config: SelectConfig) -> dict[str, Any]:
     high = groups.get(high_name)
     low = groups.get(low_name)
     overlap = len({c.index for c in high} & {c.index for c in low}) if high and low else 0
-    summary = {
+    summary = marker_content(SELECTION, flatten(config)) | {
         "data": str(path),
         "by": config.by,
         "candidates": len(cands),
@@ -252,4 +272,8 @@ def select(config: SelectConfig) -> dict[str, Any]:
         "files": files,
     }
     write_json_atomic(under(out_dir, f"{name}_selection.json"), summary)
+    # The folder's marker lists every selection written into it (several names may share one folder).
+    before = read_marker(SELECTION.marker_path(out_dir)) or {}
+    listed = {**(before.get("selections") or {}), name: f"{name}_selection.json"}
+    write_marker(out_dir, SELECTION, {}, selections=listed)
     return summary

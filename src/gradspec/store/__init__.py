@@ -6,13 +6,13 @@ names below are imported on first use, so the contract alone stays light.
 
 from gradspec.lazy import lazy_exports
 
-__all__ = ["Run", "RunFolder", "TABLES", "open_run"]
+__all__ = ["SCHEMAS", "Run", "RunFolder", "open_run"]
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "Run": "gradspec.store.query",
         "open_run": "gradspec.store.query",
         "RunFolder": "gradspec.store.folder",
-        "TABLES": "gradspec.store.schema",
+        "SCHEMAS": "gradspec.store.schema",
     },
 )

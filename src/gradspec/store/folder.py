@@ -45,8 +45,7 @@ from gradspec.store.layout import (
     read_manifest,
     run_id_of,
 )
-from gradspec.store.schema import TABLES as SCHEMAS
-from gradspec.store.schema import WRITE_OPTIONS
+from gradspec.store.schema import SCHEMAS, WRITE_OPTIONS
 
 
 def config_differences(

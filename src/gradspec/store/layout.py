@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from gradspec.errors import ConfigError, first_line
 from gradspec.store.contract import MANIFEST, TABLES, is_run_manifest
-from gradspec.store.schema import TABLES as SCHEMAS
+from gradspec.store.schema import SCHEMAS
 
 QUARANTINE = "quarantine"
 PART = re.compile(r"^part-r\d{3}-\d{20}-[0-9a-f]{8}\.parquet$")

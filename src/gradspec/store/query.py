@@ -18,7 +18,7 @@ import duckdb
 from gradspec.errors import GradspecError, reason_kind
 from gradspec.store.contract import MANIFEST, STATUSES
 from gradspec.store.layout import OTHER_RUN, QUARANTINE, bad_parts, part_files, read_manifest, run_id_of
-from gradspec.store.schema import TABLES
+from gradspec.store.schema import SCHEMAS
 
 if TYPE_CHECKING:  # pandas loads only when a frame is asked for: `gradspec show` prints without it
     import pandas as pd
@@ -49,12 +49,12 @@ class Run:
 
     def relation(self, table: str) -> duckdb.DuckDBPyRelation:
         """A DuckDB relation over every part of ``table`` (empty when it has none)."""
-        if table not in TABLES:
-            raise GradspecError(f"unknown table '{table}'; tables are {', '.join(TABLES)}")
+        if table not in SCHEMAS:
+            raise GradspecError(f"unknown table '{table}'; tables are {', '.join(SCHEMAS)}")
         files = [str(p) for p in self.files(table)]
         if not files:
-            return self.con.from_arrow(TABLES[table].empty_table())
-        return self.con.read_parquet(files)
+            return self.con.from_arrow(SCHEMAS[table].empty_table())
+        return self.con.read_parquet(files, union_by_name=True)  # older parts may lack a later column
 
     def df(self, table: str) -> pd.DataFrame:
         """``table`` as a pandas frame."""
@@ -64,8 +64,8 @@ class Run:
         """Run SQL in which each table name (samples, layer_stats, ...) is a view of this run.
 
         Only the tables the query names are registered: an empty table is an Arrow scan, which
-        makes DuckDB load pandas (half a second of `gradspec show`)."""
-        for table in TABLES:
+        makes DuckDB load pandas, and `gradspec show` should start without it."""
+        for table in SCHEMAS:
             if re.search(rf"\b{table}\b", query):
                 self.con.register(table, self.relation(table))
         return self.con.sql(query)

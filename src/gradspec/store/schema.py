@@ -16,7 +16,7 @@ _TYPES = {
     "bool": pa.bool_(),
     "list<float32>": pa.list_(pa.float32()),
 }
-TABLES: dict[str, pa.Schema] = {
+SCHEMAS: dict[str, pa.Schema] = {
     table: pa.schema([(name, _TYPES[kind]) for name, kind in columns]) for table, columns in COLUMNS.items()
 }
 
@@ -44,4 +44,4 @@ def write_options(schema: pa.Schema) -> dict[str, Any]:
     }
 
 
-WRITE_OPTIONS: dict[str, dict[str, Any]] = {name: write_options(schema) for name, schema in TABLES.items()}
+WRITE_OPTIONS: dict[str, dict[str, Any]] = {name: write_options(schema) for name, schema in SCHEMAS.items()}
