@@ -1,8 +1,7 @@
 """Hostile inputs, concurrent writers and damaged run folders: each ends as an error row or one
 line with exit code 2, never a traceback, and loses nothing else.
 
-Every file is made here, at test time. The numbers in the test names follow the items of the
-reliability review these tests came from.
+Every file is made here, at test time.
 """
 
 from __future__ import annotations
@@ -52,10 +51,10 @@ def statuses(run) -> dict[int, str]:
     return dict(run.sql("select index, status from samples").fetchall())
 
 
-# 1. --overwrite deletes only what gradspec wrote -----------------------------------------------
+# --overwrite deletes only what gradspec wrote -----------------------------------------------
 
 
-def test_1_overwrite_never_deletes_a_folder_gradspec_did_not_write(tmp_path: Path, tiny_llama_dir: Path) -> None:
+def test_overwrite_never_deletes_a_folder_gradspec_did_not_write(tmp_path: Path, tiny_llama_dir: Path) -> None:
     data = write_json(tmp_path / "d.json", GOOD)
     d = tmp_path / "d"
     d.mkdir()
@@ -66,7 +65,7 @@ def test_1_overwrite_never_deletes_a_folder_gradspec_did_not_write(tmp_path: Pat
     assert (d / "important.txt").read_text() == "keep" and (d / "run.json").read_text() == '{"lr": 0.1}'
 
 
-def test_1_overwrite_keeps_a_users_files_inside_a_real_run(tmp_path: Path, tiny_llama_dir: Path) -> None:
+def test_overwrite_keeps_a_users_files_inside_a_real_run(tmp_path: Path, tiny_llama_dir: Path) -> None:
     data = write_json(tmp_path / "d.json", GOOD)
     out = tmp_path / "run"
     compute(cfg(data, out, tiny_llama_dir))
@@ -82,11 +81,11 @@ def test_1_overwrite_keeps_a_users_files_inside_a_real_run(tmp_path: Path, tiny_
     assert run.manifest["config"]["max_length"] == 32 and run.manifest["counts"]["total"] == 4
 
 
-# 2. One writer per run folder ------------------------------------------------------------------
+# One writer per run folder ------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_2_two_processes_on_one_out_one_refuses_and_nothing_is_written_twice(
+def test_two_processes_on_one_out_one_refuses_and_nothing_is_written_twice(
     tmp_path: Path, tiny_llama_dir: Path
 ) -> None:
     data = write_json(tmp_path / "d.json", [{"instruction": f"Q{i}", "output": "word " * 40} for i in range(40)])
@@ -106,7 +105,7 @@ def test_2_two_processes_on_one_out_one_refuses_and_nothing_is_written_twice(
     assert verify(out) == []
 
 
-def test_2_a_second_writer_in_one_process_is_refused_at_once(tmp_path: Path) -> None:
+def test_a_second_writer_in_one_process_is_refused_at_once(tmp_path: Path) -> None:
     from gradspec.store import RunFolder
 
     first = RunFolder.claim(tmp_path / "r")
@@ -116,10 +115,10 @@ def test_2_a_second_writer_in_one_process_is_refused_at_once(tmp_path: Path) -> 
     RunFolder.claim(tmp_path / "r").release()  # free again once the first lets go
 
 
-# 3. Text no tokenizer can take ------------------------------------------------------------------
+# Text no tokenizer can take ------------------------------------------------------------------
 
 
-def test_3_a_lone_surrogate_is_an_error_row_for_that_record_only(tmp_path: Path, tiny_llama_dir: Path) -> None:
+def test_a_lone_surrogate_is_an_error_row_for_that_record_only(tmp_path: Path, tiny_llama_dir: Path) -> None:
     data = tmp_path / "d.json"
     data.write_text(json.dumps(GOOD)[:-1] + ', {"instruction": "hi", "output": "b \\ud800"}]')
     run = compute(cfg(data, tmp_path / "run", tiny_llama_dir))
@@ -129,10 +128,10 @@ def test_3_a_lone_surrogate_is_an_error_row_for_that_record_only(tmp_path: Path,
     assert "field 'output' holds text that is not valid Unicode" in reason
 
 
-# 4. Nesting depth --------------------------------------------------------------------------------
+# Nesting depth --------------------------------------------------------------------------------
 
 
-def test_4_a_file_nested_ten_thousand_deep_is_one_line(tmp_path: Path) -> None:
+def test_a_file_nested_ten_thousand_deep_is_one_line(tmp_path: Path) -> None:
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 10_000 + "]" * 10_000)
     with pytest.raises(DataFileError, match="nested too deeply") as info:
@@ -151,7 +150,7 @@ def test_4_a_file_nested_ten_thousand_deep_is_one_line(tmp_path: Path) -> None:
     assert isinstance(bad, BadRecord) and "nested deeper than 100 levels" in bad.reason
 
 
-def test_4_a_judge_reply_nested_five_thousand_deep_fails_that_record_only(tmp_path: Path) -> None:
+def test_a_judge_reply_nested_five_thousand_deep_fails_that_record_only(tmp_path: Path) -> None:
     data = write_json(
         tmp_path / "d.json", [{"instruction": "ok question", "output": "a"}, {"instruction": "[DEEP]", "output": "b"}]
     )
@@ -166,10 +165,10 @@ def test_4_a_judge_reply_nested_five_thousand_deep_fails_that_record_only(tmp_pa
     assert summary["metrics"]["difficulty"]["failed"] == 1
 
 
-# 5. Text after a JSON document -----------------------------------------------------------------
+# Text after a JSON document -----------------------------------------------------------------
 
 
-def test_5_a_stray_bracket_after_a_json_list_is_an_error_naming_line_and_column(tmp_path: Path) -> None:
+def test_a_stray_bracket_after_a_json_list_is_an_error_naming_line_and_column(tmp_path: Path) -> None:
     data = tmp_path / "d.json"
     data.write_text(json.dumps(GOOD, indent=2) + "\n]\n")
     lines = data.read_text().count("\n")
@@ -180,11 +179,11 @@ def test_5_a_stray_bracket_after_a_json_list_is_an_error_naming_line_and_column(
     assert len(load_dataset(jsonl_in_json).items) == 4
 
 
-# 6. Damaged parts ----------------------------------------------------------------------------------
+# Damaged parts ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("table", ["samples", "layer_stats", "similarity"])
-def test_6_a_truncated_part_is_skipped_by_readers_and_repaired_by_resume(
+def test_a_truncated_part_is_skipped_by_readers_and_repaired_by_resume(
     tmp_path: Path, tiny_llama_dir: Path, table: str
 ) -> None:
     data = write_json(tmp_path / "d.json", GOOD)
@@ -211,7 +210,7 @@ def test_6_a_truncated_part_is_skipped_by_readers_and_repaired_by_resume(
     assert len(got) == len(want) and (got["nuclear_norm"] - want["nuclear_norm"]).abs().max() < 1e-9
 
 
-def test_6_verify_names_every_kind_of_problem(tmp_path: Path, tiny_llama_dir: Path) -> None:
+def test_verify_names_every_kind_of_problem(tmp_path: Path, tiny_llama_dir: Path) -> None:
     data = write_json(tmp_path / "d.json", GOOD)
     out = tmp_path / "run"
     compute(cfg(data, out, tiny_llama_dir, flush_every=1, batch_tokens=16))
@@ -231,10 +230,10 @@ def test_6_verify_names_every_kind_of_problem(tmp_path: Path, tiny_llama_dir: Pa
     one_line_error(refused, "appear more than once", "gradspec verify")
 
 
-# 7. Tracebacks that became one line ---------------------------------------------------------------
+# Tracebacks that became one line ---------------------------------------------------------------
 
 
-def test_7_all_zero_gradients_do_not_break_the_summary(tmp_path: Path, tiny_llama_dir: Path) -> None:
+def test_all_zero_gradients_do_not_break_the_summary(tmp_path: Path, tiny_llama_dir: Path) -> None:
     data = write_json(tmp_path / "d.json", GOOD)
     args = ["compute", str(data), "--out", str(tmp_path / "r"), "--model", str(tiny_llama_dir), "--template", "plain"]
     result = runner.invoke(app, [*args, "--max-length", "2", "--truncation", "prompt_start", "--no-progress"])
@@ -243,7 +242,7 @@ def test_7_all_zero_gradients_do_not_break_the_summary(tmp_path: Path, tiny_llam
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"kind": "something-else"}'])
-def test_7_a_corrupt_manifest_is_one_line_for_every_command(tmp_path: Path, tiny_llama_dir: Path, content: str) -> None:
+def test_a_corrupt_manifest_is_one_line_for_every_command(tmp_path: Path, tiny_llama_dir: Path, content: str) -> None:
     data = write_json(tmp_path / "d.json", GOOD)
     out = tmp_path / "r"
     compute(cfg(data, out, tiny_llama_dir))
@@ -261,7 +260,7 @@ def test_7_a_corrupt_manifest_is_one_line_for_every_command(tmp_path: Path, tiny
     assert (out / "samples").is_dir()  # nothing was deleted
 
 
-def test_7_bad_out_paths_are_refused_before_the_model_loads(
+def test_bad_out_paths_are_refused_before_the_model_loads(
     tmp_path: Path, tiny_llama_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import gradspec.computation.run as computation
@@ -295,7 +294,7 @@ def test_7_bad_out_paths_are_refused_before_the_model_loads(
         locked.chmod(0o700)
 
 
-def test_7_a_crafted_gguf_header_is_one_line(tmp_path: Path) -> None:
+def test_a_crafted_gguf_header_is_one_line(tmp_path: Path) -> None:
     fake = tmp_path / "model.gguf"
     fake.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 12)  # a version, then counts that lie
     result = runner.invoke(app, ["compute", str(tmp_path / "missing.json"), "-o", str(tmp_path / "r")])
@@ -307,10 +306,10 @@ def test_7_a_crafted_gguf_header_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
-# 8. The rest -------------------------------------------------------------------------------------
+# The rest -------------------------------------------------------------------------------------
 
 
-def test_8_a_huge_record_is_cut_in_characters_and_keeps_the_exact_tokens() -> None:
+def test_a_huge_record_is_cut_in_characters_and_keeps_the_exact_tokens() -> None:
     from gradspec.data import Message, Record
 
     tok = byte_tokenizer()
@@ -343,7 +342,7 @@ def _judge(tmp_path: Path, url: str, prompts: list[str], **kw) -> list[dict]:
     return [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
 
 
-def test_8_the_judge_timeout_is_a_deadline_for_the_whole_reply(tmp_path: Path) -> None:
+def test_the_judge_timeout_is_a_deadline_for_the_whole_reply(tmp_path: Path) -> None:
     with judge_server() as (url, _):
         started = time.perf_counter()
         rows = _judge(tmp_path, url, ["[TRICKLE] slow one"], judge_timeout=1.0)
@@ -352,7 +351,7 @@ def test_8_the_judge_timeout_is_a_deadline_for_the_whole_reply(tmp_path: Path) -
     assert seconds < 4, f"{seconds:.1f} s: the trickling server held the request"
 
 
-def test_8_replies_are_stored_capped(tmp_path: Path) -> None:
+def test_replies_are_stored_capped(tmp_path: Path) -> None:
     from gradspec.score.judge.parse import MAX_REPLY_CHARS
 
     with judge_server() as (url, _):
@@ -365,7 +364,7 @@ def test_8_replies_are_stored_capped(tmp_path: Path) -> None:
     assert all(len(r) < MAX_REPLY_CHARS + 100 for (r,) in stored)
 
 
-def test_8_a_key_the_server_echoes_is_redacted_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_key_the_server_echoes_is_redacted_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key = "sk-echo-this-secret-0123456789"
     monkeypatch.setenv("OPENAI_API_KEY", key)
     with judge_server() as (url, _):
@@ -379,7 +378,7 @@ def test_8_a_key_the_server_echoes_is_redacted_everywhere(tmp_path: Path, monkey
     assert key not in out and key not in result.output and "echo-this-secret" not in out
 
 
-def test_8_float16_gradients_that_underflow_are_an_error_not_a_zero(tmp_path: Path) -> None:
+def test_float16_gradients_that_underflow_are_an_error_not_a_zero(tmp_path: Path) -> None:
     model = tiny_model("llama")
     with torch.no_grad():
         model.lm_head.weight.mul_(1e-6)  # gradients of ~1e-8: zero in float16, fine in float32
@@ -393,7 +392,7 @@ def test_8_float16_gradients_that_underflow_are_an_error_not_a_zero(tmp_path: Pa
     assert set(statuses(full).values()) == {"ok"}
 
 
-def test_8_invalid_utf8_on_one_jsonl_line_is_an_error_row(tmp_path: Path, tiny_llama_dir: Path) -> None:
+def test_invalid_utf8_on_one_jsonl_line_is_an_error_row(tmp_path: Path, tiny_llama_dir: Path) -> None:
     data = tmp_path / "d.jsonl"
     lines = [json.dumps(r).encode() for r in GOOD]
     lines.insert(2, b'{"instruction": "bad \xff\xfe bytes", "output": "x"}')
@@ -404,7 +403,7 @@ def test_8_invalid_utf8_on_one_jsonl_line_is_an_error_row(tmp_path: Path, tiny_l
 
 
 def test_hostile_model_folder_is_still_refused(tmp_path: Path) -> None:
-    """Pickle weights stay refused without being unpickled (the earlier review's promise)."""
+    """Pickle weights stay refused without being unpickled."""
     folder = save_tiny(tmp_path / "m")
     for f in folder.glob("*.safetensors"):
         f.unlink()

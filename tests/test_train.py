@@ -63,6 +63,14 @@ def test_training_lowers_the_loss_and_the_same_seed_gives_the_same_numbers(
     assert len(pd.read_csv(tmp_path / "a/out/loss_curve.csv")) == 6 and not (tmp_path / "a/out/model").exists()
 
 
+def test_lora_adapters_learn(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    pytest.importorskip("peft")  # the train extra (pip install 'gradspec[train]'); the test extra has it
+    result = train(config(tmp_path, tiny_llama_dir, lora=True, learning_rate=5e-2))
+    losses = [s["loss"] for s in result["losses"]]
+    assert sum(losses[-2:]) < sum(losses[:2])
+    assert result["recipe"]["lora"] is True and not (tmp_path / "out" / "model").exists()
+
+
 def test_the_loss_is_taken_on_response_tokens_only(tmp_path: Path, tiny_llama_dir: Path) -> None:
     """One batch of everything, learning rate 0: the first step's loss is the mean cross entropy
     over the response tokens of every record, computed directly."""

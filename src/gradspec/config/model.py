@@ -19,7 +19,8 @@ class ModelConfig(Options):
     """default | a short name (gradspec models list) | a Hugging Face model folder | FILE.gguf | a hub id."""
 
     dtype: DType = "float32"
-    """dtype of the model's weights and activations; the spectral maths runs in float64 whatever it is."""
+    """dtype of the model's weights and activations; the spectral maths never runs below float32 (each gradient
+    or its core is formed in --core-dtype, float32 by default; Gram matrices and eigenvalues in float64)."""
 
     device: str = field(default="auto", metadata={"identity": False})
     """auto | cpu | cuda | cuda:N."""

@@ -27,7 +27,6 @@ class Trained:
     model: nn.Module
     losses: list[dict[str, float]]  # per optimiser step: step, epoch, loss, learning_rate
     steps: int
-    seconds: float
 
 
 class LossBar:
@@ -117,4 +116,4 @@ def fine_tune(
     trained = net.merge_and_unload() if recipe.lora else net  # type: ignore[operator]
     trained.eval()
     trained.requires_grad_(False)
-    return Trained(trained, losses, int(result.global_step), float(result.metrics.get("train_runtime", 0.0)))
+    return Trained(trained, losses, int(result.global_step))
