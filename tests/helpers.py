@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -9,6 +10,8 @@ import torch
 from gradspec.capture import SampleFactors
 from gradspec.prompting import Encoded
 from gradspec.spectra import METRICS, SampleSpectra
+from gradspec.spectra.metrics import ZERO_RTOL
+from gradspec.spectra.similarity import DISTANT
 
 from oracles import oracle_cosine, oracle_metrics
 
@@ -28,26 +31,40 @@ def oracle_differences(
 ) -> list[tuple[str, str, float, float]]:
     """(what, metric or "cosine", ours, oracle's) for every metric of every gradient and every cosine."""
     out: list[tuple[str, str, float, float]] = []
+    # The contract's zero: a gradient at round-off level of its sample's largest is zero in exact
+    # arithmetic (ZERO_RTOL), for the reference as for gradspec: norms 0, ranks and cosines undefined.
+    scale = max(float(g.norm()) for g in grads.values())
+    zero = {key for key, g in grads.items() if float(g.norm()) <= ZERO_RTOL * scale}
     for (layer, module), g in grads.items():
-        want = oracle_metrics(g)
+        want = oracle_metrics(g) if (layer, module) not in zero else ZERO_METRICS
         for name in metrics:
-            out.append(
-                (f"layer {layer} {module} {name}", name, float(spectra.metrics[module][name][layer]), want[name])
-            )
+            ours = float(spectra.metrics[module][name][layer])
+            out.append((f"layer {layer} {module} {name}", name, ours, want[name]))
     for kind, module, layer, cos in spectra.similarity:
-        if kind == "adjacent":
-            want_cos = oracle_cosine(grads[(layer, module)], grads[(layer + 1, module)])
+        if kind in ("adjacent", "distant"):
+            pair = ((layer, module), (layer + (1 if kind == "adjacent" else DISTANT), module))
+            want_cos = oracle_cosine(grads[pair[0]], grads[pair[1]])
         else:
             a, b = module.split("*")
-            ga, gb = grads[(layer, a)], grads[(layer, b)]
+            pair = ((layer, a), (layer, b))
+            ga, gb = grads[pair[0]], grads[pair[1]]
             # Different shapes (Gemma 3's q and o): b's gradient transposed maps the same spaces.
             want_cos = oracle_cosine(ga, gb if gb.shape == ga.shape else gb.T)
-        out.append((f"layer {layer} {kind} {module}", "cosine", float(cos), want_cos))
+        out.append((f"layer {layer} {kind} {module}", "cosine", float(cos), math.nan if zero & set(pair) else want_cos))
     return out
 
 
+ZERO_METRICS = {
+    "nuclear_norm": 0.0, "frobenius_norm": 0.0, "spectral_norm": 0.0, "effective_rank": math.nan,
+    "stable_rank": math.nan,
+}  # fmt: skip
+
+
 def deviation(metric: str, ours: float, want: float) -> float:
-    """Relative for metrics, absolute for cosines: what the precision contract bounds."""
+    """Relative for metrics, absolute for cosines: what the precision contract bounds (undefined on
+    both sides is agreement; undefined on one side is not)."""
+    if math.isnan(ours) or math.isnan(want):
+        return 0.0 if math.isnan(ours) and math.isnan(want) else math.inf
     return abs(ours - want) if metric == "cosine" else abs(ours - want) / max(abs(want), 1e-30)
 
 

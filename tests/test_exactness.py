@@ -161,3 +161,27 @@ def test_a_one_token_mistake_is_far_outside_the_bounds(arch: str) -> None:
     shifted = replace(sample, loss_mask=[m or t == first - 1 for t, m in enumerate(sample.loss_mask)])
     loose = {k: 100 * v for k, v in BOUNDS.items()}
     assert compare_to_oracle(spectra, oracle_gradients(model, targets, shifted), loose)
+
+
+def test_equal_positions_are_exactly_the_gradient_of_the_cut_text(arch: str) -> None:
+    """--prompt-tokens P with --response-tokens K: the last P prompt tokens and the first K response
+    tokens of the whole text, exactly P + K positions, equal to the .grad of that same cut text."""
+    from gradspec.data import Message, Record
+    from gradspec.prompting import PromptConfig, encode
+
+    from conftest import byte_tokenizer
+
+    model = tiny_model(arch, seed=6)
+    targets = find_targets(model, None)
+    tok = byte_tokenizer()
+    record = Record(0, "w", (Message("user", "Please count the words that follow me."),), "one two three four five")
+    whole = encode(record, tok, PromptConfig("plain"))
+    for p, k in ((4, 3), (11, 9), (1, 1)):
+        cut = encode(record, tok, PromptConfig("plain", prompt_tokens=p, response_tokens=k))
+        assert cut.n_tokens == p + k and cut.n_prompt_tokens == p and cut.n_response_tokens == k
+        assert cut.input_ids == whole.input_ids[whole.n_prompt_tokens - p : whole.n_prompt_tokens + k]
+        assert cut.n_positions == p + k - 1 and not cut.truncated
+        (f,) = run_batch(model, targets, [cut])
+        spectra = sample_spectra(f, modules_of(targets), model.config.num_hidden_layers)
+        failures = compare_to_oracle(spectra, oracle_gradients(model, targets, cut), BOUNDS)
+        assert not failures, "\n".join(failures)

@@ -144,3 +144,25 @@ def test_a_records_window_field_is_read_and_a_bad_value_named(tmp_path) -> None:
     items = load_dataset(write_json(tmp_path / "d.json", records)).items
     assert [i.window for i in items] == [3, None, 9, None]
     assert items[1].window_problem == "its response_window is 0, not a number of tokens >= 1"
+
+
+def test_prompt_tokens_keep_the_prompts_end_and_skip_shorter_prompts(tokenizer) -> None:
+    long = rec("The question is long enough to cut here", "short answer")
+    enc = encode(long, tokenizer, PromptConfig("plain", prompt_tokens=6))
+    whole = encode(long, tokenizer, PromptConfig("plain"))
+    assert enc.n_prompt_tokens == 6 and enc.input_ids == whole.input_ids[whole.n_prompt_tokens - 6 :]
+    short = encode(rec("Hi", "there", index=3), tokenizer, PromptConfig("plain", prompt_tokens=6))
+    assert isinstance(short, Skipped) and short.reason == "record 3: prompt has 3 tokens, fewer than --prompt-tokens 6"
+    with pytest.raises(ConfigError, match="exceed --max-length 10"):
+        PromptConfig("plain", max_length=10, prompt_tokens=6, response_tokens=5)
+
+
+def test_keep_prompt_cuts_the_response_first_and_the_prompt_only_when_it_fills_the_length(tokenizer) -> None:
+    fits = encode(rec("p" * 10, "r" * 40), tokenizer, PromptConfig("plain", max_length=32, truncation="keep_prompt"))
+    assert fits.n_prompt_tokens == 11 and fits.n_tokens == 32  # the whole prompt ("p" * 10 and a newline)
+    long = encode(rec("p" * 60, "r" * 40), tokenizer, PromptConfig("plain", max_length=32, truncation="keep_prompt"))
+    assert long.n_tokens == 32 and long.n_response_tokens == 8  # a quarter of 32 for the response
+    start = encode(rec("p" * 60, "r" * 40), tokenizer, PromptConfig("plain", max_length=32, truncation="prompt_start"))
+    assert start.n_prompt_tokens == 1  # the other rule: the response first
+    end = encode(rec("p" * 60, "r" * 40), tokenizer, PromptConfig("plain", max_length=32))
+    assert isinstance(end, Skipped)  # cutting the end leaves no response token

@@ -28,6 +28,11 @@ CASES = {
         "instruction/reward/wiz_10k_highest_200.json",
         PromptConfig("plain", None, 512, response_tokens=48),
     ),
+    # Equal positions: the last 32 prompt tokens and the first 48 response tokens, the reference on that cut text.
+    "wizardlm-positions-32-48": (
+        "instruction/reward/wiz_10k_highest_200.json",
+        PromptConfig("plain", None, 512, response_tokens=48, prompt_tokens=32),
+    ),
     "gsm8k-chat-384": (
         "reasoning/gsm8k_R1.json",
         PromptConfig("chat", "You are a helpful assistant.", 384),
@@ -46,18 +51,26 @@ def deviations(run, loaded, records, prompt, whole_text: bool = False) -> dict[s
     sims = run.df("similarity").set_index(["sample_id", "kind", "module", "layer"])
     worst = {"nuclear_norm": 0.0, "effective_rank": 0.0, "frobenius_norm": 0.0, "cosine": 0.0}
     n_layers = loaded.model.config.num_hidden_layers
+    probe = None  # the run's probe: its first record that computes
     for rec in records:
         enc = encode(rec, loaded.tokenizer, prompt)
         if not isinstance(enc, Encoded):
             continue
         oracle = enc
-        if whole_text and prompt.response_tokens is not None:  # the loss on the window's tokens only
+        if whole_text:  # the whole text, with the loss on the window's tokens only
             whole = encode(rec, loaded.tokenizer, replace(prompt, response_tokens=None))
             assert isinstance(whole, Encoded) and whole.input_ids[: enc.n_tokens] == enc.input_ids
             end = whole.n_prompt_tokens + prompt.response_tokens
             oracle = replace(whole, loss_mask=[m and t < end for t, m in enumerate(whole.loss_mask)])
         grads = oracle_gradients(loaded.model, targets, oracle)
+        probe = probe or grads
         for (layer, module), g in grads.items():
+            others = [("probe", probe[(layer, module)])]
+            if layer + 2 < n_layers:
+                others.append(("distant", grads[(layer + 2, module)]))
+            for kind, h in others:
+                c = sims.loc[(enc.sample_id, kind, module, layer), "cosine"]
+                worst["cosine"] = max(worst["cosine"], abs(c - oracle_cosine(g, h)))
             want = oracle_metrics(g)
             got = stats.loc[(enc.sample_id, layer, module)]
             for name in ("nuclear_norm", "effective_rank", "frobenius_norm"):
@@ -90,6 +103,9 @@ def test_parity_with_batch_of_one(case: str, shared_data: Path, default_model, t
     elif case.startswith("wizardlm-window"):
         ok = samples[samples.status == "ok"]
         assert len(ok) >= 3 and (ok["n_response_tokens"] == 48).all()
+    elif case.startswith("wizardlm-positions"):
+        ok = samples[samples.status == "ok"]
+        assert len(ok) >= 3 and (ok["n_tokens"] == 80).all() and (ok["n_positions"] == 79).all()
     else:
         assert (samples["status"] == "ok").all()
     worst = deviations(run, default_model, records, prompt)
@@ -98,7 +114,7 @@ def test_parity_with_batch_of_one(case: str, shared_data: Path, default_model, t
     # window's tokens, as gradspec does.
     outside = {k: v for k, v in worst.items() if v > BOUNDS[k]}
     assert not outside, (worst, BOUNDS)
-    if prompt.response_tokens is not None:
+    if prompt.response_tokens is not None and prompt.prompt_tokens is None:
         # The whole text with the loss over the same tokens is equal by causality: a float32 computation
         # of other shapes, held to the float32 reference's own round-off.
         whole = deviations(run, default_model, records, prompt, whole_text=True)
@@ -114,10 +130,13 @@ def test_token_boundary_is_the_straightforward_one(shared_data: Path, default_mo
                 continue
             text, special = render_prompt(rec, tok, prompt)
             full = tok(text + rec.response, add_special_tokens=special)["input_ids"]
+            whole_prompt = encode(rec, tok, replace(prompt, prompt_tokens=None, max_length=len(full) + 1))
+            drop = whole_prompt.n_prompt_tokens - enc.n_prompt_tokens  # --prompt-tokens keeps the prompt's end
+            assert drop == 0 or enc.n_prompt_tokens == prompt.prompt_tokens
             if prompt.response_tokens is None:
                 assert enc.input_ids == full[: prompt.max_length]
-            else:  # a window keeps the prompt and the response's first response_tokens tokens
-                assert enc.input_ids == full[: enc.n_prompt_tokens + prompt.response_tokens]
+            else:  # a window keeps the prompt (or its end) and the response's first response_tokens tokens
+                assert enc.input_ids == full[drop : drop + enc.n_prompt_tokens + prompt.response_tokens]
             # The first loss token is the first token that holds response text.
-            first = enc.loss_mask.index(True)
+            first = drop + enc.loss_mask.index(True)
             assert len(tok.decode(full[:first])) <= len(text) < len(tok.decode(full[: first + 1]))

@@ -46,14 +46,21 @@ def spectra_rows(sample_id: str, spectra: SampleSpectra, keep_spectra: SpectraPr
 
 
 def sample_rows(
-    enc: Encoded, factors: SampleFactors, modules: Sequence[str], n_layers: int, spectral: SpectraConfig
+    enc: Encoded,
+    factors: SampleFactors,
+    modules: Sequence[str],
+    n_layers: int,
+    spectral: SpectraConfig,
+    probe: SampleSpectra | None = None,
 ) -> Rows:
-    """All table rows of one computed sample; a non-finite loss or gradient is an error row only."""
+    """All table rows of one computed sample; a non-finite loss or gradient is an error row only.
+    With ``probe`` (another sample's spectra), the cosines with its gradients too."""
     sizes = dict(
         n_tokens=enc.n_tokens,
         n_response_tokens=enc.n_response_tokens,
         n_prompt_tokens=enc.n_prompt_tokens,
         truncated=enc.truncated,
+        n_positions=enc.n_positions,
     )
     if not math.isfinite(factors.loss):
         reason = f"record {enc.index}: loss is {factors.loss}"
@@ -69,6 +76,7 @@ def sample_rows(
         reason = f"record {enc.index}: gradient underflow in {dtype} ({where}): use --dtype float32"
         return {"samples": [sample_row(enc.sample_id, enc.index, "error", reason, loss=factors.loss, **sizes)]}
     spectra = sample_spectra(factors, modules, n_layers, DTYPES[spectral.core_dtype], spectral.eigen_solver)
+    spectra = spectra.with_probe(probe)
     rows = spectra_rows(enc.sample_id, spectra, spectral.spectra_precision if spectral.spectra else None)
     rows["samples"] = [sample_row(enc.sample_id, enc.index, "ok", loss=factors.loss, **sizes)]
     return rows

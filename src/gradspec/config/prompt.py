@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gradspec.config.fields import Options
+from gradspec.errors import ConfigError
 
 Template = Literal["auto", "plain", "chat"]
-Truncation = Literal["end", "prompt_start"]
+Truncation = Literal["end", "keep_prompt", "prompt_start"]
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,34 @@ class PromptConfig(Options):
     """Most tokens of prompt plus response that are kept."""
 
     truncation: Truncation = "end"
-    """end: cut the end of the text, as the straightforward method does; prompt_start: drop the start of the
-    prompt first, keeping the response."""
+    """end: cut the end of the text, as the straightforward method does (a prompt that alone fills max_length
+    leaves nothing to measure); keep_prompt: cut the response's end, and the prompt's start only when the
+    prompt alone leaves the response less than a quarter of max_length (it then keeps that quarter, or the
+    whole response when shorter); prompt_start: drop the prompt's start first, down to one token, keeping the
+    response (a long response is then measured almost without its prompt)."""
 
     response_tokens: int | None = field(default=None, metadata={"min": 1})
     """A response window: only the first K response tokens carry loss and the text after them is dropped
     (causal attention means it could not change the gradient); a sample with fewer is skipped. Makes groups
     equal in length by design (default: every response token)."""
 
+    prompt_tokens: int | None = field(default=None, metadata={"min": 1})
+    """Keep exactly the last P prompt tokens (a record with fewer is skipped): with --response-tokens K every
+    sample has exactly P + K positions, so the prompt's length cannot move its gradient either (every layer
+    but the last passes gradient to prompt positions). Default: the whole prompt."""
+
     record_windows: bool = False
     """Give each record its own window from its response_window field (select --match-length truncate writes
     it): every record of a truncation-matched pair is cut to its partner's length."""
+
+    def check(self) -> None:
+        if self.prompt_tokens is not None and self.prompt_tokens >= self.max_length:
+            raise ConfigError(
+                f"--prompt-tokens {self.prompt_tokens} leaves no room for a response in --max-length {self.max_length}"
+            )
+        if self.prompt_tokens is not None and self.response_tokens is not None:
+            if self.prompt_tokens + self.response_tokens > self.max_length:
+                raise ConfigError(
+                    f"--prompt-tokens {self.prompt_tokens} + --response-tokens {self.response_tokens} exceed "
+                    f"--max-length {self.max_length}: every sample must fit whole"
+                )

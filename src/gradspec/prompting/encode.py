@@ -34,6 +34,12 @@ class Encoded:
     def n_response_tokens(self) -> int:
         return sum(self.loss_mask)
 
+    @property
+    def n_positions(self) -> int:
+        """Positions whose activations carry gradient: every kept token but the last (it predicts
+        nothing kept), prompt positions included: the rank of any projection's gradient is at most this."""
+        return self.n_tokens - 1
+
 
 @dataclass(frozen=True)
 class Skipped:
@@ -81,12 +87,18 @@ MARGIN = 1024
 
 
 def _kept(tok: Tokens, config: PromptConfig, window: int | None) -> tuple[int, int]:
-    """[first, end) of the ids that are kept: the response window first, then ``max_length``
-    (cutting the text's end, or with ``prompt_start`` the prompt's start, keeping one prompt token)."""
+    """[first, end) of the ids that are kept: the response window and the last ``prompt_tokens``
+    first, then ``max_length``: cutting the text's end (``end``); the response's end, and the
+    prompt's start only for a quarter of ``max_length`` of response (``keep_prompt``); or the
+    prompt's start, keeping one prompt token (``prompt_start``)."""
     end = len(tok.ids) if window is None else min(len(tok.ids), tok.start + window)
-    first = 0
-    if end > config.max_length and config.truncation == "prompt_start":
-        first = min(end - config.max_length, max(tok.start - 1, 0))
+    first = 0 if config.prompt_tokens is None else max(tok.start - config.prompt_tokens, 0)
+    if end - first > config.max_length:
+        if config.truncation == "prompt_start":
+            first = max(first, min(end - config.max_length, max(tok.start - 1, 0)))
+        elif config.truncation == "keep_prompt":
+            room = min(end - tok.start, max(1, config.max_length // 4))  # the response's share at least
+            first = max(first, tok.start + room - config.max_length)
     return first, min(end, first + config.max_length)
 
 
@@ -104,7 +116,7 @@ def _cut(prompt: str, response: str, config: PromptConfig) -> tuple[str, int, in
     budget = config.max_length * CHARS_PER_TOKEN + MARGIN
     if len(prompt) + len(response) <= 2 * budget:
         return None
-    if config.truncation == "prompt_start":  # the prompt's end and the response's start are kept
+    if config.truncation != "end" or config.prompt_tokens is not None:  # the prompt's end, the response's start
         kept_prompt, kept_response = prompt[-budget:], response[:budget]
         text = kept_prompt + kept_response
         head = 0 if len(kept_prompt) < len(prompt) else None
@@ -146,6 +158,11 @@ def encode(record: Record, tokenizer: Any, config: PromptConfig) -> Encoded | Sk
     if tok is None:
         tok = tokenize(tokenizer, prompt + record.response, len(prompt), add_special)
     n_total = len(tok.ids)
+    if config.prompt_tokens is not None and tok.start < config.prompt_tokens:
+        reason = (
+            f"record {record.index}: prompt has {tok.start} tokens, fewer than --prompt-tokens {config.prompt_tokens}"
+        )
+        return Skipped(record.sample_id, record.index, reason, n_total, tok.start)
     first, end = _kept(tok, config, window)
     ids, n_prompt = tok.ids[first:end], tok.start - first
     if window is not None and n_total - tok.start < window:
@@ -168,5 +185,6 @@ def encode(record: Record, tokenizer: Any, config: PromptConfig) -> Encoded | Sk
             reason = f"record {record.index}: response has no token that can be predicted"
         return Skipped(record.sample_id, record.index, reason, n_total, n_prompt)
     kept_text = n_total if window is None else min(n_total, tok.start + window)
-    truncated = kept_text > config.max_length or (was_cut and window is None)
+    by_design = 0 if config.prompt_tokens is None else tok.start - config.prompt_tokens  # not a truncation
+    truncated = kept_text - by_design > config.max_length or (was_cut and window is None)
     return Encoded(record.sample_id, record.index, ids, mask, min(n_prompt, len(ids)), truncated)

@@ -3,6 +3,7 @@ template, the truncation or a window does to the data is silent."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from gradspec.config.prompt import PromptConfig
@@ -14,10 +15,7 @@ from gradspec.prompting.templates import injected_system_prompt, layout, resolve
 def inspect_records(items: list[Record | BadRecord], tokenizer: Any, config: PromptConfig) -> dict[str, Any]:
     """The template's layout, any system prompt it injects, and each record's tokens split at the
     boundary where loss starts, with what truncation or a window kept."""
-    resolved = PromptConfig(
-        resolve_template(config.template, tokenizer), config.system_prompt, config.max_length, config.truncation,
-        config.response_tokens, config.record_windows,
-    )  # fmt: skip
+    resolved = replace(config, template=resolve_template(config.template, tokenizer))
     out: dict[str, Any] = {
         "template": resolved.template,
         "layout": layout(tokenizer, resolved),

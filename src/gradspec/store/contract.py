@@ -21,7 +21,7 @@ METRICS: tuple[str, ...] = get_args(Metric)
 Status = Literal["ok", "skipped", "error"]
 STATUSES: tuple[str, ...] = get_args(Status)
 
-SimilarityKind = Literal["adjacent", "same_layer"]
+SimilarityKind = Literal["adjacent", "distant", "same_layer", "probe"]
 SAME_LAYER_PAIRS: tuple[tuple[str, str], ...] = (("q", "o"), ("k", "v"))
 """Same-layer cosines; stored with module ``q*o`` and ``k*v``."""
 
@@ -43,6 +43,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("loss", "float64"),
         ("n_prompt_tokens", "int64"),
         ("truncated", "bool"),
+        ("n_positions", "int64"),  # positions carrying gradient (prompt ones too): the rank bound
     ),
     "layer_stats": (
         ("sample_id", "string"),
@@ -52,8 +53,8 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "similarity": (
         ("sample_id", "string"),
-        ("kind", "string"),  # 'adjacent' | 'same_layer'
-        ("module", "string"),  # 'q' ... for adjacent; 'q*o', 'k*v' for same_layer
+        ("kind", "string"),  # 'adjacent' | 'distant' | 'same_layer' | 'probe'
+        ("module", "string"),  # 'q' ... for adjacent, distant, probe; 'q*o', 'k*v' for same_layer
         ("layer", "int32"),
         ("cosine", "float64"),
     ),

@@ -21,6 +21,7 @@ def sample_row(
     loss: float | None = None,
     n_prompt_tokens: int | None = None,
     truncated: bool | None = None,
+    n_positions: int | None = None,
 ) -> dict[str, Any]:
     """One row of the ``samples`` table."""
     return {
@@ -33,4 +34,5 @@ def sample_row(
         "loss": None if loss is None else number_or_null(loss),
         "n_prompt_tokens": n_prompt_tokens,
         "truncated": truncated,
+        "n_positions": n_positions,
     }

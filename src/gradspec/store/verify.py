@@ -136,7 +136,8 @@ def _values(run: Run, manifest: dict[str, Any]) -> list[str]:
         for m, shape in shapes.items()
         if isinstance(shape, list) and shape and all(isinstance(v, int) for v in shape)
     )
-    bound = f"least(s.n_tokens, case l.module {dims} else s.n_tokens end)" if dims else "s.n_tokens"
+    positions = "coalesce(s.n_positions, s.n_tokens)"  # runs written before n_positions: a looser bound
+    bound = f"least({positions}, case l.module {dims} else {positions} end)" if dims else positions
     slack = 1 + ROUNDOFF
     checks = {
         "a norm that is not finite or negative": " or ".join(
