@@ -211,7 +211,9 @@ def test_the_equal_length_design_tells_length_from_quality(quality: float, want:
     lengths = np.full(n, 16) if design == "one window" else np.minimum(la, rng.permutation(lb))
     a, b = synthetic_group("A", metric(lengths, 0), lengths), synthetic_group("B", metric(lengths, quality), lengths)
     reference = {("B", "nuclear_norm", "q"): (float(raw.iloc[0]["diff"]), float(raw.iloc[0].q_value))}
-    row = summary_table(a, b, 0.1, reference).iloc[0]
+    # Noise of 0.05 on means of 0.2 to 0.5: 40 samples resolve about 10% of the mean, so "disappears"
+    # (equivalence) is read against a smallest effect of interest of 20% here.
+    row = summary_table(a, b, 0.1, reference, sesoi=0.2).iloc[0]
     assert row.design == f"equal length: {design}" and row.length_control == want
     va, vb = a.samples["value"].to_numpy(), b.samples["value"].to_numpy()
     if design == "one window":  # independent samples: the difference of means and Mann-Whitney U
@@ -224,9 +226,18 @@ def test_the_equal_length_design_tells_length_from_quality(quality: float, want:
     if quality == 0:
         assert row.q_value > 0.05
     # Without a reference the verdict still says which way the design points.
-    alone = summary_table(a, b, 0.1).iloc[0].length_control
-    assert alone == {0.0: "equal length by design: no difference", 0.5: "equal length by design: B higher",
+    alone = summary_table(a, b, 0.1, sesoi=0.2).iloc[0].length_control
+    assert alone == {0.0: "equal length by design: equivalent to zero", 0.5: "equal length by design: B higher",
                      0.1: "equal length by design: B higher"}[quality]  # fmt: skip
+    if quality == 0:  # the same groups, too small to tell: neither a difference nor equivalence
+        few = summary_table(
+            synthetic_group("A", metric(lengths[:4], 0), lengths[:4]),
+            synthetic_group("B", metric(lengths[:4], 0), lengths[:4]),
+            0.1,
+            reference,
+            sesoi=0.01,
+        )
+        assert few.iloc[0].length_control == "equal length by design: inconclusive"  # fmt: skip
 
 
 def test_a_window_with_unequal_group_sizes_is_still_equal_length() -> None:

@@ -124,7 +124,7 @@ def test_identity_is_every_option_that_can_change_a_number() -> None:
     identity = {name for name, leaf in leaf_map(ComputeConfig).items() if leaf.identity}
     assert identity == {
         "field_map", "model", "dtype", "trust_remote_code", "template", "system_prompt", "max_length", "truncation",
-        "response_tokens", "record_windows", "modules", "spectra", "spectra_precision", "core_dtype",
+        "response_tokens", "prompt_tokens", "record_windows", "modules", "spectra", "spectra_precision", "core_dtype",
     }  # fmt: skip
 
 

@@ -94,7 +94,9 @@ def test_findings_say_what_differs_how_much_and_what_length_does() -> None:
     assert nuclear.startswith("high has 27% lower nuclear norms than low (q=0.004, all four modules)")
     assert "its responses are 2.7x as long (median 310 vs 115 tokens)" in nuclear
     assert "length cannot be held fixed here" in nuclear
-    assert rank.startswith("high and low do not differ in effective ranks at their natural lengths (smallest q=0.6)")
+    assert rank.startswith(
+        "high and low show no significant difference in effective ranks at their natural lengths (smallest q=0.6)"
+    )
 
 
 def test_correlate_adjusts_for_many_tests_and_warns_at_small_n(tmp_path: Path, tiny_llama_dir: Path) -> None:
@@ -199,9 +201,18 @@ def test_findings_at_equal_length_name_the_design_once() -> None:
     groups = {"groups": [{"label": "low", "response_tokens": 32}, {"label": "high", "response_tokens": 32}]}
     (window,) = sentences(pd.DataFrame(rows("equal length: one window", 0.4, "x")), groups, ("nuclear_norm",))
     assert window == (
-        "high and low do not differ in nuclear norms (smallest q=0.4), at equal length by design "
+        "high and low show no significant difference in nuclear norms (smallest q=0.4), at equal length by design "
         "(32 response tokens each; 4 and 12 samples)."
     )
+    # With the equivalence columns, a non-difference is either equivalence or inconclusive, said so.
+    read = [{**r, "sesoi": 0.1, "equivalent": m != "o"} for r, m in zip(rows("equal length: one window", 0.4, "x"),
+                                                                       "qkvo")]  # fmt: skip
+    (unsure,) = sentences(pd.DataFrame(read), groups, ("nuclear_norm",))
+    assert (
+        "but that is inconclusive, not equivalence: the 90% intervals reach beyond ±10% of low's mean in 1 of" in unsure
+    )
+    (same,) = sentences(pd.DataFrame([{**r, "equivalent": True} for r in read]), groups, ("nuclear_norm",))
+    assert same.startswith("high and low are equivalent in nuclear norms: the 90% interval of every module's")
     control = "equal length by design: holds"
     (pairs,) = sentences(pd.DataFrame(rows("equal length: matched pairs", 0.01, control)), {}, ("nuclear_norm",))
     assert pairs.startswith("high has 37% lower nuclear norms than low (q=0.01, all four modules), at equal length")

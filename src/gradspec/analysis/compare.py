@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gradspec.analysis.beyond import beyond_table
 from gradspec.analysis.curves import curve_differences, shape_similarity
 from gradspec.analysis.figures import difference_figure, group_figure
 from gradspec.analysis.groups import Group, layerwise_table, load_groups
@@ -31,10 +32,10 @@ from gradspec.analysis.length import (
     regress_on_length,
     verdict,
 )
-from gradspec.analysis.stats import bootstrap_diff_ci, cohens_d, fdr, mann_whitney, wilcoxon_paired
+from gradspec.analysis.stats import bootstrap_diff_ci, bootstrap_mean_ci, cohens_d, fdr, mann_whitney, wilcoxon_paired
 from gradspec.analysis.tables import write_table
 from gradspec.artifacts import COMPARISON, identify_as, read_marker, write_marker
-from gradspec.config.analysis import CompareConfig
+from gradspec.config.analysis import GRADIENT_METRICS, CompareConfig
 from gradspec.config.fields import flatten
 
 FIGURE_METRICS = (
@@ -46,6 +47,9 @@ LENGTH_IMBALANCE = 1.5  # median response-length ratio that earns a warning
 # whose lengths do not overlap, so no length-controlled verdict is given.
 MIN_MATCHED = 5
 SMALL_N = 5  # fewer ok samples in a group earns a warning; fewer than 2 cannot be compared
+SESOI = 0.1
+"""The smallest effect of interest by default: a tenth of A's mean. A difference "disappears" only when
+its 90% interval lies within it (equivalence); otherwise a non-significant difference is inconclusive."""
 
 
 Reference = dict[tuple[str, str, str], tuple[float, float]]  # (b, metric, module) -> (diff, q_value)
@@ -61,8 +65,15 @@ def paired_by_length(a: pd.DataFrame, b: pd.DataFrame, la: pd.Series, lb: pd.Ser
     return ordered(a, la), ordered(b, lb)
 
 
-def summary_table(a: Group, b: Group, caliper: float, reference: Reference | None = None) -> pd.DataFrame:
+def summary_table(
+    a: Group, b: Group, caliper: float, reference: Reference | None = None, sesoi: float = SESOI
+) -> pd.DataFrame:
     """Per metric and module: group means over layers, difference, test, effect sizes, length control.
+
+    Equivalence: the difference's 90% interval (``ci90_*``: of the design's difference at equal
+    length, of the difference of means otherwise) against the smallest effect of interest,
+    ``sesoi`` times A's mean (the ``sesoi`` column, in the metric's units): ``equivalent`` when
+    the interval lies inside it, a two one-sided tests at 5% each.
 
     When the design holds length fixed, its own difference, interval and test are the headline
     (``design_diff``, ``design_ci_*``, ``p_design``): at one response window the groups are
@@ -85,11 +96,17 @@ def summary_table(a: Group, b: Group, caliper: float, reference: Reference | Non
         p_matched, _ = mann_whitney(va[ia], vb[ib]) if len(ia) >= 3 else (np.nan, np.nan)
         adjusted = regress_on_length(va, vb, la, lb)
         by_design = (np.nan,) * 4
-        if design == ONE_WINDOW:
+        if design == MATCHED_PAIRS:
+            pa, pb = paired_by_length(sa, sb, la_all, lb_all)
+            by_design = wilcoxon_paired(pa, pb)
+            _, low90, high90 = bootstrap_mean_ci(pb - pa, level=0.90)
+        else:  # independent groups: the difference of means (at one window, the design's own)
             diff, low, high = bootstrap_diff_ci(va, vb)
-            by_design = (float(diff[0]), float(low[0]), float(high[0]), p)
-        elif design == MATCHED_PAIRS:
-            by_design = wilcoxon_paired(*paired_by_length(sa, sb, la_all, lb_all))
+            _, low90, high90 = bootstrap_diff_ci(va, vb, level=0.90)
+            if design == ONE_WINDOW:
+                by_design = (float(diff[0]), float(low[0]), float(high[0]), p)
+        margin = sesoi * abs(va.mean())
+        equivalent = bool(-margin < float(low90[0]) and float(high90[0]) < margin) if margin > 0 else False
         rows.append(
             {
                 "a": a.label, "b": b.label, "metric": metric, "module": module,
@@ -99,6 +116,8 @@ def summary_table(a: Group, b: Group, caliper: float, reference: Reference | Non
                 "design": design,
                 "design_diff": by_design[0], "design_ci_low": by_design[1], "design_ci_high": by_design[2],
                 "p_design": by_design[3],
+                "ci90_low": float(low90[0]), "ci90_high": float(high90[0]), "sesoi": margin,
+                "equivalent": equivalent,
                 "matched_pairs": len(ia),
                 "diff_matched": vb[ib].mean() - va[ia].mean() if len(ia) else np.nan,
                 "p_matched": p_matched,
@@ -113,7 +132,10 @@ def summary_table(a: Group, b: Group, caliper: float, reference: Reference | Non
     if design != NATURAL:
         table["length_control"] = [
             design_verdict(
-                r.q_value, r.design_diff, *(reference or {}).get((r.b, r.metric, r.module), (None, None))[::-1]
+                r.q_value,
+                r.design_diff,
+                *(reference or {}).get((r.b, r.metric, r.module), (None, None))[::-1],
+                equivalent=r.equivalent,
             )
             for r in table.itertuples()
         ]
@@ -157,6 +179,14 @@ def per_layer_table(a: Group, b: Group, n_boot: int, seed: int) -> pd.DataFrame:
     if not table.empty:
         table["q_value"] = table.groupby("metric")["p"].transform(lambda s: pd.Series(fdr(s.to_numpy()), index=s.index))
     return table
+
+
+def beyond_of(a: Group, b: Group, n_boot: int, seed: int) -> pd.DataFrame:
+    """What each gradient metric adds to loss and lengths in telling B from A (``analysis/beyond.py``)."""
+    samples = pd.concat([a.samples, b.samples], ignore_index=True)
+    samples = samples[samples.metric.isin(GRADIENT_METRICS)]
+    covariates = pd.concat([a.sizes.assign(group=a.label), b.sizes.assign(group=b.label)], ignore_index=True)
+    return beyond_table(a.label, b.label, samples, covariates, n_boot, seed)
 
 
 def curve_table(layerwise: pd.DataFrame, a: Group, b: Group) -> pd.DataFrame:
@@ -246,7 +276,7 @@ def compare(config: CompareConfig) -> dict[str, Any]:
     summaries, per_layers, curves = [], [], []
     reference = load_reference(config.reference) if config.reference is not None else None
     for b in groups[1:]:
-        summaries.append(summary_table(groups[0], b, config.caliper, reference))
+        summaries.append(summary_table(groups[0], b, config.caliper, reference, config.sesoi))
         per_layers.append(per_layer_table(groups[0], b, config.n_boot, config.seed))
         curves.append(curve_table(layerwise, groups[0], b))
     summary = pd.concat(summaries, ignore_index=True)
@@ -257,6 +287,9 @@ def compare(config: CompareConfig) -> dict[str, Any]:
     curve = pd.concat(curves, ignore_index=True)
     if not curve.empty:
         files += write_table(curve, COMPARISON.stem(out, "curves"))
+    beyond = pd.concat([beyond_of(groups[0], g, config.n_boot, config.seed) for g in groups[1:]], ignore_index=True)
+    if not beyond.empty:
+        files += write_table(beyond, COMPARISON.stem(out, "beyond"))
     shapes = shape_table(layerwise)
     if not shapes.empty:
         files += write_table(shapes, COMPARISON.stem(out, "curve_shapes"))

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from gradspec.analysis.beyond import separation
 from gradspec.analysis.length import MATCHED_PAIRS, NATURAL, ONE_WINDOW, equal_length
+from gradspec.artifacts import COMPARISON
 
 NAMES = {"nuclear_norm": "nuclear norms", "effective_rank": "effective ranks"}
 ALPHA = 0.05
@@ -45,7 +48,19 @@ def metric_sentence(rows: pd.DataFrame, metric: str, a: str, b: str, lengths: st
         best = rows["q_value"].min()
         where = "" if equal else " at their natural lengths"  # at equal length, ``lengths`` says how
         certainty = f"smallest {_q_text(float(best))}" if pd.notna(best) else "not tested"
-        return f"{b} and {a} do not differ in {name}{where} ({certainty}){lengths}."
+        if "equivalent" not in rows:  # a comparison written before equivalence was read
+            return f"{b} and {a} show no significant difference in {name}{where} ({certainty}){lengths}."
+        margin = f"±{rows['sesoi'].iloc[0] / abs(rows['mean_a'].iloc[0]) * 100:.0f}% of {a}'s mean"
+        same = int(rows["equivalent"].astype(bool).sum())
+        if same == len(rows):
+            return (
+                f"{b} and {a} are equivalent in {name}{where}: the 90% interval of every module's difference lies "
+                f"within {margin} ({certainty}){lengths}."
+            )
+        return (
+            f"{b} and {a} show no significant difference in {name}{where} ({certainty}), but that is inconclusive, not "
+            f"equivalence: the 90% intervals reach beyond {margin} in {_modules(len(rows) - same, len(rows))}{lengths}."
+        )
     sig_rel = rel.loc[significant.index]
     direction = "higher" if np.median(sig_rel) > 0 else "lower"
     agree = int((np.sign(sig_rel) == np.sign(np.median(sig_rel))).sum())
@@ -61,11 +76,56 @@ def metric_sentence(rows: pd.DataFrame, metric: str, a: str, b: str, lengths: st
     return text + "."
 
 
+def beyond_sentence(rows: pd.DataFrame, a: str, b: str, metrics: Sequence[str] = tuple(NAMES)) -> str | None:
+    """Whether the gradient tells B from A better than what a curator has without it: the sample's
+    loss and its response and prompt lengths (``analysis/beyond.py``'s table for one pair)."""
+    if rows.empty:
+        return None
+    first = rows.iloc[0]
+
+    def auc(prefix: str, r: Any = first) -> str:
+        return f"{separation(r[prefix]):.2f} [{_band(r, prefix)}]"
+
+    own = rows[rows.metric.isin(metrics)]
+    if own.empty:
+        return None
+    best = own.loc[own["auroc"].map(separation).idxmax()]
+    adds = own[own["q_beyond"] < ALPHA]
+    text = (
+        f"Beyond loss and length: the loss alone tells {b} from {a} with AUROC {auc('auroc_loss')}, response length "
+        f"{auc('auroc_response_tokens')}, prompt length {auc('auroc_prompt_tokens')}; the best gradient reading, "
+        f"{best.metric.replace('_', ' ')} of {best.module}, {auc('auroc', best)}"
+    )
+    if adds.empty:
+        return (
+            text + f"; no gradient metric adds to loss and lengths (likelihood-ratio q >= {ALPHA} in all {len(own)})."
+        )
+    top = adds.loc[adds["q_beyond"].idxmin()]
+    return text + (
+        f"; {len(adds)} of {len(own)} add to loss and lengths (likelihood-ratio q < {ALPHA}), most "
+        f"{top.metric.replace('_', ' ')} of {top.module}: at equal loss and lengths {b} differs by "
+        f"{top.adjusted_diff:+.3g} [{top.adjusted_ci_low:+.3g}, {top.adjusted_ci_high:+.3g}]."
+    )
+
+
+def _band(row: Any, prefix: str) -> str:
+    """An AUROC's interval as a separation (whichever way), low to high."""
+    low, high = row[f"{prefix}_low"], row[f"{prefix}_high"]
+    if pd.isna(low) or pd.isna(high):
+        return "no interval"
+    if row[prefix] >= 0.5:
+        return f"{low:.2f}, {high:.2f}"
+    return f"{1 - high:.2f}, {1 - low:.2f}"
+
+
 def length_clause(verdict: str) -> str | None:
     """What a ``length_control`` verdict says about a significant difference, as a clause."""
     if verdict.startswith("equal length by design: "):
         word = verdict.removeprefix("equal length by design: ")
-        return f"against natural lengths it {word}" if word in ("holds", "disappears", "reverses", "appears") else None
+        words = ("holds", "disappears", "reverses", "appears")
+        if word == "inconclusive":
+            return "against natural lengths it is inconclusive: neither held nor equivalent to zero"
+        return f"against natural lengths it {word}" if word in words else None
     if verdict.startswith("length control not possible"):
         return (
             "the groups' lengths barely overlap, so length cannot be held fixed here: compute both at one "
@@ -76,8 +136,14 @@ def length_clause(verdict: str) -> str | None:
     return None
 
 
-def sentences(summary: pd.DataFrame, manifest: dict[str, Any], metrics: Sequence[str] = tuple(NAMES)) -> list[str]:
-    """The comparison's findings, one sentence per group and metric."""
+def sentences(
+    summary: pd.DataFrame,
+    manifest: dict[str, Any],
+    metrics: Sequence[str] = tuple(NAMES),
+    beyond: pd.DataFrame | None = None,
+) -> list[str]:
+    """The comparison's findings, one sentence per group and metric, then (with ``beyond``, the
+    comparison's beyond table) one on what the gradient adds to loss and lengths."""
     groups = {g["label"]: g for g in manifest.get("groups", [])}
     out = []
     for (a, b), pair in summary.groupby(["a", "b"], sort=False):
@@ -100,4 +166,18 @@ def sentences(summary: pd.DataFrame, manifest: dict[str, Any], metrics: Sequence
             rows = pair[pair["metric"] == metric]
             if not rows.empty:
                 out.append(metric_sentence(rows.reset_index(drop=True), metric, a, b, lengths, design))
+        if beyond is not None and not beyond.empty:
+            said = beyond_sentence(beyond[(beyond.a == a) & (beyond.b == b)], a, b, metrics)
+            if said:
+                out.append(said)
     return out
+
+
+def comparison_findings(folder: str | Path) -> list[str]:
+    """The sentences of a comparison folder, from its marker, summary and beyond tables."""
+    from gradspec.analysis.compare import load_comparison
+
+    summary = pd.read_csv(COMPARISON.file(folder, "summary"))
+    beyond_file = COMPARISON.file(folder, "beyond")
+    beyond = pd.read_csv(beyond_file) if beyond_file.exists() else None
+    return sentences(summary, load_comparison(folder), beyond=beyond)

@@ -33,8 +33,10 @@ def n_layers(run: Run) -> int:
 
 
 def sample_sizes(run: Run) -> pd.DataFrame:
-    """sample_id, index, n_tokens, n_response_tokens, loss of the run's ok samples."""
-    return run.sql("select sample_id, index, n_tokens, n_response_tokens, loss from samples where status = 'ok'").df()
+    """sample_id, index, n_tokens, n_response_tokens, n_prompt_tokens, loss of the run's ok samples."""
+    return run.sql(
+        "select sample_id, index, n_tokens, n_response_tokens, n_prompt_tokens, loss from samples where status = 'ok'"
+    ).df()
 
 
 def long_frame(run: Run, group: str, metrics: Sequence[str] = ALL_METRICS) -> pd.DataFrame:
@@ -49,7 +51,8 @@ def long_frame(run: Run, group: str, metrics: Sequence[str] = ALL_METRICS) -> pd
             "where s.status = 'ok'"
         ).df()
         parts.append(wide.melt(["sample_id", "layer", "module"], stats, "metric", "value"))
-    kinds = {"adjacent_cosine": "adjacent", "same_layer_cosine": "same_layer"}
+    kinds = {"adjacent_cosine": "adjacent", "same_layer_cosine": "same_layer", "distant_cosine": "distant",
+             "probe_cosine": "probe"}  # fmt: skip
     for metric in (m for m in metrics if m in kinds):
         sims = run.sql(
             f"select sample_id, layer, module, cosine as value from similarity where kind = '{kinds[metric]}' and {ok}"

@@ -31,6 +31,7 @@ class Group:
     lengths: pd.Series  # n_response_tokens by sample_id
     n_layers: int
     manifest: dict[str, Any] = field(default_factory=dict)
+    sizes: pd.DataFrame = field(default_factory=pd.DataFrame)  # sample_id, loss, response and prompt tokens
 
 
 def _paths(entry: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -59,8 +60,9 @@ def load_group(label: str, paths: Sequence[Path], metrics: Sequence[str]) -> Gro
         raise ConfigError(f"{', '.join(map(str, paths))}: no ok samples to compare")
     if frame["sample_id"].nunique() < 2:
         raise ConfigError(f"group {label}: one ok sample only; a comparison needs at least two per group")
-    lengths = pd.concat(sizes).set_index("sample_id")["n_response_tokens"]
-    return Group(label, runs, frame, per_sample(frame), lengths, depths.pop(), runs[0].manifest)
+    table = pd.concat(sizes, ignore_index=True)
+    lengths = table.set_index("sample_id")["n_response_tokens"]
+    return Group(label, runs, frame, per_sample(frame), lengths, depths.pop(), runs[0].manifest, table)
 
 
 def load_groups(config: CompareConfig) -> list[Group]:

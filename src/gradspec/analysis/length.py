@@ -87,15 +87,20 @@ def equal_length(design: object) -> bool:
     return isinstance(design, str) and design.startswith("equal length")
 
 
-def design_verdict(q: float, diff: float, raw_q: float | None = None, raw_diff: float | None = None) -> str:
+def design_verdict(
+    q: float, diff: float, raw_q: float | None = None, raw_diff: float | None = None, equivalent: bool = False
+) -> str:
     """Plain words for a difference measured at equal length by design, against the same groups at
-    their natural lengths (``raw_*``, from a reference comparison) when there is one."""
+    their natural lengths (``raw_*``, from a reference comparison) when there is one. A difference
+    that is not significant is "equivalent to zero" only when ``equivalent`` (its 90% interval lies
+    within the smallest effect of interest); otherwise it is "inconclusive", never "none"."""
     if math.isnan(q):
         return "equal length by design: not tested"
     here = q < 0.05
+    null = "equivalent to zero" if equivalent else "inconclusive"
     if raw_q is None or raw_diff is None or math.isnan(raw_q):
         if not here:
-            return "equal length by design: no difference"
+            return f"equal length by design: {null}"
         return f"equal length by design: B {'higher' if diff > 0 else 'lower'}"
     before = raw_q < 0.05
     if before and here:
@@ -105,8 +110,8 @@ def design_verdict(q: float, diff: float, raw_q: float | None = None, raw_diff: 
             else "equal length by design: reverses"
         )
     if before:
-        return "equal length by design: disappears"
-    return "equal length by design: appears" if here else "equal length by design: no difference either way"
+        return "equal length by design: disappears" if equivalent else "equal length by design: inconclusive"
+    return "equal length by design: appears" if here else f"equal length by design: {null}"
 
 
 def verdict(q_raw: float, diff_raw: float, p_controlled: float, diff_controlled: float, alpha: float = 0.05) -> str:

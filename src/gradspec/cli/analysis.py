@@ -21,12 +21,12 @@ def compare(config: CompareConfig, as_json: bool = False) -> None:
 
     from gradspec.analysis import compare as run_compare
     from gradspec.analysis.compare import headline
-    from gradspec.analysis.findings import sentences
+    from gradspec.analysis.findings import comparison_findings
     from gradspec.analysis.tables import markdown
 
     manifest = run_compare(config)
     summary = pd.read_csv(COMPARISON.file(config.out, "summary"))
-    found = sentences(summary, manifest)
+    found = comparison_findings(config.out)
     if as_json:
         rows = headline(summary).to_dict(orient="records")
         click.echo(json.dumps({**manifest, "findings": found, "headline": rows}, indent=2, default=str))

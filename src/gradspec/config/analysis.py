@@ -15,7 +15,9 @@ GRADIENT_METRICS: tuple[str, ...] = (*METRICS, "top_share", "nuclear_norm_sum")
 """Per-gradient metrics: ``layer_stats`` columns, sigma_1 / sum(sigma), and the nuclear norm times the
 response tokens T (the nuclear norm of the sum-reduced loss's gradient: the mean-reduced loss divides
 every gradient by T, and this undoes it)."""
-COSINE_METRICS: tuple[str, ...] = ("adjacent_cosine", "same_layer_cosine")
+COSINE_METRICS: tuple[str, ...] = ("adjacent_cosine", "same_layer_cosine", "distant_cosine", "probe_cosine")
+"""Cosines of adjacent layers and within a layer, and their nulls: layers two apart, and another sample's
+gradient at the same layer (the run's probe)."""
 ALL_METRICS: tuple[str, ...] = (*GRADIENT_METRICS, *COSINE_METRICS)
 AnalysisMetric = Literal[ALL_METRICS]  # type: ignore[valid-type]  # follows the contract's metric names
 
@@ -43,6 +45,11 @@ class CompareConfig(Options):
 
     n_boot: int = field(default=1000, metadata={"min": 1})
     """Bootstrap resamples for the confidence intervals."""
+
+    sesoi: float = field(default=0.1, metadata={"min": 0.0})
+    """The smallest effect of interest, as a share of A's mean: a difference whose 90% interval lies within
+    plus or minus this is equivalent to zero ("disappears"); one that is neither significant nor within it is
+    inconclusive."""
 
     caliper: float = field(default=0.1, metadata={"min": 0.0})
     """Largest log-length gap of a length-matched pair (0.1 is about 10%)."""

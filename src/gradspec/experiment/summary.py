@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gradspec.analysis.findings import sentences
+from gradspec.analysis.findings import comparison_findings
 from gradspec.artifacts import COMPARISON, SELECTION_RESULTS, read_marker
 
 
@@ -16,10 +16,8 @@ def findings(root: str | Path) -> list[str]:
     root = Path(root)
     out: list[str] = []
     for folder in sorted((root / "comparisons").glob("*")):
-        manifest = read_marker(COMPARISON.marker_path(folder))
-        if manifest is not None and COMPARISON.file(folder, "summary").exists():
-            summary = pd.read_csv(COMPARISON.file(folder, "summary"))
-            out += [f"{folder.name}: {s}" for s in sentences(summary, manifest)]
+        if read_marker(COMPARISON.marker_path(folder)) is not None and COMPARISON.file(folder, "summary").exists():
+            out += [f"{folder.name}: {s}" for s in comparison_findings(folder)]
     results = SELECTION_RESULTS.file(root / "trainings" / "summary", "table")
     if results.exists():
         table = pd.read_csv(results)

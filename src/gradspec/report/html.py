@@ -20,7 +20,7 @@ import pandas as pd
 from gradspec import __version__
 from gradspec.analysis.compare import FIGURE_METRICS, headline, load_comparison
 from gradspec.analysis.figures import layerwise_figure
-from gradspec.analysis.findings import sentences
+from gradspec.analysis.findings import comparison_findings
 from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.selection_results import findings
 from gradspec.analysis.tables import fmt
@@ -180,7 +180,7 @@ def comparison_section(path: Path) -> str:
     )  # fmt: skip
     summary = pd.read_csv(COMPARISON.file(path, "summary"))
     parts = [f"<h2>Comparison: {esc(path.name)}</h2>"]
-    parts += [f'<p class="finding">{esc(sentence)}</p>' for sentence in sentences(summary, m)]
+    parts += [f'<p class="finding">{esc(sentence)}</p>' for sentence in comparison_findings(path)]
     parts += [f'<p class="meta">baseline: {esc(m["baseline"])}</p>', table(groups, ["data", "model"])]
     parts.append(warnings_html(m["warnings"]))
     parts += ["<h3>Headline: mean over layers, B vs A</h3>", table(headline(summary))]
