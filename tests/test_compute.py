@@ -67,9 +67,10 @@ def test_run_folder_contract(tmp_path: Path, data: Path, tiny_llama_dir: Path) -
     }
     assert len(stats) == 4 * 3 * 4  # ok samples x layers x q,k,v,o
     sims = run.df("similarity")
-    assert set(sims["kind"]) == {"adjacent", "same_layer"}
+    assert set(sims["kind"]) == {"adjacent", "distant", "same_layer", "probe"}
     assert set(sims[sims.kind == "same_layer"]["module"]) == {"q*o", "k*v"}
-    assert len(sims) == 4 * (4 * 2 + 2 * 3)
+    # per ok sample: adjacent 4 modules x 2, distant (two apart) 4 x 1, same layer 2 x 3, probe 4 x 3
+    assert len(sims) == 4 * (4 * 2 + 4 * 1 + 2 * 3 + 4 * 3)
     spectra = run.df("spectra")
     assert len(spectra) == len(stats)
     row = spectra.iloc[0]
@@ -84,6 +85,7 @@ def test_numbers_equal_the_oracle(tmp_path: Path, data: Path, tiny_llama_dir: Pa
     stats = run.df("layer_stats").set_index(["sample_id", "layer", "module"])
     sims = run.df("similarity").set_index(["sample_id", "kind", "module", "layer"])
     checked = 0
+    probe = None  # the first record that computes: every sample's gradients are compared with its
     for item in load_dataset(data).items:
         enc = (
             encode(item, loaded.tokenizer, PromptConfig("plain", max_length=64)) if hasattr(item, "response") else None
@@ -91,6 +93,13 @@ def test_numbers_equal_the_oracle(tmp_path: Path, data: Path, tiny_llama_dir: Pa
         if enc is None or not hasattr(enc, "loss_mask"):
             continue
         grads = oracle_gradients(loaded.model, targets, enc)
+        probe = probe or grads
+        for (layer, module), g in grads.items():
+            cos = sims.loc[(enc.sample_id, "probe", module, layer), "cosine"]
+            assert cos == pytest.approx(oracle_cosine(g, probe[(layer, module)]), abs=1e-4)
+            if layer + 2 < loaded.model.config.num_hidden_layers:
+                cos = sims.loc[(enc.sample_id, "distant", module, layer), "cosine"]
+                assert cos == pytest.approx(oracle_cosine(g, grads[(layer + 2, module)]), abs=1e-4)
         for (layer, module), g in grads.items():
             want = oracle_metrics(g)
             got = stats.loc[(enc.sample_id, layer, module)]

@@ -27,6 +27,8 @@ LABELS = {
     "nuclear_norm_sum": "nuclear norm x T (sum-reduced loss)",
     "adjacent_cosine": "cosine(G_layer, G_layer+1)",
     "same_layer_cosine": "cosine within a layer",
+    "distant_cosine": "cosine(G_layer, G_layer+2)",
+    "probe_cosine": "cosine with another sample's G",
 }
 LINE_ORDER = (*MODULES, "q*o", "k*v")
 COLORS = dict(zip(LINE_ORDER, matplotlib.colormaps["tab10"].colors))

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 from gradspec.capture import run_batch, token_batches
 from gradspec.computation.job import Job
-from gradspec.computation.rows import Rows, sample_rows
+from gradspec.computation.rows import DTYPES, Rows, sample_rows
 from gradspec.data import BadRecord, Record
 from gradspec.errors import first_line
 from gradspec.prompting import Encoded, Skipped, encode
+from gradspec.spectra import SampleSpectra, sample_spectra
 from gradspec.store.rows import sample_row
 
 
@@ -57,8 +58,30 @@ def encode_pending(job: Job, items: Sequence[Record | BadRecord]) -> Pending:
     return out
 
 
-def computed_batches(job: Job, encoded: Sequence[Encoded]) -> Iterator[Computed]:
-    """Forward and backward each token batch, then the spectra of each sample, as rows."""
+def probe_of(job: Job, items: Sequence[Record | BadRecord]) -> SampleSpectra | None:
+    """The run's probe: the spectra of its first record (in file order) that encodes and computes to
+    finite numbers, whose gradients every sample's are compared with (``probe`` cosines). The same
+    record on every rank and every resume, so the cosines do not depend on how the work was split."""
+    for item in items:
+        if not isinstance(item, Record):
+            continue
+        try:
+            enc = encode(item, job.loaded.tokenizer, job.config.prompt)
+        except Exception:  # noqa: BLE001  (a record the tokenizer refuses is no probe)
+            continue
+        if not isinstance(enc, Encoded):
+            continue
+        (factors,) = run_batch(job.loaded.model, job.targets, [enc], job.config.capture.checkpointing)
+        if not factors.finite():
+            continue
+        spectral = job.config.spectral
+        return sample_spectra(factors, job.modules, job.n_layers, DTYPES[spectral.core_dtype], spectral.eigen_solver)
+    return None
+
+
+def computed_batches(job: Job, encoded: Sequence[Encoded], probe: SampleSpectra | None = None) -> Iterator[Computed]:
+    """Forward and backward each token batch, then the spectra of each sample, as rows (with its
+    cosines with ``probe``'s gradients when there is a probe)."""
     spectral = job.config.spectral
     batch_tokens = job.config.capture.batch_tokens
     assert batch_tokens is not None  # resolved by plan()
@@ -67,6 +90,7 @@ def computed_batches(job: Job, encoded: Sequence[Encoded]) -> Iterator[Computed]
         for enc, factors in zip(
             batch, run_batch(job.loaded.model, job.targets, batch, job.config.capture.checkpointing)
         ):
-            for table, table_rows in sample_rows(enc, factors, job.modules, job.n_layers, spectral).items():
+            made = sample_rows(enc, factors, job.modules, job.n_layers, spectral, probe)
+            for table, table_rows in made.items():
                 rows.setdefault(table, []).extend(table_rows)
         yield Computed(rows, len(batch), sum(s.n_tokens for s in batch))

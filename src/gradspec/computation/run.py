@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from gradspec.computation.batches import computed_batches, encode_pending
+from gradspec.computation.batches import computed_batches, encode_pending, probe_of
 from gradspec.computation.job import Job, identity, manifest, now, plan, unresolved
 from gradspec.computation.rows import Rows
 from gradspec.config.compute import ComputeConfig
@@ -85,8 +85,9 @@ def _compute_pending(job: Job, run: RunFolder, dataset: Dataset, record: dict[st
     )
     buffer: Rows = {}
     tokens = 0
+    probe = probe_of(job, dataset.items) if pending.encoded else None
     with BackgroundWriter(run) as writer:
-        for computed in computed_batches(job, pending.encoded):
+        for computed in computed_batches(job, pending.encoded, probe):
             for table, rows in computed.rows.items():
                 buffer.setdefault(table, []).extend(rows)
             tokens += computed.tokens

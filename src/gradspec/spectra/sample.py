@@ -6,14 +6,14 @@ are reduced once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from gradspec.capture import SampleFactors
 from gradspec.spectra.metrics import spectral_metrics, zero_small_gradients
 from gradspec.spectra.routes import sigma_route
-from gradspec.spectra.similarity import ModuleStack, similarities
+from gradspec.spectra.similarity import ModuleStack, probe_similarities, similarities
 from gradspec.spectra.singular import (
     core,
     core_singular_values,
@@ -31,6 +31,16 @@ class SampleSpectra:
     sigma: dict[str, torch.Tensor]
     metrics: dict[str, dict[str, torch.Tensor]]
     similarity: list[tuple[str, str, int, float]]
+    stacks: dict[str, ModuleStack] | None = None  # the factors, for cosines with another sample
+    norms: dict[str, torch.Tensor] | None = None
+
+    def with_probe(self, probe: SampleSpectra | None) -> SampleSpectra:
+        """These spectra with the cosines of every gradient with ``probe``'s (another sample) added."""
+        if probe is None or probe.stacks is None or self.stacks is None:
+            return self
+        assert self.norms is not None and probe.norms is not None
+        rows = probe_similarities(self.stacks, self.norms, probe.stacks, probe.norms)
+        return replace(self, similarity=[*self.similarity, *rows])
 
 
 def input_group_spectra(
@@ -112,4 +122,5 @@ def sample_spectra(
     sigma = zero_small_gradients(sigma)  # zero in exact arithmetic: zero on every machine
     metrics = {m: spectral_metrics(sigma[m]) for m in modules}
     norms = {m: metrics[m]["frobenius_norm"] for m in modules}
-    return SampleSpectra(sigma, metrics, similarities({m: stacks[m] for m in modules}, norms))
+    kept = {m: stacks[m] for m in modules}
+    return SampleSpectra(sigma, metrics, similarities(kept, norms), kept, norms)

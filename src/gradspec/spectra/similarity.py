@@ -5,7 +5,10 @@ same T tokens can be compared through T x T matrices (``factored``) or by formin
 (``formed``); ``routes.inner_product_route`` picks the cheaper, and both agree to round-off.
 
 Kinds: ``adjacent`` compares module m of layer i with module m of layer i+1 (stored at
-``layer`` i); ``same_layer`` compares q with o and k with v inside one layer. When the two
+``layer`` i); ``distant`` layer i with layer i+2 (the null adjacency is read against);
+``same_layer`` compares q with o and k with v inside one layer; ``probe`` compares each gradient
+with the same layer and module of one other sample, the run's probe (the null for everything
+else: gradients of unrelated samples are not orthogonal). When the two
 have the same shape this is the cosine of the flattened [out, in] matrices, as the paper
 computes it. When they do not (Gemma 3: q is 1024x640, o is 640x1024) o's gradient is
 transposed first, so both map the same spaces (hidden -> attention) and like is compared with
@@ -129,11 +132,38 @@ def similarities(
             continue
         cos = cosine(inner(s, s, slice(0, -1), slice(1, None)), norms[m][:-1], norms[m][1:])
         rows.extend(("adjacent", m, i, c) for i, c in enumerate(cos.tolist()))  # one transfer, not one per value
+        if s.n_layers > DISTANT:  # the null for adjacency: layers further apart
+            far = cosine(inner(s, s, slice(0, -DISTANT), slice(DISTANT, None)), norms[m][:-DISTANT], norms[m][DISTANT:])
+            rows.extend(("distant", m, i, c) for i, c in enumerate(far.tolist()))
     for a, b in same_layer_pairs(stacks):
         sa, sb = stacks[a], stacks[b]
         ip = inner(sa, sb, slice(None), slice(None)) if sa.shape == sb.shape else inner_transposed(sa, sb)
         cos = cosine(ip, norms[a], norms[b])
         rows.extend(("same_layer", f"{a}*{b}", i, c) for i, c in enumerate(cos.tolist()))
+    return rows
+
+
+DISTANT = 2
+"""Layers apart in a ``distant`` cosine (layer i with layer i + 2): what adjacency is read against."""
+
+
+def probe_similarities(
+    stacks: Mapping[str, ModuleStack],
+    norms: Mapping[str, torch.Tensor],
+    probe_stacks: Mapping[str, ModuleStack],
+    probe_norms: Mapping[str, torch.Tensor],
+) -> list[tuple[str, str, int, float]]:
+    """(``probe``, module, layer, cosine) of each gradient with the same layer and module of another
+    sample's, the run's probe: how aligned the gradients of different samples are anyway, the null
+    the same-sample cosines are read against. Gradients of two texts of different lengths compare
+    through (T_a x T_b) matrices like any other pair."""
+    rows: list[tuple[str, str, int, float]] = []
+    for m, s in stacks.items():
+        other = probe_stacks.get(m)
+        if other is None:
+            continue
+        cos = cosine(inner(s, other, slice(None), slice(None)), norms[m], probe_norms[m])
+        rows.extend(("probe", m, i, c) for i, c in enumerate(cos.tolist()))
     return rows
 
 
