@@ -208,3 +208,16 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
     assert "diff_vs_random" in results and results[results.method == "top"].verdict.notna().all()
     again = run_experiment(load_experiment(path), tmp_path / "out", say=lambda _: None)
     assert all(v == "skipped" for v in again["steps"].values()), again["steps"]
+
+
+def test_a_pool_takes_the_records_that_match_where_before_its_limit(tmp_path: Path) -> None:
+    from gradspec.experiment.runner import build_pool
+
+    recs = [{"instruction": f"p{i % 5}", "output": f"answer {i}", "generator": "ab"[i // 5]} for i in range(10)]
+    data = write_json(tmp_path / "d.json", recs)
+    out = tmp_path / "pool.json"
+    build_pool([data], None, 0, out, limit=3, where={"generator": "b"})
+    taken = json.loads(out.read_text())
+    assert [r["output"] for r in taken] == ["answer 5", "answer 6", "answer 7"]
+    build_pool([data], None, 0, out, where={"generator": ["a", "b"], "instruction": "p1"})
+    assert [r["output"] for r in json.loads(out.read_text())] == ["answer 1", "answer 6"]

@@ -86,7 +86,7 @@ DEFAULT_OPTIONS = {**TRAINING_OPTIONS, **SCORE_OPTIONS, **RUN_OPTIONS}
 # Keys of the entries themselves (not options of a stage): "score" lists the metrics to score,
 # "windows" the response windows a comparison is also made at, "reference" the comparison at
 # natural lengths an equal-length one is read against, "method" what a training stands for.
-POOL_KEYS = ("name", "data", "sample", "seed", "limit")
+POOL_KEYS = ("name", "data", "sample", "seed", "limit", "where")
 RUN_KEYS = ("name", "data")
 SELECTION_KEYS = ("name", "data", "score")
 COMPARISON_KEYS = ("name", "runs", "labels", "windows", "reference")
@@ -330,11 +330,14 @@ def _typed(
     full: bool,
 ) -> Experiment:
     """The checked entries as typed steps, every name and reference resolved."""
-    pools = [
-        Pool(e["name"], tuple(source(f, root, f"pool '{e['name']}'") for f in (e["data"] if isinstance(e["data"], list)
-             else [e["data"]])), _count(e.get("sample")), int(e.get("seed", 0)), _count(e.get("limit")))
-        for e in entries["pools"]
-    ]  # fmt: skip
+    pools = []
+    for e in entries["pools"]:
+        files = e["data"] if isinstance(e["data"], list) else [e["data"]]
+        where = e.get("where")
+        if where is not None and not isinstance(where, dict):
+            raise ConfigError(f"pool '{e['name']}': where maps a field to a value or a list of values")
+        pools.append(Pool(e["name"], tuple(source(f, root, f"pool '{e['name']}'") for f in files),
+                          _count(e.get("sample")), int(e.get("seed", 0)), _count(e.get("limit")), where))  # fmt: skip
     selections = []
     for e in entries["selections"]:
         if "by" not in e and not e.get("score"):

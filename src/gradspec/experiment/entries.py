@@ -54,6 +54,8 @@ class Pool:
     sample: int | None = None
     seed: int = 0
     limit: int | None = None
+    where: Mapping[str, Any] | None = None
+    """field -> value (or list of values) a record must have to be taken (before ``limit``)."""
 
 
 @dataclass(frozen=True)

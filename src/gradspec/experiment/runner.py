@@ -11,6 +11,7 @@ lengths, then the length curve), correlations, trainings and their summary, the 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
@@ -71,23 +72,47 @@ def _content(path: Path) -> str | None:
     return file_sha256(path) if path.is_file() else None
 
 
-def build_pool(files: list[Path], sample: int | None, seed: int, out: Path, limit: int | None = None) -> None:
-    """Several files as one JSON list (the first ``limit`` records of each): repeats of a conversation
-    kept once, then ``sample`` drawn. Each record says where it came from: ``source_file``, and
-    ``source_rank``, its file's place in the list (0, 1, ...), a number ``select`` can split by."""
+def build_pool(
+    files: list[Path],
+    sample: int | None,
+    seed: int,
+    out: Path,
+    limit: int | None = None,
+    where: Mapping[str, Any] | None = None,
+) -> None:
+    """Several files as one JSON list (the first ``limit`` records of each that match ``where``):
+    repeats of a conversation kept once, then ``sample`` drawn. ``where`` maps a field to the value
+    (or the list of values) a record must have. Each record says where it came from:
+    ``source_file``, and ``source_rank``, its file's place in the list (0, 1, ...), a number
+    ``select`` can split by."""
     seen: set[str] = set()
     records: list[dict[str, Any]] = []
     for rank, f in enumerate(files):
-        dataset = load_dataset(f, limit=limit)
+        dataset = load_dataset(f, limit=None if where else limit)
+        taken = 0
         for item, row in dataset.with_rows():
+            if not (isinstance(item, Record) and isinstance(row.value, dict) and matches(row.value, where)):
+                continue
+            if limit is not None and taken >= limit:
+                break
+            taken += 1
             base = item.sample_id.split("-")[0]
-            if isinstance(item, Record) and isinstance(row.value, dict) and base not in seen:
+            if base not in seen:
                 seen.add(base)
                 records.append(dict(row.value, source_file=f.name, source_rank=rank))
     if sample is not None and sample < len(records):
         records = random.Random(seed).sample(records, sample)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, records)
+
+
+def matches(record: Mapping[str, Any], where: Mapping[str, Any] | None) -> bool:
+    """Whether ``record`` has every field of ``where`` at its value (or one of its values, for a list)."""
+    for key, want in (where or {}).items():
+        value = record.get(key)
+        if not (value in want if isinstance(want, list) else value == want):
+            return False
+    return True
 
 
 class Runner:
@@ -121,7 +146,7 @@ class Runner:
             files = [f for f in pool.files if isinstance(f, Path)]  # loading refused references here
             out = self.place("pools", f"{pool.name}.json")
             spec = {**asdict(pool), "files": [[str(f), file_sha256(f) if f.exists() else None] for f in files]}
-            action = partial(build_pool, files, pool.sample, pool.seed, out, pool.limit)
+            action = partial(build_pool, files, pool.sample, pool.seed, out, pool.limit, pool.where)
             self.steps.once(f"pool-{pool.name}", spec, out, action)
             self.outputs[Ref(pool.name)] = out
 
