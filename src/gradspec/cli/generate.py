@@ -19,6 +19,8 @@ from gradspec.config.fields import Leaf, Options, build, leaves
 from gradspec.config.types import item_type, metavar
 
 C = TypeVar("C", bound=Options)
+CONFIGS: dict[str, type[Options]] = {}
+"""Each config command's name -> the config class its options come from (for tools and tests)."""
 
 
 def show_default(leaf: Leaf) -> str:
@@ -107,6 +109,7 @@ def config_command(
             short_help=doc.splitlines()[0] if doc else None,
         )
         group.add_command(command)
+        CONFIGS[name] = cls
         return fn
 
     return register
