@@ -26,20 +26,12 @@ from gradspec.files import WriterLock
 from gradspec.score import ScoreConfig, score
 from gradspec.secrets import redact
 
+from cli_checks import one_line_error
 from conftest import write_json
 from judge_server import judge_server
 
 runner = CliRunner()
 GOOD = [{"instruction": f"Question {i}?", "output": f"Answer number {i}.", "reward": float(i)} for i in range(6)]
-
-
-def one_line_error(result, *expect: str) -> None:
-    """Exit 2, one line on the output, no traceback, and every expected fragment in it."""
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert len(text.splitlines()) == 1 and "Traceback" not in text, text
-    for fragment in expect:
-        assert fragment in text, text
 
 
 def tree(root: Path) -> set[str]:

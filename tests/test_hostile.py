@@ -17,7 +17,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from gradspec import ComputeConfig, PromptConfig, compute, open_run
+from gradspec import PromptConfig, compute, open_run
 from gradspec.cli.main import app
 from gradspec.data import BadRecord, load_dataset
 from gradspec.errors import ConfigError, DataFileError, ModelError
@@ -25,26 +25,13 @@ from gradspec.prompting import Encoded, encode
 from gradspec.score import ScoreConfig, score
 from gradspec.store.verify import verify
 
+from cli_checks import cfg, one_line_error
 from conftest import byte_tokenizer, save_tiny, write_json
 from judge_server import judge_server
 from tiny_models import tiny_model
 
 GOOD = [{"instruction": f"Question {i}?", "output": f"Answer number {i}."} for i in range(4)]
 runner = CliRunner()
-
-
-def one_line_error(result, *expect: str) -> None:
-    """Exit 2, one line on the output, no traceback, and every expected fragment in it."""
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert len(text.splitlines()) == 1 and "Traceback" not in text, text
-    for fragment in expect:
-        assert fragment in text, text
-
-
-def cfg(data: Path, out: Path, model: Path, **kw) -> ComputeConfig:
-    kw.setdefault("prompt", PromptConfig("plain", max_length=64))
-    return ComputeConfig.of(data=data, out=out, model=str(model), progress=False, device="cpu", **kw)
 
 
 def statuses(run) -> dict[int, str]:

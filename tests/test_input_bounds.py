@@ -22,17 +22,10 @@ from gradspec.data import BadRecord, Record, load_dataset
 from gradspec.errors import ConfigError, DataFileError, reason_kind
 from gradspec.experiment import load_experiment
 
+from cli_checks import one_line_error
 from conftest import write_json
 
 runner = CliRunner()
-
-
-def one_line_error(result, *expect: str) -> None:
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert len(text.splitlines()) == 1 and "Traceback" not in text, text
-    for fragment in expect:
-        assert fragment in text, text
 
 
 # Data files ------------------------------------------------------------------------------------------

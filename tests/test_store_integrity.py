@@ -15,29 +15,17 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from gradspec import ComputeConfig, PromptConfig, compute, open_run
+from gradspec import compute, open_run
 from gradspec.cli.main import app
 from gradspec.errors import ConfigError
 from gradspec.files import WriterLock
 from gradspec.store.verify import verify
 
+from cli_checks import cfg, one_line_error
 from conftest import write_json
 
 runner = CliRunner()
 GOOD = [{"instruction": f"Question {i}?", "output": f"Answer number {i}."} for i in range(6)]
-
-
-def one_line_error(result, *expect: str) -> None:
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert len(text.splitlines()) == 1 and "Traceback" not in text, text
-    for fragment in expect:
-        assert fragment in text, text
-
-
-def cfg(data: Path, out: Path, model: Path, **kw) -> ComputeConfig:
-    kw.setdefault("prompt", PromptConfig("plain", max_length=64))
-    return ComputeConfig.of(data=data, out=out, model=str(model), progress=False, device="cpu", **kw)
 
 
 @pytest.fixture
