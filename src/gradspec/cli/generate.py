@@ -55,6 +55,8 @@ def parameter(leaf: Leaf) -> click.Parameter:
     if leaf.is_bool:
         decls = [f"{leaf.flag}/--no-{leaf.flag[2:]}", leaf.name]
         return click.Option(decls, default=bool(leaf.default), help=option_help(leaf))
+    if leaf.metadata.get("multiple"):  # given once per value: --where A --where B
+        return click.Option([*names, leaf.name], type=str, multiple=True, metavar="TEXT", help=option_help(leaf))
     return click.Option([*names, leaf.name], type=str, default=None, metavar=metavar(leaf.type), help=option_help(leaf))
 
 

@@ -8,6 +8,7 @@ import click
 
 from gradspec.cli.app import app
 from gradspec.cli.generate import config_command, json_flag
+from gradspec.config.filtering import FilterConfig
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
 
@@ -49,3 +50,23 @@ def select(config: SelectConfig, as_json: bool = False) -> None:
         )
     if "kept" in summary["files"]:
         click.echo(f"  {config.out_dir / summary['files']['kept']}: every record with a keep column")
+
+
+@config_command(app, "filter", FilterConfig, extra=(json_flag(),))
+def filter_(config: FilterConfig, as_json: bool = False) -> None:
+    """Keep the records every rule holds for; write them all back with keep and drop_reason."""
+    from gradspec.selection.filtering import filter_records
+
+    summary = filter_records(config)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    click.echo(
+        f"{config.out}: {summary['kept']} of {summary['records']} records kept, {summary['dropped']} dropped "
+        f"({summary['not_scored']} of them not scored, which is not the same as scoring low)"
+    )
+    for rule in summary["rules"]:
+        click.echo(
+            f"  {rule['rule']}: drops {rule['drops_alone']} alone, {rule['drops_in_turn']} after the rules before it"
+            + (f" (threshold {rule['threshold']:.4g})" if rule["rule"].split()[-1].startswith("p") else "")
+        )

@@ -24,6 +24,7 @@ Field metadata understood here:
     argument: the option is a positional command-line argument.
     short: a one-letter alias, e.g. ``-o``.
     cli: False to keep a field out of the command line (Python and YAML only).
+    multiple: the option is given once per value on the command line (``--where A --where B``).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from gradspec.data import Record, load_dataset
 from gradspec.data.values import finite_number
 from gradspec.errors import ConfigError
 from gradspec.files import under, write_json_atomic, write_records
+from gradspec.selection.filtering import not_scored
 from gradspec.store.query import open_run
 
 WINDOW = "response_window"
@@ -176,8 +177,11 @@ def numeric_fields(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return list(names)
 
 
-def candidates(config: SelectConfig) -> tuple[list[Candidate], dict[str, int], list[dict[str, Any]], Path]:
-    """Every record with a usable value of ``config.by``, what was dropped and why, and every record."""
+def candidates(
+    config: SelectConfig,
+) -> tuple[list[Candidate], dict[str, int], list[dict[str, Any]], Path, dict[int, str]]:
+    """Every record with a usable value of ``config.by``, what was dropped, every record, and why
+    each record that is no candidate is not (by its ``source_index``)."""
     dataset = load_dataset(config.data, config.field_map)
     extra: dict[str, float] = {}
     if config.by == GRAD_QUALITY and config.run is not None:
@@ -187,6 +191,7 @@ def candidates(config: SelectConfig) -> tuple[list[Candidate], dict[str, int], l
     cands: list[Candidate] = []
     records: list[dict[str, Any]] = []
     dropped = {"undefined": 0, "ifd_above_1": 0, "out_of_range": 0, "unusable_record": 0}
+    why: dict[int, str] = {}  # source_index -> why the record is no candidate
     for item, row in dataset.with_rows():
         value = row.value
         if not isinstance(item, Record) or not isinstance(value, Mapping):
@@ -199,12 +204,15 @@ def candidates(config: SelectConfig) -> tuple[list[Candidate], dict[str, int], l
         score = rng.random() if config.by == RANDOM else finite_number(record.get(config.by))
         if score is None:
             dropped["undefined"] += 1
+            why[item.index] = not_scored(record, config.by)
         elif config.by.startswith("ifd") and score > 1:
             dropped["ifd_above_1"] += 1
+            why[item.index] = f"{config.by} is {score:.4g}, above 1 (the prompt made the response harder)"
         elif (config.minimum is not None and score < config.minimum) or (
             config.maximum is not None and score > config.maximum
         ):
             dropped["out_of_range"] += 1
+            why[item.index] = f"{config.by} is {score:.4g}, outside --min/--max"
         else:
             cands.append(Candidate(item.index, score, response_length(value, item), record))
     if not cands and not dropped["out_of_range"]:
@@ -214,13 +222,13 @@ def candidates(config: SelectConfig) -> tuple[list[Candidate], dict[str, int], l
             f"{dataset.path}: no record has a usable '{config.by}' value ({dropped['undefined']} undefined){hint}; "
             f"numeric fields in the file: {fields}"
         )
-    return cands, dropped, records, dataset.path
+    return cands, dropped, records, dataset.path, why
 
 
 def select(config: SelectConfig) -> dict[str, Any]:
     """Write the groups and ``<name>_selection.json``; return that summary. Its ``files`` are names
     inside ``out_dir``, so the folder can be moved or read from any working directory."""
-    cands, dropped, records, path = candidates(config)
+    cands, dropped, records, path, why = candidates(config)
     name = config.name or path.stem
     top, bottom = size_of(config.top, len(cands)), size_of(config.bottom, len(cands))
     groups: dict[str, list[Candidate]] = {}
@@ -253,7 +261,12 @@ def select(config: SelectConfig) -> dict[str, Any]:
         files[group.removeprefix(f"{name}_").split("_")[0]] = file.name
     if config.keep_column:
         chosen = {c.index for c in groups[high_name]} if top else {c.index for c in cands}
-        kept = [{**r, "keep": r["source_index"] in chosen} for r in records]
+        passed = f"not in the highest {top} by {config.by}" if top else None
+        kept = [
+            {**r, "keep": r["source_index"] in chosen,
+             "drop_reason": None if r["source_index"] in chosen else why.get(r["source_index"], passed)}
+            for r in records
+        ]  # fmt: skip
         files["kept"] = write_records(under(out_dir, f"{name}_kept.jsonl"), kept).name
     high = groups.get(high_name)
     low = groups.get(low_name)

@@ -1,0 +1,52 @@
+"""Options of ``gradspec filter``: rules over any field, and where the kept file goes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from gradspec.config.fields import Options
+from gradspec.errors import ConfigError
+
+OutputFormat = Literal["records", "hf", "oda"]
+
+
+def rules_of(value: object) -> tuple[str, ...]:
+    """Rules as given: one text, or a list of them (repeated --where, a YAML list)."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"expects rules like 'reward > 0', got {value!r}")
+
+
+@dataclass(frozen=True)
+class FilterConfig(Options):
+    """Which records a curator keeps, by rules that are all true of them."""
+
+    data: Path = field(metadata={"argument": True})
+    """A scored file (gradspec score) or any file with the fields the rules read."""
+
+    out: Path = field(metadata={"short": "-o"})
+    """The file of every record with keep and drop_reason added (.json, .jsonl, .parquet), or with --format hf
+    a Hugging Face datasets folder."""
+
+    where: tuple[str, ...] = field(default=(), metadata={"parse": rules_of, "multiple": True})
+    """A rule, e.g. 'reward > 0', 'ifd < 1', 'effective_rank >= p10' (pNN: that percentile of the field's
+    defined values); give it several times, all must hold. Operators: > >= < <= == !=."""
+
+    recipe: Path | None = None
+    """A YAML file with a list of rules under rules: (read before any --where)."""
+
+    format: OutputFormat = "records"
+    """records: the input's records as a JSON list, JSON lines or Parquet (by the suffix of --out); hf: a
+    datasets folder (save_to_disk) with the original schema plus keep and drop_reason; oda: OpenDataArena's
+    per-sample layout, one {"id", "scores": {scorer: value}} per line."""
+
+    overwrite: bool = False
+    """Replace --out if it exists."""
+
+    def check(self) -> None:
+        if not self.where and self.recipe is None:
+            raise ConfigError("filter: give --where RULE (one or more) or --recipe FILE")

@@ -1,0 +1,188 @@
+"""``gradspec filter``: rules a curator can state and defend, and the reason each record was dropped.
+
+A recipe is a list of rules, all of which a kept record satisfies: ``reward > 0``, ``ifd < 1``,
+``effective_rank >= p10`` (a value, or ``pNN``, that percentile of the field's defined values in
+the file). Every record of the input is written back with all its fields, plus ``keep`` and
+``drop_reason``: the first rule it fails, or ``not scored: ...`` when a rule's field is undefined
+for it (with the scorer's own reason when the scored file has one), so a record that could not be
+scored is never mistaken for one that scored low. The summary says, per rule, how many records it
+drops alone and how many it drops after the rules before it.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gradspec.config.filtering import FilterConfig, rules_of
+from gradspec.data import load_dataset
+from gradspec.data.values import finite_number
+from gradspec.errors import ConfigError
+from gradspec.files import check_output_file, check_output_folder, json_text, write_records
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq, ">": operator.gt, "<": operator.lt,
+}  # fmt: skip
+RULE = re.compile(
+    r"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|!=|==|>|<)\s*(p\d{1,2}(?:\.\d+)?|[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``field op threshold``; a threshold ``pNN`` is resolved against the file."""
+
+    text: str
+    field: str
+    op: str
+    threshold: str
+
+    @classmethod
+    def parse(cls, text: str) -> Rule:
+        m = RULE.match(text)
+        if m is None:
+            raise ConfigError(
+                f"rule {text!r}: write FIELD OP VALUE, e.g. 'reward > 0' or 'effective_rank >= p10' "
+                f"(OP one of {' '.join(OPERATORS)})"
+            )
+        return cls(text.strip(), *m.groups())
+
+    def value(self, values: Sequence[float]) -> float:
+        """The threshold as a number (a percentile of ``values`` for ``pNN``)."""
+        if not self.threshold.startswith("p"):
+            return float(self.threshold)
+        if not values:
+            raise ConfigError(f"rule {self.text!r}: no record has a defined {self.field} to take a percentile of")
+        return float(np.percentile(values, float(self.threshold[1:])))
+
+
+def read_recipe(path: Path) -> tuple[str, ...]:
+    """The rules of a recipe file (``rules: [...]``)."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"--recipe {path}: cannot be read ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--recipe {path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(raw, dict) or "rules" not in raw:
+        raise ConfigError(f"--recipe {path}: a YAML mapping with a list under rules:")
+    try:
+        return rules_of(raw["rules"])
+    except ValueError as exc:
+        raise ConfigError(f"--recipe {path}: rules {exc}") from exc
+
+
+def not_scored(record: Mapping[str, Any], field: str) -> str:
+    """Why ``field`` is undefined for ``record``: the scorer's reason when the file says it."""
+    errors = record.get("score_errors")
+    if isinstance(errors, Mapping) and errors:
+        why = errors.get(field) or (
+            next(iter(errors.values())) if len(errors) == 1 else "; ".join(map(str, errors.values()))
+        )
+        return f"not scored: {field} undefined ({why})"
+    return f"not scored: {field} undefined"
+
+
+def apply_rules(
+    records: Sequence[Mapping[str, Any]], rules: Sequence[Rule]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every record with ``keep`` and ``drop_reason``, and per rule how many it drops alone and in turn."""
+    thresholds = []
+    for rule in rules:
+        defined = [v for r in records if (v := finite_number(r.get(rule.field))) is not None]
+        thresholds.append(rule.value(defined))
+    out, alone, in_turn = [], [0] * len(rules), [0] * len(rules)
+    for record in records:
+        reason = None
+        for i, (rule, threshold) in enumerate(zip(rules, thresholds)):
+            value = finite_number(record.get(rule.field))
+            failed = not_scored(record, rule.field) if value is None else None
+            if failed is None and not OPERATORS[rule.op](value, threshold):
+                failed = f"{rule.text}: {rule.field} is {value:.4g}" + (
+                    f" ({rule.threshold} = {threshold:.4g})" if rule.threshold.startswith("p") else ""
+                )
+            if failed is not None:
+                alone[i] += 1
+                if reason is None:
+                    in_turn[i] += 1
+                    reason = failed
+        out.append({**record, "keep": reason is None, "drop_reason": reason})
+    summary = [
+        {"rule": rule.text, "threshold": threshold, "drops_alone": a, "drops_in_turn": t}
+        for rule, threshold, a, t in zip(rules, thresholds, alone, in_turn)
+    ]
+    return out, summary
+
+
+def oda_rows(records: Sequence[Mapping[str, Any]], rules: Sequence[Rule]) -> list[dict[str, Any]]:
+    """OpenDataArena's per-sample score layout: one {"id", "scores": {scorer: value}} per record, the
+    scores being every numeric field a rule reads, with keep and drop_reason beside them."""
+    fields = list(dict.fromkeys(r.field for r in rules))
+    return [
+        {"id": r.get("sample_id", i), "scores": {f: finite_number(r.get(f)) for f in fields},
+         "keep": r["keep"], "drop_reason": r["drop_reason"]}
+        for i, r in enumerate(records)
+    ]  # fmt: skip
+
+
+def write_hf(records: Sequence[Mapping[str, Any]], out: Path) -> Path:
+    """A Hugging Face ``datasets`` folder (``save_to_disk``) of the records, their schema kept."""
+    try:
+        import datasets
+    except ImportError as exc:
+        raise ConfigError("--format hf needs the datasets package: pip install 'gradspec[datasets]'") from exc
+    import pyarrow as pa
+
+    rows = [json.loads(json_text(r)) for r in records]  # lone surrogates escaped, as every writer does
+    try:
+        table = datasets.Dataset.from_list(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ConfigError(f"--format hf: these records do not fit one Arrow schema ({exc}); write .jsonl") from exc
+    table.save_to_disk(str(out))
+    return out
+
+
+def filter_records(config: FilterConfig) -> dict[str, Any]:
+    """Write the kept file (or folder) and return the summary: counts and what each rule dropped."""
+    texts = (*(read_recipe(config.recipe) if config.recipe is not None else ()), *config.where)
+    rules = [Rule.parse(t) for t in texts]
+    if config.format == "hf":
+        check_output_folder(config.out)
+        if config.out.exists() and any(config.out.iterdir()) and not config.overwrite:
+            raise ConfigError(f"--out {config.out} exists and is not empty; give --overwrite or another --out")
+    else:
+        check_output_file(config.out)
+        if config.out.exists() and not config.overwrite:
+            raise ConfigError(f"--out {config.out} exists; give --overwrite or another --out")
+    dataset = load_dataset(config.data)
+    values = [row.value if isinstance(row.value, Mapping) else {"record": row.value} for row in dataset.rows]
+    unusable = sum(1 for row in dataset.rows if row.error is not None)
+    records = [
+        {**v, "sample_id": item.sample_id}
+        if row.error is None
+        else {"record": row.raw_text, "sample_id": item.sample_id}
+        for item, row, v in zip(dataset.items, dataset.rows, values)
+    ]
+    kept, per_rule = apply_rules(records, rules)
+    if config.format == "hf":
+        write_hf(kept, config.out)
+    elif config.format == "oda":
+        write_records(config.out, oda_rows(kept, rules))
+    else:
+        write_records(config.out, kept)
+    n_kept = sum(r["keep"] for r in kept)
+    unscored = sum(1 for r in kept if (r["drop_reason"] or "").startswith("not scored"))
+    return {
+        "data": str(config.data), "out": str(config.out), "format": config.format, "records": len(kept),
+        "kept": n_kept, "dropped": len(kept) - n_kept, "not_scored": unscored, "unreadable": unusable,
+        "rules": per_rule,
+    }  # fmt: skip

@@ -1,0 +1,106 @@
+"""``gradspec filter``: rules over any field, every original field kept, the reason each record was
+dropped, unscored records told from low ones, per-rule counts, and the outputs other tools read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gradspec.cli.main import app
+from gradspec.config.filtering import FilterConfig
+from gradspec.errors import ConfigError
+from gradspec.selection.filtering import filter_records
+
+from cli_checks import one_line_error
+from conftest import write_json
+
+runner = CliRunner()
+
+
+def pool() -> list[dict]:
+    out = []
+    for i in range(10):
+        rec = {"instruction": f"q{i}", "output": f"a{i}", "tags": ["x", f"t{i}"], "reward": i - 3.0, "ifd": 0.1 * i,
+               "effective_rank": float(10 + i)}  # fmt: skip
+        out.append(rec)
+    out[2]["reward"] = None
+    out[2]["score_errors"] = {"reward": "record 2: prompt fills the max length (300 prompt tokens, max_length 256)"}
+    return out
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_rules_keep_every_field_and_say_why_each_record_went(tmp_path: Path) -> None:
+    data = write_json(tmp_path / "scored.json", pool())
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("rules:\n  - reward > 0\n  - ifd < 0.85\n")
+    summary = filter_records(
+        FilterConfig.of(data=data, out=tmp_path / "kept.jsonl", recipe=recipe, where=("effective_rank >= p10",))
+    )
+    out = rows(tmp_path / "kept.jsonl")
+    assert [r["keep"] for r in out] == [i in (4, 5, 6, 7, 8) for i in range(10)]
+    assert out[4]["tags"] == ["x", "t4"] and out[4]["instruction"] == "q4" and "sample_id" in out[4]  # nothing lost
+    assert out[0]["drop_reason"] == "reward > 0: reward is -3"
+    assert out[9]["drop_reason"] == "ifd < 0.85: ifd is 0.9"
+    assert out[2]["drop_reason"] == (
+        "not scored: reward undefined (record 2: prompt fills the max length (300 prompt tokens, max_length 256))"
+    )
+    assert summary["kept"] == 5 and summary["not_scored"] == 1
+    by_rule = {r["rule"]: r for r in summary["rules"]}
+    assert by_rule["reward > 0"]["drops_alone"] == 4 and by_rule["reward > 0"]["drops_in_turn"] == 4
+    assert by_rule["ifd < 0.85"]["drops_alone"] == 1 and by_rule["ifd < 0.85"]["drops_in_turn"] == 1
+    assert by_rule["effective_rank >= p10"]["threshold"] == pytest.approx(10.9)
+    assert (
+        by_rule["effective_rank >= p10"]["drops_alone"] == 1 and by_rule["effective_rank >= p10"]["drops_in_turn"] == 0
+    )
+
+
+def test_the_cli_prints_the_counts_and_refuses_bad_rules(tmp_path: Path) -> None:
+    data = write_json(tmp_path / "scored.json", pool())
+    out = tmp_path / "kept.json"
+    result = runner.invoke(app, ["filter", str(data), "-o", str(out), "--where", "reward > 0", "--where", "ifd<0.5"])
+    assert result.exit_code == 0, result.output
+    assert "1 of 10 records kept, 9 dropped (1 of them not scored" in result.output
+    assert "reward > 0: drops 4 alone" in result.output
+    assert [r["instruction"] for r in json.loads(out.read_text()) if r["keep"]] == ["q4"]  # a JSON list, as asked
+    one_line_error(runner.invoke(app, ["filter", str(data), "-o", str(tmp_path / "x.json"), "--where", "reward"]),
+                   "write FIELD OP VALUE")  # fmt: skip
+    one_line_error(runner.invoke(app, ["filter", str(data), "-o", str(out), "--where", "ifd < 1"]), "exists")
+    with pytest.raises(ConfigError, match="give --where"):
+        FilterConfig.of(data=data, out=out)
+
+
+def test_a_datasets_folder_reloads_with_the_schema_and_the_columns(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    data = write_json(tmp_path / "scored.json", pool())
+    filter_records(FilterConfig.of(data=data, out=tmp_path / "hf", where=("reward > 0",), format="hf"))
+    back = datasets.load_from_disk(str(tmp_path / "hf"))
+    assert len(back) == 10 and {"instruction", "output", "reward", "keep", "drop_reason"} <= set(back.column_names)
+    assert back[5]["keep"] is True and back[0]["drop_reason"] == "reward > 0: reward is -3"
+
+
+def test_the_opendataarena_layout_has_an_id_and_scores_per_sample(tmp_path: Path) -> None:
+    data = write_json(tmp_path / "scored.json", pool())
+    filter_records(
+        FilterConfig.of(data=data, out=tmp_path / "oda.jsonl", where=("reward > 0", "ifd < 2"), format="oda")
+    )
+    out = rows(tmp_path / "oda.jsonl")
+    assert set(out[0]) == {"id", "scores", "keep", "drop_reason"} and out[0]["scores"] == {"reward": -3.0, "ifd": 0.0}
+    assert out[2]["scores"]["reward"] is None and len({r["id"] for r in out}) == 10
+
+
+def test_select_says_why_a_record_is_not_kept_and_never_calls_unscored_low(tmp_path: Path) -> None:
+    from gradspec.config.selection import SelectConfig
+    from gradspec.selection import select
+
+    data = write_json(tmp_path / "scored.json", pool())
+    summary = select(SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "o", top=3, keep_column=True))
+    out = rows(tmp_path / "o" / summary["files"]["kept"])
+    assert [r["keep"] for r in out] == [i >= 7 for i in range(10)]
+    assert out[2]["drop_reason"].startswith("not scored: reward undefined (record 2: prompt fills")
+    assert out[0]["drop_reason"] == "not in the highest 3 by reward" and out[9]["drop_reason"] is None
