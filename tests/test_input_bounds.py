@@ -104,7 +104,16 @@ def test_a_pipe_or_a_device_as_data_is_one_line_at_once(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
 
 
-def test_failure_kinds_keep_digits_inside_names() -> None:
+def test_failure_kinds_keep_digits_inside_names_and_show_a_real_record() -> None:
+    from gradspec.errors import grouped
+
+    reasons = [
+        f"d.json: record {i}: prompt fills the max length ({300 + i} prompt tokens, max_length 256)" for i in (4, 9)
+    ]
+    assert grouped([*reasons, "d.json: record 2: field 'output' is missing"]) == [
+        (2, "d.json: record 4: prompt fills the max length (304 prompt tokens, max_length 256) (and 1 more like it)"),
+        (1, "d.json: record 2: field 'output' is missing"),
+    ]
     reason = "wiz_10k_highest_200.json: record 12: prompt fills the max length (300 prompt tokens, max_length 256)"
     assert reason_kind(reason) == (
         "wiz_10k_highest_200.json: record N: prompt fills the max length (N prompt tokens, max_length N)"

@@ -42,8 +42,8 @@ def test_score_writes_gradient_columns_and_resumes(
     cfg = ScoreConfig.of(data=data, out=out, metrics=("length", "gradient", "grad_quality"), model=str(tiny_llama_dir),
                          template="plain", max_length=64, progress=False)  # fmt: skip
     summary = score(cfg)
-    (reason,) = summary["metrics"]["grad_quality"]["reasons"]  # numbers written as N, one "record N:" prefix
-    assert reason.startswith("pool.json: record N: no known layout") and reason.count("record N") == 1
+    (reason,) = summary["metrics"]["grad_quality"]["reasons"]  # the real record, one "record" prefix
+    assert reason.startswith("pool.json: record 6: no known layout") and reason.count("record") == 1
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert all(isinstance(r["grad_quality"], float) and r["nuclear_norm"] > 0 for r in rows[:6])
     assert {"erank_z_q", "nuclear_z_q", "grad_quality_rank", "grad_quality_norm"} <= set(rows[0])

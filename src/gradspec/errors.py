@@ -7,6 +7,8 @@ and keeps its traceback.
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 
 
 class GradspecError(Exception):
@@ -39,3 +41,19 @@ def reason_kind(reason: str | None) -> str:
 
 # A number standing alone (a count, an index, a line), not digits inside a name like d2.json or 10k.
 _NUMBER = re.compile(r"(?<![\w\-.])\d+(?:\.\d+)?(?![\w\-]|\.\w)")
+
+
+def grouped(reasons: Iterable[str | None], top: int = 5) -> list[tuple[int, str]]:
+    """(count, reason) of the commonest kinds of reason (``reason_kind``), most common first; each is
+    shown by its first instance, with its real record and numbers, so the record can be found, and
+    how many more are like it."""
+    kinds: Counter[str] = Counter()
+    first: dict[str, str] = {}
+    for reason in reasons:
+        kind = reason_kind(reason)
+        kinds[kind] += 1
+        first.setdefault(kind, reason or "no reason given")
+    out = []
+    for kind, n in kinds.most_common(top):
+        out.append((n, first[kind] + (f" (and {n - 1} more like it)" if n > 1 else "")))
+    return out

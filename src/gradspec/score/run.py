@@ -15,7 +15,7 @@ from typing import Any
 
 from gradspec.config.score import ScoreConfig
 from gradspec.data import Dataset, load_dataset
-from gradspec.errors import reason_kind
+from gradspec.errors import grouped
 from gradspec.files import check_output_file, write_records
 from gradspec.model import LoadedModel
 from gradspec.score.context import ScoreContext
@@ -86,18 +86,19 @@ def _score_all(
 
 
 def summarise(records: list[dict[str, Any]], metrics: tuple[str, ...], out: Path) -> dict[str, Any]:
-    """Counts of scored and failed records per metric, the commonest reasons, and flags."""
-    failures: dict[str, Counter[str]] = {m: Counter() for m in metrics}
+    """Counts of scored and failed records per metric, the commonest reasons (each with a record
+    it happened to, and how many more are like it), and flags."""
+    failures: dict[str, list[str]] = {m: [] for m in metrics}
     flags: Counter[str] = Counter()
     for r in records:
         for metric, reason in (r["score_errors"] or {}).items():
-            failures[metric][reason_kind(reason)] += 1
+            failures[metric].append(reason)
         flags.update(r["score_flags"] or [])
     summary: dict[str, Any] = {"out": str(out), "records": len(records), "metrics": {}}
     for m in metrics:
-        n_failed = sum(failures[m].values())
+        n_failed = len(failures[m])
         summary["metrics"][m] = {"scored": len(records) - n_failed, "failed": n_failed}
         if n_failed:
-            summary["metrics"][m]["reasons"] = dict(failures[m].most_common(5))
+            summary["metrics"][m]["reasons"] = {reason: n for n, reason in grouped(failures[m])}
     summary["flags"] = dict(flags)
     return summary

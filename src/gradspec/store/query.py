@@ -9,13 +9,12 @@ compute`` on the run moves damaged parts to ``quarantine/`` and computes their s
 from __future__ import annotations
 
 import re
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from gradspec.errors import GradspecError, reason_kind
+from gradspec.errors import GradspecError, grouped
 from gradspec.store.contract import MANIFEST, STATUSES
 from gradspec.store.layout import OTHER_RUN, QUARANTINE, bad_parts, part_files, read_manifest, run_id_of
 from gradspec.store.schema import SCHEMAS
@@ -90,11 +89,13 @@ class Run:
         return out
 
     def failure_summary(self, top: int = 5) -> list[tuple[str, int, str]]:
-        """(status, count, reason) of skipped and errored samples, grouped by the reason with its
-        numbers written as N (record indices, token counts), most common first."""
-        rows = self.sql("select status, reason from samples where status <> 'ok'").fetchall()
-        counts = Counter((status, reason_kind(reason)) for status, reason in rows)
-        return [(status, n, reason) for (status, reason), n in counts.most_common(top)]
+        """(status, count, reason) of skipped and errored samples, by kind of reason (``grouped``: the
+        first of each kind shown with its real record, and how many more are like it), commonest first."""
+        rows = self.sql("select status, reason from samples where status <> 'ok' order by index").fetchall()
+        out = [
+            (status, n, reason) for status in STATUSES[1:] for n, reason in grouped(r for s, r in rows if s == status)
+        ]
+        return sorted(out, key=lambda t: -t[1])[:top]
 
     def counts(self) -> dict[str, int]:
         """Samples per status in the folder (every status, 0 where none), and their total."""
