@@ -197,3 +197,19 @@ def test_local_judge_runs_offline_and_its_replies_are_cached(tmp_path: Path) -> 
         score(cfg)
     finally:
         local.LocalJudge.ask = original  # type: ignore[method-assign]
+
+
+def test_a_judge_none_of_whose_replies_parse_fails_the_command(tmp_path: Path) -> None:
+    """A tiny random model cannot follow the format: the scores are recorded as failed, and the
+    command says so and exits 1 instead of passing in silence."""
+    from click.testing import CliRunner
+
+    from gradspec.cli.main import app
+
+    model = save_tiny(tmp_path / "m")
+    data = write_json(tmp_path / "d.json", _records(["", ""]))
+    args = ["score", str(data), "-o", str(tmp_path / "s.jsonl"), "--metrics", "difficulty", "--judge", f"hf:{model}"]
+    result = CliRunner().invoke(app, [*args, "--judge-cache", str(tmp_path / "c.sqlite"), "--judge-max-tokens", "8",
+                                      "--no-progress"])  # fmt: skip
+    assert result.exit_code == 1 and "no reply of --judge hf:" in result.output, result.output
+    assert (tmp_path / "s.jsonl").exists()  # what was asked is kept

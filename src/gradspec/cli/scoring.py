@@ -12,12 +12,21 @@ from gradspec.config.filtering import FilterConfig
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
 
+JUDGED = ("instag", "difficulty")
+PLACEHOLDER_JUDGE = "hf:default"
+
 
 @config_command(app, "score", ScoreConfig)
 def score(config: ScoreConfig) -> None:
     """Add data-quality metrics (IFD, reward, InsTag, difficulty, length) to every record of DATA."""
+    from gradspec.console import warn
     from gradspec.score import score as run_score
 
+    judge = config.judging.judge
+    judged = [m for m in config.metrics if m in JUDGED]
+    if judge == PLACEHOLDER_JUDGE and judged:
+        warn(f"--judge {judge} is the 135M default model, a placeholder: it does not follow the reply format and "
+             "its replies rarely parse; give --judge hf:PATH (a capable instruct model) or openai:MODEL")  # fmt: skip
     summary = run_score(config)
     click.echo(f"{summary['out']}: {summary['records']} records")
     for name, counts in summary["metrics"].items():
@@ -26,6 +35,11 @@ def score(config: ScoreConfig) -> None:
             click.echo(f"    x{n}: {reason}")
     for flag, n in summary["flags"].items():
         click.echo(f"  flagged {flag}: {n}")
+    silent = [m for m in judged if summary["metrics"][m]["scored"] == 0 and summary["records"]]
+    if silent and judge is not None:
+        click.echo(f"gradspec: error: no record got a {', '.join(silent)} score: no reply of --judge {judge} parsed",
+                   err=True)  # fmt: skip
+        raise click.exceptions.Exit(1)
 
 
 @config_command(app, "select", SelectConfig, extra=(json_flag(),))

@@ -22,7 +22,9 @@ class JudgeConfig(Options):
     """The LLM judge behind InsTag and difficulty, and how it is asked."""
 
     judge: str | None = None
-    """openai:MODEL (any OpenAI-compatible endpoint; key from OPENAI_API_KEY), hf:default or hf:PATH (local)."""
+    """openai:MODEL (any OpenAI-compatible endpoint; key from OPENAI_API_KEY) or hf:PATH (a local instruct model
+    folder, offline). hf:default is the 135M default model: a placeholder that runs the pipeline offline but does
+    not follow the reply format (its replies rarely parse); use it to try gradspec, not to score."""
 
     judge_base_url: str | None = None
     """Endpoint of an OpenAI-compatible server, e.g. http://localhost:8000/v1."""
