@@ -78,13 +78,17 @@ def test_compare_tables_equal_direct_computations(tmp_path: Path, two_runs: tupl
     assert s.mean_a == pytest.approx(per_a.mean()) and s.mean_b == pytest.approx(per_b.mean())
     assert s.p == pytest.approx(sps.mannwhitneyu(per_b, per_a, alternative="two-sided").pvalue)
     assert -1 <= s.cliffs_delta <= 1 and s.q_value >= s.p
-    # Each row's verdict follows from that row's own numbers, by the rule compare states.
+    # Each row's verdict follows from that row's own numbers, by the rule compare states: the
+    # length-controlled p (the larger of matched and regressed), adjusted over the table as the raw one.
+    controlled = np.where(
+        np.isnan(summary.p_matched), summary.p_adjusted, np.fmax(summary.p_adjusted, summary.p_matched)
+    )
+    assert summary.q_controlled.to_numpy() == pytest.approx(fdr(controlled), nan_ok=True)
     for r in summary.itertuples():
         if r.q_value < 0.05 and r.matched_pairs < MIN_MATCHED:
             want = "length control not possible: the groups' lengths barely overlap"
         else:
-            controlled = r.p_adjusted if np.isnan(r.p_matched) else max(r.p_adjusted, r.p_matched)
-            want = verdict(r.q_value, r.diff, controlled, r.diff_adjusted)
+            want = verdict(r.q_value, r.diff, r.q_controlled, r.diff_adjusted)
         assert r.length_control == want, (r.metric, r.module)
     # B's responses are 4x longer and share no length with A's: most raw differences are
     # significant, and none can be checked at equal length.

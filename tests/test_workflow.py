@@ -92,7 +92,7 @@ def test_findings_say_what_differs_how_much_and_what_length_does() -> None:
     manifest = {"groups": groups}
     nuclear, rank = sentences(pd.DataFrame(rows), manifest)
     assert nuclear.startswith("high has 27% lower nuclear norms than low (q=0.004, all four modules)")
-    assert "its responses are 2.7x as long (median 310 vs 115 tokens)" in nuclear
+    assert "but high's responses are 2.7x as long as low's (median 310 vs 115 tokens)" in nuclear
     assert "length cannot be held fixed here" in nuclear
     assert rank.startswith(
         "high and low show no significant difference in effective ranks at their natural lengths (smallest q=0.6)"

@@ -140,11 +140,16 @@ def summary_table(
             for r in table.itertuples()
         ]
         return table
+    # The length-controlled reading is adjusted over modules and metrics as the raw one is, so a
+    # verdict never rests on an uncorrected p beside a corrected headline.
+    controlled = np.where(
+        np.isnan(table["p_matched"]), table["p_adjusted"], np.fmax(table["p_adjusted"], table["p_matched"])
+    )
+    table["q_controlled"] = fdr(controlled)
     table["length_control"] = [
         "length control not possible: the groups' lengths barely overlap"
         if r.q_value < 0.05 and r.matched_pairs < MIN_MATCHED
-        else verdict(r.q_value, r.diff, max(r.p_adjusted, r.p_matched) if not np.isnan(r.p_matched) else r.p_adjusted,
-                     r.diff_adjusted)
+        else verdict(r.q_value, r.diff, r.q_controlled, r.diff_adjusted)
         for r in table.itertuples()
     ]  # fmt: skip
     return table

@@ -161,7 +161,9 @@ def sentences(
         elif la and lb:
             ratio = lb / la
             if ratio > 1.5 or ratio < 1 / 1.5:
-                lengths = f", but its responses are {ratio:.2g}x as long (median {lb:.0f} vs {la:.0f} tokens)"
+                lengths = (
+                    f", but {b}'s responses are {ratio:.2g}x as long as {a}'s (median {lb:.0f} vs {la:.0f} tokens)"
+                )
         for metric in metrics:
             rows = pair[pair["metric"] == metric]
             if not rows.empty:
