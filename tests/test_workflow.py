@@ -217,3 +217,15 @@ def test_findings_at_equal_length_name_the_design_once() -> None:
     (pairs,) = sentences(pd.DataFrame(rows("equal length: matched pairs", 0.01, control)), {}, ("nuclear_norm",))
     assert pairs.startswith("high has 37% lower nuclear norms than low (q=0.01, all four modules), at equal length")
     assert "(4 pairs of the same response length)" in pairs and pairs.count("equal length") == 1
+
+
+def test_correlate_relates_the_scores_to_each_other(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    recs = [{**r, "reward": float(i), "ifd": 1.0 / (i + 1), "instag": i % 2} for i, r in enumerate(RECORDS)]
+    scored = write_json(tmp_path / "scored.json", recs)
+    run = run_of(tmp_path, "run", recs, tiny_llama_dir)
+    args = ["correlate", str(run), "--scored", str(scored), "-o", str(tmp_path / "corr"), "--scores"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "the scores against each other" in result.output, result.output
+    pairs = pd.read_csv(tmp_path / "corr" / "score_correlations.csv").set_index(["a", "b"])
+    assert pairs.loc[("ifd", "reward"), "rho"] == pytest.approx(-1.0) and pairs.loc[("ifd", "reward"), "n"] == 6
+    assert set(pairs.index) == {("ifd", "reward"), ("ifd", "instag"), ("reward", "instag")}

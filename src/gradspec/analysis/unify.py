@@ -50,8 +50,25 @@ def quality_frame(scored: str | Path, fields: Sequence[str] | None = None) -> pd
 MIN_N = 20  # fewer joined samples earns a warning
 
 
-def correlate(run: Run, scored: str | Path, out: str | Path, fields: Sequence[str] | None = None) -> dict[str, Any]:
-    """Write ``correlations`` (per module) and ``correlations_by_layer`` tables and heat maps."""
+def score_correlations(quality: pd.DataFrame) -> pd.DataFrame:
+    """Spearman correlation of every pair of quality fields over the records that have both, with
+    Benjamini-Hochberg q-values over the pairs."""
+    fields = [c for c in quality.columns if c != "sample_id"]
+    rows = []
+    for i, a in enumerate(fields):
+        for b in fields[i + 1 :]:
+            rho, p, n = spearman(quality[a], quality[b])
+            rows.append({"a": a, "b": b, "rho": rho, "p": p, "n": n})
+    table = pd.DataFrame(rows, columns=["a", "b", "rho", "p", "n"])
+    table["q_value"] = fdr(table["p"].to_numpy()) if len(table) else []
+    return table
+
+
+def correlate(
+    run: Run, scored: str | Path, out: str | Path, fields: Sequence[str] | None = None, scores: bool = False
+) -> dict[str, Any]:
+    """Write ``correlations`` (per module) and ``correlations_by_layer`` tables and heat maps, and
+    with ``scores`` the scores' correlations with each other."""
     out = Path(out)
     quality = quality_frame(scored, fields)
     frame = long_frame(run, "run", GRADIENT_METRICS)
@@ -95,6 +112,8 @@ def correlate(run: Run, scored: str | Path, out: str | Path, fields: Sequence[st
     files += write_table(layers, CORRELATION.stem(out, "by_layer"))
     for q in q_cols:
         files += heat_map(layers[layers.quality == q], q, out / f"correlation_by_layer_{q}")
+    if scores:
+        files += write_table(score_correlations(quality), CORRELATION.stem(out, "scores"))
     result = {
         "joined_samples": len(joined_ids), "quality_fields": q_cols, "warnings": warnings,
         "files": [str(f) for f in files],

@@ -73,7 +73,8 @@ LENGTH_CURVE = Kind(
 )  # fmt: skip
 CORRELATION = Kind(
     "correlation", "correlation.json", 1, "quality scores against gradient metrics (gradspec correlate)",
-    files={"table": "correlations.csv", "by_layer": "correlations_by_layer.csv"}, legacy=("correlations.csv",),
+    files={"table": "correlations.csv", "by_layer": "correlations_by_layer.csv", "scores": "score_correlations.csv"},
+    legacy=("correlations.csv",),
 )  # fmt: skip
 SELECTION = Kind(
     "selection", "selection.json", 1, "groups of records chosen by a score (gradspec select)",

@@ -57,13 +57,17 @@ def correlate(config: CorrelateConfig) -> None:
     from gradspec.analysis.unify import correlate as run_correlate
     from gradspec.store import open_run
 
-    result = run_correlate(open_run(config.run), config.scored, config.out, config.fields)
+    result = run_correlate(open_run(config.run), config.scored, config.out, config.fields, config.scores)
     table = pd.read_csv(CORRELATION.file(config.out, "table"))
     main = table[table.gradient_metric.isin(["nuclear_norm", "effective_rank"])]
     columns = ["quality", "module", "gradient_metric", "rho", "q_value", "rho_length_partialled", "n"]
     click.echo(markdown(main[columns]))
     for warning in result["warnings"]:
         click.echo(f"warning: {warning}")
+    if config.scores:
+        pairs = pd.read_csv(CORRELATION.file(config.out, "scores"))
+        click.echo("the scores against each other:")
+        click.echo(markdown(pairs))
     click.echo(f"{result['joined_samples']} samples joined; {len(result['files'])} files in {config.out}")
 
 

@@ -90,6 +90,10 @@ class CorrelateConfig(Options):
     fields: tuple[str, ...] | None = None
     """Quality fields, comma-separated (default: those of ifd, reward, instag, difficulty, ... the file has)."""
 
+    scores: bool = False
+    """Also relate the quality scores to each other (score_correlations.csv): which scores agree, which measure
+    something else."""
+
     def check(self) -> None:
         for name in self.fields or ():
             segment(name, "--fields: the field")  # each names a heat map's file
