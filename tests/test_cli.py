@@ -130,6 +130,11 @@ def test_demo_writes_runs_and_figure(tmp_path: Path, tiny_llama_dir: Path) -> No
         assert (tmp_path / "demo" / group / "run.json").exists()
     png = tmp_path / "demo" / "layerwise.png"
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    # The raw reading and the equal-length one, side by side, and what equal length changed.
+    assert "raw:" in result.output and "equal length:" in result.output
+    assert "What equal length changes: with every response cut to its first" in result.output
+    windowed = [p for p in (tmp_path / "demo").iterdir() if p.name.startswith("good@")]
+    assert len(windowed) == 1 and (tmp_path / "demo" / f"compare-equal-length@{windowed[0].name[5:]}").is_dir()
     assert (tmp_path / "demo" / "layerwise.svg").read_text().count("<path") > 20
 
 

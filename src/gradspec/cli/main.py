@@ -64,6 +64,11 @@ def demo(config: DemoConfig) -> None:
     for group, run in result.runs.items():
         click.echo(f"{group}:")
         summary(run)
+    for reading, sentences in result.findings.items():
+        click.echo(f"{reading}:")
+        for sentence in sentences:
+            click.echo(f"  {sentence}")
+    click.echo(result.change)
     click.echo("figure: " + ", ".join(str(p) for p in result.figures))
 
 

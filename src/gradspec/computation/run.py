@@ -137,12 +137,12 @@ def checks(run: Run, counts: dict[str, int]) -> dict[str, Any]:
     return {"short_prompt": int(short_prompt), "short_response": int(short_response), "warnings": warnings}
 
 
-def compute_many(configs: Sequence[ComputeConfig]) -> list[Run]:
-    """Compute several runs that share one model, loading it once."""
+def compute_many(configs: Sequence[ComputeConfig], loaded: LoadedModel | None = None) -> list[Run]:
+    """Compute several runs that share one model, loading it once (``loaded``: already loaded)."""
     if not configs:
         return []
     first = configs[0].loading
     if any(c.loading != first for c in configs):
         raise GradspecError("compute_many: every run must load the model with the same options")
-    loaded = load(first, progress=configs[0].progress)
+    loaded = loaded or load(first, progress=configs[0].progress)
     return [compute(c, loaded) for c in configs]

@@ -44,7 +44,7 @@ class VerifyConfig(Options):
 
 @dataclass(frozen=True)
 class DemoConfig(Options):
-    """The bundled demo: careful against poor answers to the same 24 instructions."""
+    """The bundled demo: careful against poor answers to the same 24 instructions, raw and at equal length."""
 
     out: Path = field(default=Path("demo-run"), metadata={"short": "-o"})
     """Folder for both runs and the figure."""
