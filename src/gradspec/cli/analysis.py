@@ -85,7 +85,7 @@ def explore(config: ExploreConfig) -> None:
     """Write a page to look through a run sample by sample: sort, filter, read, pick and export."""
     from gradspec.report.explore import write_explorer
 
-    path = write_explorer(config.run, config.out, config.scored)
+    path = write_explorer(config.run, config.out, config.scored, config.first)
     click.echo(f"{path} ({path.stat().st_size / 1024:.0f} KiB): open it in a browser")
 
 

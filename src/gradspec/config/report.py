@@ -96,4 +96,9 @@ class ExploreConfig(Options):
     """The HTML page to write (it works offline, from the file alone)."""
 
     scored: Path | None = None
-    """The scored file the run was computed on: its quality scores become columns too."""
+    """The scored file the run was computed on: its quality scores become columns too, and a keep column (from
+    select --keep-column or filter) ticks the rows it keeps."""
+
+    first: tuple[str, ...] | None = None
+    """Columns shown first, comma-separated (default: index, status, the scores, then lengths, loss and the
+    gradient metrics)."""

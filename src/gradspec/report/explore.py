@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,13 @@ from typing import Any
 from gradspec import __version__
 from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.unify import quality_frame
+from gradspec.data import load_dataset
 from gradspec.errors import ConfigError
-from gradspec.report.html import texts_of
+from gradspec.files import json_text
+from gradspec.report.html import sources_of
 from gradspec.report.page import GENERATOR, check_page_out, write_page
 from gradspec.store import Run, open_run
+from gradspec.store.contract import MODULES
 
 CURVE_METRICS = ("nuclear_norm", "effective_rank")
 
@@ -32,13 +36,15 @@ def _number(value: Any) -> float | None:
     return float(value) if value is not None and isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def samples_data(run: Run, scored: Path | None = None) -> dict[str, Any]:
-    """Everything the page shows, as plain JSON: one entry per sample, in file order."""
+def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | None = None) -> dict[str, Any]:
+    """Everything the page shows, as plain JSON: one entry per sample, in file order, with the
+    record as read (every original field, for export) when it is small enough to embed."""
     samples = run.df("samples").sort_values("index")
     stats = run.sql(
         "select sample_id, module, layer, nuclear_norm, effective_rank from layer_stats order by module, layer"
     ).df()
-    modules = list(dict.fromkeys(stats["module"]))
+    present = set(stats["module"])
+    modules = [m for m in MODULES if m in present] + sorted(present - set(MODULES))  # q, k, v, o, gate, up, down
     curves: dict[str, dict[str, dict[str, list[float | None]]]] = {}
     for (sid, module), d in stats.groupby(["sample_id", "module"], sort=False):
         d = d.sort_values("layer")
@@ -49,15 +55,17 @@ def samples_data(run: Run, scored: Path | None = None) -> dict[str, Any]:
         quality = {}
     scores: dict[str, dict[str, float | None]] = {}
     score_fields: list[str] = []
+    keeps: dict[str, bool] = {}
     if scored is not None:
         frame = quality_frame(scored)
         score_fields = [c for c in frame.columns if c != "sample_id"]
         scores = {r["sample_id"]: {f: _number(r[f]) for f in score_fields} for r in frame.to_dict("records")}
-    texts = texts_of(run)
+        keeps = keep_column(scored)
+    sources = sources_of(run)
     rows = []
     for s in samples.to_dict("records"):
         sid = s["sample_id"]
-        record = texts.get(sid)
+        record, original = sources.get(sid, (None, None))
         reason = s["reason"] if isinstance(s["reason"], str) else ""
         means = {
             f"{metric}_{m}": _mean(curves.get(sid, {}).get(m, {}).get(metric, []))
@@ -70,20 +78,38 @@ def samples_data(run: Run, scored: Path | None = None) -> dict[str, Any]:
                 "tokens": _number(s["n_tokens"]), "response_tokens": _number(s["n_response_tokens"]),
                 "loss": _number(s["loss"]), "grad_quality": _number(quality.get(sid)), **means,
                 **scores.get(sid, dict.fromkeys(score_fields)),
+                "keep": keeps.get(sid),
                 "prompt": clip(record.messages[-1].content) if record and record.messages else "",
                 "response": clip(record.response) if record else "",
+                "original": original if len(json_text(original)) <= MAX_ORIGINAL else None,
                 "curves": curves.get(sid, {}),
             }
         )  # fmt: skip
-    columns = ["index", "status", "tokens", "response_tokens", "loss", "grad_quality"]
-    columns += [f"{metric}_{m}" for metric in CURVE_METRICS for m in modules] + score_fields
+    columns = ["index", "status", *score_fields, "grad_quality", "tokens", "response_tokens", "loss"]
+    columns += [f"{metric}_{m}" for metric in CURVE_METRICS for m in modules]
+    wanted = [c for c in first or () if c in columns]
+    columns = [*wanted, *(c for c in columns if c not in wanted)]
     return {"run": str(run.path), "model": run.manifest.get("model", {}).get("name"), "modules": modules,
             "columns": columns, "samples": rows}  # fmt: skip
 
 
+MAX_ORIGINAL = 1 << 20
+"""Characters of a record's original JSON the page embeds for export; a larger one exports as what
+the page shows, with its sample_id."""
+
+
+def keep_column(scored: Path) -> dict[str, bool]:
+    """sample_id -> keep of a file written by select --keep-column or filter (empty when it has none)."""
+    out = {}
+    for item, row in load_dataset(scored).with_rows():
+        if isinstance(row.value, dict) and isinstance(row.value.get("keep"), bool):
+            out[str(row.value.get("sample_id", item.sample_id))] = row.value["keep"]
+    return out
+
+
 MAX_TEXT = 20_000
-"""Characters of a prompt or response the page holds: enough to read, and a 40 MB record does not
-make an 80 MB page."""
+"""Characters of a prompt or response the page shows: enough to read, and a 40 MB record does not
+make an 80 MB page (its original, for export, is embedded only up to ``MAX_ORIGINAL``)."""
 
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:
@@ -101,10 +127,12 @@ def embed(data: dict[str, Any]) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def write_explorer(run_path: str | Path, out: str | Path, scored: str | Path | None = None) -> Path:
+def write_explorer(
+    run_path: str | Path, out: str | Path, scored: str | Path | None = None, first: Sequence[str] | None = None
+) -> Path:
     check_page_out(out)
     run = open_run(run_path)
-    data = samples_data(run, Path(scored) if scored is not None else None)
+    data = samples_data(run, Path(scored) if scored is not None else None, first)
     page = (files("gradspec.report") / "explore.html").read_text(encoding="utf-8")
     page = page.replace("__GENERATOR__", GENERATOR).replace("__VERSION__", __version__)
     return write_page(out, page.replace("__DATA__", embed(data)))

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -83,8 +84,9 @@ def model_name(manifest: dict) -> str:
     return f"{name} ({model.get('architecture')}, {model.get('num_layers')} layers, {model.get('dtype')})"
 
 
-def texts_of(run: Run) -> dict[str, Record]:
-    """The run's records by ``sample_id``, read from its data file when that is still where it was.
+def sources_of(run: Run) -> dict[str, tuple[Record, Any]]:
+    """The run's records by ``sample_id``, each with its row as read (every original field), from its
+    data file when that is still where it was.
 
     Keyed by id, not by position: an id is a hash of the record's content, so a file edited since
     the run can never pair a sample's gradients with another record's text (a record that changed
@@ -94,9 +96,15 @@ def texts_of(run: Run) -> dict[str, Record]:
     if not data.is_file() and not data.is_dir():
         return {}
     try:
-        return {r.sample_id: r for r in load_dataset(data).items if isinstance(r, Record)}
+        dataset = load_dataset(data)
     except Exception:  # noqa: BLE001  (the report still renders without text when the data moved or changed)
         return {}
+    return {item.sample_id: (item, row.value) for item, row in dataset.with_rows() if isinstance(item, Record)}
+
+
+def texts_of(run: Run) -> dict[str, Record]:
+    """The run's records by ``sample_id`` (``sources_of`` without the rows)."""
+    return {sid: record for sid, (record, _) in sources_of(run).items()}
 
 
 def extreme_samples(run: Run, n: int = 3) -> pd.DataFrame:
