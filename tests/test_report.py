@@ -63,6 +63,16 @@ def test_report_is_self_contained_and_escapes_data(report: Path) -> None:
     assert "1 sample(s) error" in text and "length imbalance" in text
 
 
+def test_report_is_compact_with_contents_and_no_undefined_words(report: Path) -> None:
+    text = report.read_text()
+    assert '<nav class="toc">' in text and 'href="#s0"' in text and 'href="#s1"' in text
+    assert "<td>None</td>" not in text and "<td>nan</td>" not in text
+    body = text.split('<h2 id="s1">', 1)[1]  # the comparison: its main figures shown, the rest one click away
+    shown = body.split("<details>", 1)[0]
+    assert shown.count("<img") == 4 and "more figures</summary>" in body
+    assert "img { width: 100%" not in text and "img { max-width: 100%" in text  # own size, never stretched
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (scripts/setup.sh installs it from Debian where it can)")
 def test_report_in_a_headless_browser(report: Path, tmp_path: Path) -> None:

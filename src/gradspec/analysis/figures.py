@@ -35,10 +35,10 @@ COLORS = dict(zip(LINE_ORDER, matplotlib.colormaps["tab10"].colors))
 AXIS_LABELS = {"layer": "layer", "depth": "relative depth (layer / (layers - 1))"}
 
 
-def new_figure(figsize: tuple[float, float], **grid: Any) -> tuple[Figure, Any]:
+def new_figure(figsize: tuple[float, float], layout: str | None = None, **grid: Any) -> tuple[Figure, Any]:
     """A figure and its axes (``Figure.subplots`` arguments), made without pyplot: figures are only
     ever written to files, so no backend is chosen and no global state is kept."""
-    fig = Figure(figsize=figsize)
+    fig = Figure(figsize=figsize, layout=layout)
     return fig, fig.subplots(**grid)
 
 

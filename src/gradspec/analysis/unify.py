@@ -126,7 +126,8 @@ def correlate(
 def heat_map(layers: pd.DataFrame, quality: str, stem: Path) -> list[Path]:
     """Spearman rho per layer (x) and module (y), one panel per gradient metric."""
     metrics = [m for m in ("nuclear_norm", "effective_rank") if m in set(layers.gradient_metric)]
-    fig, axes = new_figure((9, 1.6 + 1.1 * len(metrics) * 2), nrows=len(metrics), ncols=1, squeeze=False)
+    fig, axes = new_figure((9, 1.6 + 1.1 * len(metrics) * 2), nrows=len(metrics), ncols=1, squeeze=False,
+                           layout="constrained")  # no title under the next panel's label  # fmt: skip
     image = None
     for ax, metric in zip(axes[:, 0], metrics):
         grid = layers[layers.gradient_metric == metric].pivot_table(index="module", columns="layer", values="rho")

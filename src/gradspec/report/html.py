@@ -38,7 +38,9 @@ h1 { border-bottom: 2px solid #444; } h2 { margin-top: 2em; border-bottom: 1px s
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.86em; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; vertical-align: top; }
 th { background: #f0f0f0; } td.text { text-align: left; white-space: pre-wrap; max-width: 40em; }
-figure { margin: 1em 0; } figure img { width: 100%; border: 1px solid #ddd; }
+figure { margin: 1em 0; display: inline-block; vertical-align: top; }
+figure img { max-width: 100%; height: auto; border: 1px solid #ddd; } details { margin: 0.6em 0; }
+nav.toc { background: #f7f7f7; padding: 0.4em 1em; } nav.toc li { margin: 0.1em 0; }
 p.finding { font-size: 1.05em; background: #eef5ff; border-left: 4px solid #3a6fb0; padding: 0.4em 0.8em; }
 .warning { background: #fff4e0; border-left: 4px solid #e69500; padding: 0.4em 0.8em; margin: 0.3em 0; }
 .meta { color: #555; font-size: 0.9em; }
@@ -46,6 +48,9 @@ p.finding { font-size: 1.05em; background: #eef5ff; border-left: 4px solid #3a6f
 
 
 def esc(value: object) -> str:
+    """Text for the page, escaped; an undefined value (None, NaN) is an empty cell, not the word."""
+    if value is None:
+        return ""
     return html.escape(fmt(value) if not isinstance(value, str) else value, quote=True)
 
 
@@ -62,11 +67,20 @@ def table(df: pd.DataFrame, text_columns: Sequence[str] = ()) -> str:
 
 
 def figure(png: Path, caption: str) -> str:
+    """A figure at its own size (at most the page's width), never stretched."""
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     return (
         f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,{data}">'
         f"<figcaption>{esc(caption)}</figcaption></figure>"
     )
+
+
+def figures(pngs: Sequence[Path], main: int = 2) -> str:
+    """The first ``main`` figures shown, the rest behind one click (the report stays short)."""
+    shown = [figure(p, p.stem.replace("_", " ")) for p in pngs[:main]]
+    rest = [figure(p, p.stem.replace("_", " ")) for p in pngs[main:]]
+    more = f"<details><summary>{len(rest)} more figures</summary>{''.join(rest)}</details>" if rest else ""
+    return "".join(shown) + more
 
 
 def warnings_html(warnings: Sequence[str]) -> str:
@@ -207,8 +221,7 @@ def comparison_section(path: Path) -> str:
         shapes = pd.read_csv(COMPARISON.file(path, "curve_shapes"))
         shapes = shapes[(shapes.a < shapes.b) & shapes.metric.isin(["nuclear_norm", "effective_rank"])]
         parts += ["<h3>Similarity of curve shapes (relative depth)</h3>", table(shapes)]
-    for png in ordered_figures(path):
-        parts.append(figure(png, png.stem.replace("_", " ")))
+    parts.append(figures(ordered_figures(path), main=4))  # layer-wise and difference, nuclear norm and effective rank
     return "\n".join(parts)
 
 
@@ -223,8 +236,7 @@ def length_curve_section(path: Path) -> str:
         "relative to A, paired by length, with its 95% interval.</p>"
     )
     parts.append(table(main[keep]))
-    for png in sorted(path.glob("*.png")):
-        parts.append(figure(png, png.stem.replace("_", " ")))
+    parts.append(figures(sorted(path.glob("*.png"))))
     return "\n".join(parts)
 
 
@@ -243,8 +255,7 @@ def selection_section(path: Path) -> str:
         parts.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in said) + "</ul>")
     first = [c for c in ("method", "set", "measure", "verdict") if c in rows]
     parts.append(table(rows[first + [c for c in rows.columns if c not in first]]))
-    for png in sorted(path.glob("*.png")):
-        parts.append(figure(png, png.stem.replace("_", " ")))
+    parts.append(figures(sorted(path.glob("*.png"))))
     return "\n".join(parts)
 
 
@@ -252,8 +263,7 @@ def correlation_section(path: Path) -> str:
     table_ = pd.read_csv(CORRELATION.file(path, "table"))
     main = table_[table_.gradient_metric.isin(["nuclear_norm", "effective_rank"])]
     parts = [f"<h2>Quality scores and gradients: {esc(path.name)}</h2>", table(main)]
-    for png in sorted(path.glob("*.png")):
-        parts.append(figure(png, png.stem.replace("_", " ")))
+    parts.append(figures(sorted(path.glob("*.png"))))
     return "\n".join(parts)
 
 
@@ -286,9 +296,14 @@ def write_report(inputs: Sequence[str | Path], out: str | Path, title: str = "gr
                     raise
                 raise ConfigError(f"{item}: its files are damaged ({type(exc).__name__}: {first_line(exc)})") from exc
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    anchored = [s.replace("<h2>", f'<h2 id="s{i}">', 1) for i, s in enumerate(sections)]
+    titles = [html.unescape(s.split("<h2>", 1)[1].split("</h2>", 1)[0]) if "<h2>" in s else f"section {i}"
+              for i, s in enumerate(sections)]  # fmt: skip
+    toc = "".join(f'<li><a href="#s{i}">{esc(t)}</a></li>' for i, t in enumerate(titles))
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{GENERATOR}<title>{esc(title)}</title>'
         f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>"
-        f'<p class="meta">gradspec {esc(__version__)}, {esc(stamp)}</p>' + "\n".join(sections) + "</body></html>\n"
+        f'<p class="meta">gradspec {esc(__version__)}, {esc(stamp)}</p>'
+        f'<nav class="toc"><ol>{toc}</ol></nav>' + "\n".join(anchored) + "</body></html>\n"
     )
     return write_page(out, page)
