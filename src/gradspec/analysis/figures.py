@@ -134,3 +134,34 @@ def layerwise_figure(
     """``out``.png and ``out``.svg for runs that have not been through ``compare`` (the demo)."""
     groups = [load_group(label, [run.path], metrics) for label, run in runs.items()]
     return layerwise_panels(layerwise_table(groups, n_boot=200, seed=0), metrics, out)
+
+
+def steps_figure(
+    runs: Mapping[int, Run], stem: str | Path, metrics: Sequence[str] = ("nuclear_norm", "effective_rank")
+) -> list[Path]:
+    """A probe set's layer-wise means at several training steps: rows are metrics, columns modules,
+    one line per step (darker later), so how the gradient's spectrum changes while the model learns
+    is one picture."""
+    means = {
+        step: run.sql(
+            "select module, layer, " + ", ".join(f"avg({m}) as {m}" for m in metrics) + " from layer_stats "
+            "group by module, layer order by module, layer"
+        ).df()
+        for step, run in sorted(runs.items())
+    }
+    modules = [m for m in LINE_ORDER if any(m in set(d.module) for d in means.values())]
+    fig, axes = new_figure((3.6 * len(modules), 2.8 * len(metrics)), nrows=len(metrics), ncols=len(modules),
+                           sharex=True, squeeze=False, layout="constrained")  # fmt: skip
+    shades = matplotlib.colormaps["viridis"]
+    steps = list(means)
+    for i, metric in enumerate(metrics):
+        for j, module in enumerate(modules):
+            ax = axes[i][j]
+            for k, step in enumerate(steps):
+                d = means[step][means[step].module == module]
+                ax.plot(d.layer, d[metric], color=shades(k / max(len(steps) - 1, 1)), lw=1.4, label=f"step {step}")
+            ax.set_title(f"{module}: {LABELS.get(metric, metric)}", fontsize=9)
+            ax.set_xlabel("layer")
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    return save_figure(fig, Path(stem))

@@ -12,11 +12,13 @@ from gradspec.artifacts.kinds import (
     SELECTION,
     SELECTION_RESULTS,
     TRAINING,
+    TRAINING_SPECTRA,
     Kind,
 )
 from gradspec.artifacts.markers import Found, identify, identify_as, read_marker, write_marker
 
 __all__ = [
     "COMPARISON", "CORRELATION", "EXPERIMENT", "KINDS", "LENGTH_CURVE", "RUN", "SCORE_STATE", "SELECTION",
-    "SELECTION_RESULTS", "TRAINING", "Found", "Kind", "identify", "identify_as", "read_marker", "write_marker",
+    "SELECTION_RESULTS", "TRAINING", "TRAINING_SPECTRA", "Found", "Kind", "identify", "identify_as", "read_marker",
+    "write_marker",
 ]  # fmt: skip

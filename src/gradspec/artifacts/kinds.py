@@ -98,6 +98,10 @@ EXPERIMENT = Kind(
     legacy=("experiment.json",),
 )  # fmt: skip
 
+TRAINING_SPECTRA = Kind(
+    "training-spectra", "training_spectra.json", 1, "a probe set's spectra at steps of a training (GradspecCallback)",
+)  # fmt: skip
+
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
@@ -110,6 +114,7 @@ KINDS: dict[str, Kind] = {
         TRAINING,
         SELECTION_RESULTS,
         EXPERIMENT,
+        TRAINING_SPECTRA,
     )
 }
 """Every kind by name, in the order a folder is tried."""

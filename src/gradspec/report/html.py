@@ -20,12 +20,21 @@ import pandas as pd
 
 from gradspec import __version__
 from gradspec.analysis.compare import FIGURE_METRICS, headline, load_comparison
-from gradspec.analysis.figures import layerwise_figure
+from gradspec.analysis.figures import layerwise_figure, steps_figure
 from gradspec.analysis.findings import comparison_findings
 from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.selection_results import findings
 from gradspec.analysis.tables import fmt
-from gradspec.artifacts import COMPARISON, CORRELATION, KINDS, LENGTH_CURVE, RUN, SELECTION_RESULTS, identify_as
+from gradspec.artifacts import (
+    COMPARISON,
+    CORRELATION,
+    KINDS,
+    LENGTH_CURVE,
+    RUN,
+    SELECTION_RESULTS,
+    TRAINING_SPECTRA,
+    identify_as,
+)
 from gradspec.data import Record, load_dataset
 from gradspec.errors import ConfigError, GradspecError, first_line
 from gradspec.report.page import GENERATOR, check_page_out, write_page
@@ -267,12 +276,26 @@ def correlation_section(path: Path) -> str:
     return "\n".join(parts)
 
 
+def training_spectra_section(path: Path, workdir: Path) -> str:
+    """A probe set's spectra across training steps (GradspecCallback's folder)."""
+    marker = identify_as(path, TRAINING_SPECTRA).marker
+    runs = {int(step): open_run(path / f"step-{int(step):06d}") for step in marker.get("steps", [])}
+    parts = [f"<h2>Spectra over training: {esc(path.name)}</h2>"]
+    parts.append(f'<p class="meta">The probe set {esc(marker.get("config", {}).get("probe"))}, measured at steps '
+                 f"{esc(', '.join(map(str, runs)))} (mean over its samples, per layer).</p>")  # fmt: skip
+    if runs:
+        pngs = steps_figure(runs, workdir / f"{len(list(workdir.iterdir()))}-steps")
+        parts.append(figure(pngs[0], "nuclear norm and effective rank per layer, one line per training step"))
+    return "\n".join(parts)
+
+
 SECTIONS: dict[str, Callable[[Path, Path], str]] = {
     RUN.name: run_section,
     COMPARISON.name: lambda path, _: comparison_section(path),
     LENGTH_CURVE.name: lambda path, _: length_curve_section(path),
     CORRELATION.name: lambda path, _: correlation_section(path),
     SELECTION_RESULTS.name: lambda path, _: selection_section(path),
+    TRAINING_SPECTRA.name: training_spectra_section,
 }
 """What the report shows for each kind of output folder, by the kind's name."""
 

@@ -74,9 +74,15 @@ def trainable(model: nn.Module, recipe: RecipeConfig) -> nn.Module:
 
 
 def fine_tune(
-    model: nn.Module, pad_id: int, samples: Sequence[Encoded], recipe: RecipeConfig, progress: bool
+    model: nn.Module,
+    pad_id: int,
+    samples: Sequence[Encoded],
+    recipe: RecipeConfig,
+    progress: bool,
+    callbacks: Sequence[Any] = (),
 ) -> Trained:
-    """Train ``model`` in place on ``samples`` with ``recipe``; the loss of every step."""
+    """Train ``model`` in place on ``samples`` with ``recipe``; the loss of every step. ``callbacks``
+    (``TrainerCallback``s, e.g. ``gradspec.integrations.GradspecCallback``) run before the rest."""
     from transformers import PrinterCallback, ProgressCallback, Trainer, TrainingArguments, set_seed
 
     set_seed(recipe.seed)
@@ -107,6 +113,8 @@ def fine_tune(
         trainer.remove_callback(ProgressCallback)
         if progress:
             trainer.add_callback(LossBar())
+        for callback in reversed(callbacks):
+            trainer.callback_handler.callbacks.insert(0, callback)
         result = trainer.train()
     losses = [
         {"step": h["step"], "epoch": h["epoch"], "loss": h["loss"], "learning_rate": h["learning_rate"]}
