@@ -104,3 +104,21 @@ def test_select_says_why_a_record_is_not_kept_and_never_calls_unscored_low(tmp_p
     assert [r["keep"] for r in out] == [i >= 7 for i in range(10)]
     assert out[2]["drop_reason"].startswith("not scored: reward undefined (record 2: prompt fills")
     assert out[0]["drop_reason"] == "not in the highest 3 by reward" and out[9]["drop_reason"] is None
+
+
+def test_push_to_hub_is_called_with_the_records_and_fails_in_one_line_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    datasets = pytest.importorskip("datasets")
+    data = write_json(tmp_path / "scored.json", pool())
+    pushed: list[tuple[str, int]] = []
+    monkeypatch.setattr(datasets.Dataset, "push_to_hub", lambda self, repo: pushed.append((repo, len(self))))
+    filter_records(FilterConfig.of(data=data, out=tmp_path / "k.jsonl", where=("reward > 0",), push_to_hub="me/kept"))
+    assert pushed == [("me/kept", 10)]
+    monkeypatch.undo()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = ["filter", str(data), "-o", str(tmp_path / "k2.jsonl"), "--where", "reward > 0", "--push-to-hub", "me/kept"]
+    one_line_error(runner.invoke(app, args), "--push-to-hub me/kept: not pushed")
+    assert (tmp_path / "k2.jsonl").exists()  # the file is written whatever the hub does
+    with pytest.raises(ConfigError, match="owner/name"):
+        FilterConfig.of(data=data, out=tmp_path / "x.jsonl", where=("reward > 0",), push_to_hub="no slash")

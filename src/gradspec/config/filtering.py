@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -44,9 +45,15 @@ class FilterConfig(Options):
     datasets folder (save_to_disk) with the original schema plus keep and drop_reason; oda: OpenDataArena's
     per-sample layout, one {"id", "scores": {scorer: value}} per line."""
 
+    push_to_hub: str | None = None
+    """Also push the records (with keep and drop_reason) to the Hugging Face hub as this dataset repo
+    (owner/name), when a hub is reachable and a token is set (HF_TOKEN or huggingface-cli login)."""
+
     overwrite: bool = False
     """Replace --out if it exists."""
 
     def check(self) -> None:
         if not self.where and self.recipe is None:
             raise ConfigError("filter: give --where RULE (one or more) or --recipe FILE")
+        if self.push_to_hub is not None and not re.match(r"^[\w.-]+/[\w.-]+$", self.push_to_hub):
+            raise ConfigError(f"--push-to-hub {self.push_to_hub!r}: give a dataset repo as owner/name")

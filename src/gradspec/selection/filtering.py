@@ -134,21 +134,32 @@ def oda_rows(records: Sequence[Mapping[str, Any]], rules: Sequence[Rule]) -> lis
     ]  # fmt: skip
 
 
-def write_hf(records: Sequence[Mapping[str, Any]], out: Path) -> Path:
-    """A Hugging Face ``datasets`` folder (``save_to_disk``) of the records, their schema kept."""
+def hf_dataset(records: Sequence[Mapping[str, Any]]) -> Any:
+    """The records as a Hugging Face ``datasets.Dataset``, their schema kept."""
     try:
         import datasets
     except ImportError as exc:
-        raise ConfigError("--format hf needs the datasets package: pip install 'gradspec[datasets]'") from exc
+        raise ConfigError(
+            "--format hf and --push-to-hub need the datasets package: pip install 'gradspec[datasets]'"
+        ) from exc
     import pyarrow as pa
 
     rows = [json.loads(json_text(r)) for r in records]  # lone surrogates escaped, as every writer does
     try:
-        table = datasets.Dataset.from_list(rows)
+        return datasets.Dataset.from_list(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise ConfigError(f"--format hf: these records do not fit one Arrow schema ({exc}); write .jsonl") from exc
-    table.save_to_disk(str(out))
-    return out
+
+
+def push(table: Any, repo: str) -> None:
+    """``table`` to the hub as dataset ``repo``; one line when it cannot be done (no network, no token)."""
+    try:
+        table.push_to_hub(repo)
+    except Exception as exc:  # noqa: BLE001  (offline, refused, no token: every failure is one line)
+        raise ConfigError(
+            f"--push-to-hub {repo}: not pushed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "is the hub reachable, and a token set (HF_TOKEN)? The file is written"
+        ) from exc
 
 
 def filter_records(config: FilterConfig) -> dict[str, Any]:
@@ -174,11 +185,13 @@ def filter_records(config: FilterConfig) -> dict[str, Any]:
     ]
     kept, per_rule = apply_rules(records, rules)
     if config.format == "hf":
-        write_hf(kept, config.out)
+        hf_dataset(kept).save_to_disk(str(config.out))
     elif config.format == "oda":
         write_records(config.out, oda_rows(kept, rules))
     else:
         write_records(config.out, kept)
+    if config.push_to_hub is not None:
+        push(hf_dataset(kept), config.push_to_hub)
     n_kept = sum(r["keep"] for r in kept)
     unscored = sum(1 for r in kept if (r["drop_reason"] or "").startswith("not scored"))
     return {
