@@ -122,3 +122,13 @@ def test_push_to_hub_is_called_with_the_records_and_fails_in_one_line_offline(
     assert (tmp_path / "k2.jsonl").exists()  # the file is written whatever the hub does
     with pytest.raises(ConfigError, match="owner/name"):
         FilterConfig.of(data=data, out=tmp_path / "x.jsonl", where=("reward > 0",), push_to_hub="no slash")
+
+
+def test_a_recipe_is_read_within_the_same_bounds_as_an_experiment(tmp_path: Path) -> None:
+    data = write_json(tmp_path / "scored.json", pool())
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(9)
+    ) + "rules: [reward > 0]\n")  # fmt: skip
+    with pytest.raises(ConfigError, match="--recipe .*bomb.yaml: expands to more than"):
+        filter_records(FilterConfig.of(data=data, out=tmp_path / "k.jsonl", recipe=bomb))

@@ -46,8 +46,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gradspec.config.analysis import CompareConfig, CorrelateConfig
 from gradspec.config.compute import ComputeConfig
 from gradspec.config.fields import Leaf, convert, leaf_map
@@ -55,7 +53,8 @@ from gradspec.config.names import segment
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
 from gradspec.config.train import TrainConfig
-from gradspec.errors import ConfigError, first_line
+from gradspec.config.yaml_files import read_yaml
+from gradspec.errors import ConfigError
 from gradspec.experiment.entries import (
     Comparison,
     Correlation,
@@ -121,55 +120,8 @@ class Experiment:
     full: bool = False
 
 
-MAX_NODES = 100_000
-"""Values an experiment file may hold once its aliases are expanded: real files hold hundreds."""
-MAX_YAML_DEPTH = 64
 MAX_ENTRIES = 10_000
 """Entries of one kind a grid may expand into (each is a step: a run, a comparison, a training)."""
-
-
-def bounded_yaml(text: str, path: Path) -> Any:
-    """``yaml.safe_load`` of ``text``, refused before anything is built when its aliases make a
-    cycle, nest deeper than ``MAX_YAML_DEPTH`` or expand beyond ``MAX_NODES`` values (an alias
-    tree of a few lines can otherwise expand to billions)."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        sizes: dict[int, int] = {}
-        open_nodes: set[int] = set()
-        stack: list[tuple[yaml.Node, int, bool]] = [(node, 1, False)]
-        while stack:
-            current, level, children_done = stack.pop()
-            key = id(current)
-            if children_done:
-                open_nodes.discard(key)
-                children = _children(current)
-                sizes[key] = 1 + sum(sizes[id(c)] for c in children)
-                if sizes[key] > MAX_NODES:
-                    raise ConfigError(f"{path}: expands to more than {MAX_NODES:,} values (aliases of aliases?)")
-                continue
-            if key in sizes:
-                continue
-            if key in open_nodes:
-                raise ConfigError(f"{path}: an alias refers to itself (line {current.start_mark.line + 1})")
-            if level > MAX_YAML_DEPTH:
-                raise ConfigError(f"{path}: nested deeper than {MAX_YAML_DEPTH} levels")
-            open_nodes.add(key)
-            stack.append((current, level, True))
-            stack.extend((c, level + 1, False) for c in _children(current))
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
 
 
 def _variables(value: Any) -> set[str]:
@@ -253,14 +205,7 @@ def _check(
 def load_experiment(path: str | Path, full: bool = False) -> Experiment:
     """Read, expand and check an experiment file."""
     p = Path(path)
-    try:
-        raw = bounded_yaml(p.read_text(encoding="utf-8"), p)
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read it ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({first_line(exc)})") from exc
+    raw = read_yaml(p)
     if not isinstance(raw, dict) or "name" not in raw:
         raise ConfigError(f"{p}: an experiment is a YAML mapping with at least 'name' and 'runs'")
     defaults = {k: v for k, v in raw.items() if k not in TOP_KEYS}

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gradspec.config.filtering import FilterConfig, rules_of
+from gradspec.config.yaml_files import read_yaml
 from gradspec.data import load_dataset
 from gradspec.data.values import finite_number
 from gradspec.errors import ConfigError
@@ -65,14 +66,7 @@ class Rule:
 
 def read_recipe(path: Path) -> tuple[str, ...]:
     """The rules of a recipe file (``rules: [...]``)."""
-    import yaml
-
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"--recipe {path}: cannot be read ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--recipe {path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    raw = read_yaml(path, "--recipe")
     if not isinstance(raw, dict) or "rules" not in raw:
         raise ConfigError(f"--recipe {path}: a YAML mapping with a list under rules:")
     try:
