@@ -355,13 +355,14 @@ def test_a_key_the_server_echoes_is_redacted_everywhere(tmp_path: Path, monkeypa
     key = "sk-echo-this-secret-0123456789"
     monkeypatch.setenv("OPENAI_API_KEY", key)
     with judge_server() as (url, _):
-        data = write_json(tmp_path / "d.json", [{"instruction": "[ECHOKEY] q", "output": "x"}])
+        records = [{"instruction": "[ECHOKEY] q", "output": "x"}, {"instruction": "q", "output": "x"}]
+        data = write_json(tmp_path / "d.json", records)  # one parses, so the run succeeds with one failure
         args = ["score", str(data), "-o", str(tmp_path / "s.jsonl"), "--metrics", "difficulty", "--judge", "openai:t"]
         args += ["--judge-base-url", url, "--judge-cache", str(tmp_path / "c.sqlite"), "--no-progress"]
         result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     out = (tmp_path / "s.jsonl").read_text()
-    assert "HTTP 400" in out and "[redacted]" in out
+    assert "HTTP 400" in out and "[redacted]" in out and "1 failed" in result.output
     assert key not in out and key not in result.output and "echo-this-secret" not in out
 
 
