@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from gradspec.cli.generate import option_help
 from gradspec.cli.main import app
 from gradspec.config.compute import ComputeConfig
-from gradspec.config.fields import Options, build, leaf_map, leaves, replace_leaves
+from gradspec.config.fields import Options, build, flatten, leaf_map, leaves, replace_leaves
 from gradspec.config.prompt import PromptConfig
 from gradspec.config.score import SCORE_METRICS, ScoreConfig
 from gradspec.errors import ConfigError
@@ -124,8 +124,16 @@ def test_identity_is_every_option_that_can_change_a_number() -> None:
     identity = {name for name, leaf in leaf_map(ComputeConfig).items() if leaf.identity}
     assert identity == {
         "field_map", "model", "dtype", "trust_remote_code", "template", "system_prompt", "max_length", "truncation",
-        "response_tokens", "prompt_tokens", "record_windows", "modules", "spectra", "spectra_precision", "core_dtype",
+        "response_tokens", "prompt_tokens", "record_windows", "modules", "steps", "spectra", "spectra_precision",
+        "core_dtype",
     }  # fmt: skip
+
+
+def test_a_fingerprint_of_set_options_survives_a_new_option_at_its_default() -> None:
+    config = ComputeConfig.of(data="d.json", out="r", max_length=99)
+    assert flatten(config, set_only=True) == {"data": "d.json", "out": "r", "max_length": 99}
+    assert flatten(replace_leaves(config, steps="sentence"), set_only=True)["steps"] == "sentence"
+    assert set(flatten(config)) == set(leaf_map(ComputeConfig))  # without set_only: every option
 
 
 def test_score_metrics_are_the_registered_ones() -> None:

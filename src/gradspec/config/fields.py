@@ -388,9 +388,15 @@ def plain(value: Any) -> Any:
     return value
 
 
-def flatten(config: Options) -> dict[str, Any]:
-    """{leaf name: value} of every option, JSON-ready."""
-    return {leaf.name: plain(leaf_value(config, leaf)) for leaf in leaves(type(config))}
+def flatten(config: Options, *, set_only: bool = False) -> dict[str, Any]:
+    """{leaf name: value} of every option, JSON-ready; with ``set_only``, only those that differ from
+    their default, so that a fingerprint survives a new option whose default keeps the old behaviour."""
+    values = {leaf.name: (plain(leaf_value(config, leaf)), leaf) for leaf in leaves(type(config))}
+    return {
+        name: value
+        for name, (value, leaf) in values.items()
+        if not set_only or leaf.required or value != plain(leaf.default)
+    }
 
 
 def split_identity(config: Options) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -226,7 +226,7 @@ class Runner:
             if isinstance(run.data, Ref) and run.data.step in self.truncated:
                 values.setdefault("record_windows", True)  # truncation-matched pairs carry their windows
             cfg = build(ComputeConfig, values, f"run '{run.name}'", convert_text=False)
-            spec = {"config": flatten(cfg), "data": file_sha256(data) if data.exists() else None}
+            spec = {"config": flatten(cfg, set_only=True), "data": file_sha256(data) if data.exists() else None}
             if self.steps.changed(step, spec):  # options changed since it was computed: compute it again
                 cfg = replace_leaves(cfg, overwrite=True)
             self.steps.once(
