@@ -33,6 +33,16 @@ def _length_residual_z(values: np.ndarray, log_length: np.ndarray) -> np.ndarray
     return out
 
 
+def _mean_over_modules(zs: list[np.ndarray]) -> np.ndarray:
+    """Mean of the defined z-scores per sample; NaN (not a warning) where none is defined, as in a
+    run too small for a length fit."""
+    stacked = np.vstack(zs)
+    defined = np.isfinite(stacked)
+    count = defined.sum(axis=0)
+    total = np.where(defined, stacked, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(count.shape, np.nan), where=count > 0)
+
+
 def grad_quality(run: Run) -> pd.DataFrame:
     """Per ok sample: grad_quality (see the module docstring), its two halves
     (``grad_quality_rank``: the mean length-adjusted z of log effective rank; ``grad_quality_norm``:
@@ -52,8 +62,8 @@ def grad_quality(run: Run) -> pd.DataFrame:
         )
     if not columns:
         raise ConfigError(f"{run.path}: grad_quality needs effective rank and nuclear norm of q, k, v or o")
-    rank = np.nanmean(np.vstack([v for k, v in columns.items() if k.startswith("erank")]), axis=0)
-    norm = np.nanmean(np.vstack([v for k, v in columns.items() if k.startswith("nuclear")]), axis=0)
+    rank = _mean_over_modules([v for k, v in columns.items() if k.startswith("erank")])
+    norm = _mean_over_modules([v for k, v in columns.items() if k.startswith("nuclear")])
     return pd.DataFrame(
         {
             "sample_id": wide.index,
