@@ -27,9 +27,10 @@ def oracle_loss(model: torch.nn.Module, sample: Encoded) -> float:
 
 
 def oracle_gradients(
-    model: torch.nn.Module, targets: Sequence[Target], sample: Encoded
+    model: torch.nn.Module, targets: Sequence[Target], sample: Encoded, tokens: range | None = None
 ) -> dict[tuple[int, str], torch.Tensor]:
-    """{(layer, name): float64 gradient [d_out, d_in]} of one sample's mean response loss."""
+    """{(layer, name): float64 gradient [d_out, d_in]} of one sample's mean response loss, or with
+    ``tokens`` of those tokens' share of it (their summed loss over the response's token count)."""
     modules = {id(t.projection.module): t.projection.module for t in targets}
     for m in modules.values():
         m.weight.requires_grad_(True)
@@ -41,7 +42,11 @@ def oracle_gradients(
         nll = F.cross_entropy(
             logits[:-1].to(torch.promote_types(logits.dtype, torch.float32)), ids[0, 1:], reduction="none"
         )
-        (nll[mask].mean()).backward()
+        if tokens is None:
+            loss = nll[mask].mean()
+        else:  # nll[i] is the loss of token i + 1
+            loss = nll[tokens.start - 1 : tokens.stop - 1].sum() / mask.sum()
+        loss.backward()
         grads: dict[tuple[int, str], torch.Tensor] = {}
         for t in targets:
             g = t.projection.module.weight.grad.double()

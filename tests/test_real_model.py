@@ -140,3 +140,34 @@ def test_token_boundary_is_the_straightforward_one(shared_data: Path, default_mo
             # The first loss token is the first token that holds response text.
             first = drop + enc.loss_mask.index(True)
             assert len(tok.decode(full[:first])) <= len(text) < len(tok.decode(full[: first + 1]))
+
+
+def test_steps_equal_the_oracle_on_a_reasoning_trace(shared_data: Path, default_model, tmp_path: Path) -> None:
+    """compute --steps sentence on two GSM8K R1 traces: the first three steps' norms and ranks against
+    the batch-of-one .grad of their own share of the loss, and every step adding up to the sample."""
+    from gradspec.prompting import with_steps  # noqa: PLC0415
+
+    path = shared_data / "reasoning/gsm8k_R1.json"
+    prompt = PromptConfig("chat", "You are a helpful assistant.", 128)
+    config = ComputeConfig.of(data=path, out=tmp_path / "run", prompt=prompt, limit=2, progress=False, device="cpu",
+                              steps="sentence")  # fmt: skip
+    run = compute(config, default_model)
+    steps = run.df("step_stats").set_index(["sample_id", "step", "layer", "module"])
+    assert steps["sum_residual"].max() < BOUNDS["frobenius_norm"], steps["sum_residual"].max()
+    # The first, a middle and the last layer (the float64 reference SVDs are the slow part; every
+    # layer of every tiny architecture is checked in test_steps.py).
+    targets = [t for t in find_targets(default_model.model, ["q", "k", "v", "o"]) if t.layer in (0, 15, 29)]
+    worst = {"nuclear_norm": 0.0, "effective_rank": 0.0, "frobenius_norm": 0.0}
+    n_steps = 0
+    for rec in [r for r in load_dataset(path, limit=2).items if isinstance(r, Record)]:
+        enc = with_steps(encode(rec, default_model.tokenizer, prompt), rec.response, "sentence")
+        assert len(enc.steps) >= 3
+        for j, step in enumerate(enc.steps[:3]):  # the first steps: the reference is slow
+            grads = oracle_gradients(default_model.model, targets, enc, range(step.token_start, step.token_end))
+            n_steps += 1
+            for (layer, module), g in grads.items():
+                want, got = oracle_metrics(g), steps.loc[(enc.sample_id, j, layer, module)]
+                for name in worst:
+                    worst[name] = max(worst[name], abs(got[name] - want[name]) / abs(want[name]))
+    print(f"\nsteps: worst deviations over {n_steps} steps: {worst}")
+    assert n_steps >= 6 and not {k: v for k, v in worst.items() if v > BOUNDS[k]}, (worst, BOUNDS)

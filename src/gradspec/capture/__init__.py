@@ -7,6 +7,7 @@ from gradspec.capture.batch import (
     forward_losses,
     per_sample_loss,
     run_batch,
+    run_batch_steps,
     token_batches,
 )
 from gradspec.capture.hooks import Capture
@@ -19,5 +20,6 @@ __all__ = [
     "forward_losses",
     "per_sample_loss",
     "run_batch",
+    "run_batch_steps",
     "token_batches",
 ]

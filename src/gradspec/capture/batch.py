@@ -46,6 +46,13 @@ class SampleFactors:
         checks = [torch.isfinite(t).all() for t in unique.values()]
         return bool(torch.stack([c.to(checks[0].device) for c in checks]).all())
 
+    def first(self, n_positions: int) -> SampleFactors:
+        """The factors over the first ``n_positions`` positions only (views, no copy)."""
+        cut = {k: v[:n_positions] for k, v in self.x.items()}
+        return SampleFactors(
+            self.sample_id, self.loss, n_positions, cut, {k: v[:n_positions] for k, v in self.delta.items()}
+        )
+
     def vanished(self) -> list[tuple[int, str]]:
         """(layer, name) of every projection whose output gradient is exactly zero.
 
@@ -118,8 +125,9 @@ def collate(samples: Sequence[Encoded], device: torch.device) -> tuple[torch.Ten
     return ids.to(device), attn.to(device), loss_mask.to(device)
 
 
-def per_sample_loss(logits: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
-    """Mean next-token loss over each sample's response tokens: (B,)."""
+def token_losses(logits: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(next-token loss at every position, 1 where it is a response token's): both (B, T); position t
+    holds the loss of token t + 1."""
     # logits[:, t] predicts ids[:, t + 1]; the last position predicts nothing. Shifting the
     # labels instead of slicing the logits keeps the (B*T, V) view free of a copy, and the
     # classes on the last, contiguous axis: the (B, V, T) layout of cross_entropy lost ~7x
@@ -128,16 +136,24 @@ def per_sample_loss(logits: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Te
     labels = torch.full_like(ids, -100)
     labels[:, :-1] = torch.where(loss_mask[:, 1:], ids[:, 1:], -100)
     nll = F.cross_entropy(at_least_float32(logits).reshape(b * t, v), labels.reshape(-1), reduction="none")
-    mask = (labels != -100).to(nll.dtype).view(b, t)
-    return (nll.view(b, t) * mask).sum(1) / mask.sum(1)
+    return nll.view(b, t), (labels != -100).to(nll.dtype).view(b, t)
+
+
+def per_sample_loss(logits: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    """Mean next-token loss over each sample's response tokens: (B,)."""
+    nll, mask = token_losses(logits, ids, loss_mask)
+    return (nll * mask).sum(1) / mask.sum(1)
 
 
 def _keeps_logits(model: nn.Module) -> bool:
     return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
-def forward_losses(model: nn.Module, ids: torch.Tensor, attn: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
-    """Forward a collated batch; each sample's mean response-token loss, (B,), on the logits' device.
+def forward_token_losses(
+    model: nn.Module, ids: torch.Tensor, attn: torch.Tensor, loss_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Forward a collated batch: ``token_losses`` on the logits' device, and the first position they
+    start at (their column c is position c + that of the batch).
 
     Logits are made only from the first position that predicts a response token on (HF's
     ``logits_to_keep``): the vocabulary projection of prompt positions costs time and memory
@@ -149,7 +165,14 @@ def forward_losses(model: nn.Module, ids: torch.Tensor, attn: torch.Tensor, loss
     logits = model(input_ids=ids, attention_mask=attn, use_cache=False, **kwargs).logits
     tail = ids.shape[1] - logits.shape[1]
     dev = logits.device  # the last layer's device when a model is spread over several
-    return per_sample_loss(logits, ids[:, tail:].to(dev), loss_mask[:, tail:].to(dev))
+    nll, mask = token_losses(logits, ids[:, tail:].to(dev), loss_mask[:, tail:].to(dev))
+    return nll, mask, tail
+
+
+def forward_losses(model: nn.Module, ids: torch.Tensor, attn: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    """Forward a collated batch; each sample's mean response-token loss, (B,), on the logits' device."""
+    nll, mask, _ = forward_token_losses(model, ids, attn, loss_mask)
+    return (nll * mask).sum(1) / mask.sum(1)
 
 
 def run_batch(
@@ -167,17 +190,74 @@ def run_batch(
         finite = torch.isfinite(losses)
         # A non-finite loss is kept out of the sum; that sample is reported as an error.
         losses.where(finite, torch.zeros_like(losses)).sum().backward()
-    out: list[SampleFactors] = []
     loss_values = losses.detach().tolist()  # one transfer for the batch
-    for b, s in enumerate(samples):
-        # Positions after the one that predicts the last response token get zero gradient.
-        n_pos = max(t for t, m in enumerate(s.loss_mask) if m)
-        x: dict[tuple[int, str], torch.Tensor] = {}
-        delta: dict[tuple[int, str], torch.Tensor] = {}
-        for t in targets:
-            p, key = t.projection, id(t.projection.module)
-            x[(t.layer, t.name)] = cap.inputs[key][b, :n_pos]
-            d = cap.grads[key][b, :n_pos]
-            delta[(t.layer, t.name)] = d if p.out_index is None else d[:, p.out_index.to(d.device)]
-        out.append(SampleFactors(s.sample_id, loss_values[b], n_pos, x, delta))
-    return out
+    return [factors_of(targets, cap.inputs, cap.grads, b, s, loss_values[b]) for b, s in enumerate(samples)]
+
+
+def factors_of(
+    targets: Sequence[Target],
+    inputs: dict[int, torch.Tensor],
+    grads: dict[int, torch.Tensor],
+    b: int,
+    sample: Encoded,
+    loss: float,
+) -> SampleFactors:
+    """Sample ``b``'s factors from one backward pass's captured inputs and output gradients."""
+    # Positions after the one that predicts the last response token get zero gradient.
+    n_pos = max(t for t, m in enumerate(sample.loss_mask) if m)
+    x: dict[tuple[int, str], torch.Tensor] = {}
+    delta: dict[tuple[int, str], torch.Tensor] = {}
+    for t in targets:
+        p, key = t.projection, id(t.projection.module)
+        x[(t.layer, t.name)] = inputs[key][b, :n_pos]
+        d = grads[key][b, :n_pos]
+        delta[(t.layer, t.name)] = d if p.out_index is None else d[:, p.out_index.to(d.device)]
+    return SampleFactors(sample.sample_id, loss, n_pos, x, delta)
+
+
+StepRound = tuple[int, list["SampleFactors | None"]]
+
+
+def run_batch_steps(model: nn.Module, targets: Sequence[Target], samples: Sequence[Encoded]) -> Iterator[StepRound]:
+    """Forward once; backward for the whole loss, then once per step index through the retained graph.
+
+    Yields ``(-1, each sample's factors)``, then ``(j, the factors of step j of each sample, or None
+    where it has fewer steps)``: one round at a time, so only one round's gradients are held. A step's
+    loss is its tokens' loss over all the response's tokens (its share of the sample's mean loss), so
+    the steps of a sample add up to it, loss and gradient. A step's factors span the sample's positions;
+    those after the one that predicts its last token get no gradient from it (``SampleFactors.first``
+    cuts them off for its spectra). Step j of every sample shares
+    one backward pass: samples do not interact, so the gradient of the sum is each sample's own.
+    """
+    ids, attn, loss_mask = collate(samples, input_device(model))
+    modules = (t.projection.module for t in targets)
+    rounds = max((len(s.steps) for s in samples), default=0)
+    with Capture(model, modules) as cap:
+        nll, mask, tail = forward_token_losses(model, ids, attn, loss_mask)
+        counts = mask.sum(1)
+        losses = (nll * mask).sum(1) / counts
+        finite = torch.isfinite(losses)
+        losses.where(finite, torch.zeros_like(losses)).sum().backward(retain_graph=rounds > 0)
+        loss_values = losses.detach().tolist()
+        yield (
+            -1,
+            [factors_of(targets, cap.inputs, dict(cap.grads), b, s, loss_values[b]) for b, s in enumerate(samples)],
+        )
+        for j in range(rounds):
+            weight = torch.zeros_like(nll)
+            for b, s in enumerate(samples):
+                if j < len(s.steps):
+                    # Token i's loss sits at column i - 1 - tail (position i - 1 predicts it).
+                    step = s.steps[j]
+                    weight[b, step.token_start - 1 - tail : step.token_end - 1 - tail] = 1.0 / counts[b]
+            share = (nll * mask * weight).where(finite[:, None], torch.zeros_like(nll)).sum(1)
+            share.sum().backward(retain_graph=j < rounds - 1)
+            values = share.detach().tolist()
+            grads = dict(cap.grads)
+            yield (
+                j,
+                [
+                    factors_of(targets, cap.inputs, grads, b, s, values[b]) if j < len(s.steps) else None
+                    for b, s in enumerate(samples)
+                ],
+            )

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from gradspec.capture import run_batch, token_batches
 from gradspec.computation.job import Job
 from gradspec.computation.rows import DTYPES, Rows, sample_rows
+from gradspec.computation.steps import step_batch_rows
 from gradspec.data import BadRecord, Record
 from gradspec.errors import first_line
-from gradspec.prompting import Encoded, Skipped, encode
+from gradspec.prompting import Encoded, Skipped, encode, with_steps
 from gradspec.spectra import SampleSpectra, sample_spectra
 from gradspec.store.rows import sample_row
 
@@ -53,8 +54,14 @@ def encode_pending(job: Job, items: Sequence[Record | BadRecord]) -> Pending:
                     n_tokens=enc.n_tokens, n_response_tokens=0, n_prompt_tokens=enc.n_prompt_tokens,
                 )
             )  # fmt: skip
-        else:
-            out.encoded.append(enc)
+            continue
+        if job.config.capture.steps is not None:
+            try:
+                enc = with_steps(enc, item.response, job.config.capture.steps)
+            except ValueError as exc:
+                out.rows.append(sample_row(item.sample_id, item.index, "error", f"record {item.index}: {exc}"))
+                continue
+        out.encoded.append(enc)
     return out
 
 
@@ -86,6 +93,9 @@ def computed_batches(job: Job, encoded: Sequence[Encoded], probe: SampleSpectra 
     batch_tokens = job.config.capture.batch_tokens
     assert batch_tokens is not None  # resolved by plan()
     for batch in token_batches(encoded, batch_tokens):
+        if job.config.capture.steps is not None:
+            yield Computed(step_batch_rows(job, batch, probe), len(batch), sum(s.n_tokens for s in batch))
+            continue
         rows: Rows = {}
         for enc, factors in zip(
             batch, run_batch(job.loaded.model, job.targets, batch, job.config.capture.checkpointing)

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from gradspec.config.fields import Options
 from gradspec.store.contract import Module
 
 DEFAULT_MODULES: tuple[Module, ...] = ("q", "k", "v", "o")
+STEP_RULES = ("newline", "sentence", "paragraph")
+
+
+def parse_steps(value: object) -> str | None:
+    """A step rule: one of ``STEP_RULES``, or a regular expression of the separators."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expects newline, sentence, paragraph or a regular expression, got {value!r}")
+    if value not in STEP_RULES:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is neither {', '.join(STEP_RULES)} nor a regular expression ({exc})") from exc
+    return value
 
 
 @dataclass(frozen=True)
@@ -24,3 +40,9 @@ class CaptureConfig(Options):
     checkpointing: bool = field(default=False, metadata={"identity": False})
     """Recompute each decoder layer during backward: less memory for long samples, about one more forward pass
     of time, the same numbers."""
+
+    steps: str | None = field(default=None, metadata={"parse": parse_steps})
+    """Also measure each step of every response: newline (lines), sentence, paragraph (blank-line separated)
+    or a regular expression that matches the separators. Each step's gradient is that of its share of the
+    sample's loss (its tokens' loss over all the response's tokens), so a sample's steps add up to it;
+    written to the step_stats table."""

@@ -36,6 +36,8 @@ class ComputeConfig(Options):
     """Processes (one per GPU, or sharing the CPU cores), launched through torchrun."""
 
     def check(self) -> None:
+        if self.capture.steps is not None and self.capture.checkpointing:
+            raise ConfigError("--steps backpropagates once per step through one kept graph: it cannot --checkpointing")
         if self.loading.device_map is not None and self.workers > 1:
             raise ConfigError(
                 "--device-map spreads one model over every GPU: run it as one process, not with --workers"

@@ -7,11 +7,12 @@ Position 0 is never predicted, so it never carries loss.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gradspec.config.prompt import PromptConfig
 from gradspec.data.records import Record
+from gradspec.prompting.steps import Step, char_spans, token_steps
 from gradspec.prompting.templates import render_prompt
 
 
@@ -25,6 +26,12 @@ class Encoded:
     loss_mask: list[bool]  # loss_mask[t]: token t is a response token that is predicted
     n_prompt_tokens: int
     truncated: bool
+    offsets: tuple[tuple[int, int], ...] | None = None
+    """Each kept token's character span in the text it was cut from (None from slow tokenizers)."""
+    response_start: int = 0
+    """Where the response begins in that text: a token's response character is its offset minus this."""
+    steps: tuple[Step, ...] = ()
+    """The response's steps when they are measured (``compute --steps``)."""
 
     @property
     def n_tokens(self) -> int:
@@ -155,6 +162,7 @@ def encode(record: Record, tokenizer: Any, config: PromptConfig) -> Encoded | Sk
         if fits and not _tokens_near_cuts(short, first, end - first, head, tail):
             tok = short
     was_cut = tok is not None
+    response_start = cut[1] if cut is not None and was_cut else len(prompt)
     if tok is None:
         tok = tokenize(tokenizer, prompt + record.response, len(prompt), add_special)
     n_total = len(tok.ids)
@@ -187,4 +195,16 @@ def encode(record: Record, tokenizer: Any, config: PromptConfig) -> Encoded | Sk
     kept_text = n_total if window is None else min(n_total, tok.start + window)
     by_design = 0 if config.prompt_tokens is None else tok.start - config.prompt_tokens  # not a truncation
     truncated = kept_text - by_design > config.max_length or (was_cut and window is None)
-    return Encoded(record.sample_id, record.index, ids, mask, min(n_prompt, len(ids)), truncated)
+    offsets = tuple(tok.offsets[first:end]) if tok.offsets is not None else None
+    return Encoded(
+        record.sample_id, record.index, ids, mask, min(n_prompt, len(ids)), truncated, offsets, response_start
+    )
+
+
+def with_steps(enc: Encoded, response: str, rule: str) -> Encoded:
+    """``enc`` with its response's steps by ``rule`` (see ``prompting.steps``); it needs the tokens'
+    character offsets, which slow tokenizers do not give (ValueError)."""
+    if enc.offsets is None:
+        raise ValueError("--steps needs each token's character span, which this (slow) tokenizer does not give")
+    return replace(enc, steps=tuple(token_steps(char_spans(response, rule), enc.offsets, enc.response_start,
+                                                enc.loss_mask)))  # fmt: skip

@@ -103,9 +103,10 @@ def sample_spectra(
     n_layers: int,
     core_dtype: torch.dtype = torch.float32,
     eigen_solver: str = "auto",
+    similarity: bool = True,
 ) -> SampleSpectra:
-    """Singular values, metrics and similarities of one sample's gradients (see
-    ``input_group_spectra`` for ``core_dtype``)."""
+    """Singular values, metrics and (with ``similarity``) similarities of one sample's gradients
+    (see ``input_group_spectra`` for ``core_dtype``)."""
     xs = {m: [f.x[(i, m)] for i in range(n_layers)] for m in modules}
     # The same storage in every layer means the same input (q, k, v share X): choose and take
     # its route (QR core or formed G) once.
@@ -123,4 +124,4 @@ def sample_spectra(
     metrics = {m: spectral_metrics(sigma[m]) for m in modules}
     norms = {m: metrics[m]["frobenius_norm"] for m in modules}
     kept = {m: stacks[m] for m in modules}
-    return SampleSpectra(sigma, metrics, similarities(kept, norms), kept, norms)
+    return SampleSpectra(sigma, metrics, similarities(kept, norms) if similarity else [], kept, norms)

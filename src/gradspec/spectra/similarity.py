@@ -112,6 +112,13 @@ def inner(a: ModuleStack, b: ModuleStack, ia: slice | int, ib: slice | int) -> t
     return frobenius(dd, xx)
 
 
+def gradient_norms(x: Sequence[torch.Tensor], delta: Sequence[torch.Tensor]) -> torch.Tensor:
+    """|Delta^T X|_F of each layer's factors, (L,) float64, by the cheaper route: the norm of a
+    gradient known only as factors (the difference of two gradients over the same inputs)."""
+    stack = ModuleStack.of(x, delta)
+    return inner(stack, stack, slice(None), slice(None)).clamp(min=0).sqrt()
+
+
 def cosine(ip: torch.Tensor, norm_a: torch.Tensor, norm_b: torch.Tensor) -> torch.Tensor:
     """ip / (|a| |b|), NaN where either gradient is zero, clamped to [-1, 1] against round-off."""
     denom = norm_a.double() * norm_b.double()

@@ -58,6 +58,19 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("layer", "int32"),
         ("cosine", "float64"),
     ),
+    "step_stats": (  # with compute --steps: one row per step, layer and module
+        ("sample_id", "string"),
+        ("step", "int32"),
+        ("token_start", "int64"),  # [start, end) in the sample's tokens
+        ("token_end", "int64"),
+        ("char_start", "int64"),  # [start, end) in the response's text
+        ("char_end", "int64"),
+        ("loss", "float64"),  # the step's share of the sample's loss: its tokens' loss over all response tokens
+        ("layer", "int32"),
+        ("module", "string"),
+        *((m, "float64") for m in METRICS),
+        ("sum_residual", "float64"),  # |G - sum of the steps' G| / |G| of the sample at this layer and module
+    ),
     "spectra": (
         ("sample_id", "string"),
         ("layer", "int32"),
