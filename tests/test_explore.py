@@ -62,6 +62,20 @@ def test_the_page_holds_every_sample_and_no_markup_from_the_data(explorer: tuple
     assert embed({"x": "</script>&"}) == '{"x": "\\u003c/script\\u003e\\u0026"}'
 
 
+def browser(tmp_path: Path):  # noqa: ANN201  (a selenium driver; selenium loads only in the browser tests)
+    """Headless Chromium with a fresh profile."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}"):  # fmt: skip
+        options.add_argument(flag)
+    options.binary_location = CHROME
+    return webdriver.Chrome(service=Service(DRIVER), options=options)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     CHROME is None or DRIVER is None, reason="no Chromium and chromedriver (scripts/setup.sh installs them)"
@@ -69,19 +83,11 @@ def test_the_page_holds_every_sample_and_no_markup_from_the_data(explorer: tuple
 def test_the_page_sorts_filters_opens_and_exports_in_a_browser(
     explorer: tuple[Path, list[dict]], tmp_path: Path
 ) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     page, records = explorer
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}"):  # fmt: skip
-        options.add_argument(flag)
-    options.binary_location = CHROME
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver = browser(tmp_path)
     try:
         driver.get(page.as_uri())
         rows = lambda: driver.find_elements(By.CSS_SELECTOR, "#rows tr")  # noqa: E731
@@ -136,5 +142,72 @@ def test_the_page_sorts_filters_opens_and_exports_in_a_browser(
         driver.find_element(By.ID, "export").click()
         exported = [json.loads(line) for line in driver.execute_script("return window.gradspecExport").splitlines()]
         assert exported == [records[0], records[4]]  # the records as the data file holds them, every field
+    finally:
+        driver.quit()
+
+
+STEP_RECORDS = [
+    {"instruction": "Think it through.", "output": "First, read it. Then " + HOSTILE + " check!\nWait, verify. Done."},
+    {"instruction": "Short.", "output": "One sentence only."},
+]
+
+
+@pytest.fixture(scope="module")
+def step_explorer(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) -> Path:
+    tmp = tmp_path_factory.mktemp("explore-steps")
+    data = write_json(tmp / "d.json", STEP_RECORDS)
+    compute(ComputeConfig.of(data=data, out=tmp / "run", model=str(tiny_llama_dir), device="cpu", progress=False,
+                             prompt=PromptConfig("plain", max_length=256), steps="sentence"))  # fmt: skip
+    out = tmp / "explore.html"
+    result = CliRunner().invoke(app, ["explore", str(tmp / "run"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def page_data(page: Path) -> dict:
+    text = page.read_text()
+    start = text.index('type="application/json">') + len('type="application/json">')
+    return json.loads(text[start : text.index("</script>", start)])
+
+
+def test_the_page_holds_each_steps_span_numbers_and_curves(step_explorer: Path) -> None:
+    data = page_data(step_explorer)
+    assert data["step_rule"] == "sentence"
+    first, second = data["samples"]
+    spelt = [first["response"][t["char_start"] : t["char_end"]] for t in first["steps"]]
+    assert spelt == ["First, read it.", "Then " + HOSTILE + " check!", "Wait, verify.", "Done."]
+    assert len(second["steps"]) == 1 and second["steps"][0]["tokens"][1] > second["steps"][0]["tokens"][0]
+    for t in first["steps"]:
+        assert t["nuclear_norm"] > 0 and t["loss"] > 0 and len(t["curves"]["q"]["effective_rank"]) == 3
+    assert sum(t["loss"] for t in first["steps"]) == pytest.approx(first["loss"], rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    CHROME is None or DRIVER is None, reason="no Chromium and chromedriver (scripts/setup.sh installs them)"
+)
+def test_the_page_shades_steps_and_shows_a_steps_curves(step_explorer: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver = browser(tmp_path)
+    try:
+        driver.get(step_explorer.as_uri())
+        driver.find_elements(By.CSS_SELECTOR, "#rows tr")[0].click()
+        spans = driver.find_elements(By.CSS_SELECTOR, "#response span.step")
+        assert len(spans) == 4
+        assert driver.find_element(By.ID, "response").get_attribute("textContent") == STEP_RECORDS[0]["output"]
+        assert driver.execute_script("return window.pwned") is None  # a step's text is text, never markup
+        shades = {s.value_of_css_property("background-color") for s in spans}
+        assert len(shades) == 4  # four different nuclear norms, four shades
+        values = [float(s.get_attribute("data-value")) for s in spans]
+        Select(driver.find_element(By.ID, "shade")).select_by_value("loss")
+        spans = driver.find_elements(By.CSS_SELECTOR, "#response span.step")
+        losses = [float(s.get_attribute("data-value")) for s in spans]
+        assert losses != values and all(v > 0 for v in losses)
+        spans[1].click()
+        assert "step 1" in driver.find_element(By.ID, "stepdetail").text
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#stepdetail svg.plot")) == 2
+        assert "picked" in driver.find_elements(By.CSS_SELECTOR, "#response span.step")[1].get_attribute("class")
     finally:
         driver.quit()

@@ -62,6 +62,7 @@ def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | No
         scores = {r["sample_id"]: {f: _number(r[f]) for f in score_fields} for r in frame.to_dict("records")}
         keeps = keep_column(scored)
     sources = sources_of(run)
+    steps = steps_data(run, modules)
     rows = []
     for s in samples.to_dict("records"):
         sid = s["sample_id"]
@@ -83,6 +84,7 @@ def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | No
                 "response": clip(record.response) if record else "",
                 "original": original if len(json_text(original)) <= MAX_ORIGINAL else None,
                 "curves": curves.get(sid, {}),
+                "steps": steps.get(sid, []),
             }
         )  # fmt: skip
     columns = ["index", "status", *score_fields, "grad_quality", "tokens", "response_tokens", "loss"]
@@ -90,7 +92,41 @@ def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | No
     wanted = [c for c in first or () if c in columns]
     columns = [*wanted, *(c for c in columns if c not in wanted)]
     return {"run": str(run.path), "model": run.manifest.get("model", {}).get("name"), "modules": modules,
-            "columns": columns, "samples": rows}  # fmt: skip
+            "columns": columns, "samples": rows, "step_rule": run.manifest.get("config", {}).get("steps")}  # fmt: skip
+
+
+def steps_data(run: Run, modules: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """sample_id -> its steps (``compute --steps``), in order: character span in the response, token
+    span, loss, the mean over layers and modules of each curve metric (what the page shades a step
+    by), and its layer curves per module (4 significant digits: the page draws them, it does not
+    compute with them). Empty for a run without steps."""
+    if not run.files("step_stats"):
+        return {}
+    frame = run.sql(
+        "select sample_id, step, char_start, char_end, token_start, token_end, loss, module, layer, "
+        "nuclear_norm, effective_rank from step_stats order by sample_id, step, module, layer"
+    ).df()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for (sid, step), d in frame.groupby(["sample_id", "step"], sort=True):
+        head = d.iloc[0]
+        entry: dict[str, Any] = {
+            "step": int(step), "char_start": int(head["char_start"]), "char_end": int(head["char_end"]),
+            "tokens": [int(head["token_start"]), int(head["token_end"])], "loss": _number(head["loss"]),
+        }  # fmt: skip
+        for metric in CURVE_METRICS:
+            entry[metric] = _mean([_number(v) for v in d[metric]])
+        entry["curves"] = {
+            m: {metric: [_short(v) for v in g.sort_values("layer")[metric]] for metric in CURVE_METRICS}
+            for m, g in d.groupby("module", sort=False)
+            if m in modules
+        }
+        out.setdefault(str(sid), []).append(entry)
+    return out
+
+
+def _short(value: Any) -> float | None:
+    number = _number(value)
+    return None if number is None else float(f"{number:.4g}")
 
 
 MAX_ORIGINAL = 1 << 20
