@@ -142,6 +142,13 @@ def test_shipped_configs_are_valid(name: str) -> None:
     assert small.runs and small.comparisons
 
 
+@pytest.mark.parametrize("path", sorted(SHIPPED.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_experiment_loads_small_and_full(path: Path) -> None:
+    small, full = load_experiment(path), load_experiment(path, full=True)
+    assert small.runs or small.trainings
+    assert small.defaults != full.defaults  # --full changes something
+
+
 def test_experiment_cli_says_what_is_wrong(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["experiment", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 2 and "cannot read it" in result.output
