@@ -11,6 +11,9 @@ effective rank, each the median over q, k, v, o:
              equivalent within 10%, inconclusive, appears);
   beyond     AUROC of the loss alone and of the best gradient metric, and how many of the eight
              (metric, module) readings add to loss and lengths (likelihood-ratio q < 0.05).
+Then the cosines of every raw run: mean |cos| over samples, layers and modules by kind (adjacent
+layers, layers two apart, q*o and k*v in a layer, and against an unrelated sample, the probe),
+beside what random directions of the same sizes give, sqrt(2 / (pi D)) for D = d_out x d_in.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from gradspec.analysis.beyond import separation
 from gradspec.artifacts import COMPARISON
+from gradspec.store import open_run
 
 METRICS = ("nuclear_norm", "effective_rank")
 SHORT = {"nuclear_norm": "nuclear", "effective_rank": "erank"}
@@ -30,7 +36,6 @@ CLAIMS = {
     "reward-wiz": "WizardLM reward: high vs low",
     "diff-wiz": "WizardLM difficulty: high vs low",
     "instag-wiz": "WizardLM InsTag: high vs low",
-    "reward-mag": "Magpie reward: high vs low",
     "fast-vs-slow": "detailed CoT (slow) vs no CoT (fast), 6 tasks",
     "correct-vs-shuffled": "shuffled vs correct detailed CoT, 6 tasks",
     "weak-vs-strong": "strongest vs weakest AlpacaEval generator, same prompts",
@@ -75,6 +80,21 @@ def beyond_cell(beyond: pd.DataFrame | None) -> str:
             f"{SHORT[best.metric]} {best.module} {separation(best.auroc):.2f}; adds {adds}/{len(own)}")  # fmt: skip
 
 
+def cosine_table(runs: Path) -> str:
+    """Mean |cos| by kind for every raw run (no ``-p8k`` in its name), and the random-direction level."""
+    kinds = ("adjacent", "distant", "same_layer", "probe")
+    lines = ["| run | n | " + " | ".join(kinds) + " | random directions |", "| --- " * (len(kinds) + 3) + "|"]
+    for folder in sorted(p for p in runs.iterdir() if "-p8k" not in p.name and (p / "run.json").exists()):
+        run = open_run(folder)
+        got = dict(run.sql("select kind, avg(abs(cosine)) from similarity group by kind").fetchall())
+        n = run.scalar("select count(*) from samples where status = 'ok'")
+        sizes = [d_out * d_in for d_out, d_in in run.manifest["shapes"].values()]
+        random = float(np.median([math.sqrt(2 / (math.pi * d)) for d in sizes]))
+        cells = [f"{got[k]:.4f}" if got.get(k) is not None else "n/a" for k in kinds]
+        lines.append(f"| {folder.name} | {n} | " + " | ".join(cells) + f" | {random:.4f} |")
+    return "\n".join(lines)
+
+
 def main(root: Path) -> None:
     cmp = root / "comparisons"
     header = ["claim", "n A/B", "reading", *(f"{SHORT[m]}" for m in METRICS), "beyond loss and length (AUROC)"]
@@ -85,7 +105,9 @@ def main(root: Path) -> None:
             continue
         n = f"{int(raw.n_a.max())}/{int(raw.n_b.max())}"
         cells = [raw_cell(raw, m) for m in METRICS]
-        lines.append(f"| {title} | {n} | raw | " + " | ".join(cells) + f" | {beyond_cell(read(cmp / name, 'beyond'))} |")
+        lines.append(
+            f"| {title} | {n} | raw | " + " | ".join(cells) + f" | {beyond_cell(read(cmp / name, 'beyond'))} |"
+        )
         for folder in sorted(cmp.glob(f"{name}-p8k*"), key=lambda p: int(p.name.rsplit("k", 1)[1])):
             at = read(folder, "summary")
             if at is None:
@@ -93,8 +115,12 @@ def main(root: Path) -> None:
             k = folder.name.rsplit("k", 1)[1]
             n = f"{int(at.n_a.max())}/{int(at.n_b.max())}"
             cells = [position_cell(at, m) for m in METRICS]
-            lines.append(f"| | {n} | P 8 + K {k} | " + " | ".join(cells) + f" | {beyond_cell(read(folder, 'beyond'))} |")
+            lines.append(
+                f"| | {n} | P 8 + K {k} | " + " | ".join(cells) + f" | {beyond_cell(read(folder, 'beyond'))} |"
+            )
     print("\n".join(lines))
+    print()
+    print(cosine_table(root / "runs"))
 
 
 if __name__ == "__main__":
