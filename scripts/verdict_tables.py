@@ -18,10 +18,9 @@ beside what random directions of the same sizes give, sqrt(2 / (pi D)) for D = d
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
-
-import math
 
 import numpy as np
 import pandas as pd
@@ -108,7 +107,9 @@ def main(root: Path) -> None:
         lines.append(
             f"| {title} | {n} | raw | " + " | ".join(cells) + f" | {beyond_cell(read(cmp / name, 'beyond'))} |"
         )
-        for folder in sorted(cmp.glob(f"{name}-p8k*"), key=lambda p: int(p.name.rsplit("k", 1)[1])):
+        for folder in sorted(
+            (p for p in cmp.glob(f"{name}-p8k*") if p.is_dir()), key=lambda p: int(p.name.rsplit("k", 1)[1])
+        ):
             at = read(folder, "summary")
             if at is None:
                 continue
