@@ -93,3 +93,17 @@ def test_the_incremental_test_holds_its_size_and_has_power() -> None:
     }
     assert all(calls[k] <= 3 for k in ("length", "prompt", "loss", "none")), calls
     assert calls["beyond"] >= 19, calls
+
+
+@pytest.mark.parametrize(("t", "p", "n"), [(16, 8, 360), (8, 8, 393)])
+def test_lengths_fixed_by_design_drop_out_and_the_adjusted_difference_is_defined(t: int, p: int, n: int) -> None:
+    """At equal positions every sample has the same T and P; their logs' standard deviation can
+    still come out as one unit of round-off (393 copies of log 8 do), which must not make the
+    covariates collinear with the intercept."""
+    samples, covariates = groups("beyond")
+    keep = samples.sample_id.isin(samples.sample_id.unique()[: n // 2]) | samples.group.eq("B")
+    samples, covariates = samples[keep], covariates[covariates.sample_id.isin(samples.sample_id)]
+    covariates = covariates.assign(n_response_tokens=t, n_prompt_tokens=p)
+    row = beyond_table("A", "B", samples, covariates, n_boot=50).iloc[0]
+    assert np.isfinite([row.adjusted_diff, row.adjusted_ci_low, row.adjusted_ci_high]).all()
+    assert row.adjusted_ci_low < 0.1 < row.adjusted_ci_high and row.auroc_response_tokens == 0.5

@@ -64,8 +64,10 @@ def auroc_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int = 0) ->
 
 
 def _standardised(x: np.ndarray) -> np.ndarray:
-    """Columns with spread, centred and scaled; constant columns dropped."""
-    keep = [j for j in range(x.shape[1]) if np.nanstd(x[:, j]) > 0]
+    """Columns with spread, centred and scaled; constant columns dropped. "Constant" is decided
+    exactly (max equal to min): the standard deviation of equal values can come out as one unit of
+    round-off, and such a column, scaled, is the intercept again."""
+    keep = [j for j in range(x.shape[1]) if np.nanmax(x[:, j]) > np.nanmin(x[:, j])]
     x = x[:, keep]
     return (x - x.mean(axis=0)) / x.std(axis=0) if keep else x
 
