@@ -35,6 +35,7 @@ CLAIMS = {
     "reward-wiz": "WizardLM reward: high vs low",
     "diff-wiz": "WizardLM difficulty: high vs low",
     "instag-wiz": "WizardLM InsTag: high vs low",
+    "reward-mag": "Magpie reward: high vs low",
     "fast-vs-slow": "detailed CoT (slow) vs no CoT (fast), 6 tasks",
     "correct-vs-shuffled": "shuffled vs correct detailed CoT, 6 tasks",
     "weak-vs-strong": "strongest vs weakest AlpacaEval generator, same prompts",
