@@ -86,7 +86,13 @@ def cosine_table(runs: Path) -> str:
     lines = ["| run | n | " + " | ".join(kinds) + " | random directions |", "| --- " * (len(kinds) + 3) + "|"]
     for folder in sorted(p for p in runs.iterdir() if "-p8k" not in p.name and (p / "run.json").exists()):
         run = open_run(folder)
-        got = dict(run.sql("select kind, avg(abs(cosine)) from similarity group by kind").fetchall())
+        # The probe sample's own probe cosines are 1 (it is the probe): left out of the null.
+        query = (
+            "select kind, avg(abs(cosine)) from similarity where kind <> 'probe' or sample_id not in "
+            "(select sample_id from similarity where kind = 'probe' group by 1 having min(cosine) > 0.9999) "
+            "group by kind"
+        )
+        got = dict(run.sql(query).fetchall())
         n = run.scalar("select count(*) from samples where status = 'ok'")
         sizes = [d_out * d_in for d_out, d_in in run.manifest["shapes"].values()]
         random = float(np.median([math.sqrt(2 / (math.pi * d)) for d in sizes]))
