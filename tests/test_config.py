@@ -141,7 +141,14 @@ def test_score_metrics_are_the_registered_ones() -> None:
 
     assert set(SCORERS) == set(SCORE_METRICS)
     assert all(m.fields for m in SCORERS.values())
-    assert {name for name, m in SCORERS.items() if m.needs_model} == {"ifd", "length", "gradient", "grad_quality"}
+    assert {name for name, m in SCORERS.items() if m.needs_model} == {
+        "ifd",
+        "length",
+        "gradient",
+        "grad_quality",
+        "target_similarity",
+        "rds",
+    }
 
 
 def test_loading_an_experiment_file_imports_neither_torch_nor_pandas() -> None:

@@ -6,15 +6,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
+from gradspec.config.capture import DEFAULT_MODULES
 from gradspec.config.data import DataConfig, check_record_path
 from gradspec.config.fields import Options
 from gradspec.config.model import ModelConfig
 from gradspec.config.prompt import PromptConfig
 from gradspec.errors import ConfigError
+from gradspec.store.contract import Module
 
-ScoreMetric = Literal["ifd", "reward", "instag", "difficulty", "length", "gradient", "grad_quality"]
+ScoreMetric = Literal[
+    "ifd", "reward", "instag", "difficulty", "length", "gradient", "grad_quality", "target_similarity", "rds"
+]
 SCORE_METRICS: tuple[str, ...] = get_args(ScoreMetric)
 JUDGED = ("instag", "difficulty")
+TARGETED = ("target_similarity", "rds")
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,15 @@ class ScoreConfig(Options):
     """A run computed on DATA (gradspec compute) to read the gradient and grad_quality metrics from (default:
     compute one, q/k/v/o, into OUT's name with .run)."""
 
+    target: Path | None = None
+    """Target records (any data file) for target_similarity and rds: the examples of what the selection should
+    serve (e.g. a few answers of the task to fine-tune for); never the held-out set it is judged on."""
+
+    modules: tuple[Module, ...] | None = DEFAULT_MODULES
+    """Projections whose gradients target_similarity compares, comma-separated, or all."""
+
     batch_tokens: int | None = field(default=None, metadata={"min": 1, "identity": False})
-    """Most padded tokens per IFD batch (default: as for compute)."""
+    """Most padded tokens per batch of IFD, target_similarity and rds (default: as for compute)."""
 
     reward_batch_size: int = field(default=8, metadata={"min": 1, "identity": False})
     """Records per reward-model batch."""
@@ -114,5 +126,7 @@ class ScoreConfig(Options):
         check_record_path(self.out)
         if "reward" in self.metrics and not self.reward_model:
             raise ConfigError("--metrics reward needs --reward-model (a sequence-classification model folder)")
+        if any(m in TARGETED for m in self.metrics) and self.target is None:
+            raise ConfigError("--metrics target_similarity/rds needs --target FILE (the records to aim at)")
         if any(m in JUDGED for m in self.metrics) and not (self.judging.judge or self.judging.reuse_raw):
             raise ConfigError("--metrics instag/difficulty needs --judge openai:MODEL or hf:default (or --reuse-raw)")

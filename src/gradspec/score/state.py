@@ -16,6 +16,7 @@ from typing import Any
 from gradspec.artifacts import SCORE_STATE
 from gradspec.config.fields import plain, split_identity
 from gradspec.config.score import SCORE_METRICS, ScoreConfig
+from gradspec.data.load import file_sha256
 from gradspec.errors import ConfigError, first_line
 from gradspec.files import WriterLock, write_json_atomic, write_records
 from gradspec.score.outcome import Scored
@@ -43,6 +44,8 @@ class ScoreState:
         self.dir = out.with_name(out.name + ".score")
         identity = {k: v for k, v in split_identity(config)[0].items() if k != "metrics"}
         self.identity = plain({"kind": STATE_KIND, **identity, "data_sha256": data_sha256})
+        if config.target is not None:  # a target file edited in place must not resume stale similarities
+            self.identity["target_sha256"] = file_sha256(Path(config.target))
         if self.dir.is_symlink() or (self.dir.exists() and not self.dir.is_dir()):
             raise ConfigError(f"{self.dir} is not a folder gradspec made; move it away to score into {out}")
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,177 @@
+"""Targeted selection scores: ``target_similarity`` against ``.grad`` inner products of batch-of-one
+gradients (every tiny architecture, the default model on real data), and ``rds`` against a plain
+forward pass."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from gradspec import PromptConfig
+from gradspec.capture import run_batch
+from gradspec.data import Record, load_dataset
+from gradspec.errors import ConfigError
+from gradspec.model import find_targets, load_model
+from gradspec.prompting import Encoded, encode
+from gradspec.score import ScoreConfig, score
+from gradspec.spectra.precision import COSINE_ATOL
+from gradspec.spectra.target import TargetGradient, target_cosines
+
+from conftest import write_json
+from helpers import random_samples
+from oracles import oracle_cosine, oracle_gradients
+from tiny_models import tiny_model
+
+
+def oracle_cosines(
+    model: torch.nn.Module, targets, samples, target_samples
+) -> list[tuple[dict[tuple[int, str], float], float]]:
+    """Per sample: ({(layer, module): cosine}, overall cosine) from each sample's own ``.grad`` and the
+    plain mean of the targets' ``.grad``, flattened."""
+    grads = [oracle_gradients(model, targets, s) for s in target_samples]
+    mean = {k: sum(g[k] for g in grads) / len(grads) for k in grads[0]}
+    out = []
+    for s in samples:
+        g = oracle_gradients(model, targets, s)
+        per = {k: oracle_cosine(g[k], mean[k]) for k in g}
+        flat = torch.cat([g[k].reshape(-1) for k in g])
+        flat_mean = torch.cat([mean[k].reshape(-1) for k in g])
+        out.append((per, float(flat @ flat_mean / (flat.norm() * flat_mean.norm()))))
+    return out
+
+
+def measured(model, targets, samples, target_samples):
+    n_layers = model.config.num_hidden_layers
+    mean = TargetGradient()
+    for f in run_batch(model, targets, target_samples):  # one padded batch for the targets
+        mean.add(f)
+    gbar = mean.mean()
+    norms = {k: float(g.norm()) for k, g in gbar.items()}
+    return [target_cosines(f, gbar, norms, n_layers) for f in run_batch(model, targets, samples)]
+
+
+def test_target_similarity_equals_grad_dot_products(arch: str) -> None:
+    model = tiny_model(arch, seed=3)
+    targets = find_targets(model, None)  # every projection the architecture has
+    samples = random_samples([17, 30, 9], seed=2)
+    target_samples = random_samples([25, 12, 20, 31], seed=8)
+    want = oracle_cosines(model, targets, samples, target_samples)
+    got = measured(model, targets, samples, target_samples)
+    failures = []
+    for b, ((per, overall), cos) in enumerate(zip(want, got)):
+        for (layer, module), w in per.items():
+            ours = cos.layers[module][layer]
+            if abs(ours - w) > COSINE_ATOL:
+                failures.append(f"sample {b} layer {layer} {module}: ours {ours:.8f} oracle {w:.8f}")
+        if abs(cos.overall - overall) > COSINE_ATOL:
+            failures.append(f"sample {b} overall: ours {cos.overall:.8f} oracle {overall:.8f}")
+    assert not failures, "\n".join(failures)
+    # The per-module cosine pools the layers: with one module it is the overall one.
+    only_q = measured(model, [t for t in targets if t.name == "q"], samples, target_samples)
+    for a, full in zip(only_q, got):
+        assert a.overall == pytest.approx(full.modules["q"], abs=1e-12)
+
+
+def test_a_sample_in_the_target_alone_has_cosine_one() -> None:
+    model = tiny_model("llama", seed=1)
+    targets = find_targets(model, ["q", "v"])
+    s = random_samples([22], seed=5)
+    (cos,) = measured(model, targets, s, s)
+    assert cos.overall == pytest.approx(1.0, abs=1e-9)
+    assert all(c == pytest.approx(1.0, abs=1e-9) for layers in cos.layers.values() for c in layers)
+
+
+def test_an_empty_target_is_refused() -> None:
+    with pytest.raises(ValueError, match="no target record"):
+        TargetGradient().mean()
+
+
+RECORDS = [
+    {"instruction": "Add two and two.", "output": "Two and two make four."},
+    {"instruction": "Name a colour.", "output": "Blue."},
+    {"instruction": "Say nothing.", "output": ""},
+    {"instruction": "Count to five.", "output": "One, two, three, four, five."},
+]
+TARGET = [
+    {"instruction": "What is three plus one?", "output": "Three plus one is four."},
+    {"instruction": "What is five minus two?", "output": "It is three."},
+]
+
+
+def test_score_writes_target_similarity_and_rds(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    data = write_json(tmp_path / "d.json", RECORDS)
+    target = write_json(tmp_path / "t.json", TARGET)
+    prompt = PromptConfig("plain", max_length=64)
+    cfg = ScoreConfig.of(data=data, out=tmp_path / "s.jsonl", metrics=("target_similarity", "rds"), target=target,
+                         model=str(tiny_llama_dir), prompt=prompt, progress=False)  # fmt: skip
+    summary = score(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert summary["metrics"]["target_similarity"]["failed"] == 1 and rows[2]["target_similarity"] is None
+    assert "output" in rows[2]["score_errors"]["target_similarity"]
+    loaded = load_model(str(tiny_llama_dir), device="cpu")
+    targets = find_targets(loaded.model, ["q", "k", "v", "o"])
+
+    def enc(path: Path) -> list[Encoded]:
+        items = [r for r in load_dataset(path).items if isinstance(r, Record)]
+        return [e for e in (encode(r, loaded.tokenizer, prompt) for r in items) if isinstance(e, Encoded)]
+
+    samples, target_samples = enc(data), enc(target)
+    want = oracle_cosines(loaded.model, targets, samples, target_samples)
+    for row, (per, overall) in zip([rows[0], rows[1], rows[3]], want):
+        assert row["target_similarity"] == pytest.approx(overall, abs=COSINE_ATOL)
+        for (layer, module), w in per.items():
+            assert row["target_similarity_layers"][module][layer] == pytest.approx(w, abs=COSINE_ATOL)
+        assert set(row["target_similarity_modules"]) == {"q", "k", "v", "o"}
+    # RDS+: the cosine of mean-pooled last hidden states with the targets' mean.
+    with torch.no_grad():
+
+        def pooled(e: Encoded) -> torch.Tensor:
+            out = loaded.model(input_ids=torch.tensor([e.input_ids]), output_hidden_states=True)
+            return out.hidden_states[-1][0].double().mean(0)
+
+        centre = torch.stack([pooled(e) for e in target_samples]).mean(0)
+        for row, e in zip([rows[0], rows[1], rows[3]], samples):
+            want_rds = float(torch.nn.functional.cosine_similarity(pooled(e), centre, dim=0))
+            assert row["rds"] == pytest.approx(want_rds, abs=1e-6)
+    assert rows[2]["rds"] is None
+
+
+def test_targeted_metrics_need_a_target(tmp_path: Path) -> None:
+    data = write_json(tmp_path / "d.json", RECORDS)
+    for metric in ("target_similarity", "rds"):
+        with pytest.raises(ConfigError, match="needs --target"):
+            ScoreConfig.of(data=data, out=tmp_path / "s.json", metrics=(metric,)).check()
+
+
+@pytest.mark.real_model
+@pytest.mark.shared_data
+def test_target_similarity_on_real_answers_equals_grad(shared_data: Path, default_model) -> None:
+    """Natural-pool answers to one set of prompts against the reference answers to other prompts."""
+    rows = json.loads((shared_data / "natural/alpaca_eval_outputs_600.json").read_text())
+    pool = [r for r in rows if str(r["prompt_id"]) in ("3", "4") and r["generator"] in ("alpaca-7b", "tulu-2-dpo-70b")]
+    aims = [r for r in rows if str(r["prompt_id"]) in ("500", "501", "502") and r["generator"] == "gpt4_1106_preview"]
+    prompt = PromptConfig("chat", None, 160)
+    loaded = default_model
+    targets = find_targets(loaded.model, ["q", "k", "v", "o"])
+
+    def enc(recs) -> list[Encoded]:
+        out = []
+        for i, r in enumerate(recs):
+            from gradspec.data.records import Message
+
+            rec = Record(i, f"r{i}", (Message("user", r["instruction"]),), r["output"])
+            e = encode(rec, loaded.tokenizer, prompt)
+            assert isinstance(e, Encoded)
+            out.append(e)
+        return out
+
+    samples, target_samples = enc(pool), enc(aims)
+    want = oracle_cosines(loaded.model, targets, samples, target_samples)
+    got = measured(loaded.model, targets, samples, target_samples)
+    worst = max(max(abs(c.layers[m][layer] - w) for (layer, m), w in per.items()) for (per, _), c in zip(want, got))
+    assert worst <= COSINE_ATOL, worst
+    assert all(abs(c.overall - o) <= COSINE_ATOL and math.isfinite(c.overall) for (_, o), c in zip(want, got))
