@@ -228,3 +228,14 @@ def test_a_pool_takes_the_records_that_match_where_before_its_limit(tmp_path: Pa
     assert [r["output"] for r in taken] == ["answer 5", "answer 6", "answer 7"]
     build_pool([data], None, 0, out, where={"generator": ["a", "b"], "instruction": "p1"})
     assert [r["output"] for r in json.loads(out.read_text())] == ["answer 1", "answer 6"]
+    # A range, with ids written as numbers or as text (the natural pool has both).
+    ids = [{"instruction": f"q{i}", "output": "a", "prompt_id": i if i % 2 else str(i)} for i in range(8)]
+    build_pool([write_json(tmp_path / "ids.json", ids)], None, 0, out, where={"prompt_id": {"min": 2, "max": 5}})
+    assert [r["instruction"] for r in json.loads(out.read_text())] == ["q2", "q3", "q4", "q5"]
+
+
+def test_a_bad_range_is_refused_by_pool(tmp_path: Path) -> None:
+    text = "name: x\npools:\n  - {name: p, data: [d.json], where: {prompt_id: {min: 0, upto: 3}}}\n"
+    (tmp_path / "x.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"pool 'p': where prompt_id: a range is \{min: NUMBER, max: NUMBER\}"):
+        load_experiment(tmp_path / "x.yaml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import statistics
 from pathlib import Path
@@ -184,3 +185,54 @@ def test_percent_sizes_thresholds_keep_column_random_and_the_fields_listed(tmp_p
         app, ["select", str(data), "--by", "reward", "--top", "10%", "--min", "3", "-o", str(tmp_path / "c")]
     )
     assert cli.exit_code == 0 and (tmp_path / "c/d_highest_2.json").exists(), cli.output
+
+
+def sized(i: int, value: float, response: int, prompt: int) -> dict:
+    return {**rec(i, value), "response_tokens": response, "prompt_tokens": prompt}
+
+
+def test_a_token_budget_counts_the_tokens_that_fit(tmp_path: Path) -> None:
+    # max length 100: record 1's prompt fills it (no token fits), record 2 fits 40 of its 90 tokens
+    rows = [sized(0, 9.0, 30, 10), sized(1, 8.0, 50, 100), sized(2, 7.0, 90, 60), sized(3, 6.0, 20, 10),
+            sized(4, 5.0, 35, 10), sized(5, 4.0, 10, 10)]  # fmt: skip
+    data = write_json(tmp_path / "d.json", rows)
+    summary = select(SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "o", top="95 tokens", max_length=100))
+    got = [r["source_index"] for r in read(tmp_path / "o" / summary["files"]["highest"])]
+    assert got == [0, 2, 3]  # 30 + 40 + 20 = 90; record 4's 35 would pass 95, record 1 has none that fits
+    assert summary["files"]["highest"] == "d_highest_95tokens.json"
+    assert summary["groups"]["d_highest_95tokens"]["tokens_that_fit"] == 90
+    # The most-fitting-tokens baseline ranks by what fits, not by the whole response.
+    most = select(SelectConfig.of(data=data, by="fitting_tokens", out_dir=tmp_path / "f", top=2, max_length=100))
+    assert [r["source_index"] for r in read(tmp_path / "f" / most["files"]["highest"])] == [2, 4]
+    with pytest.raises(ConfigError, match="give --max-length"):
+        SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "x", top="95 tokens").check()
+    with pytest.raises(ConfigError, match="token budget"):
+        SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "x", top="lots of tokens").check()
+
+
+def test_residualised_and_stratified_scores_leave_length_out(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    rows = []
+    for i in range(60):
+        response, prompt = rng.randint(5, 400), rng.randint(5, 80)
+        quality = 1.0 if i % 5 == 0 else 0.0  # what length does not explain
+        value = 2.0 * math.log(response) - 0.5 * math.log(prompt) + quality + rng.gauss(0, 0.01)
+        rows.append(sized(i, value, response, prompt))
+    data = write_json(tmp_path / "d.json", rows)
+    raw = select(SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "a", top=12))
+    res = select(SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "b", top=12, residualise=True))
+    pick = lambda d, s: {r["source_index"] for r in read(tmp_path / d / s["files"]["highest"])}  # noqa: E731
+    assert pick("b", res) == {i for i in range(60) if i % 5 == 0}  # exactly the records with quality
+    assert pick("a", raw) != pick("b", res)
+    strat = select(SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "c", top=12, strata=4))
+    lengths = sorted(r["response_tokens"] for r in rows)
+    quartile = lambda n: sum(n > lengths[k * 15 - 1] for k in (1, 2, 3))  # noqa: E731
+    chosen = [r for r in read(tmp_path / "c" / strat["files"]["highest"])]
+    assert sorted(quartile(r["response_tokens"]) for r in chosen) == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
+
+
+def test_numbers_written_as_text_rank_as_numbers(tmp_path: Path) -> None:
+    data = write_json(tmp_path / "d.json", [rec(i, v) for i, v in enumerate(["2.06", " 63.58", "n/a", "inf", 5])])
+    summary = select(SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "o", top=5))
+    assert [r["reward"] for r in read(tmp_path / "o" / summary["files"]["highest"])] == [" 63.58", 5, "2.06"]
+    assert summary["dropped"]["undefined"] == 2

@@ -14,14 +14,18 @@ from gradspec.errors import ConfigError
 
 GRAD_QUALITY = "grad_quality"
 RANDOM = "random"
+FITTING = "fitting_tokens"
+"""--by fitting_tokens: the response tokens of a record that fit beside its prompt in --max-length."""
 MatchLength = Literal["bins", "truncate"]
 Pairing = Literal["rank", "random"]
 MAX_QUANTILES = 100
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+_TOKENS = re.compile(r"^\s*(\d+)\s*tokens?\s*$")
 
 
 def parse_size(value: Any) -> int | str:
-    """A group size: a count (``64``) or a share of the candidates (``"25%"``)."""
+    """A group size: a count (``64``), a share of the candidates (``"25%"``) or a budget of response
+    tokens that fit (``"16000 tokens"``)."""
     if isinstance(value, bool):
         raise ValueError(f"expects a count or a percentage, got {value!r}")
     if isinstance(value, int):
@@ -35,13 +39,23 @@ def parse_size(value: Any) -> int | str:
         m = _SIZE.match(text)
         if m and 0 < float(m.group(1)) <= 100:
             return f"{float(m.group(1)):g}%"
-    raise ValueError(f"expects a count (64) or a percentage (25%), got {value!r}")
+        m = _TOKENS.match(text)
+        if m and int(m.group(1)) > 0:
+            return f"{int(m.group(1))} tokens"
+    raise ValueError(f"expects a count (64), a percentage (25%) or a token budget (16000 tokens), got {value!r}")
+
+
+def token_budget(size: int | str) -> int | None:
+    """The budget of a size given in tokens (``"16000 tokens"``), else None."""
+    return int(size.split()[0]) if isinstance(size, str) and size.endswith("tokens") else None
 
 
 def size_of(size: int | str, candidates: int) -> int:
     """How many records a size means among ``candidates`` (a percentage rounds to the nearest)."""
     if isinstance(size, int):
         return size
+    if token_budget(size) is not None:
+        raise ValueError(f"{size} is a token budget, not a count")
     return round(float(size.rstrip("%")) / 100 * candidates)
 
 
@@ -71,10 +85,20 @@ class SelectConfig(Options):
     """Folder for the group files and NAME_selection.json."""
 
     top: int | str = field(default=0, metadata={"parse": parse_size})
-    """Size of the highest group: a count (64) or a share of the candidates (25%); 0: none."""
+    """Size of the highest group: a count (64), a share of the candidates (25%), or a budget of response tokens
+    (16000 tokens: records in score order while their tokens that fit in --max-length stay within it, so methods
+    compared at one budget train on the same number of tokens); 0: none."""
 
     bottom: int | str = field(default=0, metadata={"parse": parse_size})
-    """Size of the lowest group: a count or a share of the candidates; 0: none."""
+    """Size of the lowest group: a count, a share of the candidates or a token budget; 0: none."""
+
+    residualise: bool = False
+    """Rank by what length does not explain: the score's residual after a least-squares fit on log response
+    tokens and log prompt tokens (score --metrics length writes both)."""
+
+    strata: int | None = field(default=None, metadata={"min": 2})
+    """Take the groups from K response-length strata in turn (the best of each stratum, then the next of
+    each ...), so a group spans the pool's lengths instead of following the score's length bias."""
 
     minimum: float | None = field(default=None, metadata={"aliases": ("--min",)})
     """Keep only records whose value is at least this (before the groups are drawn)."""
@@ -95,9 +119,9 @@ class SelectConfig(Options):
     token for token (compute them with --record-windows)."""
 
     max_length: int | None = field(default=None, metadata={"min": 1})
-    """With --match-length truncate: the runs' max length (prompt plus response tokens); a record's length then
-    counts only the response tokens that fit beside its prompt (prompt_tokens), so every pair's window fits and
-    no run skips one member of a pair."""
+    """The max length (prompt plus response tokens) of the runs or the training the groups are for: a record's
+    length then counts only the response tokens that fit beside its prompt (prompt_tokens), for token budgets,
+    --by fitting_tokens and --match-length truncate (so every pair's window fits and no run skips one member)."""
 
     pairing: Pairing = "rank"
     """How --match-length truncate pairs the two groups: rank (the i-th shortest with the i-th shortest) or
@@ -135,3 +159,12 @@ class SelectConfig(Options):
             raise ConfigError("--match-length pairs the groups: give --top and --bottom the same N")
         if self.by == RANDOM and (self.bottom or self.quantiles or self.match_length):
             raise ConfigError("--by random draws one group: give --top N only")
+        budgets = [token_budget(size) for size in (self.top, self.bottom)]
+        if any(budgets) and self.max_length is None:
+            raise ConfigError("a token budget counts the tokens that fit: give --max-length (the training's)")
+        if self.by == FITTING and self.max_length is None:
+            raise ConfigError("--by fitting_tokens needs --max-length (the training's)")
+        if any(budgets) and self.match_length:
+            raise ConfigError("--match-length draws groups of N records each; a token budget is not a count")
+        if (self.residualise or self.strata) and (self.match_length or self.by == RANDOM):
+            raise ConfigError("--residualise and --strata rank by a score: not with --match-length or --by random")

@@ -11,3 +11,15 @@ def finite_number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def numeric_value(value: Any) -> float | None:
+    """``finite_number``, or a finite number written as text ("2.06": CSV cells, numbers stored as strings)."""
+    number = finite_number(value)
+    if number is not None or not isinstance(value, str):
+        return number
+    try:
+        parsed = float(value.strip())
+    except ValueError:
+        return None
+    return parsed if math.isfinite(parsed) else None

@@ -280,7 +280,12 @@ def _typed(
         files = e["data"] if isinstance(e["data"], list) else [e["data"]]
         where = e.get("where")
         if where is not None and not isinstance(where, dict):
-            raise ConfigError(f"pool '{e['name']}': where maps a field to a value or a list of values")
+            raise ConfigError(f"pool '{e['name']}': where maps a field to a value, a list of values or {{min, max}}")
+        for key, want in (where or {}).items():
+            if isinstance(want, dict) and (
+                not want or set(want) - {"min", "max"} or not all(isinstance(v, (int, float)) for v in want.values())
+            ):
+                raise ConfigError(f"pool '{e['name']}': where {key}: a range is {{min: NUMBER, max: NUMBER}}")
         pools.append(Pool(e["name"], tuple(source(f, root, f"pool '{e['name']}'") for f in files),
                           _count(e.get("sample")), int(e.get("seed", 0)), _count(e.get("limit")), where))  # fmt: skip
     selections = []

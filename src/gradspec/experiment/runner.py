@@ -10,6 +10,7 @@ lengths, then the length curve), correlations, trainings and their summary, the 
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import asdict, replace
@@ -36,6 +37,7 @@ from gradspec.config.selection import SelectConfig
 from gradspec.config.train import TrainConfig
 from gradspec.data import Record, load_dataset
 from gradspec.data.load import file_sha256
+from gradspec.data.values import numeric_value
 from gradspec.experiment.config import (
     COMPARISON_OPTIONS,
     RUN_OPTIONS,
@@ -82,7 +84,7 @@ def build_pool(
 ) -> None:
     """Several files as one JSON list (the first ``limit`` records of each that match ``where``):
     repeats of a conversation kept once, then ``sample`` drawn. ``where`` maps a field to the value
-    (or the list of values) a record must have. Each record says where it came from:
+    (or the list of values, or the ``{min, max}`` range) a record must have. Each record says where it came from:
     ``source_file``, and ``source_rank``, its file's place in the list (0, 1, ...), a number
     ``select`` can split by."""
     seen: set[str] = set()
@@ -107,10 +109,16 @@ def build_pool(
 
 
 def matches(record: Mapping[str, Any], where: Mapping[str, Any] | None) -> bool:
-    """Whether ``record`` has every field of ``where`` at its value (or one of its values, for a list)."""
+    """Whether ``record`` has every field of ``where`` at its value, one of its values (a list), or
+    within a range (``{min: 0, max: 479}``, bounds included; a number written as text counts)."""
     for key, want in (where or {}).items():
         value = record.get(key)
-        if not (value in want if isinstance(want, list) else value == want):
+        if isinstance(want, Mapping):
+            number = numeric_value(value)
+            low, high = want.get("min", -math.inf), want.get("max", math.inf)
+            if number is None or not low <= number <= high:
+                return False
+        elif not (value in want if isinstance(want, list) else value == want):
             return False
     return True
 

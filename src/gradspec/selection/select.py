@@ -22,10 +22,10 @@ from gradspec.analysis.grad_quality import grad_quality
 from gradspec.artifacts import SELECTION, read_marker, write_marker
 from gradspec.artifacts.markers import marker_content
 from gradspec.config.fields import flatten
-from gradspec.config.selection import GRAD_QUALITY, RANDOM, SelectConfig, size_of
+from gradspec.config.selection import FITTING, GRAD_QUALITY, RANDOM, SelectConfig, size_of, token_budget
 from gradspec.console import warn
 from gradspec.data import Record, load_dataset
-from gradspec.data.values import finite_number
+from gradspec.data.values import finite_number, numeric_value
 from gradspec.errors import ConfigError
 from gradspec.files import under, write_json_atomic, write_records
 from gradspec.selection.filtering import not_scored
@@ -101,6 +101,74 @@ def fitting_length(c: Candidate, max_length: int | None) -> float:
     return float(max(0, min(c.length, max_length - prompt)))
 
 
+def fitting_tokens(record: Mapping[str, Any], item: Record, max_length: int | None) -> float | None:
+    """``--by fitting_tokens``: the response tokens that fit beside the prompt (None without token lengths)."""
+    if finite_number(record.get("response_tokens")) is None or finite_number(record.get("prompt_tokens")) is None:
+        return None
+    return fitting_length(Candidate(item.index, 0.0, response_length(record, item), dict(record)), max_length)
+
+
+def residualised(cands: Sequence[Candidate]) -> list[Candidate]:
+    """Each candidate's value minus its least-squares fit on log response and log prompt tokens (the
+    part of the score length does not explain); refuses records without token lengths."""
+    import numpy as np
+
+    sizes = [
+        (finite_number(c.record.get("response_tokens")), finite_number(c.record.get("prompt_tokens"))) for c in cands
+    ]
+    missing = [c for c, (r, q) in zip(cands, sizes) if r is None or q is None]
+    if missing:
+        raise ConfigError(
+            f"--residualise: record {missing[0].index} has no response_tokens/prompt_tokens; score the file with "
+            "--metrics length first"
+        )
+    design = np.array([[1.0, np.log(max(r, 1.0)), np.log(max(q, 1.0))] for r, q in sizes])  # type: ignore[arg-type]
+    y = np.array([c.value for c in cands])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return [replace(c, value=float(v)) for c, v in zip(cands, y - design @ coef)]
+
+
+def ranked(cands: Sequence[Candidate], descending: bool, strata: int | None) -> list[Candidate]:
+    """Every candidate in the order a group takes them: by value (ties in file order), or with
+    ``strata`` the best of each response-length stratum in turn (shortest stratum first)."""
+    order = highest(cands, len(cands)) if descending else lowest(cands, len(cands))
+    if not strata:
+        return order
+    by_length = sorted(cands, key=lambda c: (c.length, c.index))
+    stratum = {c.index: k for k, part in enumerate(chunks(by_length, min(strata, len(cands)))) for c in part}
+    queues: list[list[Candidate]] = [[] for _ in range(strata)]
+    for c in order:
+        queues[stratum[c.index]].append(c)
+    out: list[Candidate] = []
+    for rank in range(max(len(q) for q in queues)):
+        out += [q[rank] for q in queues if rank < len(q)]
+    return out
+
+
+def take(order: Sequence[Candidate], size: int | str, n_candidates: int, max_length: int | None) -> list[Candidate]:
+    """A group's members from ``order``: the first N, or with a token budget each record in turn while
+    the tokens that fit stay within it (a record with none that fits is passed over: no training sees it)."""
+    budget = token_budget(size)
+    if budget is None:
+        return list(order[: size_of(size, n_candidates)])
+    out: list[Candidate] = []
+    used = 0.0
+    for c in order:
+        tokens = fitting_length(c, max_length)
+        if tokens < 1:
+            continue
+        if used + tokens > budget:
+            break
+        out.append(c)
+        used += tokens
+    return out
+
+
+def label(size: int | str) -> str:
+    """A size as it appears in a group's file name (16000 tokens: 16000tokens)."""
+    return str(size).replace(" ", "")
+
+
 def truncation_matched(
     high: Sequence[Candidate], low: Sequence[Candidate], pairing: str, seed: int, max_length: int | None = None
 ) -> tuple[list[Candidate], list[Candidate], dict[str, Any]]:
@@ -156,10 +224,11 @@ def truncation_matched(
     return [cut(c) for c in high if c.index in windows], [cut(c) for c in low if c.index in windows], design
 
 
-def _stats(group: Sequence[Candidate]) -> dict[str, Any]:
+def _stats(group: Sequence[Candidate], max_length: int | None = None) -> dict[str, Any]:
     if not group:
         return {"n": 0}
-    return {
+    fit = {"tokens_that_fit": int(sum(fitting_length(c, max_length) for c in group))} if max_length else {}
+    return fit | {
         "n": len(group),
         "mean": statistics.fmean(c.value for c in group),
         "min": min(c.value for c in group),
@@ -201,7 +270,12 @@ def candidates(
         if config.by == GRAD_QUALITY and config.run is not None:
             record[GRAD_QUALITY] = extra.get(item.sample_id)
         records.append(record)
-        score = rng.random() if config.by == RANDOM else finite_number(record.get(config.by))
+        if config.by == RANDOM:
+            score: float | None = rng.random()
+        elif config.by == FITTING:
+            score = fitting_tokens(record, item, config.max_length)
+        else:
+            score = numeric_value(record.get(config.by))
         if score is None:
             dropped["undefined"] += 1
             why[item.index] = not_scored(record, config.by)
@@ -229,18 +303,21 @@ def select(config: SelectConfig) -> dict[str, Any]:
     """Write the groups and ``<name>_selection.json``; return that summary. Its ``files`` are names
     inside ``out_dir``, so the folder can be moved or read from any working directory."""
     cands, dropped, records, path, why = candidates(config)
+    if config.residualise:
+        cands = residualised(cands)
     name = config.name or path.stem
-    top, bottom = size_of(config.top, len(cands)), size_of(config.bottom, len(cands))
+    top = config.top if token_budget(config.top) else size_of(config.top, len(cands))
+    bottom = config.bottom if token_budget(config.bottom) else size_of(config.bottom, len(cands))
     groups: dict[str, list[Candidate]] = {}
     design: dict[str, Any] = {}
-    high_name, low_name = f"{name}_highest_{top}", f"{name}_lowest_{bottom}"
+    high_name, low_name = f"{name}_highest_{label(top)}", f"{name}_lowest_{label(bottom)}"
     if config.match_length == "bins":
-        groups[high_name], groups[low_name] = matched(cands, top, config.length_bins)
+        groups[high_name], groups[low_name] = matched(cands, int(top), config.length_bins)
     else:
         if top:
-            groups[high_name] = highest(cands, top)
+            groups[high_name] = take(ranked(cands, True, config.strata), top, len(cands), config.max_length)
         if bottom:
-            groups[low_name] = lowest(cands, bottom)
+            groups[low_name] = take(ranked(cands, False, config.strata), bottom, len(cands), config.max_length)
         if config.match_length == "truncate":
             if len({c.index for c in groups[high_name]} & {c.index for c in groups[low_name]}):
                 raise ConfigError(f"--match-length truncate: the highest and lowest {top} overlap; ask for fewer")
@@ -281,7 +358,7 @@ def select(config: SelectConfig) -> dict[str, Any]:
         "length_design": design or None,
         "length_unit": "tokens" if any("response_tokens" in c.record for c in cands) else "characters",
         "overlap": overlap,
-        "groups": {g: _stats(m) for g, m in groups.items()},
+        "groups": {g: _stats(m, config.max_length) for g, m in groups.items()},
         "files": files,
     }
     write_json_atomic(under(out_dir, f"{name}_selection.json"), summary)
