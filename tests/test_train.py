@@ -16,7 +16,7 @@ from gradspec.config.train import TrainConfig
 from gradspec.data import Message, Record
 from gradspec.errors import ConfigError
 from gradspec.model import load_model
-from gradspec.prompting import PromptConfig, encode
+from gradspec.prompting import Encoded, PromptConfig, encode
 from gradspec.train import train
 from gradspec.train.evaluate import choices
 from gradspec.train.examples import IGNORE, collate, labels_of
@@ -179,3 +179,37 @@ def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path
     assert "90 tokens)" in said and "lucky" not in said
     no_different = int((rows["verdict"] == "no different from random").sum())
     assert said.endswith(f"worse: none; no different: {no_different} methods.")
+
+
+def test_optimizer_steps_share_tokens_evenly_and_the_curve_is_measured(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    from gradspec.train.examples import token_steps
+
+    lengths = [5, 40, 12, 30, 7, 22, 18, 9, 35, 14]
+    samples = [
+        Encoded(f"s{i}", i, list(range(n + 2)), [False, False] + [True] * n, 2, False) for i, n in enumerate(lengths)
+    ]
+    runs = token_steps(samples, 4, seed=3)
+    assert sorted(s.index for r in runs for s in r) == list(range(10))  # every sample once
+    tokens = [sum(s.n_response_tokens for s in r) for r in runs]
+    assert len(runs) == 4 and max(tokens) - min(tokens) <= max(lengths)  # equal shares, up to one sample
+    assert [[s.index for s in r] for r in token_steps(samples, 4, seed=3)] == [[s.index for s in r] for r in runs]
+    result = train(config(tmp_path / "a", tiny_llama_dir, optimizer_steps=3, eval_at=(1, 2), eval_response_tokens=2))
+    assert result["steps"] == 3 and len(result["losses"]) == 3
+    assert result["tokens_trained"] == sum(len(r["output"]) for r in TRAIN)  # one pass, every response byte
+    curve = pd.read_csv(tmp_path / "a/out/curve.csv")
+    assert sorted(curve["step"].unique()) == [1, 2, 3]
+    final = curve[(curve["step"] == 3) & (curve["measure"] == "response_loss")]["value"].item()
+    got = {(r["set"], r["measure"]): r["value"] for r in result["results"]}
+    assert final == got[("held_out", "response_loss")]
+    # The held-out loss is over the first 2 response tokens only: the same as a direct computation.
+    base = train(config(tmp_path / "b", tiny_llama_dir, epochs=0, eval_response_tokens=2))
+    loaded = load_model(str(tiny_llama_dir), device="cpu")
+    want = []
+    for r in HELD_OUT:
+        prompt_ids = loaded.tokenizer(r["instruction"] + "\n")["input_ids"]
+        ids = loaded.tokenizer(r["instruction"] + "\n" + r["output"])["input_ids"][: len(prompt_ids) + 2]
+        logits = loaded.model(input_ids=torch.tensor([ids])).logits[0]
+        n = len(prompt_ids)
+        want.append(float(F.cross_entropy(logits[n - 1 : -1], torch.tensor(ids[n:]))))
+    held = {(r["set"], r["measure"]): r["value"] for r in base["results"]}[("held_out", "response_loss")]
+    assert held == pytest.approx(sum(want) / len(want), rel=1e-5)

@@ -86,7 +86,8 @@ SCORE_STATE = Kind(
 )  # fmt: skip
 TRAINING = Kind(
     "training", "train.json", 1, "a fine-tune on a selection and its held-out measures (gradspec train)",
-    files={"losses": "loss_curve.csv", "eval": "eval.csv", "items": "eval_items.csv", "model": "model"},
+    files={"losses": "loss_curve.csv", "eval": "eval.csv", "items": "eval_items.csv", "curve": "curve.csv",
+           "model": "model"},
     own_tag="gradspec-train",
 )  # fmt: skip
 SELECTION_RESULTS = Kind(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from gradspec.config.data import DataConfig
 from gradspec.config.fields import Options
@@ -14,6 +14,20 @@ from gradspec.config.prompt import PromptConfig
 from gradspec.errors import ConfigError
 
 Schedule = Literal["cosine", "linear", "constant"]
+
+
+def parse_step_list(value: Any) -> tuple[int, ...]:
+    """Optimiser steps: ``"2,4,8"`` or a list of positive whole numbers, in order, once each."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"expects steps like 2,4,8, got {value!r}")
+    steps = []
+    for item in items:
+        text = str(item).strip()
+        if isinstance(item, bool) or not text.isdigit() or int(text) < 1:
+            raise ValueError(f"expects positive step numbers like 2,4,8, got {item!r}")
+        steps.append(int(text))
+    return tuple(sorted(set(steps)))
 
 
 @dataclass(frozen=True)
@@ -27,7 +41,13 @@ class RecipeConfig(Options):
     """Peak learning rate (AdamW)."""
 
     batch_size: int = field(default=8, metadata={"min": 1})
-    """Records per optimiser step."""
+    """Records per optimiser step (unless --optimizer-steps)."""
+
+    optimizer_steps: int | None = field(default=None, metadata={"min": 1})
+    """Train in exactly this many optimiser steps, one pass, each on an equal share of the selection's response
+    tokens (records in seeded order, cut into runs of about total/N tokens): selections of one token budget then
+    take the same steps of the same size, whatever their record counts (--epochs and --batch-size are then not
+    used)."""
 
     schedule: Schedule = "cosine"
     """Learning-rate schedule after the warm-up."""
@@ -61,6 +81,14 @@ class EvalConfig(Options):
 
     eval_limit: int = field(default=48, metadata={"min": 1})
     """Records taken from each held-out file (the first ones)."""
+
+    eval_response_tokens: int | None = field(default=None, metadata={"min": 1})
+    """Held-out response loss over the first K tokens of each response only (all of a shorter one), so the
+    reference answers' lengths drop out of the comparison."""
+
+    eval_at: tuple[int, ...] = field(default=(), metadata={"parse": parse_step_list})
+    """Also measure the held-out sets after these optimiser steps, comma-separated: a learning curve
+    (curve.csv); the final measures are always taken."""
 
 
 @dataclass(frozen=True)

@@ -335,9 +335,10 @@ def _typed(
     }
     if trainings and not (held["instruction"] or held["reasoning"]):
         raise ConfigError("trainings need an evaluation with instruction or reasoning sets")
-    if any(isinstance(f, Ref) for files in held.values() for f in files):
-        raise ConfigError("evaluation: held-out sets are data files, never a step's output")
+    if any(isinstance(f, Ref) and f.part is not None for files in held.values() for f in files):
+        raise ConfigError("evaluation: held-out sets are data files or pools of them (@pool), never a selection's")
     readers = [(f"run '{r.name}'", r.data) for r in runs] + [(f"training '{t.name}'", t.data) for t in trainings]
+    readers += [(f"evaluation {k}", f) for k, files in held.items() for f in files]
     readers += [(f"correlation '{c.name}'", c.scored) for c in correlations]
     check_refs(pools, selections, readers)
     return Experiment(

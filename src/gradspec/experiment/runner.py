@@ -302,12 +302,13 @@ class Runner:
         from gradspec.train import train
 
         evaluation = self.exp.evaluation
-        held_out = {"eval_instruction": evaluation["instruction"], "eval_reasoning": evaluation["reasoning"]}
+        sets = {k: [self.resolve("evaluation", f) for f in evaluation[k]] for k in ("instruction", "reasoning")}
+        held_out = {"eval_instruction": sets["instruction"], "eval_reasoning": sets["reasoning"]}
         finished: list[Training] = []
         for t in self.exp.trainings:
             step = f"train-{t.name}"
             data = self.resolve(step, t.data)
-            if data is None:
+            if data is None or None in (*sets["instruction"], *sets["reasoning"]):
                 continue
             out = self.place("trainings", t.name)
             values = {**_pick({**self.exp.defaults, **t.options}, TRAINING_OPTIONS), **held_out, "data": data,

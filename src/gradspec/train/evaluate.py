@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +133,10 @@ def evaluate(
 ) -> list[Measured]:
     """Every held-out measure of ``config`` for ``model`` (forward passes only)."""
     out: list[Measured] = []
+    first = replace(prompt, response_tokens=config.eval_response_tokens)  # the first K tokens (all without K)
     for path in config.eval_instruction:
         out.append(
-            response_loss(model, tokenizer, held_out(path, config.eval_limit), prompt, batch_tokens, Path(path).stem)
+            response_loss(model, tokenizer, held_out(path, config.eval_limit), first, batch_tokens, Path(path).stem)
         )
     for path in config.eval_reasoning:
         out += reasoning(model, tokenizer, held_out(path, config.eval_limit), prompt, batch_tokens, Path(path).stem)

@@ -51,3 +51,21 @@ def collate(batch: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, tor
         labels[i, :n] = torch.tensor(b["labels"])
         attention[i, :n] = 1
     return {"input_ids": ids, "attention_mask": attention, "labels": labels}
+
+
+def token_steps(samples: Sequence[Encoded], steps: int, seed: int) -> list[list[Encoded]]:
+    """The samples in seeded order, cut into ``steps`` consecutive runs of about equal response tokens
+    (a sample goes to the run its tokens' midpoint falls in); an empty run is dropped, so a selection
+    with fewer samples than steps trains in fewer."""
+    import random
+
+    order = list(samples)
+    random.Random(seed).shuffle(order)
+    total = sum(s.n_response_tokens for s in order)
+    runs: list[list[Encoded]] = [[] for _ in range(steps)]
+    used = 0
+    for s in order:
+        middle = used + s.n_response_tokens / 2
+        runs[min(int(middle * steps / max(total, 1)), steps - 1)].append(s)
+        used += s.n_response_tokens
+    return [r for r in runs if r]

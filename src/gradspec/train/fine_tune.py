@@ -8,7 +8,7 @@ saved unless asked: the caller keeps the trained model in memory to evaluate it.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -19,7 +19,13 @@ from tqdm.auto import tqdm
 from gradspec.config.train import RecipeConfig
 from gradspec.errors import ConfigError
 from gradspec.prompting import Encoded
-from gradspec.train.examples import collate, labels_of
+from gradspec.train.examples import collate, labels_of, token_steps
+
+
+def collate_run(items: Sequence[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+    """One optimiser step's run of samples (``--optimizer-steps``) as one padded batch."""
+    (item,) = items
+    return collate(item["run"], pad_id)
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,31 @@ class Trained:
     steps: int
 
 
-class LossBar:
+class Callback:
+    """A ``TrainerCallback`` by duck typing: every Trainer event a subclass does not handle does nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+
+class Curve(Callback):
+    """Held-out measures after chosen optimiser steps (``--eval-at``): the learning curve's rows."""
+
+    def __init__(self, at: Sequence[int], measure: Callable[[nn.Module], Sequence[Any]]) -> None:
+        self.at = set(at)
+        self.measure = measure
+        self.rows: list[dict[str, Any]] = []
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **_: Any) -> None:
+        if state.global_step in self.at and model is not None:
+            model.eval()
+            self.rows += [{"step": state.global_step, **m.summary()} for m in self.measure(model)]
+            model.train()
+
+
+class LossBar(Callback):
     """A progress bar over the optimiser steps, with rate, time left and the last loss."""
 
     def __init__(self) -> None:
@@ -49,11 +79,6 @@ class LossBar:
     def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if self.bar is not None:
             self.bar.close()
-
-    def __getattr__(self, name: str) -> Any:  # every other Trainer event: nothing to do
-        if name.startswith("on_"):
-            return lambda *args, **kwargs: None
-        raise AttributeError(name)
 
 
 def trainable(model: nn.Module, recipe: RecipeConfig) -> nn.Module:
@@ -86,13 +111,18 @@ def fine_tune(
     from transformers import PrinterCallback, ProgressCallback, Trainer, TrainingArguments, set_seed
 
     set_seed(recipe.seed)
-    rows = [{"input_ids": s.input_ids, "labels": labels_of(s)} for s in samples]
+    rows: list[Any] = [{"input_ids": s.input_ids, "labels": labels_of(s)} for s in samples]
+    per_step, epochs, collator = recipe.batch_size, recipe.epochs, partial(collate, pad_id=pad_id)
+    if recipe.optimizer_steps is not None:  # one item per optimiser step: a run of equal response tokens
+        runs = token_steps(samples, recipe.optimizer_steps, recipe.seed)
+        rows = [{"run": [{"input_ids": s.input_ids, "labels": labels_of(s)} for s in run]} for run in runs]
+        per_step, epochs, collator = 1, 1, partial(collate_run, pad_id=pad_id)
     net = trainable(model, recipe)
     with tempfile.TemporaryDirectory(prefix="gradspec-train-") as scratch:
         args = TrainingArguments(
             output_dir=scratch,
-            per_device_train_batch_size=recipe.batch_size,
-            num_train_epochs=recipe.epochs,
+            per_device_train_batch_size=per_step,
+            num_train_epochs=epochs,
             learning_rate=recipe.learning_rate,
             lr_scheduler_type=recipe.schedule,
             warmup_steps=recipe.warmup_ratio,  # a float below 1 is a share of the steps
@@ -107,7 +137,7 @@ def fine_tune(
             dataloader_num_workers=0,
             remove_unused_columns=False,
         )
-        trainer = Trainer(model=net, args=args, train_dataset=rows, data_collator=partial(collate, pad_id=pad_id))
+        trainer = Trainer(model=net, args=args, train_dataset=rows, data_collator=collator)
         # One bar with the loss instead of a printed dictionary per step.
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)

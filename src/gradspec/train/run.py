@@ -31,7 +31,7 @@ from gradspec.model import load
 from gradspec.prompting import resolve_template
 from gradspec.train.evaluate import evaluate, held_out, instruction_of
 from gradspec.train.examples import encode_all
-from gradspec.train.fine_tune import fine_tune
+from gradspec.train.fine_tune import Curve, fine_tune
 
 RESULTS = TRAINING.marker
 KIND = TRAINING.tag
@@ -101,13 +101,21 @@ def _train(
     losses: list[dict[str, float]] = []
     steps = 0
     model = loaded.model
+    batch_tokens = default_batch_tokens(str(loaded.device), model)
+    curve = Curve(config.evaluation.eval_at, lambda m: evaluate(m, loaded.tokenizer, config.evaluation, prompt,
+                                                                batch_tokens))  # fmt: skip
     if config.recipe.epochs > 0:
         pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
-        trained = fine_tune(model, pad, examples.encoded, config.recipe, config.progress)
+        trained = fine_tune(model, pad, examples.encoded, config.recipe, config.progress, [curve])
         model, losses, steps = trained.model, trained.losses, trained.steps
     train_seconds = time.perf_counter() - started
-    batch_tokens = default_batch_tokens(str(loaded.device), model)
     measured = evaluate(model, loaded.tokenizer, config.evaluation, prompt, batch_tokens)
+    if config.evaluation.eval_at:
+        final = [{"step": steps, **m.summary()} for m in measured]
+        rows = [r for r in curve.rows if r["step"] < steps] + final
+        pd.DataFrame(rows, columns=["step", "set", "measure", "value", "n", "skipped"]).to_csv(
+            TRAINING.file(out, "curve"), index=False
+        )
     losses_frame = pd.DataFrame(losses, columns=["step", "epoch", "loss", "learning_rate"])
     losses_frame.to_csv(TRAINING.file(out, "losses"), index=False)
     pd.DataFrame([m.summary() for m in measured]).to_csv(TRAINING.file(out, "eval"), index=False)
@@ -128,6 +136,7 @@ def _train(
         },
         "model": loaded.describe(),
         "steps": steps,
+        "tokens_trained": sum(lengths) * (1 if config.recipe.optimizer_steps else config.recipe.epochs),
         "losses": losses,
         "results": [m.summary() for m in measured],
         "timing": {"train_seconds": round(train_seconds, 1), "load_seconds": round(loaded.load_seconds, 1)},
