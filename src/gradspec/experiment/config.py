@@ -339,6 +339,12 @@ def _typed(
         raise ConfigError("evaluation: held-out sets are data files or pools of them (@pool), never a selection's")
     readers = [(f"run '{r.name}'", r.data) for r in runs] + [(f"training '{t.name}'", t.data) for t in trainings]
     readers += [(f"evaluation {k}", f) for k, files in held.items() for f in files]
+    for sel in selections:  # a score's target records may be a pool's file: --target @pool
+        target = str(sel.options.get("target") or "")  # checked into a Path already
+        if target.startswith("@"):
+            if "/" in target:
+                raise ConfigError(f"selection '{sel.name}': target {target}: a target is a pool (@name)")
+            readers.append((f"selection '{sel.name}' target", Ref(target[1:])))
     readers += [(f"correlation '{c.name}'", c.scored) for c in correlations]
     check_refs(pools, selections, readers)
     return Experiment(

@@ -166,7 +166,8 @@ class Runner:
             data = self.resolve(step, sel.data)
             if data is None:
                 continue
-            spec = {**asdict(sel), "defaults": d, "source": [str(data), _content(data)]}
+            # Only the defaults a score or a selection reads: a training option changed later re-scores nothing.
+            spec = {**asdict(sel), "defaults": _pick(d, SELECTION_OPTIONS), "source": [str(data), _content(data)]}
             output = folder / (f"{SELECTION_NAME}_selection.json" if "by" in sel.options else SCORED_NAME)
             overwrite = self.steps.changed(step, spec)
             if self.steps.once(
@@ -183,6 +184,9 @@ class Runner:
         scored = data
         if sel.score:
             values = {**_pick(options, SCORE_OPTIONS), "data": data, "out": folder / SCORED_NAME, "metrics": sel.score}
+            target = str(values.get("target") or "")
+            if target.startswith("@"):  # a pool's file (checked when loaded)
+                values["target"] = self.outputs[Ref(target[1:])]
             cfg = build(ScoreConfig, values, where, convert_text=False)
             needs_lm = any(SCORERS[m].needs_model for m in cfg.metrics)
             score(cfg, self.models.get(cfg.loading) if needs_lm else None)
@@ -190,7 +194,7 @@ class Runner:
         if "by" in sel.options:
             own = {k: v for k, v in _pick(sel.options, SELECTION_OPTIONS).items() if k not in SCORE_OPTIONS}
             values = {**own, "data": scored, "out_dir": folder, "name": SELECTION_NAME}
-            if sel.options.get("match_length") == "truncate":  # windows must fit the runs' max length
+            if "max_length" not in own:  # windows, budgets and fitting tokens count what fits in the runs' length
                 values["max_length"] = options.get("max_length")
             select(build(SelectConfig, values, where, convert_text=False))
 
