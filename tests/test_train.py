@@ -152,9 +152,12 @@ def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path
     trainings = []
     # A fine-tune's seed moves every item together: seed shifts of -0.02, 0, +0.02 for every method but
     # "lucky", whose seeds happened to land at -0.03, -0.01, +0.01 (a mean 0.01 below random's, seed noise).
+    # Random is drawn twelve times, its draws spread as widely as the seeds.
+    for seed, shift in enumerate(np.linspace(-0.025, 0.025, 12)):
+        wide = shift + rng.normal(0, 0.01, 40)
+        trainings.append(Training("random", seed, fake_training(tmp_path / f"r{seed}", list(base + wide), 50)))
     for seed, shift in enumerate((-0.02, 0.0, 0.02)):
         noise = lambda shift=shift: shift + rng.normal(0, 0.01, 40)  # noqa: E731
-        trainings.append(Training("random", seed, fake_training(tmp_path / f"r{seed}", list(base + noise()), 50)))
         trainings.append(Training("good", seed, fake_training(tmp_path / f"g{seed}", list(base - 0.1 + noise()), 90)))
         lucky = base - 0.01 + noise()
         trainings.append(Training("lucky", seed, fake_training(tmp_path / f"l{seed}", list(lucky), 70)))
@@ -167,6 +170,9 @@ def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path
     assert rows.loc["lucky", "q_items"] < 0.05 and rows.loc["lucky", "q_seeds"] > 0.05
     assert rows.loc["lucky", "verdict"] == "no different from random"
     assert rows.loc["good", "diff_vs_random"] == pytest.approx(-0.1, abs=0.01)
+    # Read against the draws: good beats all twelve, lucky is inside their spread.
+    assert rows.loc["good", "percentile"] == 1.0 and 0.3 < rows.loc["lucky", "percentile"] < 1.0
+    assert rows.loc["good", "draws_sd"] == pytest.approx(np.linspace(-0.025, 0.025, 12).std(ddof=1), abs=0.004)
     assert -0.11 < rows.loc["good", "diff_ci_low"] < rows.loc["good", "diff_ci_high"] < -0.09
     nulls = rows.drop(index=["good", "random", "lucky"])
     assert (nulls["q_items"] >= nulls["p_items"] - 1e-12).all()
@@ -175,8 +181,8 @@ def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path
     assert (tmp_path / "summary" / "selection_vs_length_held_response_loss.png").exists()
     # The report's sentence names the better method with its difference and the tokens it trains on.
     (said,) = findings(rows.reset_index())
-    assert said.startswith("response loss on held, against random (50 tokens): better: good (-0.1")
-    assert "90 tokens)" in said and "lucky" not in said
+    assert said.startswith("response loss on held, against random (50 tokens): better: good (-0.099")
+    assert "better than 100% of the draws; 90 tokens)" in said and "lucky" not in said
     no_different = int((rows["verdict"] == "no different from random").sum())
     assert said.endswith(f"worse: none; no different: {no_different} methods.")
 

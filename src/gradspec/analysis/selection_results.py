@@ -6,10 +6,14 @@ the ranking again).
 Inputs are ``gradspec train`` folders. Two sources of noise, two tests, and a verdict needs both:
   items  the same held-out items for every method: the difference per item, averaged over seeds,
          bootstrapped and tested with the Wilcoxon signed-rank test (would other items agree?);
-  seeds  a fine-tune's mean moves with its seed (the draw and the training order) by as much as
-         most differences between methods: the method's seed means against the baseline's, with
-         the seed variance pooled over every method (a one-way ANOVA contrast; three seeds alone
-         would make a t-test nearly powerless). Would another seed agree?
+  seeds  a fine-tune's mean moves with its seed by as much as most differences between methods:
+         the method's seed means against the baseline's draws, read against the baseline's own
+         spread (random selection's seeds change the draw as well as the training order, so they
+         spread most; a method whose seeds change only the order spreads less, and pooling the two
+         would shrink random's uncertainty). With one seed it is the method's place in the
+         draws' prediction interval. The table also gives each method's percentile among the
+         baseline's draws (the share of draws it beats) and the draws' mean and SD.
+         Would another draw agree?
 Each test's p-values over every method and held-out measure are adjusted together
 (Benjamini-Hochberg q-values: many methods against one baseline on several sets would otherwise
 find a "winner" by chance).
@@ -80,7 +84,7 @@ def summarize(
         }  # fmt: skip
         if baseline is not None and method != baseline:
             row |= versus(per_item, method, baseline, set_, measure, n_boot)
-            row["p_seeds"] = seed_contrast(per_seed, method, baseline, set_, measure)
+            row |= against_draws(per_seed, method, baseline, set_, measure)
         rows.append(row)
     table = pd.DataFrame(rows)
     if baseline is not None and "p_items" in table:
@@ -109,21 +113,30 @@ def versus(per_item: pd.DataFrame, method: str, baseline: str, set_: str, measur
     }  # fmt: skip
 
 
-def seed_contrast(per_seed: pd.DataFrame, method: str, baseline: str, set_: str, measure: str) -> float:
-    """Two-sided p of the method's mean over seeds minus the baseline's, against the seed-to-seed
-    variance pooled within every method (NaN without two seeds of any method)."""
+def against_draws(per_seed: pd.DataFrame, method: str, baseline: str, set_: str, measure: str) -> dict[str, float]:
+    """The method's seed means against the baseline's draws: ``p_seeds``, two-sided, of the difference of
+    means with the baseline's own variance for both (s_b^2 (1/n_b + 1/n_m), n_b - 1 degrees of freedom;
+    NaN with fewer than two draws), ``percentile`` (the share of draws the method's mean beats, ties half),
+    and the draws' mean and SD."""
     d = per_seed[(per_seed.set == set_) & (per_seed.measure == measure)]
-    groups = d.groupby("method")["value"]
-    dof = int((groups.count() - 1).sum())
-    a, b = d[d.method == baseline]["value"], d[d.method == method]["value"]
-    if dof < 1 or a.empty or b.empty:
-        return float("nan")
-    pooled = float(groups.apply(lambda v: ((v - v.mean()) ** 2).sum()).sum() / dof)
-    se = np.sqrt(pooled * (1 / len(a) + 1 / len(b)))
-    diff = float(b.mean() - a.mean())
+    draws, own = d[d.method == baseline]["value"].to_numpy(), d[d.method == method]["value"].to_numpy()
+    nan = float("nan")
+    if len(draws) == 0 or len(own) == 0:
+        return {"p_seeds": nan, "percentile": nan, "draws_mean": nan, "draws_sd": nan}
+    x = float(own.mean())
+    beats = (draws > x) if LOWER_IS_BETTER.get(measure, True) else (draws < x)
+    out = {
+        "percentile": float((beats.sum() + 0.5 * (draws == x).sum()) / len(draws)),
+        "draws_mean": float(draws.mean()),
+        "draws_sd": float(draws.std(ddof=1)) if len(draws) > 1 else nan,
+    }
+    if len(draws) < 2:
+        return out | {"p_seeds": nan}
+    diff = x - out["draws_mean"]
+    se = out["draws_sd"] * np.sqrt(1 / len(draws) + 1 / len(own))
     if se == 0:
-        return 1.0 if diff == 0 else 0.0
-    return float(2 * sps.t.sf(abs(diff) / se, dof))
+        return out | {"p_seeds": 1.0 if diff == 0 else 0.0}
+    return out | {"p_seeds": float(2 * sps.t.sf(abs(diff) / se, len(draws) - 1))}
 
 
 def verdict(row: Any, baseline: str) -> str | None:
@@ -150,7 +163,7 @@ def findings(table: pd.DataFrame) -> list[str]:
 
         def named(word: str, judged: pd.DataFrame = judged) -> str:
             hits = judged[judged.verdict.str.startswith(word)].sort_values(column)
-            return ", ".join(f"{r.method} ({getattr(r, column):+.3g}; {r.selection_tokens:.0f} tokens)"
+            return ", ".join(f"{r.method} ({getattr(r, column):+.3g}; {beats(r)}{r.selection_tokens:.0f} tokens)"
                              for r in hits.itertuples()) or "none"  # fmt: skip
 
         tokens = d.loc[d.method == baseline, "selection_tokens"]
@@ -161,6 +174,12 @@ def findings(table: pd.DataFrame) -> list[str]:
             "methods."
         )
     return out
+
+
+def beats(row: Any) -> str:
+    """``better than 92% of the draws; `` where the table has the baseline's draws."""
+    share = getattr(row, "percentile", float("nan"))
+    return "" if pd.isna(share) else f"better than {share:.0%} of the draws; "
 
 
 def figure(rows: pd.DataFrame, set_: str, measure: str, stem: Path, baseline: str | None = None) -> list[Path]:

@@ -256,7 +256,8 @@ def selection_section(path: Path) -> str:
         '<p class="meta">Each method selected the same number of records from one pool; a model was fine-tuned '
         "on each selection (several seeds) and measured on held-out sets no selection could have seen. "
         "Intervals: bootstrap over held-out items (averaged over seeds); p_items: Wilcoxon over items; "
-        "p_seeds: the seed means against the baseline's, seed variance pooled over methods; q_items, q_seeds: "
+        "p_seeds: the seed means against the baseline's draws, read against the draws' own spread; percentile: "
+        "the share of the baseline's draws a method beats; q_items, q_seeds: "
         "their Benjamini-Hochberg q-values over every method and measure. A verdict needs both below 0.05.</p>"
     )
     said = findings(rows)
