@@ -1,0 +1,98 @@
+"""Does any score order the natural pool's generators by their win rate, beyond length and loss?
+
+Reads the scored pool of the natural selection experiment (after `gradspec experiment
+configs/experiments/selection_natural.yaml`): answers of 28 models to AlpacaEval prompts, each
+with its generator's length-controlled win rate, and every score (lengths, IFD and its
+conditioned perplexity, the mean nuclear norm and effective rank of the q/k/v/o gradients,
+grad_quality, target similarity, RDS+).
+
+    .venv/bin/python scripts/generator_order.py [experiments/selection-natural] [--out docs/findings/generators]
+
+For each score, over records: Spearman's rho with the win rate raw, and partial (the correlation
+of both ranks' residuals after a least-squares fit on log measured response tokens (those that fit), log prompt
+tokens and log loss, the conditioned perplexity's log): what length and loss do not explain.
+Over generators: Spearman's rho of each generator's mean residual with its win rate (n = number of
+generators), with a 95% interval from resampling generators. Writes ``generator_order.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+SCORES = ("nuclear_norm", "effective_rank", "grad_quality", "target_similarity", "rds", "ifd", "loss")
+
+
+def frame(scored: Path, max_length: int) -> pd.DataFrame:
+    rows = [json.loads(line) for line in scored.read_text().splitlines() if line.strip()]
+    d = pd.DataFrame(rows)
+    d["win_rate"] = pd.to_numeric(d["generator_lc_winrate"], errors="coerce")
+    d["loss"] = np.log(pd.to_numeric(d["ppl_conditioned"], errors="coerce"))
+    d["measured_tokens"] = np.minimum(d["response_tokens"], max_length - d["prompt_tokens"]).clip(lower=0)
+    return d
+
+
+def residual(y: np.ndarray, covariates: np.ndarray) -> np.ndarray:
+    design = np.column_stack([np.ones(len(y)), covariates])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return y - design @ coef
+
+
+def order(d: pd.DataFrame, score: str, n_boot: int, rng: np.random.Generator) -> dict[str, object]:
+    cols = [score, "win_rate", "measured_tokens", "prompt_tokens", "loss", "generator"]
+    x = d[cols].replace([np.inf, -np.inf], np.nan).dropna()
+    x = x[(x["measured_tokens"] > 0) & (x["prompt_tokens"] > 0)]
+    raw = sps.spearmanr(x[score], x["win_rate"])
+    covariates = np.column_stack([np.log(x["measured_tokens"]), np.log(x["prompt_tokens"])])
+    if score != "loss":
+        covariates = np.column_stack([covariates, x["loss"]])
+    s_rank = sps.rankdata(x[score]).astype(float)
+    w_rank = sps.rankdata(x["win_rate"]).astype(float)
+    partial = sps.pearsonr(residual(s_rank, covariates), residual(w_rank, covariates))
+    x = x.assign(resid=residual(x[score].to_numpy(float), covariates))
+    per_gen = x.groupby("generator").agg(resid=("resid", "mean"), win_rate=("win_rate", "first"))
+    rho_gen = sps.spearmanr(per_gen["resid"], per_gen["win_rate"])
+    boots = []
+    for _ in range(n_boot):
+        pick = per_gen.iloc[rng.integers(0, len(per_gen), len(per_gen))]
+        if pick["win_rate"].nunique() > 2:
+            boots.append(sps.spearmanr(pick["resid"], pick["win_rate"]).statistic)
+    lo, hi = np.nanpercentile(boots, [2.5, 97.5])
+    return {
+        "score": score, "records": len(x), "generators": len(per_gen),
+        "rho_raw": float(raw.statistic), "p_raw": float(raw.pvalue),
+        "rho_partial": float(partial.statistic), "p_partial": float(partial.pvalue),
+        "rho_generators": float(rho_gen.statistic), "rho_generators_low": float(lo), "rho_generators_high": float(hi),
+        "p_generators": float(rho_gen.pvalue),
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("root", nargs="?", default="experiments/selection-natural")
+    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--boot", type=int, default=2000)
+    ap.add_argument("--out", default="docs/findings/generators")
+    args = ap.parse_args()
+    d = frame(Path(args.root) / "selections/pool/scored.jsonl", args.max_length)
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame([order(d, s, args.boot, rng) for s in SCORES if s in d])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "generator_order.csv", index=False)
+    covs = "log measured tokens, log prompt tokens, log loss"
+    print(f"{len(d)} records, {d['generator'].nunique()} generators; partial = beyond {covs} (loss: beyond lengths)")
+    print(f"{'score':<18}{'rho raw':>9}{'rho partial':>13}{'p':>9}{'rho by generator [95%]':>30}{'p':>9}")
+    for r in table.itertuples():
+        interval = f"{r.rho_generators:+.2f} [{r.rho_generators_low:+.2f}, {r.rho_generators_high:+.2f}]"
+        print(f"{r.score:<18}{r.rho_raw:>+9.2f}{r.rho_partial:>+13.2f}{r.p_partial:>9.2g}{interval:>30}"
+              f"{r.p_generators:>9.2g}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
