@@ -95,3 +95,42 @@ def test_verdicts() -> None:
     assert verdict(0.01, 0.05, 0.1) == "differs, within the SESOI"
     assert verdict(-0.05, 0.08, 0.1) == "equivalent"
     assert verdict(-0.05, 0.2, 0.1) == "inconclusive"
+
+
+def test_compare_reads_the_step_kinds_of_each_group(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    from gradspec.analysis import compare
+    from gradspec.analysis.findings import comparison_findings
+    from gradspec.artifacts import COMPARISON
+    from gradspec.config.analysis import CompareConfig
+
+    rng = np.random.default_rng(2)
+    words = ["one", "two", "three", "four", "five", "six"]
+
+    def trace(i: int) -> str:
+        steps = [" ".join(rng.choice(words, rng.integers(2, 6))) + "." for _ in range(4)]
+        steps[int(rng.integers(1, 4))] = "Wait, " + steps[2]
+        return "\n\n".join(steps)
+
+    runs = []
+    for name in ("a", "b"):
+        data = write_json(
+            tmp_path / f"{name}.json", [{"instruction": f"Q{name}{i}.", "output": trace(i)} for i in range(10)]
+        )
+        prompt = PromptConfig("plain", max_length=96)
+        config = ComputeConfig.of(data=data, out=tmp_path / name, model=str(tiny_llama_dir), progress=False,
+                                  device="cpu", prompt=prompt, steps="paragraph")  # fmt: skip
+        runs.append(compute(config).path)
+    out = tmp_path / "cmp"
+    compare(CompareConfig.of(runs=runs, out=out, n_boot=50, figures=False))
+    kinds = pd.read_csv(COMPARISON.file(out, "steps"))
+    assert set(kinds.group) == {"a", "b"} and set(kinds.term) == {"revisit", "opening", "position"}
+    assert set(kinds.reading) == {"raw", "equal length", "beyond loss"}
+    assert (kinds[kinds.term == "revisit"].n_steps == 10).all()  # one revisit step in each trace
+    said = [s for s in comparison_findings(out) if "steps of 10 samples" in s]
+    assert len(said) == 4 and said[0].startswith("a, steps of 10 samples, nuclear norm at equal step length")
+    # Runs without --steps: no step table.
+    plain = [compute(ComputeConfig.of(data=tmp_path / f"{n}.json", out=tmp_path / f"p{n}", model=str(tiny_llama_dir),
+                                      progress=False, device="cpu", prompt=PromptConfig("plain", max_length=96))).path
+             for n in ("a", "b")]  # fmt: skip
+    compare(CompareConfig.of(runs=plain, out=tmp_path / "cmp2", n_boot=50, figures=False))
+    assert not COMPARISON.file(tmp_path / "cmp2", "steps").exists()

@@ -33,6 +33,7 @@ from gradspec.analysis.length import (
     verdict,
 )
 from gradspec.analysis.stats import bootstrap_diff_ci, bootstrap_mean_ci, cohens_d, fdr, mann_whitney, wilcoxon_paired
+from gradspec.analysis.steps import group_step_effects, has_steps
 from gradspec.analysis.tables import write_table
 from gradspec.artifacts import COMPARISON, identify_as, read_marker, write_marker
 from gradspec.config.analysis import GRADIENT_METRICS, CompareConfig
@@ -298,6 +299,10 @@ def compare(config: CompareConfig) -> dict[str, Any]:
     shapes = shape_table(layerwise)
     if not shapes.empty:
         files += write_table(shapes, COMPARISON.stem(out, "curve_shapes"))
+    if all(has_steps(r) for g in groups for r in g.runs):  # compute --steps: the step kinds of each group
+        metrics = [m for m in ("nuclear_norm", "effective_rank") if m in config.metrics]
+        kinds = [group_step_effects(g.label, g.runs, metrics, config.sesoi, config.n_boot, config.seed) for g in groups]
+        files += write_table(pd.concat(kinds, ignore_index=True), COMPARISON.stem(out, "steps"))
     axis = "depth" if len({g.n_layers for g in groups}) > 1 else "layer"
     for metric in (m for m in FIGURE_METRICS if m in set(layerwise.metric) and config.figures):
         files += group_figure(layerwise, metric, out / f"layerwise_{metric}", axis)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from gradspec.analysis.beyond import separation
 from gradspec.analysis.length import MATCHED_PAIRS, NATURAL, ONE_WINDOW, equal_length
+from gradspec.analysis.steps import step_sentences
 from gradspec.artifacts import COMPARISON
 
 NAMES = {"nuclear_norm": "nuclear norms", "effective_rank": "effective ranks"}
@@ -182,4 +183,6 @@ def comparison_findings(folder: str | Path) -> list[str]:
     summary = pd.read_csv(COMPARISON.file(folder, "summary"))
     beyond_file = COMPARISON.file(folder, "beyond")
     beyond = pd.read_csv(beyond_file) if beyond_file.exists() else None
-    return sentences(summary, load_comparison(folder), beyond=beyond)
+    steps_file = COMPARISON.file(folder, "steps")
+    steps = step_sentences(pd.read_csv(steps_file)) if steps_file.exists() else []
+    return sentences(summary, load_comparison(folder), beyond=beyond) + steps

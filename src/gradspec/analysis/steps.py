@@ -144,4 +144,51 @@ def verdict(low: float, high: float, sesoi: float) -> str:
     return "inconclusive"
 
 
-__all__ = ["KINDS", "READINGS", "REVISIT", "TERMS", "step_effects", "step_frame", "step_kind", "verdict"]
+def has_steps(run: Run) -> bool:
+    """Whether the run was computed with ``--steps`` (its step_stats table holds rows)."""
+    return bool(run.files("step_stats"))
+
+
+def group_step_effects(
+    label: str, runs: Sequence[Run], metrics: Sequence[str], sesoi: float, n_boot: int, seed: int
+) -> pd.DataFrame:
+    """``step_effects`` of one compared group (its runs pooled, each run's data set held fixed), with
+    the group's label; the responses come from each run's own data file."""
+    from gradspec.data import Record, load_dataset
+
+    frames = []
+    for i, run in enumerate(runs):
+        responses = {
+            r.sample_id: r.response for r in load_dataset(run.manifest["data"]["path"]).items if isinstance(r, Record)
+        }
+        frames.append(step_frame(run, responses, metrics).assign(group=str(i)))
+    frame = pd.concat(frames, ignore_index=True)
+    return pd.concat([step_effects(frame, m, sesoi, n_boot, seed) for m in metrics], ignore_index=True).assign(
+        group=label
+    )
+
+
+def step_sentences(table: pd.DataFrame) -> list[str]:
+    """One sentence per group and metric: how revisit and opening steps, and the last step, differ
+    from the others at equal step length and beyond the step's loss."""
+    out = []
+    for (group, metric), d in table.groupby(["group", "metric"], sort=False):
+        parts = []
+        for term, label in TERMS.items():
+            rows = d[(d.term == term) & (d.reading == "beyond loss")]
+            if rows.empty:
+                continue
+            r = rows.iloc[0]
+            parts.append(f"{label} {100 * r.share:+.0f}% [{100 * r.ci95_low:+.0f}, {100 * r.ci95_high:+.0f}] "
+                         f"({r.verdict})")  # fmt: skip
+        if parts:
+            n = int(d.n_samples.iloc[0])
+            out.append(f"{group}, steps of {n} samples, {metric.replace('_', ' ')} at equal step length and beyond "
+                       f"the step's loss: " + "; ".join(parts) + ".")  # fmt: skip
+    return out
+
+
+__all__ = [
+    "KINDS", "READINGS", "REVISIT", "TERMS", "group_step_effects", "has_steps", "step_effects", "step_frame",
+    "step_kind", "step_sentences", "verdict",
+]  # fmt: skip

@@ -64,7 +64,8 @@ RUN = Kind(
 COMPARISON = Kind(
     "comparison", "comparison.json", 2, "groups of samples compared (gradspec compare)",
     files={"summary": "summary.csv", "layerwise": "layerwise.csv", "per_layer": "per_layer.csv",
-           "curves": "curves.csv", "curve_shapes": "curve_shapes.csv", "beyond": "beyond.csv"},
+           "curves": "curves.csv", "curve_shapes": "curve_shapes.csv", "beyond": "beyond.csv",
+           "steps": "step_kinds.csv"},
     legacy_tags=("comparison",),
 )  # fmt: skip
 LENGTH_CURVE = Kind(

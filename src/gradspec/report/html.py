@@ -230,6 +230,16 @@ def comparison_section(path: Path) -> str:
         shapes = pd.read_csv(COMPARISON.file(path, "curve_shapes"))
         shapes = shapes[(shapes.a < shapes.b) & shapes.metric.isin(["nuclear_norm", "effective_rank"])]
         parts += ["<h3>Similarity of curve shapes (relative depth)</h3>", table(shapes)]
+    if COMPARISON.file(path, "steps").exists():
+        kinds = pd.read_csv(COMPARISON.file(path, "steps"))
+        keep = ["group", "metric", "reading", "contrast", "share", "ci95_low", "ci95_high", "verdict", "n_steps",
+                "n_samples"]  # fmt: skip
+        parts += ["<h3>Step kinds within each group (compute --steps)</h3>", table(kinds[keep])]
+        parts.append(
+            "<p class=\"meta\">share: the ratio of a step kind's metric to the other steps' (the last step's to "
+            "the first's), raw, at equal step length and beyond the step's loss, with 95% intervals from resampling "
+            "samples; verdicts against the comparison's SESOI.</p>"
+        )
     parts.append(figures(ordered_figures(path), main=4))  # layer-wise and difference, nuclear norm and effective rank
     return "\n".join(parts)
 
