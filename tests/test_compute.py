@@ -70,8 +70,11 @@ def test_run_folder_contract(tmp_path: Path, data: Path, tiny_llama_dir: Path) -
     sims = run.df("similarity")
     assert set(sims["kind"]) == {"adjacent", "distant", "same_layer", "probe"}
     assert set(sims[sims.kind == "same_layer"]["module"]) == {"q*o", "k*v"}
-    # per ok sample: adjacent 4 modules x 2, distant (two apart) 4 x 1, same layer 2 x 3, probe 4 x 3
-    assert len(sims) == 4 * (4 * 2 + 4 * 1 + 2 * 3 + 4 * 3)
+    # per ok sample: adjacent 4 modules x 2, distant (two apart) 4 x 1, same layer 2 x 3; probe 4 x 3 for every
+    # sample but the probe itself
+    assert len(sims) == 4 * (4 * 2 + 4 * 1 + 2 * 3) + 3 * (4 * 3)
+    probe_ids = set(sims.sample_id) - set(sims[sims.kind == "probe"].sample_id)
+    assert len(probe_ids) == 1
     spectra = run.df("spectra")
     assert len(spectra) == len(stats)
     row = spectra.iloc[0]
@@ -94,10 +97,13 @@ def test_numbers_equal_the_oracle(tmp_path: Path, data: Path, tiny_llama_dir: Pa
         if enc is None or not hasattr(enc, "loss_mask"):
             continue
         grads = oracle_gradients(loaded.model, targets, enc)
-        probe = probe or grads
+        is_probe, probe = probe is None, probe or grads
+        compared = set(sims.reset_index().query("kind == 'probe'").sample_id)
+        assert (enc.sample_id in compared) != is_probe  # the probe is not compared with itself
         for (layer, module), g in grads.items():
-            cos = sims.loc[(enc.sample_id, "probe", module, layer), "cosine"]
-            assert cos == pytest.approx(oracle_cosine(g, probe[(layer, module)]), abs=1e-4)
+            if not is_probe:
+                cos = sims.loc[(enc.sample_id, "probe", module, layer), "cosine"]
+                assert cos == pytest.approx(oracle_cosine(g, probe[(layer, module)]), abs=1e-4)
             if layer + 2 < loaded.model.config.num_hidden_layers:
                 cos = sims.loc[(enc.sample_id, "distant", module, layer), "cosine"]
                 assert cos == pytest.approx(oracle_cosine(g, grads[(layer + 2, module)]), abs=1e-4)

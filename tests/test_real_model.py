@@ -63,9 +63,9 @@ def deviations(run, loaded, records, prompt, whole_text: bool = False) -> dict[s
             end = whole.n_prompt_tokens + prompt.response_tokens
             oracle = replace(whole, loss_mask=[m and t < end for t, m in enumerate(whole.loss_mask)])
         grads = oracle_gradients(loaded.model, targets, oracle)
-        probe = probe or grads
+        is_probe, probe = probe is None, probe or grads
         for (layer, module), g in grads.items():
-            others = [("probe", probe[(layer, module)])]
+            others = [] if is_probe else [("probe", probe[(layer, module)])]  # the probe is not compared with itself
             if layer + 2 < n_layers:
                 others.append(("distant", grads[(layer + 2, module)]))
             for kind, h in others:

@@ -4,7 +4,7 @@ token batch at a time. ``compute`` writes what it yields; the benchmark times it
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gradspec.capture import run_batch, token_batches
 from gradspec.computation.job import Job
@@ -82,7 +82,8 @@ def probe_of(job: Job, items: Sequence[Record | BadRecord]) -> SampleSpectra | N
         if not factors.finite():
             continue
         spectral = job.config.spectral
-        return sample_spectra(factors, job.modules, job.n_layers, DTYPES[spectral.core_dtype], spectral.eigen_solver)
+        spectra = sample_spectra(factors, job.modules, job.n_layers, DTYPES[spectral.core_dtype], spectral.eigen_solver)
+        return replace(spectra, sample_id=item.sample_id)
     return None
 
 

@@ -112,7 +112,7 @@ def manifest(job: Job, dataset: Dataset, previous: dict[str, Any], run_id: str) 
             "distant": "cosine of module m's gradient at layer i and at layer i+2, stored at layer i",
             "same_layer": same_layer_notes(shapes, job.modules),
             "probe": "cosine of module m's gradient at layer i with the probe's (the first record of the data file "
-            "that computes) at layer i: the alignment of unrelated samples' gradients",
+            "that computes) at layer i: the alignment of unrelated samples' gradients; none for the probe itself",
         },
         "unnamed_projections": [str(p) for p in validate(job.loaded.model)],
         "environment": {"python": platform.python_version(), "platform": platform.platform()},

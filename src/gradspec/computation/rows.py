@@ -76,7 +76,7 @@ def sample_rows(
         reason = f"record {enc.index}: gradient underflow in {dtype} ({where}): use --dtype float32"
         return {"samples": [sample_row(enc.sample_id, enc.index, "error", reason, loss=factors.loss, **sizes)]}
     spectra = sample_spectra(factors, modules, n_layers, DTYPES[spectral.core_dtype], spectral.eigen_solver)
-    spectra = spectra.with_probe(probe)
+    spectra = spectra.with_probe(probe, enc.sample_id)
     rows = spectra_rows(enc.sample_id, spectra, spectral.spectra_precision if spectral.spectra else None)
     rows["samples"] = [sample_row(enc.sample_id, enc.index, "ok", loss=factors.loss, **sizes)]
     return rows

@@ -33,10 +33,15 @@ class SampleSpectra:
     similarity: list[tuple[str, str, int, float]]
     stacks: dict[str, ModuleStack] | None = None  # the factors, for cosines with another sample
     norms: dict[str, torch.Tensor] | None = None
+    sample_id: str | None = None  # set on a run's probe, so that the probe is not compared with itself
 
-    def with_probe(self, probe: SampleSpectra | None) -> SampleSpectra:
-        """These spectra with the cosines of every gradient with ``probe``'s (another sample) added."""
+    def with_probe(self, probe: SampleSpectra | None, sample_id: str | None = None) -> SampleSpectra:
+        """These spectra (of sample ``sample_id``) with the cosines of every gradient with ``probe``'s
+        added; none when ``probe`` is this very sample (a cosine of 1 with itself is no null, and would
+        bias the probe column's mean by about 1/n)."""
         if probe is None or probe.stacks is None or self.stacks is None:
+            return self
+        if sample_id is not None and probe.sample_id == sample_id:
             return self
         assert self.norms is not None and probe.norms is not None
         rows = probe_similarities(self.stacks, self.norms, probe.stacks, probe.norms)
