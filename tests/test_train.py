@@ -204,6 +204,8 @@ def test_optimizer_steps_share_tokens_evenly_and_the_curve_is_measured(tmp_path:
     assert result["tokens_trained"] == sum(len(r["output"]) for r in TRAIN)  # one pass, every response byte
     curve = pd.read_csv(tmp_path / "a/out/curve.csv")
     assert sorted(curve["step"].unique()) == [1, 2, 3]
+    assert set(curve[curve.step < 3].measure) == {"response_loss"}  # the curve between: held-out loss only
+    assert set(curve[curve.step == 3].measure) == {"response_loss", "accuracy", "answer_loss"}
     final = curve[(curve["step"] == 3) & (curve["measure"] == "response_loss")]["value"].item()
     got = {(r["set"], r["measure"]): r["value"] for r in result["results"]}
     assert final == got[("held_out", "response_loss")]
@@ -219,3 +221,21 @@ def test_optimizer_steps_share_tokens_evenly_and_the_curve_is_measured(tmp_path:
         want.append(float(F.cross_entropy(logits[n - 1 : -1], torch.tensor(ids[n:]))))
     held = {(r["set"], r["measure"]): r["value"] for r in base["results"]}[("held_out", "response_loss")]
     assert held == pytest.approx(sum(want) / len(want), rel=1e-5)
+
+
+def test_learning_curves_start_at_the_untrained_model(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    from gradspec.analysis.selection_results import Training, summarize
+
+    base = tmp_path / "base/out"
+    train(config(tmp_path / "base", tiny_llama_dir, epochs=0))
+    trained = []
+    for seed in (0, 1):
+        train(config(tmp_path / f"r{seed}", tiny_llama_dir, optimizer_steps=3, eval_at=(1, 2), seed=seed))
+        trained.append(Training("random", seed, tmp_path / f"r{seed}/out"))
+    summarize([Training("base", 0, base), *trained], "random", tmp_path / "summary", n_boot=50)
+    curves = pd.read_csv(tmp_path / "summary/learning_curves.csv")
+    assert sorted(curves.step.unique()) == [0, 1, 2, 3] and set(curves.method) == {"random"}
+    start = pd.read_csv(base / "eval.csv").query("measure == 'response_loss'")["value"].item()
+    assert (curves[curves.step == 0].value == start).all()
+    assert curves.groupby("seed").size().tolist() == [4, 4]
+    assert (tmp_path / "summary/learning_curve_held_out.png").exists()

@@ -96,6 +96,11 @@ def summarize(
     files = write_table(table, SELECTION_RESULTS.stem(out, "table"))
     for (set_, measure), d in table.groupby(["set", "measure"]):
         files += figure(d, set_, measure, out / f"selection_vs_length_{set_}_{measure}", baseline)
+    curves = curves_of(trainings)
+    if not curves.empty:
+        files += write_table(curves, SELECTION_RESULTS.stem(out, "curves"))
+        for set_, d in curves.groupby("set"):
+            files += curve_figure(d, set_, out / f"learning_curve_{set_}", baseline)
     config = {"trainings": [[t.method, t.seed, str(t.folder.resolve())] for t in trainings], "baseline": baseline}
     write_marker(out, SELECTION_RESULTS, config, files=sorted(str(Path(f).relative_to(out)) for f in files))
     return {"rows": rows, "files": [str(f) for f in files]}
@@ -174,6 +179,48 @@ def findings(table: pd.DataFrame) -> list[str]:
             "methods."
         )
     return out
+
+
+def curves_of(trainings: Sequence[Training]) -> pd.DataFrame:
+    """method, seed, step, set, value: the held-out response loss along each training that measured a
+    learning curve (``train --eval-at``), with the untrained model's (a method named ``base``) at step 0."""
+    frames = []
+    for t in trainings:
+        file = TRAINING.file(t.folder, "curve")
+        if file.exists():
+            d = pd.read_csv(file)
+            frames.append(d[d.measure == "response_loss"].assign(method=t.method, seed=t.seed))
+    if not frames:
+        return pd.DataFrame()
+    curves = pd.concat(frames, ignore_index=True)
+    base = [t for t in trainings if t.method == "base"]
+    if base:
+        start = pd.read_csv(TRAINING.file(base[0].folder, "eval"))
+        start = start[start.measure == "response_loss"]
+        for (method, seed), _ in curves.groupby(["method", "seed"]):
+            frames.append(start.assign(step=0, method=method, seed=seed))
+        curves = pd.concat(frames, ignore_index=True)
+    return curves[["method", "seed", "step", "set", "value", "n"]].sort_values(["method", "seed", "step"])
+
+
+def curve_figure(curves: pd.DataFrame, set_: str, stem: Path, baseline: str | None) -> list[Path]:
+    """Held-out response loss against optimiser steps: each method's mean over its seeds, the
+    baseline's draws as a band (their range) around their mean."""
+    fig, ax = new_figure((6.4, 4.2))
+    for method, d in curves.groupby("method"):
+        by_step = d.groupby("step")["value"]
+        mean = by_step.mean()
+        if method == baseline and d["seed"].nunique() > 1:
+            ax.fill_between(mean.index, by_step.min(), by_step.max(), color="grey", alpha=0.25, lw=0)
+            ax.plot(mean.index, mean.to_numpy(), color="black", lw=1.5, label=f"{method} ({d['seed'].nunique()} draws)")
+        else:
+            ax.plot(mean.index, mean.to_numpy(), marker="o", ms=3, lw=1, label=method)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel(f"response loss on {set_} (lower is better)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, stem)
 
 
 def beats(row: Any) -> str:

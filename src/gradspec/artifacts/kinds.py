@@ -93,7 +93,7 @@ TRAINING = Kind(
 )  # fmt: skip
 SELECTION_RESULTS = Kind(
     "selection-results", "selection_results.json", 1, "fine-tunes of several selections against a baseline",
-    files={"table": "selection_results.csv"}, legacy=("selection_results.csv",),
+    files={"table": "selection_results.csv", "curves": "learning_curves.csv"}, legacy=("selection_results.csv",),
 )  # fmt: skip
 EXPERIMENT = Kind(
     "experiment", "experiment.json", 1, "a YAML grid run end to end (gradspec experiment)",

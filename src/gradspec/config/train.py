@@ -87,8 +87,8 @@ class EvalConfig(Options):
     reference answers' lengths drop out of the comparison."""
 
     eval_at: tuple[int, ...] = field(default=(), metadata={"parse": parse_step_list})
-    """Also measure the held-out sets after these optimiser steps, comma-separated: a learning curve
-    (curve.csv); the final measures are always taken."""
+    """Also measure the held-out instruction sets' response loss after these optimiser steps, comma-separated:
+    a learning curve (curve.csv, with every final measure at the last step)."""
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,8 @@ def _train(
     steps = 0
     model = loaded.model
     batch_tokens = default_batch_tokens(str(loaded.device), model)
-    curve = Curve(config.evaluation.eval_at, lambda m: evaluate(m, loaded.tokenizer, config.evaluation, prompt,
-                                                                batch_tokens))  # fmt: skip
+    losses_only = replace(config.evaluation, eval_reasoning=())  # the curve: held-out response loss, cheap
+    curve = Curve(config.evaluation.eval_at, lambda m: evaluate(m, loaded.tokenizer, losses_only, prompt, batch_tokens))
     if config.recipe.epochs > 0:
         pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
         trained = fine_tune(model, pad, examples.encoded, config.recipe, config.progress, [curve])
