@@ -239,3 +239,16 @@ def test_a_bad_range_is_refused_by_pool(tmp_path: Path) -> None:
     (tmp_path / "x.yaml").write_text(text)
     with pytest.raises(ConfigError, match=r"pool 'p': where prompt_id: a range is \{min: NUMBER, max: NUMBER\}"):
         load_experiment(tmp_path / "x.yaml")
+
+
+def test_an_empty_grid_variable_leaves_its_entries_out_until_full_gives_it_values(tmp_path: Path) -> None:
+    text = (
+        "name: x\ngrid: {extra: []}\nfull: {grid: {extra: [-more]}}\n"
+        "runs:\n  - {name: a, data: d.json}\n  - {name: 'b{extra}', data: d.json}\n"
+    )
+    (tmp_path / "x.yaml").write_text(text)
+    assert [r.name for r in load_experiment(tmp_path / "x.yaml").runs] == ["a"]
+    assert [r.name for r in load_experiment(tmp_path / "x.yaml", full=True).runs] == ["a", "b-more"]
+    (tmp_path / "y.yaml").write_text("name: y\ngrid: {extra: 3}\nruns: []\n")
+    with pytest.raises(ConfigError, match="grid maps each variable to a list of values"):
+        load_experiment(tmp_path / "y.yaml")

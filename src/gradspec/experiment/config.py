@@ -210,8 +210,9 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
         raise ConfigError(f"{p}: an experiment is a YAML mapping with at least 'name' and 'runs'")
     defaults = {k: v for k, v in raw.items() if k not in TOP_KEYS}
     grid = raw.get("grid") or {}
-    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-        raise ConfigError(f"{p}: grid maps each variable to a non-empty list")
+    # An empty list leaves out, at that size, every entry that uses the variable (--full may give it values).
+    if not isinstance(grid, dict) or not all(isinstance(v, list) for v in grid.values()):
+        raise ConfigError(f"{p}: grid maps each variable to a list of values")
     overrides = dict(raw.get("full") or {})
     grid_overrides = overrides.pop("grid", None) or {}
     if not isinstance(grid_overrides, dict) or not set(grid_overrides) <= set(grid):
