@@ -11,8 +11,10 @@
     grid: {pool: [wiz, her], split: [lowest, highest]}
     pools:                               # optional: several files as one, deduplicated, sampled
       - {name: wiz, data: [a.json, b.json], sample: 256, seed: 0}   # limit: N takes N of each file
+      - {name: aims, data: [c.json], where: {prompt_id: {min: 0, max: 39}, generator: [x, y]}}
     selections:                          # optional: score (and select from) a file
       - {name: ifd-wiz, data: "@wiz", score: [ifd, length], by: ifd, top: 8, bottom: 8, match_length: bins}
+      - {name: aimed, data: "@wiz", score: [target_similarity], target: "@aims"}  # a target is a pool
     runs:
       - {name: "{pool}-{split}", data: "instruction/reward/{pool}_10k_{split}_200.json"}
       - {name: ifd-high, data: "@ifd-wiz/highest"}   # a selection's output ("@pool" for a pool)
@@ -22,14 +24,15 @@
       - {name: ifd-equal, runs: [ifd-low, ifd-high], reference: ifd}  # equal length vs natural
     correlations:
       - {name: wiz, run: wiz-highest, scored: "@ifd-wiz/scored"}
-    evaluation: {instruction: [held_out.json], reasoning: [task_no_cot.json], baseline: random}
+    evaluation: {instruction: [held_out.json], reasoning: [task_no_cot.json], baseline: random}  # or @pool
     trainings:                           # fine-tune on a selection, measure on the evaluation sets
       - {name: "ifd-s{seed}", method: ifd, data: "@ifd-wiz/highest", seed: "{seed}"}
     report: {title: Quality splits}
 
 An entry that uses ``{var}`` placeholders is repeated for every combination of the grid
 variables it uses; a value that is one placeholder alone takes the grid value as it is (a
-number stays a number). Any option of the config a step builds is a key of that step
+number stays a number); a variable whose list is empty leaves out every entry that uses it at
+that size (``full`` may give it values). Any option of the config a step builds is a key of that step
 (compute's for runs, score's and select's for selections, compare's and correlate's for
 theirs, train's for trainings, and any of them as a default at the top), checked by the same
 rules as the command line: an unknown key or a value of the wrong type is an error naming the
