@@ -116,6 +116,15 @@ def batch_of_one(model, targets, samples) -> None:
         model.requires_grad_(False)
 
 
+def machine() -> dict[str, object]:
+    """What every results file says about where it was measured."""
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
 def measure(fn: Callable[[], None], repeats: int) -> tuple[float, float]:
     """(best seconds over ``repeats``, peak extra memory in MiB of the first).
 
@@ -276,11 +285,7 @@ def main() -> None:
     out = Path(args.out)
     # Cases not run now keep their last results in the file.
     result: dict[str, object] = json.loads(out.read_text()) if out.exists() else {}
-    result |= {
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-    }
+    result |= machine()
     loaded = load_model("default", device="cpu") if {"a", "c", "s"} & set(cases) else None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, q/k/v/o, default model")
     if "a" in cases:

@@ -18,22 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import warnings
 from pathlib import Path
 
 import torch
 
 from gradspec import ComputeConfig
-from gradspec.capture.batch import collate, forward_token_losses
+from gradspec.capture.batch import collate, forward_token_losses, step_columns
 from gradspec.computation.batches import computed_batches
 from gradspec.computation.job import plan
 from gradspec.data import Record, load_dataset
 from gradspec.distributed import World
 from gradspec.model import LoadedModel, find_targets, load_model
 from gradspec.prompting import Encoded, PromptConfig, encode, with_steps
-from speed import SHARED, measure
+from speed import SHARED, machine, measure
 
 TRACES = SHARED / "reasoning/s1_R1.json"
 MODULES = ["q", "k", "v", "o"]
@@ -80,7 +78,7 @@ def step_losses(loaded: LoadedModel, sample: Encoded) -> tuple[torch.Tensor, lis
             nll, kept, tail = forward_token_losses(loaded.model, ids, attn, mask)
             rows = torch.zeros(len(sample.steps), nll.shape[1])
             for j, step in enumerate(sample.steps):
-                rows[j, step.token_start - 1 - tail : step.token_end - 1 - tail] = 1.0
+                rows[j, step_columns(step, tail)] = 1.0
             shares = (rows * (nll * kept)[0]).sum(1) / kept.sum()
     finally:
         for h in hooks:
@@ -136,9 +134,7 @@ def main() -> None:
     steps = measure(lambda: library(loaded, samples, args.rule), args.rounds)
     tokens = sum(s.n_tokens for s in samples)
     result: dict[str, object] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        **machine(),
         "case": f"s1.1 R1 traces, {args.max_length} tokens, --steps {args.rule}",
         "steps_per_trace": n_steps,
         # (No peak memory: in one process the second method reuses what the first freed.)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +32,7 @@ from gradspec.distributed import World
 from gradspec.model import LoadedModel, find_targets, load_model
 from gradspec.prompting import Encoded, PromptConfig, encode
 from gradspec.spectra.target import TargetGradient, target_cosines
-from speed import SHARED
+from speed import SHARED, machine
 
 POOL = SHARED / "natural/alpaca_eval_outputs_600.json"
 MODULES = ["q", "k", "v", "o"]
@@ -108,9 +106,7 @@ def main() -> None:
             best[name] = min(best[name], time.perf_counter() - start)
     per_record = {name: seconds / args.records for name, seconds in best.items()}
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        **machine(),
         "case": f"{args.records} natural-pool answers and {len(aims)} reference answers, {args.max_length} tokens, "
         f"chat template, q/k/v/o",
         "seconds_per_record": per_record,

@@ -22,6 +22,7 @@ from gradspec.model.adapters import Target
 from gradspec.model.placement import input_device
 from gradspec.numerics import at_least_float32
 from gradspec.prompting import Encoded
+from gradspec.prompting.steps import Step
 
 
 @dataclass
@@ -218,6 +219,12 @@ def factors_of(
 StepRound = tuple[int, list["SampleFactors | None"]]
 
 
+def step_columns(step: Step, tail: int) -> slice:
+    """The columns of ``forward_token_losses``' losses that hold ``step``'s tokens' losses: token i's
+    loss sits at column i - 1 - tail (position i - 1 predicts it; the logits start at ``tail``)."""
+    return slice(step.token_start - 1 - tail, step.token_end - 1 - tail)
+
+
 def run_batch_steps(model: nn.Module, targets: Sequence[Target], samples: Sequence[Encoded]) -> Iterator[StepRound]:
     """Forward once; backward for the whole loss, then once per step index through the retained graph.
 
@@ -247,9 +254,7 @@ def run_batch_steps(model: nn.Module, targets: Sequence[Target], samples: Sequen
             weight = torch.zeros_like(nll)
             for b, s in enumerate(samples):
                 if j < len(s.steps):
-                    # Token i's loss sits at column i - 1 - tail (position i - 1 predicts it).
-                    step = s.steps[j]
-                    weight[b, step.token_start - 1 - tail : step.token_end - 1 - tail] = 1.0 / counts[b]
+                    weight[b, step_columns(s.steps[j], tail)] = 1.0 / counts[b]
             share = (nll * mask * weight).where(finite[:, None], torch.zeros_like(nll)).sum(1)
             share.sum().backward(retain_graph=j < rounds - 1)
             values = share.detach().tolist()
