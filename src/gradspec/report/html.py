@@ -264,7 +264,8 @@ def selection_section(path: Path) -> str:
     parts = [f"<h2>Selection that pays: {esc(path.name)}</h2>"]
     parts.append(
         '<p class="meta">Each method selected the same number of records, or of response tokens, from one pool; a '
-        "model was fine-tuned on each selection (one or several seeds) and measured on held-out sets no selection could have seen. "
+        "model was fine-tuned on each selection (one or several seeds) and measured on held-out sets no "
+        "selection could have seen. "
         "Intervals: bootstrap over held-out items (averaged over seeds); p_items: Wilcoxon over items; "
         "p_seeds: the seed means against the baseline's draws, read against the draws' own spread; percentile: "
         "the share of the baseline's draws a method beats; q_items, q_seeds: "
