@@ -50,13 +50,19 @@ class Training:
 
 
 def items_of(trainings: Sequence[Training]) -> pd.DataFrame:
-    """method, seed, set, measure, item, value, and the selection's mean response tokens."""
+    """method, seed, set, measure, item, value, the selection's mean response tokens a record and the
+    response tokens it trained on in all (NaN from trainings that did not record them)."""
     frames = []
     for t in trainings:
         result = json.loads(TRAINING.marker_path(t.folder).read_text())
         items = pd.read_csv(TRAINING.file(t.folder, "items"))
         frames.append(
-            items.assign(method=t.method, seed=t.seed, selection_tokens=result["selection"]["mean_response_tokens"])
+            items.assign(
+                method=t.method,
+                seed=t.seed,
+                selection_tokens=result["selection"]["mean_response_tokens"],
+                tokens_trained=result.get("tokens_trained", float("nan")),
+            )  # fmt: skip
         )
     if not frames:
         raise ConfigError("no finished training to summarise")
@@ -73,6 +79,7 @@ def summarize(
     per_item = items.groupby(["method", "set", "measure", "item"], as_index=False)["value"].mean()
     per_seed = items.groupby(["method", "seed", "set", "measure"], as_index=False)["value"].mean()
     tokens = items.groupby("method")["selection_tokens"].mean()
+    trained = items.groupby("method")["tokens_trained"].mean()
     rows = []
     seeds = per_seed.groupby("method")["seed"].nunique()
     for (method, set_, measure), d in per_item.groupby(["method", "set", "measure"]):
@@ -80,7 +87,7 @@ def summarize(
         row: dict[str, Any] = {
             "method": method, "set": set_, "measure": measure, "mean": float(mean[0]), "ci_low": float(lo[0]),
             "ci_high": float(hi[0]), "items": len(d), "seeds": int(seeds[method]),
-            "selection_tokens": float(tokens[method]),
+            "selection_tokens": float(tokens[method]), "tokens_trained": float(trained[method]),
         }  # fmt: skip
         if baseline is not None and method != baseline:
             row |= versus(per_item, method, baseline, set_, measure, n_boot)
