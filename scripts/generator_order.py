@@ -44,7 +44,7 @@ def residual(y: np.ndarray, covariates: np.ndarray) -> np.ndarray:
 
 
 def order(d: pd.DataFrame, score: str, n_boot: int, rng: np.random.Generator) -> dict[str, object]:
-    cols = [score, "win_rate", "measured_tokens", "prompt_tokens", "loss", "generator"]
+    cols = list(dict.fromkeys([score, "win_rate", "measured_tokens", "prompt_tokens", "loss", "generator"]))
     x = d[cols].replace([np.inf, -np.inf], np.nan).dropna()
     x = x[(x["measured_tokens"] > 0) & (x["prompt_tokens"] > 0)]
     raw = sps.spearmanr(x[score], x["win_rate"])

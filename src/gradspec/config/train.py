@@ -83,8 +83,9 @@ class EvalConfig(Options):
     """Records taken from each held-out file (the first ones)."""
 
     eval_response_tokens: int | None = field(default=None, metadata={"min": 1})
-    """Held-out response loss over the first K tokens of each response only (all of a shorter one), so the
-    reference answers' lengths drop out of the comparison."""
+    """Held-out response loss over the first K tokens of each response only, so the reference answers' lengths
+    drop out of the comparison: a response with fewer than K tokens that fit beside its prompt is skipped (and
+    counted in eval.csv's skipped), so every item has exactly K."""
 
     eval_at: tuple[int, ...] = field(default=(), metadata={"parse": parse_step_list})
     """Also measure the held-out instruction sets' response loss after these optimiser steps, comma-separated:

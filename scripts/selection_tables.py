@@ -1,0 +1,56 @@
+"""Print the tables of docs/selection.md from a selection experiment's trainings (after `gradspec
+experiment configs/experiments/selection_natural.yaml`).
+
+    .venv/bin/python scripts/selection_tables.py [experiments/selection-natural] [--second "most fitting tokens"]
+
+Per held-out measure: every method's mean, the response tokens it trained on, its difference to
+the mean of random's draws with the draws' SD, its percentile among them, the q-values of the
+item and draw tests and the verdict (``trainings/summary/selection_results.csv``), then each
+method against a second baseline item by item (Wilcoxon over the held-out items, bootstrap
+interval), and the learning curves' mean held-out loss per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from gradspec.analysis.selection_results import Training, curves_of, items_of, versus
+from gradspec.analysis.tables import markdown
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("root", nargs="?", default="experiments/selection-natural")
+    ap.add_argument("--second", default="most fitting tokens")
+    args = ap.parse_args()
+    root = Path(args.root)
+    table = pd.read_csv(root / "trainings/summary/selection_results.csv")
+    cols = ["method", "tokens_trained", "mean", "diff_vs_random", "draws_sd", "percentile", "q_items", "q_seeds",
+            "verdict"]  # fmt: skip
+    for (set_, measure), d in table.groupby(["set", "measure"], sort=False):
+        print(f"\n## {measure} on {set_} (n = {int(d['items'].max())} items)")
+        print(markdown(d[[c for c in cols if c in d]].sort_values("mean")))
+    summary = json.loads((root / "trainings/summary/selection_results.json").read_text())
+    trainings = [Training(m, s, Path(f)) for m, s, f in summary["config"]["trainings"]]
+    items = items_of(trainings)
+    per_item = items.groupby(["method", "set", "measure", "item"], as_index=False)["value"].mean()
+    if args.second in set(per_item.method):
+        rows = []
+        for (method, set_, measure), _ in per_item.groupby(["method", "set", "measure"]):
+            if method != args.second:
+                rows.append({"method": method, "set": set_, "measure": measure,
+                             **versus(per_item, method, args.second, set_, measure, 2000)})  # fmt: skip
+        print(f"\n## against {args.second}, item by item")
+        print(markdown(pd.DataFrame(rows)))
+    curves = curves_of(trainings)
+    if not curves.empty:
+        print("\n## learning curves: mean held-out response loss by step (random: mean over draws)")
+        print(markdown(curves.groupby(["method", "step"])["value"].mean().unstack("step").reset_index()))
+
+
+if __name__ == "__main__":
+    main()
