@@ -210,7 +210,8 @@ def test_optimizer_steps_share_tokens_evenly_and_the_curve_is_measured(tmp_path:
     got = {(r["set"], r["measure"]): r["value"] for r in result["results"]}
     assert final == got[("held_out", "response_loss")]
     # The held-out loss is over the first 2 response tokens only: the same as a direct computation.
-    base = train(config(tmp_path / "b", tiny_llama_dir, epochs=0, eval_response_tokens=2))
+    base = train(config(tmp_path / "b", tiny_llama_dir, epochs=0, optimizer_steps=3, eval_response_tokens=2))
+    assert base["tokens_trained"] == 0 and base["steps"] == 0
     loaded = load_model(str(tiny_llama_dir), device="cpu")
     want = []
     for r in HELD_OUT:

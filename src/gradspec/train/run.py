@@ -122,6 +122,7 @@ def _train(
     items = [{"set": m.set, "measure": m.measure, "item": i, "value": v} for m in measured for i, v in m.items.items()]
     pd.DataFrame(items, columns=["set", "measure", "item", "value"]).to_csv(TRAINING.file(out, "items"), index=False)
     lengths = [e.n_response_tokens for e in examples.encoded]
+    epochs = config.recipe.epochs  # 0: the model as it is, trained on nothing
     result = marker_content(TRAINING, flatten(config)) | {
         "identity": identity,
         "recipe": flatten(config.recipe)
@@ -136,7 +137,7 @@ def _train(
         },
         "model": loaded.describe(),
         "steps": steps,
-        "tokens_trained": sum(lengths) * (1 if config.recipe.optimizer_steps else config.recipe.epochs),
+        "tokens_trained": sum(lengths) * (min(epochs, 1) if config.recipe.optimizer_steps else epochs),
         "losses": losses,
         "results": [m.summary() for m in measured],
         "timing": {"train_seconds": round(train_seconds, 1), "load_seconds": round(loaded.load_seconds, 1)},
