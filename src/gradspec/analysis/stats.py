@@ -8,6 +8,7 @@ Benjamini-Hochberg within a family stated by the caller.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy import stats as sps
@@ -26,13 +27,21 @@ def bootstrap_mean_ci(
     values = np.asarray(values, dtype=float)
     if values.ndim == 1:
         values = values[:, None]
-    mean = np.nanmean(values, axis=0)
+    mean = _nanmean(values, axis=0)
     n = values.shape[0]
     if n < 2:
         return mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    boots = np.nanmean(values[idx], axis=1)  # (n_boot, C)
+    boots = _nanmean(values[idx], axis=1)  # (n_boot, C)
     return mean, *_percentile_interval(boots, level)
+
+
+def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmean``, NaN without a warning where a column has no value: a column can be undefined for
+    some samples (the run's probe has no probe cosine), and a resample may draw only those."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=axis)
 
 
 def bootstrap_diff_ci(
@@ -40,12 +49,12 @@ def bootstrap_diff_ci(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """mean(b) - mean(a) per column, with a percentile interval resampling each group."""
     a, b = (np.asarray(v, dtype=float).reshape(len(v), -1) for v in (a, b))
-    diff = np.nanmean(b, axis=0) - np.nanmean(a, axis=0)
+    diff = _nanmean(b, axis=0) - _nanmean(a, axis=0)
     if len(a) < 2 or len(b) < 2:
         return diff, np.full_like(diff, np.nan), np.full_like(diff, np.nan)
     rng = np.random.default_rng(seed)
     ia, ib = rng.integers(0, len(a), (n_boot, len(a))), rng.integers(0, len(b), (n_boot, len(b)))
-    boots = np.nanmean(b[ib], axis=1) - np.nanmean(a[ia], axis=1)
+    boots = _nanmean(b[ib], axis=1) - _nanmean(a[ia], axis=1)
     return diff, *_percentile_interval(boots, level)
 
 
