@@ -27,7 +27,7 @@ from gradspec.prompting import Encoded, encode
 from gradspec.score.context import ScoreContext
 from gradspec.score.outcome import Scored, failed
 from gradspec.score.registry import register_scorer
-from gradspec.spectra.target import TargetGradient, target_cosines
+from gradspec.spectra.target import TargetGradient, defined, target_cosines
 
 TARGET_FIELDS = ("target_similarity", "target_similarity_modules", "target_similarity_layers")
 RDS_FIELDS = ("rds",)
@@ -75,10 +75,6 @@ def factors(
     bar.close()
 
 
-def _defined(v: float) -> float | None:
-    return v if v == v else None
-
-
 @register_scorer("target_similarity", TARGET_FIELDS, needs_model=True)
 def target_similarity_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
     """Cosine of each record's gradient with the target records' mean gradient."""
@@ -102,8 +98,8 @@ def target_similarity_scores(ctx: ScoreContext, records: Sequence[Record]) -> di
             continue
         cos = target_cosines(f, gbar, gbar_norms, n_layers)
         out[index] = Scored({
-            "target_similarity": _defined(cos.overall),
-            "target_similarity_modules": {m: _defined(c) for m, c in cos.modules.items()},
+            "target_similarity": defined(cos.overall),
+            "target_similarity_modules": {m: defined(c) for m, c in cos.modules.items()},
             "target_similarity_layers": cos.layers,
         })  # fmt: skip
     return out
@@ -136,5 +132,5 @@ def rds_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored
     out = {index: failed(RDS_FIELDS, why) for index, why in bad.items()}
     for index, state in pooled_states(ctx, ok, "rds").items():
         cos = float(torch.nn.functional.cosine_similarity(state, target, dim=0))
-        out[index] = Scored({"rds": _defined(cos)}) if cos == cos else failed(RDS_FIELDS, f"record {index}: not finite")
+        out[index] = Scored({"rds": defined(cos)}) if cos == cos else failed(RDS_FIELDS, f"record {index}: not finite")
     return out

@@ -70,7 +70,7 @@ class TargetCosines:
     """Cosine of every measured gradient concatenated with the target's."""
 
 
-def _finite_or_none(v: float) -> float | None:
+def defined(v: float) -> float | None:
     return v if v == v else None  # NaN (a zero gradient) is undefined, not 0
 
 
@@ -92,7 +92,7 @@ def target_cosines(
         )
         norms[m] = gradient_norms(xs, ds).cpu()
         tnorms[m] = torch.tensor([target_norms[k] for k in keys], dtype=torch.float64)
-    layers = {m: [_finite_or_none(c) for c in cosine(ips[m], norms[m], tnorms[m]).tolist()] for m in modules}
+    layers = {m: [defined(c) for c in cosine(ips[m], norms[m], tnorms[m]).tolist()] for m in modules}
 
     def pooled(names: Sequence[str]) -> float:
         ip = sum(float(ips[m].sum()) for m in names)
