@@ -186,6 +186,10 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
         "trainings": [
             {"name": "top-s{seed}", "method": "top", "data": "@top/highest", "seed": "{seed}"},
             {"name": "random-s{seed}", "method": "random", "data": "@random-{seed}/highest", "seed": "{seed}"},
+            # A second learning rate has a summary of its own (its draws are not the main rate's).
+            {"name": "top-check", "method": "top", "data": "@top/highest", "learning_rate": 5e-4},
+            {"name": "random-check-s{seed}", "method": "random", "data": "@random-{seed}/highest", "seed": "{seed}",
+             "learning_rate": 5e-4},
         ],
         "epochs": 1, "batch_size": 3, "learning_rate": 1e-3,
     }  # fmt: skip
@@ -213,6 +217,15 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
     results = pd.read_csv(out / "trainings/summary/selection_results.csv")
     assert set(results.method) == {"top", "random"} and (results.seeds == 2).all()
     assert "diff_vs_random" in results and results[results.method == "top"].verdict.notna().all()
+    from gradspec.artifacts import SELECTION_RESULTS
+
+    read = lambda name: json.loads(SELECTION_RESULTS.marker_path(out / "trainings" / name).read_text())  # noqa: E731
+    assert (
+        len(read("summary")["config"]["trainings"]) == 4 and len(read("summary-lr0.0005")["config"]["trainings"]) == 3
+    )
+    check = pd.read_csv(out / "trainings/summary-lr0.0005/selection_results.csv")
+    assert dict(zip(check.method, check.seeds)) == {"top": 1, "random": 2}
+    assert not check.set_index("method")["mean"].equals(results.set_index("method")["mean"])
     again = run_experiment(load_experiment(path), tmp_path / "out", say=lambda _: None)
     assert all(v == "skipped" for v in again["steps"].values()), again["steps"]
 
@@ -226,6 +239,11 @@ def test_a_pool_takes_the_records_that_match_where_before_its_limit(tmp_path: Pa
     build_pool([data], None, 0, out, limit=3, where={"generator": "b"})
     taken = json.loads(out.read_text())
     assert [r["output"] for r in taken] == ["answer 5", "answer 6", "answer 7"]
+    # skip passes over the first matching records, so a target is disjoint from a held-out set.
+    build_pool([data], None, 0, out, limit=2, where={"generator": "b"}, skip=2)
+    assert [r["output"] for r in json.loads(out.read_text())] == ["answer 7", "answer 8"]
+    build_pool([data], None, 0, out, limit=3, skip=8)
+    assert [r["output"] for r in json.loads(out.read_text())] == ["answer 8", "answer 9"]
     build_pool([data], None, 0, out, where={"generator": ["a", "b"], "instruction": "p1"})
     assert [r["output"] for r in json.loads(out.read_text())] == ["answer 1", "answer 6"]
     # A range, with ids written as numbers or as text (the natural pool has both).

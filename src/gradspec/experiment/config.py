@@ -10,7 +10,8 @@
                                          # grid: {...} with other values for the grid's variables
     grid: {pool: [wiz, her], split: [lowest, highest]}
     pools:                               # optional: several files as one, deduplicated, sampled
-      - {name: wiz, data: [a.json, b.json], sample: 256, seed: 0}   # limit: N takes N of each file
+      - {name: wiz, data: [a.json, b.json], sample: 256, seed: 0}   # limit: N takes N of each file,
+                                                                    # skip: N passes over the first N
       - {name: aims, data: [c.json], where: {prompt_id: {min: 0, max: 39}, generator: [x, y]}}
     selections:                          # optional: score (and select from) a file
       - {name: ifd-wiz, data: "@wiz", score: [ifd, length], by: ifd, top: 8, bottom: 8, match_length: bins}
@@ -88,7 +89,7 @@ DEFAULT_OPTIONS = {**TRAINING_OPTIONS, **SCORE_OPTIONS, **RUN_OPTIONS}
 # Keys of the entries themselves (not options of a stage): "score" lists the metrics to score,
 # "windows" the response windows a comparison is also made at, "reference" the comparison at
 # natural lengths an equal-length one is read against, "method" what a training stands for.
-POOL_KEYS = ("name", "data", "sample", "seed", "limit", "where")
+POOL_KEYS = ("name", "data", "sample", "seed", "limit", "skip", "where")
 RUN_KEYS = ("name", "data")
 SELECTION_KEYS = ("name", "data", "score")
 COMPARISON_KEYS = ("name", "runs", "labels", "windows", "reference")
@@ -291,7 +292,8 @@ def _typed(
             ):
                 raise ConfigError(f"pool '{e['name']}': where {key}: a range is {{min: NUMBER, max: NUMBER}}")
         pools.append(Pool(e["name"], tuple(source(f, root, f"pool '{e['name']}'") for f in files),
-                          _count(e.get("sample")), int(e.get("seed", 0)), _count(e.get("limit")), where))  # fmt: skip
+                          _count(e.get("sample")), int(e.get("seed", 0)), _count(e.get("limit")), where,
+                          _count(e.get("skip")) or 0))  # fmt: skip
     selections = []
     for e in entries["selections"]:
         if "by" not in e and not e.get("score"):
@@ -332,8 +334,9 @@ def _typed(
                  _rest(e, TRAINING_KEYS))
         for e in entries["trainings"]
     ]  # fmt: skip
-    if any(t.name == TRAINING_SUMMARY for t in trainings):
-        raise ConfigError(f"training '{TRAINING_SUMMARY}': the name is taken by the trainings' summary")
+    for t in trainings:
+        if t.name == TRAINING_SUMMARY or t.name.startswith(f"{TRAINING_SUMMARY}-lr"):
+            raise ConfigError(f"training '{t.name}': the name is taken by the trainings' summary")
     held = {
         k: [source(f, root, f"evaluation {k}") for f in evaluation.get(k) or ()] for k in ("instruction", "reasoning")
     }

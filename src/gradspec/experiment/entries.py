@@ -56,6 +56,9 @@ class Pool:
     limit: int | None = None
     where: Mapping[str, Any] | None = None
     """field -> value (or list of values) a record must have to be taken (before ``limit``)."""
+    skip: int = 0
+    """Matching records of each file passed over before any is taken (a held-out set's first
+    records, so a target drawn from the same file is disjoint from them)."""
 
 
 @dataclass(frozen=True)

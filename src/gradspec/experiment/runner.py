@@ -34,7 +34,7 @@ from gradspec.config.compute import ComputeConfig
 from gradspec.config.fields import build, flatten, replace_leaves
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
-from gradspec.config.train import TrainConfig
+from gradspec.config.train import RecipeConfig, TrainConfig
 from gradspec.data import Record, load_dataset
 from gradspec.data.load import file_sha256
 from gradspec.data.values import numeric_value
@@ -81,8 +81,10 @@ def build_pool(
     out: Path,
     limit: int | None = None,
     where: Mapping[str, Any] | None = None,
+    skip: int = 0,
 ) -> None:
-    """Several files as one JSON list (the first ``limit`` records of each that match ``where``):
+    """Several files as one JSON list (the first ``limit`` records of each that match ``where``,
+    after the first ``skip`` of them):
     repeats of a conversation kept once, then ``sample`` drawn. ``where`` maps a field to the value
     (or the list of values, or the ``{min, max}`` range) a record must have. Each record says where it came from:
     ``source_file``, and ``source_rank``, its file's place in the list (0, 1, ...), a number
@@ -90,10 +92,13 @@ def build_pool(
     seen: set[str] = set()
     records: list[dict[str, Any]] = []
     for rank, f in enumerate(files):
-        dataset = load_dataset(f, limit=None if where else limit)
-        taken = 0
+        dataset = load_dataset(f, limit=None if where or limit is None else skip + limit)
+        taken, passed = 0, 0
         for item, row in dataset.with_rows():
             if not (isinstance(item, Record) and isinstance(row.value, dict) and matches(row.value, where)):
+                continue
+            if passed < skip:
+                passed += 1
                 continue
             if limit is not None and taken >= limit:
                 break
@@ -154,7 +159,7 @@ class Runner:
             files = [f for f in pool.files if isinstance(f, Path)]  # loading refused references here
             out = self.place("pools", f"{pool.name}.json")
             spec = {**asdict(pool), "files": [[str(f), file_sha256(f) if f.exists() else None] for f in files]}
-            action = partial(build_pool, files, pool.sample, pool.seed, out, pool.limit, pool.where)
+            action = partial(build_pool, files, pool.sample, pool.seed, out, pool.limit, pool.where, pool.skip)
             self.steps.once(f"pool-{pool.name}", spec, out, action)
             self.outputs[Ref(pool.name)] = out
 
@@ -308,7 +313,7 @@ class Runner:
         evaluation = self.exp.evaluation
         sets = {k: [self.resolve("evaluation", f) for f in evaluation[k]] for k in ("instruction", "reasoning")}
         held_out = {"eval_instruction": sets["instruction"], "eval_reasoning": sets["reasoning"]}
-        finished: list[Training] = []
+        finished: dict[float, list[Training]] = {}
         for t in self.exp.trainings:
             step = f"train-{t.name}"
             data = self.resolve(step, t.data)
@@ -320,14 +325,17 @@ class Runner:
             cfg = build(TrainConfig, values, f"training '{t.name}'", convert_text=False)
             spec = {"config": flatten(cfg), "data": _content(data)}
             if self.steps.once(step, spec, TRAINING.marker_path(out), lambda c=cfg: train(c)):
-                finished.append(Training(t.method, cfg.recipe.seed, out))
-        if finished:
-            out = self.place("trainings", TRAINING_SUMMARY)
-            spec = [[t.method, t.seed, _content(TRAINING.marker_path(t.folder))] for t in finished]
-            baseline = evaluation.get("baseline")
-            if self.steps.once(
-                "train-summary", spec, SELECTION_RESULTS.marker_path(out), lambda: summarize(finished, baseline, out)
-            ):
+                finished.setdefault(cfg.recipe.learning_rate, []).append(Training(t.method, cfg.recipe.seed, out))
+        # One summary per learning rate: a method is read against the baseline's draws at its own
+        # rate (a second rate checks that the rate is not what decides the ranking).
+        main_rate = float(self.exp.defaults.get("learning_rate", RecipeConfig.learning_rate))
+        baseline = evaluation.get("baseline")
+        for rate, done in finished.items():
+            name = TRAINING_SUMMARY if rate == main_rate or len(finished) == 1 else f"{TRAINING_SUMMARY}-lr{rate:g}"
+            out = self.place("trainings", name)
+            spec = [[t.method, t.seed, _content(TRAINING.marker_path(t.folder))] for t in done]
+            action = lambda d=done, o=out: summarize(d, baseline, o)  # noqa: E731
+            if self.steps.once(f"train-{name}", spec, SELECTION_RESULTS.marker_path(out), action):
                 self.report_inputs.append(out)
 
     # -- the report -------------------------------------------------------------------------------
