@@ -166,3 +166,31 @@ def test_keep_prompt_cuts_the_response_first_and_the_prompt_only_when_it_fills_t
     assert start.n_prompt_tokens == 1  # the other rule: the response first
     end = encode(rec("p" * 60, "r" * 40), tokenizer, PromptConfig("plain", max_length=32))
     assert isinstance(end, Skipped)  # cutting the end leaves no response token
+
+
+def test_a_record_the_tokenizer_refuses_costs_that_record_only(tokenizer) -> None:
+    """compute, score and train encode through encode_records / encode_record: a tokenizer that
+    raises on one record leaves the others measured and names the record and the error."""
+    from gradspec.prompting import Refused, encode_record, encode_records
+
+    class Picky:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __call__(self, text, **kw):
+            if "\x00" in text:
+                raise ValueError("NUL byte in text\nsecond line")
+            return self.inner(text, **kw)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    picky = Picky(tokenizer)
+    records = [rec("Say hi", "hi", 0), rec("bad\x00", "x", 1), rec("a" * 50, "b", 2), rec("Again", "yes", 3)]
+    cfg = PromptConfig("plain", max_length=20)
+    ok, bad = encode_records(records, picky, cfg)
+    assert [e.index for e in ok] == [0, 3]
+    assert bad[1] == "record 1: cannot be tokenised (ValueError: NUL byte in text)"
+    assert bad[2].startswith("record 2") and "prompt fills" in bad[2]  # skipped: too long, with its reason
+    assert isinstance(encode_record(records[1], picky, cfg), Refused)
+    assert isinstance(encode_record(records[2], picky, cfg), Skipped)

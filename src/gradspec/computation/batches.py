@@ -11,8 +11,7 @@ from gradspec.computation.job import Job
 from gradspec.computation.rows import DTYPES, Rows, sample_rows
 from gradspec.computation.steps import step_batch_rows
 from gradspec.data import BadRecord, Record
-from gradspec.errors import first_line
-from gradspec.prompting import Encoded, Skipped, encode, with_steps
+from gradspec.prompting import Encoded, Refused, Skipped, encode_record, with_steps
 from gradspec.spectra import SampleSpectra, sample_spectra
 from gradspec.store.rows import sample_row
 
@@ -41,11 +40,9 @@ def encode_pending(job: Job, items: Sequence[Record | BadRecord]) -> Pending:
         if isinstance(item, BadRecord):
             out.rows.append(sample_row(item.sample_id, item.index, "error", item.reason))
             continue
-        try:
-            enc = encode(item, job.loaded.tokenizer, job.config.prompt)
-        except Exception as exc:  # noqa: BLE001  (one record the tokenizer cannot take costs that record only)
-            reason = f"record {item.index}: cannot be tokenised ({type(exc).__name__}: {first_line(exc)})"
-            out.rows.append(sample_row(item.sample_id, item.index, "error", reason))
+        enc = encode_record(item, job.loaded.tokenizer, job.config.prompt)
+        if isinstance(enc, Refused):
+            out.rows.append(sample_row(item.sample_id, item.index, "error", enc.reason))
             continue
         if isinstance(enc, Skipped):
             out.rows.append(
@@ -72,11 +69,8 @@ def probe_of(job: Job, items: Sequence[Record | BadRecord]) -> SampleSpectra | N
     for item in items:
         if not isinstance(item, Record):
             continue
-        try:
-            enc = encode(item, job.loaded.tokenizer, job.config.prompt)
-        except Exception:  # noqa: BLE001  (a record the tokenizer refuses is no probe)
-            continue
-        if not isinstance(enc, Encoded):
+        enc = encode_record(item, job.loaded.tokenizer, job.config.prompt)
+        if not isinstance(enc, Encoded):  # skipped, or refused by the tokenizer: no probe
             continue
         (factors,) = run_batch(job.loaded.model, job.targets, [enc], job.config.capture.checkpointing)
         if not factors.finite():

@@ -7,11 +7,13 @@ Position 0 is never predicted, so it never carries loss.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from gradspec.config.prompt import PromptConfig
 from gradspec.data.records import Record
+from gradspec.errors import first_line
 from gradspec.prompting.steps import Step, char_spans, token_steps
 from gradspec.prompting.templates import render_prompt
 
@@ -57,6 +59,15 @@ class Skipped:
     reason: str
     n_tokens: int
     n_prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A record the tokenizer raised on: that record is lost, not the run."""
+
+    sample_id: str
+    index: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -199,6 +210,30 @@ def encode(record: Record, tokenizer: Any, config: PromptConfig) -> Encoded | Sk
     return Encoded(
         record.sample_id, record.index, ids, mask, min(n_prompt, len(ids)), truncated, offsets, response_start
     )
+
+
+def encode_record(record: Record, tokenizer: Any, config: PromptConfig) -> Encoded | Skipped | Refused:
+    """``encode``, with a tokenizer's exception on this record as the record's reason."""
+    try:
+        return encode(record, tokenizer, config)
+    except Exception as exc:  # noqa: BLE001  (one record the tokenizer cannot take costs that record only)
+        why = f"record {record.index}: cannot be tokenised ({type(exc).__name__}: {first_line(exc)})"
+        return Refused(record.sample_id, record.index, why)
+
+
+def encode_records(
+    records: Sequence[Record], tokenizer: Any, config: PromptConfig
+) -> tuple[list[Encoded], dict[int, str]]:
+    """(the records that can be measured, encoded; {index: why} for each of the others)."""
+    ok: list[Encoded] = []
+    bad: dict[int, str] = {}
+    for record in records:
+        enc = encode_record(record, tokenizer, config)
+        if isinstance(enc, Encoded):
+            ok.append(enc)
+        else:
+            bad[record.index] = enc.reason
+    return ok, bad
 
 
 def with_steps(enc: Encoded, response: str, rule: str) -> Encoded:

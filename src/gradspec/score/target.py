@@ -20,10 +20,10 @@ from tqdm.auto import tqdm
 from gradspec.capture import SampleFactors, collate, run_batch, token_batches
 from gradspec.console import note
 from gradspec.data import Record, load_dataset
-from gradspec.errors import ConfigError, first_line
+from gradspec.errors import ConfigError
 from gradspec.model import Target, find_targets
 from gradspec.model.placement import input_device
-from gradspec.prompting import Encoded, encode
+from gradspec.prompting import Encoded, encode_records
 from gradspec.score.context import ScoreContext
 from gradspec.score.outcome import Scored, failed
 from gradspec.score.registry import register_scorer
@@ -34,21 +34,8 @@ RDS_FIELDS = ("rds",)
 
 
 def encoded(ctx: ScoreContext, records: Sequence[Record]) -> tuple[list[Encoded], dict[int, str]]:
-    """(records as ``compute`` encodes them, {index: why a record cannot be}) ."""
-    loaded, prompt = ctx.language_model(), ctx.prompt
-    ok: list[Encoded] = []
-    bad: dict[int, str] = {}
-    for item in records:
-        try:
-            enc = encode(item, loaded.tokenizer, prompt)
-        except Exception as exc:  # noqa: BLE001  (one record the tokenizer refuses costs that record only)
-            bad[item.index] = f"record {item.index}: cannot be tokenised ({type(exc).__name__}: {first_line(exc)})"
-            continue
-        if isinstance(enc, Encoded):
-            ok.append(enc)
-        else:
-            bad[item.index] = enc.reason
-    return ok, bad
+    """(records as ``compute`` encodes them, {index: why a record cannot be})."""
+    return encode_records(records, ctx.language_model().tokenizer, ctx.prompt)
 
 
 def target_records(ctx: ScoreContext) -> list[Encoded]:

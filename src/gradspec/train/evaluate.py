@@ -26,7 +26,7 @@ from torch import nn
 from gradspec.config.prompt import PromptConfig
 from gradspec.config.train import EvalConfig
 from gradspec.data import Record, load_dataset
-from gradspec.prompting import Encoded, encode
+from gradspec.prompting import Encoded, encode, encode_records
 from gradspec.score.perplexity import response_losses
 
 _LETTER = re.compile(r"\(([A-J])\)")
@@ -84,8 +84,8 @@ def response_loss(
     model: nn.Module, tok: Any, records: Sequence[Record], prompt: PromptConfig, batch_tokens: int, name: str
 ) -> Measured:
     out = Measured(name, "response_loss")
-    encoded = [e for e in (encode(r, tok, prompt) for r in records) if isinstance(e, Encoded)]
-    out.skipped = len(records) - len(encoded)
+    encoded, skipped = encode_records(records, tok, prompt)
+    out.skipped = len(skipped)
     out.items = _losses(model, encoded, batch_tokens)
     return out
 

@@ -10,7 +10,7 @@ import torch
 
 from gradspec.config.prompt import PromptConfig
 from gradspec.data import Record
-from gradspec.prompting import Encoded, encode
+from gradspec.prompting import Encoded, encode_records
 
 IGNORE = -100  # the label transformers' losses skip
 
@@ -24,14 +24,7 @@ class Examples:
 
 
 def encode_all(records: Sequence[Record], tokenizer: Any, prompt: PromptConfig) -> Examples:
-    encoded, skipped = [], {}
-    for r in records:
-        e = encode(r, tokenizer, prompt)
-        if isinstance(e, Encoded):
-            encoded.append(e)
-        else:
-            skipped[r.index] = e.reason
-    return Examples(encoded, skipped)
+    return Examples(*encode_records(records, tokenizer, prompt))
 
 
 def labels_of(e: Encoded) -> list[int]:
