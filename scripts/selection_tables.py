@@ -2,12 +2,15 @@
 experiment configs/experiments/selection_natural.yaml`).
 
     .venv/bin/python scripts/selection_tables.py [experiments/selection-natural] [--second "most fitting tokens"]
+        [--check summary-lr0.0001]
 
 Per held-out measure: every method's mean, the response tokens it trained on, its difference to
 the mean of random's draws with the draws' SD, its percentile among them, the q-values of the
 item and draw tests and the verdict (``trainings/summary/selection_results.csv``), then each
 method against a second baseline item by item (Wilcoxon over the held-out items, bootstrap
-interval), and the learning curves' mean held-out loss per step.
+interval), and the learning curves' mean held-out loss per step. With ``--check``, the table
+of a second learning rate's summary and the rank correlation of the methods' means at the two
+rates (does the rate decide the ranking?).
 """
 
 from __future__ import annotations
@@ -17,23 +20,39 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from scipy.stats import spearmanr
 
 from gradspec.analysis.selection_results import Training, curves_of, items_of, versus
 from gradspec.analysis.tables import markdown
+
+COLUMNS = ["method", "tokens_trained", "mean", "diff_vs_random", "draws_sd", "percentile", "q_items", "q_seeds",
+           "verdict"]  # fmt: skip
+
+
+def results(root: Path, folder: str) -> pd.DataFrame:
+    """One summary's table, printed per held-out measure."""
+    table = pd.read_csv(root / "trainings" / folder / "selection_results.csv")
+    for (set_, measure), d in table.groupby(["set", "measure"], sort=False):
+        print(f"\n## {folder}: {measure} on {set_} (n = {int(d['items'].max())} items)")
+        print(markdown(d[[c for c in COLUMNS if c in d]].sort_values("mean")))
+    return table
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("root", nargs="?", default="experiments/selection-natural")
     ap.add_argument("--second", default="most fitting tokens")
+    ap.add_argument("--check", default=None, help="a second learning rate's summary folder under trainings/")
     args = ap.parse_args()
     root = Path(args.root)
-    table = pd.read_csv(root / "trainings/summary/selection_results.csv")
-    cols = ["method", "tokens_trained", "mean", "diff_vs_random", "draws_sd", "percentile", "q_items", "q_seeds",
-            "verdict"]  # fmt: skip
-    for (set_, measure), d in table.groupby(["set", "measure"], sort=False):
-        print(f"\n## {measure} on {set_} (n = {int(d['items'].max())} items)")
-        print(markdown(d[[c for c in cols if c in d]].sort_values("mean")))
+    table = results(root, "summary")
+    if args.check:
+        check = results(root, args.check)
+        both = table.merge(check, on=["method", "set", "measure"], suffixes=("", "_check"))
+        for (set_, measure), d in both.groupby(["set", "measure"], sort=False):
+            rho, p = spearmanr(d["mean"], d["mean_check"])
+            n = len(d)
+            print(f"\n{measure} on {set_}: Spearman {rho:+.2f} (p {p:.2g}) between {n} methods' means at the two rates")
     summary = json.loads((root / "trainings/summary/selection_results.json").read_text())
     trainings = [Training(m, s, Path(f)) for m, s, f in summary["config"]["trainings"]]
     items = items_of(trainings)
