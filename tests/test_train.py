@@ -181,8 +181,11 @@ def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path
     assert (tmp_path / "summary" / "selection_vs_length_held_response_loss.png").exists()
     # The report's sentence names the better method with its difference and the tokens it trains on.
     (said,) = findings(rows.reset_index())
-    assert said.startswith("response loss on held, against random (50 tokens): better: good (-0.099")
-    assert "better than 100% of the draws; 90 tokens)" in said and "lucky" not in said
+    assert said.startswith("response loss on held, against random (50 tokens a record): better: good (-0.099")
+    assert "better than 100% of the draws; 90 tokens a record)" in said and "lucky" not in said
+    # At a token budget the tokens trained on in all are said too (equal for every method).
+    (budgeted,) = findings(rows.reset_index().assign(tokens_trained=2500.0))
+    assert "(50 tokens a record, 2500 in all)" in budgeted and "90 tokens a record, 2500 in all)" in budgeted
     no_different = int((rows["verdict"] == "no different from random").sum())
     assert said.endswith(f"worse: none; no different: {no_different} methods.")
 

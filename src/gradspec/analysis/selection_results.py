@@ -175,17 +175,24 @@ def findings(table: pd.DataFrame) -> list[str]:
 
         def named(word: str, judged: pd.DataFrame = judged) -> str:
             hits = judged[judged.verdict.str.startswith(word)].sort_values(column)
-            return ", ".join(f"{r.method} ({getattr(r, column):+.3g}; {beats(r)}{r.selection_tokens:.0f} tokens)"
+            return ", ".join(f"{r.method} ({getattr(r, column):+.3g}; {beats(r)}{tokens_of(r)})"
                              for r in hits.itertuples()) or "none"  # fmt: skip
 
-        tokens = d.loc[d.method == baseline, "selection_tokens"]
-        own = f" ({tokens.iloc[0]:.0f} tokens)" if not tokens.empty else ""
+        mine = d[d.method == baseline]
+        own = f" ({tokens_of(next(mine.itertuples()))})" if not mine.empty else ""
         out.append(
             f"{measure.replace('_', ' ')} on {set_}, against {baseline}{own}: better: {named('better')}; "
             f"worse: {named('worse')}; no different: {int(judged.verdict.str.startswith('no different').sum())} "
             "methods."
         )
     return out
+
+
+def tokens_of(row: Any) -> str:
+    """What a method trained on: response tokens a record, and in all where the training said."""
+    trained = getattr(row, "tokens_trained", float("nan"))
+    in_all = f", {trained:.0f} in all" if trained == trained and trained > 0 else ""
+    return f"{row.selection_tokens:.0f} tokens a record{in_all}"
 
 
 def curves_of(trainings: Sequence[Training]) -> pd.DataFrame:
