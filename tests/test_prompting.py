@@ -169,8 +169,8 @@ def test_keep_prompt_cuts_the_response_first_and_the_prompt_only_when_it_fills_t
 
 
 def test_a_record_the_tokenizer_refuses_costs_that_record_only(tokenizer) -> None:
-    """compute, score and train encode through encode_records / encode_record: a tokenizer that
-    raises on one record leaves the others measured and names the record and the error."""
+    """compute, the targeted scorers and train encode through encode_record / encode_records: a
+    tokenizer that raises on one record leaves the others measured and names the record and the error."""
     from gradspec.prompting import Refused, encode_record, encode_records
 
     class Picky:

@@ -22,6 +22,7 @@ find a "winner" by chance).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,7 +192,7 @@ def findings(table: pd.DataFrame) -> list[str]:
 def tokens_of(row: Any) -> str:
     """What a method trained on: response tokens a record, and in all where the training said."""
     trained = getattr(row, "tokens_trained", float("nan"))
-    in_all = f", {trained:.0f} in all" if trained == trained and trained > 0 else ""
+    in_all = f", {trained:.0f} in all" if math.isfinite(trained) and trained > 0 else ""
     return f"{row.selection_tokens:.0f} tokens a record{in_all}"
 
 

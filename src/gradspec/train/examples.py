@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from gradspec.config.prompt import PromptConfig
-from gradspec.data import Record
-from gradspec.prompting import Encoded, encode_records
+from gradspec.prompting import Encoded
 
 IGNORE = -100  # the label transformers' losses skip
 
@@ -21,10 +18,6 @@ class Examples:
 
     encoded: list[Encoded]
     skipped: dict[int, str]
-
-
-def encode_all(records: Sequence[Record], tokenizer: Any, prompt: PromptConfig) -> Examples:
-    return Examples(*encode_records(records, tokenizer, prompt))
 
 
 def labels_of(e: Encoded) -> list[int]:

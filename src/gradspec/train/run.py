@@ -28,9 +28,9 @@ from gradspec.data import Dataset, Record, load_dataset
 from gradspec.errors import ConfigError, first_line
 from gradspec.files import WriterLock, check_output_folder, write_json_atomic
 from gradspec.model import load
-from gradspec.prompting import resolve_template
+from gradspec.prompting import encode_records, resolve_template
 from gradspec.train.evaluate import evaluate, held_out, instruction_of
-from gradspec.train.examples import encode_all
+from gradspec.train.examples import Examples
 from gradspec.train.fine_tune import Curve, fine_tune
 
 RESULTS = TRAINING.marker
@@ -94,7 +94,7 @@ def _train(
 ) -> dict[str, Any]:
     loaded = load(config.loading, progress=config.progress)
     prompt = replace(config.prompt, template=resolve_template(config.prompt.template, loaded.tokenizer))
-    examples = encode_all(records, loaded.tokenizer, prompt)
+    examples = Examples(*encode_records(records, loaded.tokenizer, prompt))
     if not examples.encoded:
         raise ConfigError(f"{dataset.path}: no record can be trained on ({len(examples.skipped)} skipped)")
     started = time.perf_counter()
