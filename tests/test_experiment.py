@@ -273,6 +273,17 @@ def test_an_empty_grid_variable_leaves_its_entries_out_until_full_gives_it_value
     (tmp_path / "x.yaml").write_text(text)
     assert [r.name for r in load_experiment(tmp_path / "x.yaml").runs] == ["a"]
     assert [r.name for r in load_experiment(tmp_path / "x.yaml", full=True).runs] == ["a", "b-more"]
+    # A held-out file that uses the variable is left out too (an evaluation only --full can afford).
+    text = (
+        "name: z\ngrid: {tasks: []}\nfull: {grid: {tasks: [cot_500, cot_1k]}}\n"
+        "pools:\n  - {name: p, data: [d.json]}\n"
+        "evaluation: {instruction: [held.json], reasoning: ['{tasks}/creak.json']}\n"
+        "trainings:\n  - {name: t, data: '@p'}\n"
+    )
+    (tmp_path / "z.yaml").write_text(text)
+    assert [f.name for f in load_experiment(tmp_path / "z.yaml").evaluation["reasoning"]] == []
+    full = load_experiment(tmp_path / "z.yaml", full=True).evaluation["reasoning"]
+    assert [(f.parent.name, f.name) for f in full] == [("cot_500", "creak.json"), ("cot_1k", "creak.json")]
     (tmp_path / "y.yaml").write_text("name: y\ngrid: {extra: 3}\nruns: []\n")
     with pytest.raises(ConfigError, match="grid maps each variable to a list of values"):
         load_experiment(tmp_path / "y.yaml")

@@ -33,11 +33,11 @@
 An entry that uses ``{var}`` placeholders is repeated for every combination of the grid
 variables it uses; a value that is one placeholder alone takes the grid value as it is (a
 number stays a number); a variable whose list is empty leaves out every entry that uses it at
-that size (``full`` may give it values). Any option of the config a step builds is a key of that step
-(compute's for runs, score's and select's for selections, compare's and correlate's for
-theirs, train's for trainings, and any of them as a default at the top), checked by the same
-rules as the command line: an unknown key or a value of the wrong type is an error naming the
-file, the entry, the key and the valid keys.
+that size (``full`` may give it values), and so every evaluation file that uses it. Any option
+of the config a step builds is a key of that step (compute's for runs, score's and select's for
+selections, compare's and correlate's for theirs, train's for trainings, and any of them as a
+default at the top), checked by the same rules as the command line: an unknown key or a value
+of the wrong type is an error naming the file, the entry, the key and the valid keys.
 """
 
 from __future__ import annotations
@@ -238,6 +238,10 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
         raise ConfigError(
             f"{p}: evaluation: unknown key '{sorted(unknown)[0]}'; valid keys: {', '.join(EVALUATION_KEYS)}"
         )
+    for key in ("instruction", "reasoning"):  # a held-out file may use a grid variable: [] leaves it out
+        files = evaluation.get(key)
+        if isinstance(files, list):
+            evaluation[key] = [e["file"] for e in expand([{"file": f} for f in files], grid, f"{p}: evaluation {key}")]
     name = segment(raw["name"], f"{p}: name")  # experiments/NAME by default
     root = (p.parent / raw.get("data_root", ".")).resolve()
     entries = {kind: expand(raw.get(kind) or [], grid, kind) for kind in ENTRY_KINDS}
