@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from gradspec import ComputeConfig, PromptConfig, compute
 from gradspec.analysis.findings import sentences
+from gradspec.analysis.length import ONE_WINDOW
 from gradspec.cli.main import app
 from gradspec.errors import ConfigError
 from gradspec.score import SCORERS, ScoreConfig, score
@@ -77,6 +78,21 @@ def test_compare_warns_about_small_groups_and_mismatched_settings(tmp_path: Path
     one = run_of(tmp_path, "one", RECORDS[:1], tiny_llama_dir)
     refused = runner.invoke(app, ["compare", str(one), str(a), "-o", str(tmp_path / "c2")])
     assert refused.exit_code == 2 and "one ok sample only" in refused.output
+
+
+def test_a_length_clause_counts_the_significant_modules_and_one_token_is_singular() -> None:
+    """Three of four modules differ and the length verdict holds in those three: the clause must not read
+    'all three modules' beside '3 of 4 modules'; a one-token window reads '1 response token each'."""
+    rows = []
+    for module, q in (("q", 0.01), ("k", 0.01), ("v", 0.01), ("o", 0.5)):
+        rows.append({"a": "low", "b": "high", "metric": "nuclear_norm", "module": module, "mean_a": 1.0,
+                     "mean_b": 0.8, "diff": -0.2, "design_diff": -0.2, "q_value": q, "n_a": 12, "n_b": 12,
+                     "design": ONE_WINDOW, "length_control": "equal length by design: holds"})  # fmt: skip
+    groups = [{"label": "low", "response_tokens": 1}, {"label": "high", "response_tokens": 1}]
+    (nuclear,) = sentences(pd.DataFrame(rows), {"groups": groups}, metrics=("nuclear_norm",))
+    assert "(q=0.01, 3 of 4 modules)" in nuclear
+    assert "against natural lengths it holds (all 3 significant modules)" in nuclear
+    assert "(1 response token each; 12 and 12 samples)" in nuclear
 
 
 def test_findings_say_what_differs_how_much_and_what_length_does() -> None:

@@ -38,6 +38,10 @@ def _modules(n: int, total: int) -> str:
     return f"{n} of {total} modules"
 
 
+def _significant(n: int, k: int) -> str:
+    return f"all {k} significant modules" if n == k else f"{n} of the {k} significant modules"
+
+
 def metric_sentence(rows: pd.DataFrame, metric: str, a: str, b: str, lengths: str, design: str = NATURAL) -> str:
     """One sentence about one metric of one pair of groups compared under ``design``."""
     equal = equal_length(design)
@@ -73,7 +77,8 @@ def metric_sentence(rows: pd.DataFrame, metric: str, a: str, b: str, lengths: st
     verdicts = Counter(clause for clause in map(length_clause, significant["length_control"].dropna()) if clause)
     if verdicts:
         common, n = verdicts.most_common(1)[0]
-        text += f"; {common} ({_modules(n, len(significant))})"
+        k = len(significant)  # the clause counts the significant modules, not all of them
+        text += f"; {common} ({_modules(n, k) if k == len(rows) else _significant(n, k)})"
     return text + "."
 
 
@@ -156,7 +161,7 @@ def sentences(
             lengths = f", at equal length by design ({int(pair['n_a'].max())} pairs of the same response length)"
         elif design == ONE_WINDOW:
             window = groups.get(a, {}).get("response_tokens")
-            at = f"{window} response tokens each" if window else "one response length"
+            at = f"{window} response token{'s' if window != 1 else ''} each" if window else "one response length"
             lengths = (f", at equal length by design ({at}; {int(pair['n_a'].max())} and "
                        f"{int(pair['n_b'].max())} samples)")  # fmt: skip
         elif la and lb:
