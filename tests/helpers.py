@@ -16,6 +16,22 @@ from gradspec.spectra.similarity import DISTANT
 from oracles import oracle_cosine, oracle_metrics
 
 
+class RefusingTokenizer:
+    """A tokenizer that raises on any text holding a NUL byte, and otherwise is ``inner``: one record
+    the tokenizer cannot take must cost that record only."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def __call__(self, text: str, **kw: object) -> object:
+        if "\x00" in text:
+            raise ValueError("NUL byte in text\nsecond line")
+        return self.inner(text, **kw)  # type: ignore[operator]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
 def random_samples(n_tokens: Sequence[int], vocab: int = 256, seed: int = 1) -> list[Encoded]:
     """Random token sequences whose last two thirds are the response."""
     g = torch.Generator().manual_seed(seed)

@@ -8,9 +8,19 @@ from hypothesis import strategies as st
 
 from gradspec.data import Message, Record
 from gradspec.errors import ConfigError
-from gradspec.prompting import Encoded, PromptConfig, Skipped, encode, render_prompt
+from gradspec.prompting import (
+    Encoded,
+    PromptConfig,
+    Refused,
+    Skipped,
+    encode,
+    encode_record,
+    encode_records,
+    render_prompt,
+)
 
 from conftest import byte_tokenizer
+from helpers import RefusingTokenizer
 
 
 def rec(instruction: str, response: str, index: int = 0) -> Record:
@@ -169,23 +179,10 @@ def test_keep_prompt_cuts_the_response_first_and_the_prompt_only_when_it_fills_t
 
 
 def test_a_record_the_tokenizer_refuses_costs_that_record_only(tokenizer) -> None:
-    """compute, the targeted scorers and train encode through encode_record / encode_records: a
-    tokenizer that raises on one record leaves the others measured and names the record and the error."""
-    from gradspec.prompting import Refused, encode_record, encode_records
-
-    class Picky:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __call__(self, text, **kw):
-            if "\x00" in text:
-                raise ValueError("NUL byte in text\nsecond line")
-            return self.inner(text, **kw)
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-    picky = Picky(tokenizer)
+    """compute, the scorers, train and its evaluation, and inspect encode through encode_record /
+    encode_records: a tokenizer that raises on one record leaves the others measured and names the record
+    and the error."""
+    picky = RefusingTokenizer(tokenizer)
     records = [rec("Say hi", "hi", 0), rec("bad\x00", "x", 1), rec("a" * 50, "b", 2), rec("Again", "yes", 3)]
     cfg = PromptConfig("plain", max_length=20)
     ok, bad = encode_records(records, picky, cfg)
@@ -194,3 +191,14 @@ def test_a_record_the_tokenizer_refuses_costs_that_record_only(tokenizer) -> Non
     assert bad[2].startswith("record 2") and "prompt fills" in bad[2]  # skipped: too long, with its reason
     assert isinstance(encode_record(records[1], picky, cfg), Refused)
     assert isinstance(encode_record(records[2], picky, cfg), Skipped)
+
+
+def test_inspect_shows_a_refused_record_and_goes_on(tokenizer) -> None:
+    from gradspec.prompting.inspect import as_text, inspect_records
+
+    report = inspect_records([rec("bad\x00", "x", 0), rec("Say hi", "hi", 1)], RefusingTokenizer(tokenizer),
+                             PromptConfig("plain", max_length=20))  # fmt: skip
+    refused, ok = report["records"]
+    assert refused["status"] == "refused" and "cannot be tokenised (ValueError" in refused["reason"]
+    assert ok["status"] == "ok" and ok["loss_tokens"] == 2
+    assert "record 0 (id0): refused: record 0: cannot be tokenised" in as_text(report)

@@ -17,6 +17,7 @@ from gradspec.prompting import PromptConfig
 from gradspec.score import ScoreConfig, score
 
 from conftest import byte_tokenizer, write_json
+from helpers import RefusingTokenizer
 from tiny_models import COMMON
 
 RECORDS = [
@@ -90,6 +91,27 @@ def test_ifd_and_length_on_a_tiny_model_equal_batch_of_one(tmp_path: Path, tiny_
     assert rows[1]["response_tokens"] == len(RECORDS[1]["output"].encode())
     assert rows[2]["prompt_tokens"] == len(tok(RECORDS[2]["instruction"] + "\n")["input_ids"]) > 64
     assert rows[4]["response_chars"] == len(RECORDS[4]["output"])
+
+
+def test_a_record_the_tokenizer_refuses_fails_its_ifd_and_length_only(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    from dataclasses import replace
+
+    from gradspec.score.context import ScoreContext
+    from gradspec.score.ifd import ifd_scores
+    from gradspec.score.length import length_scores
+
+    data = write_json(tmp_path / "d.json", [RECORDS[0], {"instruction": "bad\x00", "output": "x y"}, RECORDS[1]])
+    cfg = ScoreConfig.of(data=data, out=tmp_path / "s.jsonl", metrics=("ifd", "length"), model=str(tiny_llama_dir),
+                         prompt=PromptConfig("plain", max_length=64), batch_tokens=200, progress=False)  # fmt: skip
+    loaded = load_model(str(tiny_llama_dir), device="cpu")
+    ctx = ScoreContext(cfg, load_dataset(data), replace(loaded, tokenizer=RefusingTokenizer(loaded.tokenizer)))
+    records = ctx.dataset.items
+    ifd, lengths = ifd_scores(ctx, records), length_scores(ctx, records)
+    assert ifd[1].error == lengths[1].error == "record 1: cannot be tokenised (ValueError: NUL byte in text)"
+    assert lengths[1].fields["prompt_tokens"] is None and lengths[1].fields["response_chars"] == 3
+    plain = ScoreContext(cfg, load_dataset(data), loaded)
+    assert [ifd[i].fields for i in (0, 2)] == [ifd_scores(plain, records)[i].fields for i in (0, 2)]
+    assert lengths[2].fields == length_scores(plain, records)[2].fields and lengths[2].error is None
 
 
 @pytest.mark.real_model

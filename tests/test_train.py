@@ -18,10 +18,11 @@ from gradspec.errors import ConfigError
 from gradspec.model import load_model
 from gradspec.prompting import Encoded, PromptConfig, encode
 from gradspec.train import train
-from gradspec.train.evaluate import choices
+from gradspec.train.evaluate import choices, reasoning
 from gradspec.train.examples import IGNORE, collate, labels_of
 
 from conftest import write_json
+from helpers import RefusingTokenizer
 
 TRAIN = [{"instruction": f"Repeat the word {w}.", "output": f"{w} {w} {w}"} for w in ("cat", "dog", "sun", "sea")] * 2
 HELD_OUT = [{"instruction": f"Repeat the word {w}.", "output": f"{w} {w} {w}"} for w in ("owl", "elk")]
@@ -125,6 +126,27 @@ def test_choices_come_from_the_problem_text() -> None:
     assert choices("Q?\\nOptions:\\n- bleeding\\n- have fun", "have fun") == ["bleeding", "have fun"]
     assert choices('Q\\nOptions:\\n- Sentence A: "x"\\n- Sentence B: "y"', "Sentence B") == ["Sentence A", "Sentence B"]
     assert choices("Is it?", "yes") == ["yes", "no"] and choices("How many?", "20") is None
+
+
+def test_a_problem_is_scored_only_when_every_choice_is_measured(tiny_llama_dir: Path) -> None:
+    """A choice cut by max_length (summed over fewer tokens, so favoured) or one the tokenizer refuses
+    would decide the problem by default: that problem is counted as skipped, the rest are scored as alone."""
+    loaded = load_model(str(tiny_llama_dir), device="cpu")
+    tok = RefusingTokenizer(loaded.tokenizer)
+    prompt = PromptConfig("plain", max_length=64)
+    problems = [
+        Record(0, "fine", (Message("user", "Pick one.\\nOptions:\\n(A) red\\n(B) blue"),), "(B)"),
+        Record(1, "long", (Message("user", "Which?\\nOptions:\\n- a\\n- " + "b" * 20),), "a"),
+        Record(2, "nul", (Message("user", "Which?\\nOptions:\\n- x\\n- y\x00"),), "x"),
+        Record(3, "yes", (Message("user", "Is the sky green?"),), "no"),
+        Record(4, "sum", (Message("user", "What is 2 + 3?"),), "5"),
+        Record(5, "bad sum", (Message("user", "What is \x00?"),), "5"),
+    ]
+    accuracy, answers = reasoning(loaded.model, tok, problems, prompt, 256, "tasks")
+    assert sorted(accuracy.items) == [0, 3] and accuracy.skipped == 2
+    (alone,) = reasoning(loaded.model, tok, [problems[0], problems[3]], prompt, 256, "tasks")  # no answer loss
+    assert alone.items == accuracy.items
+    assert list(answers.items) == [4] and answers.skipped == 1
 
 
 def test_held_out_data_the_selection_could_have_seen_is_refused(tmp_path: Path, tiny_llama_dir: Path) -> None:

@@ -26,7 +26,7 @@ from gradspec.config.report import DemoConfig
 from gradspec.config.store import RunConfig
 from gradspec.data import Record, load_dataset
 from gradspec.model import load
-from gradspec.prompting import Encoded, encode, resolve_template
+from gradspec.prompting import Encoded, encode_record, resolve_template
 from gradspec.store import Run
 
 DEMO_GROUPS = ("good", "poor")
@@ -54,7 +54,7 @@ def shortest_response(tokenizer: object, config: DemoConfig) -> int:
         enc.n_response_tokens
         for group in DEMO_GROUPS
         for item in load_dataset(demo_data(group)).items
-        if isinstance(item, Record) and isinstance(enc := encode(item, tokenizer, prompt), Encoded)
+        if isinstance(item, Record) and isinstance(enc := encode_record(item, tokenizer, prompt), Encoded)
     ]
     return max(1, min(lengths))
 

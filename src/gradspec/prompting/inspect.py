@@ -8,7 +8,7 @@ from typing import Any
 
 from gradspec.config.prompt import PromptConfig
 from gradspec.data import BadRecord, Record
-from gradspec.prompting.encode import Encoded, encode
+from gradspec.prompting.encode import Encoded, Refused, encode_record
 from gradspec.prompting.templates import injected_system_prompt, layout, resolve_template
 
 
@@ -27,7 +27,7 @@ def inspect_records(items: list[Record | BadRecord], tokenizer: Any, config: Pro
         if isinstance(item, BadRecord):
             row |= {"status": "error", "reason": item.reason}
         else:
-            enc = encode(item, tokenizer, resolved)
+            enc = encode_record(item, tokenizer, resolved)
             if isinstance(enc, Encoded):
                 n = enc.n_prompt_tokens
                 row |= {
@@ -36,7 +36,7 @@ def inspect_records(items: list[Record | BadRecord], tokenizer: Any, config: Pro
                     "prompt": tokenizer.decode(enc.input_ids[:n]), "response": tokenizer.decode(enc.input_ids[n:]),
                 }  # fmt: skip
             else:
-                row |= {"status": "skipped", "reason": enc.reason}
+                row |= {"status": "refused" if isinstance(enc, Refused) else "skipped", "reason": enc.reason}
         out["records"].append(row)
     return out
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 
 from gradspec.data import Record
-from gradspec.prompting import Encoded, encode
+from gradspec.prompting import Encoded, encode_record
 from gradspec.score.context import ScoreContext
 from gradspec.score.outcome import Scored, failed
 from gradspec.score.perplexity import response_losses
@@ -44,7 +44,7 @@ def ifd_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored
     conditioned: list[Encoded] = []
     alone: list[Encoded] = []
     for item in records:
-        enc = encode(item, loaded.tokenizer, prompt)
+        enc = encode_record(item, loaded.tokenizer, prompt)
         if not isinstance(enc, Encoded):
             out[item.index] = failed(FIELDS, enc.reason)
             continue

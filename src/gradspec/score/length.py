@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from gradspec.data import Record
-from gradspec.prompting import encode
+from gradspec.prompting import Refused, encode_record
 from gradspec.score.context import ScoreContext
-from gradspec.score.outcome import Scored
+from gradspec.score.outcome import Scored, failed
 from gradspec.score.registry import register_scorer
 
 FIELDS = ("prompt_tokens", "response_tokens", "prompt_chars", "response_chars")
@@ -26,7 +26,10 @@ def length_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Sco
     out: dict[int, Scored] = {}
     for item in records:
         prompt_chars = sum(len(m.content) for m in item.messages)
-        enc = encode(item, tokenizer, whole)  # a Skipped one (no response token) still has sizes
+        enc = encode_record(item, tokenizer, whole)  # a Skipped one (no response token) still has sizes
+        if isinstance(enc, Refused):  # the tokenizer raised: no token counts, the characters are known
+            out[item.index] = failed(FIELDS, enc.reason, prompt_chars=prompt_chars, response_chars=len(item.response))
+            continue
         out[item.index] = Scored(
             {
                 "prompt_tokens": enc.n_prompt_tokens,

@@ -26,7 +26,7 @@ from torch import nn
 from gradspec.config.prompt import PromptConfig
 from gradspec.config.train import EvalConfig
 from gradspec.data import Record, load_dataset
-from gradspec.prompting import Encoded, encode, encode_records
+from gradspec.prompting import Encoded, encode_record, encode_records
 from gradspec.score.perplexity import response_losses
 
 _LETTER = re.compile(r"\(([A-J])\)")
@@ -93,7 +93,10 @@ def response_loss(
 def reasoning(
     model: nn.Module, tok: Any, records: Sequence[Record], prompt: PromptConfig, batch_tokens: int, name: str
 ) -> list[Measured]:
-    """Accuracy over the problems with choices, answer loss over the others."""
+    """Accuracy over the problems with choices, answer loss over the others. A problem is scored only
+    when every one of its choices is measured whole: a choice cut by max_length is summed over fewer
+    tokens (so favoured), one left out (or refused by the tokenizer) lets the others win by default;
+    such a problem is counted as skipped."""
     accuracy, answers = Measured(name, "accuracy"), Measured(name, "answer_loss")
     candidates: list[Encoded] = []
     owner: dict[int, tuple[int, str]] = {}  # candidate index -> (problem index, choice)
@@ -102,18 +105,21 @@ def reasoning(
         instruction = r.messages[-1].content
         options = choices(instruction, r.response.strip())
         if options is None:
-            e = encode(r, tok, prompt)
+            e = encode_record(r, tok, prompt)
             if isinstance(e, Encoded):
                 plain.append(e)
             else:
                 answers.skipped += 1
             continue
-        for option in options:
-            k = len(owner)
-            e = encode(Record(k, f"{r.sample_id}:{k}", r.messages, option), tok, prompt)
-            if isinstance(e, Encoded):
-                candidates.append(e)
-                owner[k] = (r.index, option)
+        first = len(owner)
+        encoded = [encode_record(Record(first + j, f"{r.sample_id}:{first + j}", r.messages, o), tok, prompt)
+                   for j, o in enumerate(options)]  # fmt: skip
+        if not all(isinstance(e, Encoded) and not e.truncated for e in encoded):
+            accuracy.skipped += 1
+            continue
+        for e, option in zip(encoded, options, strict=True):
+            candidates.append(e)  # type: ignore[arg-type]  (every one is Encoded, checked above)
+            owner[e.index] = (r.index, option)
     losses = _losses(model, candidates, batch_tokens)
     best: dict[int, tuple[float, str]] = {}
     sizes = {e.index: e.n_response_tokens for e in candidates}
