@@ -114,11 +114,12 @@ def reasoning(
         first = len(owner)
         encoded = [encode_record(Record(first + j, f"{r.sample_id}:{first + j}", r.messages, o), tok, prompt)
                    for j, o in enumerate(options)]  # fmt: skip
-        if not all(isinstance(e, Encoded) and not e.truncated for e in encoded):
+        whole = [e for e in encoded if isinstance(e, Encoded) and not e.truncated]
+        if len(whole) < len(options):
             accuracy.skipped += 1
             continue
-        for e, option in zip(encoded, options, strict=True):
-            candidates.append(e)  # type: ignore[arg-type]  (every one is Encoded, checked above)
+        for e, option in zip(whole, options, strict=True):
+            candidates.append(e)
             owner[e.index] = (r.index, option)
     losses = _losses(model, candidates, batch_tokens)
     best: dict[int, tuple[float, str]] = {}
