@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from gradspec.analysis.findings import counted
 from gradspec.cli.main import app
 from gradspec.data import load_dataset
 from gradspec.demo import DEMO_GROUPS, demo_data
@@ -132,9 +133,11 @@ def test_demo_writes_runs_and_figure(tmp_path: Path, tiny_llama_dir: Path) -> No
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     # The raw reading and the equal-length one, side by side, and what equal length changed.
     assert "raw:" in result.output and "equal length:" in result.output
-    assert "What equal length changes: with every response cut to its first" in result.output
     windowed = [p for p in (tmp_path / "demo").iterdir() if p.name.startswith("good@")]
     assert len(windowed) == 1 and (tmp_path / "demo" / f"compare-equal-length@{windowed[0].name[5:]}").is_dir()
+    window = int(windowed[0].name[5:])
+    said = f"What equal length changes: with every response cut to its first {counted(window, 'token')}, the"
+    assert said in result.output
     assert (tmp_path / "demo" / "layerwise.svg").read_text().count("<path") > 20
 
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from gradspec import ComputeConfig, PromptConfig, compute
-from gradspec.analysis.findings import sentences
+from gradspec.analysis.findings import counted, sentences
 from gradspec.analysis.length import ONE_WINDOW
 from gradspec.cli.main import app
 from gradspec.errors import ConfigError
@@ -93,6 +93,7 @@ def test_a_length_clause_counts_the_significant_modules_and_one_token_is_singula
     assert "(q=0.01, 3 of 4 modules)" in nuclear
     assert "against natural lengths it holds (all 3 significant modules)" in nuclear
     assert "(1 response token each; 12 and 12 samples)" in nuclear
+    assert (counted(1, "token"), counted(3, "token")) == ("1 token", "3 tokens")
 
 
 def test_findings_say_what_differs_how_much_and_what_length_does() -> None:

@@ -26,6 +26,11 @@ NAMES = {"nuclear_norm": "nuclear norms", "effective_rank": "effective ranks"}
 ALPHA = 0.05
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 token``, ``3 tokens``: a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _q_text(q: float) -> str:
     return "q<0.001" if q < 0.001 else f"q={q:.2g}"
 
@@ -161,7 +166,7 @@ def sentences(
             lengths = f", at equal length by design ({int(pair['n_a'].max())} pairs of the same response length)"
         elif design == ONE_WINDOW:
             window = groups.get(a, {}).get("response_tokens")
-            at = f"{window} response token{'s' if window != 1 else ''} each" if window else "one response length"
+            at = f"{counted(window, 'response token')} each" if window else "one response length"
             lengths = (f", at equal length by design ({at}; {int(pair['n_a'].max())} and "
                        f"{int(pair['n_b'].max())} samples)")  # fmt: skip
         elif la and lb:

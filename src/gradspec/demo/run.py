@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from gradspec.analysis import CompareConfig, compare, layerwise_figure
-from gradspec.analysis.findings import comparison_findings
+from gradspec.analysis.findings import comparison_findings, counted
 from gradspec.artifacts import COMPARISON
 from gradspec.computation import compute_many
 from gradspec.config.compute import ComputeConfig
@@ -66,8 +66,8 @@ def change_sentence(folder: Path, window: int) -> str:
     counts = Counter(verdicts)
     told = ", ".join(f"{n} {word}" for word, n in counts.most_common())
     return (
-        f"What equal length changes: with every response cut to its first {window} tokens, the {len(verdicts)} "
-        f"nuclear-norm and effective-rank readings (per module) against the raw ones: {told}."
+        f"What equal length changes: with every response cut to its first {counted(window, 'token')}, the "
+        f"{len(verdicts)} nuclear-norm and effective-rank readings (per module) against the raw ones: {told}."
     )
 
 
