@@ -89,7 +89,7 @@ def _score(data: Path, out: Path, url: str, cache: Path, metrics: tuple[str, ...
         judge="openai:test-judge",
         judge_base_url=url,
         judge_cache=cache,
-        judge_timeout=0.5,
+        judge_timeout=1.5,  # far above a good reply's time on a loaded CI machine
         judge_backoff=0.01,
         judge_retries=3,
         progress=False,
@@ -103,7 +103,7 @@ def test_judge_survives_a_misbehaving_server_and_never_asks_twice(
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     data = write_json(tmp_path / "d.json", [*_records(MARKERS), "not an object", _records([""])[0]])
     cache, out = tmp_path / "judge.sqlite", tmp_path / "scored.jsonl"
-    with judge_server(stall=2.0) as (url, state):
+    with judge_server(stall=4.0) as (url, state):
         _score(data, out, url, cache, ("instag", "difficulty"))
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(rows) == 11  # one output per input record, in order
