@@ -296,10 +296,17 @@ def test_a_crafted_gguf_header_is_one_line(tmp_path: Path) -> None:
 # The rest -------------------------------------------------------------------------------------
 
 
-def test_a_huge_record_is_cut_in_characters_and_keeps_the_exact_tokens() -> None:
+def test_a_huge_record_is_cut_in_characters_and_keeps_the_exact_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     from gradspec.data import Message, Record
 
     tok = byte_tokenizer()
+    seen: list[int] = []  # the length of every text the tokenizer is handed
+    tokenize_text = type(tok).__call__
+
+    def spy(self, text, *args, **kwargs):  # noqa: ANN001, ANN202 (the tokenizer's own signature)
+        seen.append(len(text) if isinstance(text, str) else 0)
+        return tokenize_text(self, text, *args, **kwargs)
+
     words = " ".join(f"w{i}" for i in range(400_000))  # about 2.8 MB
     huge = Record(0, "h", (Message("user", "Say many words."),), words)
     long_prompt = Record(1, "p", (Message("user", words),), "short answer")
@@ -312,12 +319,13 @@ def test_a_huge_record_is_cut_in_characters_and_keeps_the_exact_tokens() -> None
         else:  # the prompt's start is dropped, at least one prompt token is kept
             first = min(len(full) - 64, n_prompt - 1)
             want = full[first : first + 64]
-        started = time.perf_counter()
-        got = encode(record, tok, PromptConfig("plain", max_length=64, truncation=truncation))
-        seconds = time.perf_counter() - started
+        seen.clear()
+        with monkeypatch.context() as m:
+            m.setattr(type(tok), "__call__", spy)
+            got = encode(record, tok, PromptConfig("plain", max_length=64, truncation=truncation))
         assert isinstance(got, Encoded) and got.truncated
         assert got.input_ids == want, (record.index, truncation)
-        assert seconds < 1.0, f"{seconds:.2f} s: the whole text was tokenised"
+        assert seen and max(seen) < 10_000, f"a {max(seen)}-character text was tokenised, not a cut"
 
 
 def _judge(tmp_path: Path, url: str, prompts: list[str], **kw) -> list[dict]:
@@ -335,7 +343,7 @@ def test_the_judge_timeout_is_a_deadline_for_the_whole_reply(tmp_path: Path) -> 
         rows = _judge(tmp_path, url, ["[TRICKLE] slow one"], judge_timeout=1.0)
         seconds = time.perf_counter() - started
     assert rows[0]["difficulty"] is None and "no whole reply within 1 s" in rows[0]["score_errors"]["difficulty"]
-    assert seconds < 4, f"{seconds:.1f} s: the trickling server held the request"
+    assert seconds < 8, f"{seconds:.1f} s: the trickling server held the request (its whole reply takes 15 s)"
 
 
 def test_replies_are_stored_capped(tmp_path: Path) -> None:
