@@ -186,7 +186,10 @@ def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path
         for k in range(6):  # six methods no different from random
             folder = fake_training(tmp_path / f"n{k}-{seed}", list(base + noise()), 60 + k)
             trainings.append(Training(f"null{k}", seed, folder))
-    rows = pd.DataFrame(summarize(trainings, "random", tmp_path / "summary", n_boot=200)["rows"]).set_index("method")
+    rows = pd.DataFrame(summarize(trainings, "random", tmp_path / "summary", n_boot=200)["rows"])
+    assert rows["method"].iloc[0] == "good" and rows["mean"].is_monotonic_increasing  # best (lowest loss) first
+    assert pd.read_csv(tmp_path / "summary" / "selection_results.csv")["method"].tolist() == rows["method"].tolist()
+    rows = rows.set_index("method")
     assert rows.loc["good", "verdict"] == "better than random"
     # Every item agrees that lucky is lower, but another seed would not: no finding.
     assert rows.loc["lucky", "q_items"] < 0.05 and rows.loc["lucky", "q_seeds"] > 0.05
@@ -210,6 +213,19 @@ def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path
     assert "(50 tokens a record, 2500 in all)" in budgeted and "90 tokens a record, 2500 in all)" in budgeted
     no_different = int((rows["verdict"] == "no different from random").sum())
     assert said.endswith(f"worse: none; no different: {no_different} methods.")
+
+
+def test_the_results_table_ranks_each_measure_best_first() -> None:
+    from gradspec.analysis.selection_results import best_first
+
+    table = pd.DataFrame({
+        "method": ["a", "b", "c", "a", "b", "c"], "set": "held",
+        "measure": ["response_loss"] * 3 + ["accuracy"] * 3, "mean": [2.0, 1.0, 3.0, 0.5, 0.7, 0.6],
+    })  # fmt: skip
+    ranked = best_first(table)
+    by_measure = ranked.groupby("measure", sort=True)["method"].agg(list).to_dict()
+    assert by_measure == {"accuracy": ["b", "c", "a"], "response_loss": ["b", "a", "c"]}  # higher / lower is better
+    assert ranked["measure"].tolist() == ["accuracy"] * 3 + ["response_loss"] * 3
 
 
 def test_optimizer_steps_share_tokens_evenly_and_the_curve_is_measured(tmp_path: Path, tiny_llama_dir: Path) -> None:

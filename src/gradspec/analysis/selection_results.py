@@ -100,7 +100,8 @@ def summarize(
         table["q_seeds"] = fdr(table["p_seeds"].to_numpy())
         table["verdict"] = [verdict(r, baseline) for r in table.itertuples()]
         table = table.drop(columns="better")
-        rows = table.to_dict("records")
+    table = best_first(table)
+    rows = table.to_dict("records")
     files = write_table(table, SELECTION_RESULTS.stem(out, "table"))
     for (set_, measure), d in table.groupby(["set", "measure"]):
         files += figure(d, set_, measure, out / f"selection_vs_length_{set_}_{measure}", baseline)
@@ -112,6 +113,18 @@ def summarize(
     config = {"trainings": [[t.method, t.seed, str(t.folder.resolve())] for t in trainings], "baseline": baseline}
     write_marker(out, SELECTION_RESULTS, config, files=sorted(str(Path(f).relative_to(out)) for f in files))
     return {"rows": rows, "files": [str(f) for f in files]}
+
+
+def best_first(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows by held-out set and measure, each block from its best mean to its worst (a
+    reader looks for the top of the ranking, not for a method's name)."""
+    order = table["mean"].where(table["measure"].map(lambda m: LOWER_IS_BETTER.get(m, True)), -table["mean"])
+    return (
+        table.assign(_order=order)
+        .sort_values(["set", "measure", "_order", "method"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
 
 
 def versus(per_item: pd.DataFrame, method: str, baseline: str, set_: str, measure: str, n_boot: int) -> dict[str, Any]:
