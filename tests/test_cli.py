@@ -141,6 +141,14 @@ def test_demo_writes_runs_and_figure(tmp_path: Path, tiny_llama_dir: Path) -> No
     assert (tmp_path / "demo" / "layerwise.svg").read_text().count("<path") > 20
 
 
+def test_the_demo_counts_verdicts_in_words_a_reader_can_say() -> None:
+    from gradspec.demo.run import verdict_counts
+
+    said = verdict_counts(["disappears", "holds", "disappears", "inconclusive", "equivalent to zero", "disappears"])
+    assert said == "the difference disappears in 3, holds in 1, is inconclusive in 1, is equivalent to zero in 1"
+    assert verdict_counts([]) == "none"
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is present")
 def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path, tiny_llama_dir: Path) -> None:
     data = write_json(tmp_path / "d.json", [{"prompt": "a", "response": "b"}])

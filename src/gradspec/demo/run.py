@@ -10,6 +10,7 @@ equal length changed, and draws the raw layer-wise figure.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
@@ -63,12 +64,19 @@ def change_sentence(folder: Path, window: int) -> str:
     """How the raw differences of nuclear norm and effective rank fared at equal length."""
     summary = pd.read_csv(COMPARISON.file(folder, "summary"))
     verdicts = summary[summary.metric.isin(MAIN)]["length_control"].str.replace("equal length by design: ", "")
-    counts = Counter(verdicts)
-    told = ", ".join(f"{n} {word}" for word, n in counts.most_common())
     return (
         f"What equal length changes: with every response cut to its first {counted(window, 'token')}, the "
-        f"{len(verdicts)} nuclear-norm and effective-rank readings (per module) against the raw ones: {told}."
+        f"{len(verdicts)} nuclear-norm and effective-rank readings (per module) against the raw ones: "
+        f"{verdict_counts(verdicts)}."
     )
+
+
+def verdict_counts(verdicts: Iterable[str]) -> str:
+    """``the difference holds in 3, disappears in 4``: the verdict words as the table writes them,
+    most common first, each with its count (not ``4 disappears``)."""
+    verbs = ("holds", "disappears", "reverses", "appears")
+    told = [f"{'' if word in verbs else 'is '}{word} in {n}" for word, n in Counter(verdicts).most_common()]
+    return "the difference " + ", ".join(told) if told else "none"
 
 
 def demo(config: DemoConfig | None = None) -> DemoResult:
