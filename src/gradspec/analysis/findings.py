@@ -24,6 +24,8 @@ from gradspec.artifacts import COMPARISON
 
 NAMES = {"nuclear_norm": "nuclear norms", "effective_rank": "effective ranks"}
 ALPHA = 0.05
+LENGTH_VERBS = ("holds", "disappears", "reverses", "appears")
+"""The ``length_control`` verdicts that read as a verb of the difference ("it holds")."""
 
 
 def counted(n: int, noun: str) -> str:
@@ -133,10 +135,9 @@ def length_clause(verdict: str) -> str | None:
     """What a ``length_control`` verdict says about a significant difference, as a clause."""
     if verdict.startswith("equal length by design: "):
         word = verdict.removeprefix("equal length by design: ")
-        words = ("holds", "disappears", "reverses", "appears")
         if word == "inconclusive":
             return "against natural lengths it is inconclusive: neither held nor equivalent to zero"
-        return f"against natural lengths it {word}" if word in words else None
+        return f"against natural lengths it {word}" if word in LENGTH_VERBS else None
     if verdict.startswith("length control not possible"):
         return (
             "the groups' lengths barely overlap, so length cannot be held fixed here: compute both at one "

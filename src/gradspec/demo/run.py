@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from gradspec.analysis import CompareConfig, compare, layerwise_figure
-from gradspec.analysis.findings import comparison_findings, counted
+from gradspec.analysis.findings import LENGTH_VERBS, comparison_findings, counted
 from gradspec.artifacts import COMPARISON
 from gradspec.computation import compute_many
 from gradspec.config.compute import ComputeConfig
@@ -74,8 +74,7 @@ def change_sentence(folder: Path, window: int) -> str:
 def verdict_counts(verdicts: Iterable[str]) -> str:
     """``the difference holds in 3, disappears in 4``: the verdict words as the table writes them,
     most common first, each with its count (not ``4 disappears``)."""
-    verbs = ("holds", "disappears", "reverses", "appears")
-    told = [f"{'' if word in verbs else 'is '}{word} in {n}" for word, n in Counter(verdicts).most_common()]
+    told = [f"{'' if word in LENGTH_VERBS else 'is '}{word} in {n}" for word, n in Counter(verdicts).most_common()]
     return "the difference " + ", ".join(told) if told else "none"
 
 
