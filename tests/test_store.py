@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from gradspec.errors import ConfigError
+from gradspec.errors import ConfigError, GradspecError
 from gradspec.store import SCHEMAS, RunFolder, open_run
 from gradspec.store.rows import sample_row
 
@@ -95,7 +95,11 @@ def test_parts_match_the_contract_schema(tmp_path: Path) -> None:
 def test_concurrent_ranks_do_not_clash(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    RunFolder.open(tmp_path / "r", {"a": 1}).write_manifest(manifest({"a": 1}))
+    # Rank 0 gives the run its id and writes it in the manifest before other ranks start (compute's
+    # barrier); without it each rank would mint its own id and take the others' parts for copies.
+    first = RunFolder.open(tmp_path / "r", {"a": 1})
+    first.write_manifest({**manifest({"a": 1}), "run_id": first.run_id})
+    first.release()
 
     def writer(rank: int) -> None:
         run = RunFolder.open(tmp_path / "r", {"a": 1}, rank=rank)  # each rank cleans only its own orphans
@@ -109,6 +113,22 @@ def test_concurrent_ranks_do_not_clash(tmp_path: Path) -> None:
     assert read.scalar("select count(distinct sample_id) from samples") == 45
     assert read.scalar("select count(*) from layer_stats") == 45
     assert len(list((tmp_path / "r" / "samples").glob("*.parquet"))) == 45
+
+
+def test_a_rank_that_starts_late_keeps_the_earlier_ranks_parts(tmp_path: Path) -> None:
+    first = RunFolder.open(tmp_path / "r", {"a": 1})
+    first.write_manifest({**manifest({"a": 1}), "run_id": first.run_id})
+    first.release()
+    early = RunFolder.open(tmp_path / "r", {"a": 1}, rank=1)
+    early.write_part({"samples": [sample_row("x", 0, "ok")], "layer_stats": [stat_row("x")]})
+    late = RunFolder.open(tmp_path / "r", {"a": 1}, rank=0)  # rank 0 checks every part: x is this run's
+    assert late.run_id == early.run_id and late.done_ids() == {"x"} and not late.quarantined
+
+
+def test_a_rank_cannot_start_before_rank_0_has_given_the_run_its_id(tmp_path: Path) -> None:
+    RunFolder.open(tmp_path / "r", {"a": 1}).write_manifest(manifest({"a": 1}))  # no run_id yet
+    with pytest.raises(GradspecError, match="rank 2 started before rank 0 wrote the run's id"):
+        RunFolder.open(tmp_path / "r", {"a": 1}, rank=2)
 
 
 def test_spectra_are_stored_bit_for_bit_and_byte_stream_split(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gradspec.errors import ConfigError
+from gradspec.errors import ConfigError, GradspecError
 from gradspec.files import WriterLock, atomic_write, check_parent, write_json_atomic
 from gradspec.store.contract import MANIFEST, TABLES
 from gradspec.store.layout import (
@@ -153,13 +153,19 @@ class RunFolder:
         self, config: Mapping[str, Any], overwrite: bool = False, defaults: Mapping[str, Any] | None = None
     ) -> RunFolder:
         """Replace the run (``overwrite``, rank 0), or resume it when its stored configuration equals
-        ``config``; then clean up after a crash and quarantine damaged parts (rank 0)."""
+        ``config``; then clean up after a crash and quarantine damaged parts (rank 0).
+
+        Rank 0 gives the run its id; other ranks start only once rank 0 has written it into the
+        manifest (``compute`` waits at a barrier), or each would tag its parts with an id of its own."""
         if overwrite and self.rank == 0 and (self.path / MANIFEST).exists():
             check_out(self.path, overwrite=True)  # still only gradspec's files
             self.delete_own()
         if (self.path / MANIFEST).exists():
             check_config(self.path, config, defaults)
-        self.run_id = run_id_of(self.manifest()) or uuid.uuid4().hex  # a run written before ids gets one
+        self.run_id = run_id_of(self.manifest())
+        if self.run_id is None and self.rank != 0:
+            raise GradspecError(f"{self.path}: rank {self.rank} started before rank 0 wrote the run's id into {MANIFEST}")
+        self.run_id = self.run_id or uuid.uuid4().hex  # a new run, or one written before ids, gets one
         for table in TABLES:
             (self.path / table).mkdir(parents=True, exist_ok=True)
         self.remove_orphans()
