@@ -281,3 +281,10 @@ def test_learning_curves_start_at_the_untrained_model(tmp_path: Path, tiny_llama
     assert (curves[curves.step == 0].value == start).all()
     assert curves.groupby("seed").size().tolist() == [4, 4]
     assert (tmp_path / "summary/learning_curve_held_out.png").exists()
+    # The summary records the rate its fine-tunes ran at, and the report's heading says it.
+    from gradspec.report.html import selection_section
+
+    rate = json.loads((tmp_path / "r0/out/train.json").read_text())["config"]["learning_rate"]
+    marker = json.loads((tmp_path / "summary/selection_results.json").read_text())
+    assert marker["config"]["learning_rates"] == [rate]
+    assert f"<h2>Selection that pays at learning rate {rate:g}: summary</h2>" in selection_section(tmp_path / "summary")

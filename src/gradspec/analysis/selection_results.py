@@ -110,9 +110,24 @@ def summarize(
         files += write_table(curves, SELECTION_RESULTS.stem(out, "curves"))
         for set_, d in curves.groupby("set"):
             files += curve_figure(d, set_, out / f"learning_curve_{set_}", baseline)
-    config = {"trainings": [[t.method, t.seed, str(t.folder.resolve())] for t in trainings], "baseline": baseline}
+    config = {
+        "trainings": [[t.method, t.seed, str(t.folder.resolve())] for t in trainings],
+        "baseline": baseline,
+        "learning_rates": learning_rates(trainings),
+    }
     write_marker(out, SELECTION_RESULTS, config, files=sorted(str(Path(f).relative_to(out)) for f in files))
     return {"rows": rows, "files": [str(f) for f in files]}
+
+
+def learning_rates(trainings: Sequence[Training]) -> list[float]:
+    """The learning rates the fine-tunes ran at (one, unless the summary mixes rates): a reader of
+    the results needs the rate to read them, since it can decide whether a selection pays."""
+    rates = set()
+    for t in trainings:
+        rate = json.loads(TRAINING.marker_path(t.folder).read_text()).get("config", {}).get("learning_rate")
+        if isinstance(rate, (int, float)):
+            rates.add(float(rate))
+    return sorted(rates)
 
 
 def best_first(table: pd.DataFrame) -> pd.DataFrame:
