@@ -17,6 +17,14 @@ def manifest(config: dict) -> dict:
     return {"kind": "gradspec-run", "format": 2, "config": config, "counts": {}}
 
 
+def started(path: Path, config: dict) -> None:
+    """A run folder as rank 0 leaves it before other ranks start (compute's barrier): its manifest
+    holds the run's id; without it each rank would mint its own id and take the others' parts for
+    copies."""
+    with RunFolder.open(path, config) as first:
+        first.write_manifest({**manifest(config), "run_id": first.run_id})
+
+
 def stat_row(sid: str) -> dict:
     return {
         "sample_id": sid,
@@ -95,11 +103,7 @@ def test_parts_match_the_contract_schema(tmp_path: Path) -> None:
 def test_concurrent_ranks_do_not_clash(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    # Rank 0 gives the run its id and writes it in the manifest before other ranks start (compute's
-    # barrier); without it each rank would mint its own id and take the others' parts for copies.
-    first = RunFolder.open(tmp_path / "r", {"a": 1})
-    first.write_manifest({**manifest({"a": 1}), "run_id": first.run_id})
-    first.release()
+    started(tmp_path / "r", {"a": 1})
 
     def writer(rank: int) -> None:
         run = RunFolder.open(tmp_path / "r", {"a": 1}, rank=rank)  # each rank cleans only its own orphans
@@ -116,9 +120,7 @@ def test_concurrent_ranks_do_not_clash(tmp_path: Path) -> None:
 
 
 def test_a_rank_that_starts_late_keeps_the_earlier_ranks_parts(tmp_path: Path) -> None:
-    first = RunFolder.open(tmp_path / "r", {"a": 1})
-    first.write_manifest({**manifest({"a": 1}), "run_id": first.run_id})
-    first.release()
+    started(tmp_path / "r", {"a": 1})
     early = RunFolder.open(tmp_path / "r", {"a": 1}, rank=1)
     early.write_part({"samples": [sample_row("x", 0, "ok")], "layer_stats": [stat_row("x")]})
     late = RunFolder.open(tmp_path / "r", {"a": 1}, rank=0)  # rank 0 checks every part: x is this run's

@@ -51,8 +51,9 @@ class Training:
 
 
 def items_of(trainings: Sequence[Training]) -> pd.DataFrame:
-    """method, seed, set, measure, item, value, the selection's mean response tokens a record and the
-    response tokens it trained on in all (NaN from trainings that did not record them)."""
+    """method, seed, set, measure, item, value, the selection's mean response tokens a record, the
+    response tokens it trained on in all and its learning rate (NaN from trainings that did not
+    record them)."""
     frames = []
     for t in trainings:
         result = json.loads(TRAINING.marker_path(t.folder).read_text())
@@ -63,6 +64,7 @@ def items_of(trainings: Sequence[Training]) -> pd.DataFrame:
                 seed=t.seed,
                 selection_tokens=result["selection"]["mean_response_tokens"],
                 tokens_trained=result.get("tokens_trained", float("nan")),
+                learning_rate=result.get("config", {}).get("learning_rate", float("nan")),
             )  # fmt: skip
         )
     if not frames:
@@ -113,21 +115,11 @@ def summarize(
     config = {
         "trainings": [[t.method, t.seed, str(t.folder.resolve())] for t in trainings],
         "baseline": baseline,
-        "learning_rates": learning_rates(trainings),
+        # The rate can decide whether a selection pays: a reader of the results needs it.
+        "learning_rates": sorted(float(r) for r in items["learning_rate"].dropna().unique()),
     }
     write_marker(out, SELECTION_RESULTS, config, files=sorted(str(Path(f).relative_to(out)) for f in files))
     return {"rows": rows, "files": [str(f) for f in files]}
-
-
-def learning_rates(trainings: Sequence[Training]) -> list[float]:
-    """The learning rates the fine-tunes ran at (one, unless the summary mixes rates): a reader of
-    the results needs the rate to read them, since it can decide whether a selection pays."""
-    rates = set()
-    for t in trainings:
-        rate = json.loads(TRAINING.marker_path(t.folder).read_text()).get("config", {}).get("learning_rate")
-        if isinstance(rate, (int, float)):
-            rates.add(float(rate))
-    return sorted(rates)
 
 
 def best_first(table: pd.DataFrame) -> pd.DataFrame:

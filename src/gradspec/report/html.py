@@ -34,7 +34,6 @@ from gradspec.artifacts import (
     SELECTION_RESULTS,
     TRAINING_SPECTRA,
     identify_as,
-    read_marker,
 )
 from gradspec.data import Record, load_dataset
 from gradspec.errors import ConfigError, GradspecError, first_line
@@ -262,7 +261,7 @@ def length_curve_section(path: Path) -> str:
 
 def selection_section(path: Path) -> str:
     rows = pd.read_csv(SELECTION_RESULTS.file(path, "table"))
-    rates = (read_marker(SELECTION_RESULTS.marker_path(path)) or {}).get("config", {}).get("learning_rates") or []
+    rates = identify_as(path, SELECTION_RESULTS).marker.get("config", {}).get("learning_rates") or []
     at = f" at learning rate {' and '.join(f'{r:g}' for r in rates)}" if rates else ""
     parts = [f"<h2>Selection that pays{esc(at)}: {esc(path.name)}</h2>"]
     parts.append(

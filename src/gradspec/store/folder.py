@@ -162,12 +162,12 @@ class RunFolder:
             self.delete_own()
         if (self.path / MANIFEST).exists():
             check_config(self.path, config, defaults)
-        self.run_id = run_id_of(self.manifest())
-        if self.run_id is None and self.rank != 0:
+        run_id = run_id_of(self.manifest())
+        if run_id is None and self.rank != 0:
             raise GradspecError(
                 f"{self.path}: rank {self.rank} started before rank 0 wrote the run's id into {MANIFEST}"
             )
-        self.run_id = self.run_id or uuid.uuid4().hex  # a new run, or one written before ids, gets one
+        self.run_id = run_id or uuid.uuid4().hex  # a new run, or one written before ids, gets one
         for table in TABLES:
             (self.path / table).mkdir(parents=True, exist_ok=True)
         self.remove_orphans()
