@@ -11,9 +11,33 @@ from gradspec.capture import SampleFactors
 from gradspec.prompting import Encoded
 from gradspec.spectra import METRICS, SampleSpectra
 from gradspec.spectra.metrics import ZERO_RTOL
+from gradspec.spectra.precision import NORM_RTOL
 from gradspec.spectra.similarity import DISTANT
 
 from oracles import oracle_cosine, oracle_metrics
+
+LOSS_RTOL = NORM_RTOL
+"""Two float32 computations of one loss by different paths (other batch shapes, padding, threads,
+another CPU's kernels): relative, the precision contract's bound on norms and losses. Measured gaps
+are ~1e-7 to 4e-7; a real mistake (a token off, a wrong mask) moves a loss by 1e-2 or more."""
+
+PPL_RTOL = 2 * LOSS_RTOL * math.log(256)
+"""The same for a ratio of two perplexities (IFD) on the tests' byte vocabulary: a perplexity is
+exp(loss), so its relative error is the loss's absolute error, LOSS_RTOL times a loss of at most
+about log(256) nats; a ratio of two adds both."""
+
+
+def close_fields(a: Mapping[str, object], b: Mapping[str, object], rel: float) -> bool:
+    """Whether two scored records' fields are equal: the same names, numbers within ``rel`` (two
+    computation paths never agree bit for bit on every CPU), anything else exactly."""
+    if a.keys() != b.keys():
+        return False
+    for key, x in a.items():
+        y = b[key]
+        numbers = isinstance(x, float) and isinstance(y, float)
+        if not (math.isclose(x, y, rel_tol=rel) if numbers else x == y):  # type: ignore[arg-type]
+            return False
+    return True
 
 
 class RefusingTokenizer:

@@ -15,6 +15,7 @@ from gradspec.data import load_dataset
 from gradspec.errors import ConfigError
 from gradspec.model import find_targets, load_model
 from gradspec.prompting import encode
+from gradspec.spectra.precision import NORM_RTOL
 
 from conftest import save_tiny, write_json
 from oracles import oracle_cosine, oracle_gradients, oracle_metrics
@@ -136,8 +137,10 @@ def test_resume_adds_nothing_and_redoes_a_lost_part(tmp_path: Path, data: Path, 
     after = again.df("layer_stats").sort_values(["sample_id", "layer", "module"]).reset_index(drop=True)
     assert len(again.df("samples")) == 6 and again.df("samples")["sample_id"].is_unique
     assert after[["sample_id", "layer", "module"]].equals(before[["sample_id", "layer", "module"]])
+    # The lost sample was recomputed in a batch of its own (other shapes, other padding): equal within
+    # the precision contract's bound, not bit for bit.
     assert torch.allclose(
-        torch.tensor(after["nuclear_norm"].values), torch.tensor(before["nuclear_norm"].values), rtol=1e-6
+        torch.tensor(after["nuclear_norm"].values), torch.tensor(before["nuclear_norm"].values), rtol=NORM_RTOL
     )
 
 
@@ -248,7 +251,7 @@ def test_bfloat16_spectra_are_rounded_within_their_bound_and_metrics_stay_exact(
     assert float(((got - want).abs() / want.clamp_min(1e-30)).max()) <= 2.0**-8  # 8 significant bits
     assert not torch.equal(got, want)  # and they were rounded
     sa, sb = (r.df("layer_stats").sort_values(key)["nuclear_norm"].to_numpy() for r in (exact, rounded))
-    assert (sa == sb).all()  # metrics come from the exact values
+    assert (sa == sb).all()  # metrics come from the exact values (one batch plan, the same kernels: bit for bit)
     with pytest.raises(ConfigError, match="spectra_precision"):
         compute(cfg(data, tmp_path / "bf16", tiny_llama_dir, spectra=True))
     with pytest.raises(ConfigError, match="--spectra-precision must be one of"):

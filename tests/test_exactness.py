@@ -109,7 +109,7 @@ def test_logits_are_made_only_from_the_first_predicting_position() -> None:
     handle.remove()
     assert widths == [21 - 3]  # token 4 is predicted by position 3: positions 0-2 make no logits
     want = per_sample_loss(model(input_ids=ids, attention_mask=attn).logits, ids, mask)
-    torch.testing.assert_close(got, want, rtol=1e-6, atol=0.0)
+    torch.testing.assert_close(got, want, rtol=TOL, atol=0.0)  # lm_head on fewer rows: another matmul shape
 
 
 def test_no_weight_gradient_is_ever_made() -> None:

@@ -17,7 +17,7 @@ from gradspec.prompting import PromptConfig
 from gradspec.score import ScoreConfig, score
 
 from conftest import byte_tokenizer, write_json
-from helpers import RefusingTokenizer
+from helpers import PPL_RTOL, RefusingTokenizer, close_fields
 from tiny_models import COMMON
 
 RECORDS = [
@@ -110,7 +110,9 @@ def test_a_record_the_tokenizer_refuses_fails_its_ifd_and_length_only(tmp_path: 
     assert ifd[1].error == lengths[1].error == "record 1: cannot be tokenised (ValueError: NUL byte in text)"
     assert lengths[1].fields["prompt_tokens"] is None and lengths[1].fields["response_chars"] == 3
     plain = ScoreContext(cfg, load_dataset(data), loaded)
-    assert [ifd[i].fields for i in (0, 2)] == [ifd_scores(plain, records)[i].fields for i in (0, 2)]
+    # Without the refused record the batches have other shapes, so the IFDs agree within round-off only.
+    alone = ifd_scores(plain, records)
+    assert all(close_fields(ifd[i].fields, alone[i].fields, PPL_RTOL) for i in (0, 2)), (ifd, alone)
     assert lengths[2].fields == length_scores(plain, records)[2].fields and lengths[2].error is None
 
 

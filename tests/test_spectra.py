@@ -91,7 +91,10 @@ def test_layers_on_threads_equal_one_call_and_errors_surface() -> None:
     finally:
         torch.set_num_threads(threads)
     assert seen == [1] * 7
-    torch.testing.assert_close(got, torch.linalg.eigvalsh(a), rtol=0.0, atol=1e-12)
+    # One call per matrix against one batched call (another LAPACK path on some builds): eigenvalues
+    # agree to a float64 backward-error bound, n * eps * ||A||, with a factor 10 of margin.
+    bound = 10 * 30 * torch.finfo(torch.float64).eps * float(torch.linalg.matrix_norm(a, 2).max())
+    torch.testing.assert_close(got, torch.linalg.eigvalsh(a), rtol=0.0, atol=bound)
 
 
 def test_reduce_factor_keeps_gram() -> None:

@@ -15,6 +15,7 @@ from gradspec.analysis.steps import step_effects, step_frame, step_kind, verdict
 from gradspec.data import Record, load_dataset
 
 from conftest import write_json
+from helpers import LOSS_RTOL
 
 RECORDS = [
     {"instruction": "Count.", "input": "", "output": "One two.\n\nWait, that is wrong.\n\nOne two three."},
@@ -52,7 +53,7 @@ def test_a_frame_holds_each_steps_text_kind_and_per_token_loss(tmp_path: Path, t
     for sid, group in frame.groupby("sample_id"):
         # The per-token losses, weighted by tokens, give back the sample's mean loss.
         weighted = (group.loss_per_token * group.n_tokens).sum() / group.n_tokens.sum()
-        assert weighted == pytest.approx(samples.loc[sid, "loss"], rel=1e-6)
+        assert weighted == pytest.approx(samples.loc[sid, "loss"], rel=LOSS_RTOL)  # sums in another order
         assert group.position.tolist() == [0.0, 0.5, 1.0]
     assert np.isfinite(frame.log_nuclear_norm).all() and np.isfinite(frame.log_effective_rank).all()
 

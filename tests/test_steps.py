@@ -23,7 +23,7 @@ from gradspec.store import open_run
 from gradspec.store.verify import verify
 
 from conftest import write_json
-from helpers import compare_to_oracle, random_samples
+from helpers import LOSS_RTOL, compare_to_oracle, random_samples
 from oracles import oracle_gradients
 from tiny_models import tiny_model
 
@@ -146,7 +146,7 @@ def test_compute_writes_step_stats_that_add_up(tmp_path: Path, tiny_llama_dir: P
         k = group["step"].nunique()
         assert len(group) == k * n_layers * n_modules
         first = group.drop_duplicates("step").sort_values("step")
-        assert first["loss"].sum() == pytest.approx(samples.loc[sid, "loss"], rel=1e-6)
+        assert first["loss"].sum() == pytest.approx(samples.loc[sid, "loss"], rel=LOSS_RTOL)  # sums in another order
         assert (first["token_end"] - first["token_start"]).sum() == samples.loc[sid, "n_response_tokens"]
         assert group["sum_residual"].max() < 1e-5, group["sum_residual"].max()
     assert sorted(steps.groupby("sample_id")["step"].nunique().tolist()) == [1, 4, 4]
