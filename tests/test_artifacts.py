@@ -67,8 +67,7 @@ def test_every_output_folder_names_its_kind(experiment_out: Path) -> None:
         assert found.marker.get("gradspec_version") == __version__ or kind == "score-state"
         shown = runner.invoke(app, ["show", str(folder)])
         assert shown.exit_code == 0, shown.output
-        if kind != "run":
-            assert f"a {kind}:" in shown.output, shown.output
+        assert f"a {kind}:" in shown.output, shown.output
     as_json = json.loads(runner.invoke(app, ["show", str(out / "comparisons/c"), "--json"]).output)
     assert as_json["kind"] == "comparison" and [g["label"] for g in as_json["groups"]] == ["low", "high"]
     assert set(KINDS) - {"training-spectra"} == set(expected.values())  # the callback's: tests/test_integrations.py

@@ -68,6 +68,7 @@ def test_compute_and_show(tmp_path: Path, tiny_llama_dir: Path) -> None:
     assert (out / "spectra").is_dir() and list((out / "spectra").glob("*.parquet"))
     shown = runner.invoke(app, ["show", str(out)])
     assert shown.exit_code == 0 and "gate" in shown.output
+    assert shown.output.startswith(f"{out}: a run: per-sample gradient spectra")  # names its kind, as for others
     changed = runner.invoke(app, args[:-2] + ["--max-length", "32", "--no-progress"])
     assert changed.exit_code == 2
     assert "max_length: run has 64, this command has 32" in changed.output and "Traceback" not in changed.output
@@ -184,3 +185,17 @@ def test_the_gpu_check_rehearses_every_part_on_the_cpu(tmp_path: Path) -> None:
     assert len(result["wide"]["rows"]) == 4 and all(
         r["seconds_per_sample"]["gradspec"] > 0 for r in result["wide"]["rows"]
     )
+
+
+def test_a_bug_is_one_line_that_says_so_and_debug_shows_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gradspec.artifacts
+
+    def broken(_path: object) -> None:
+        raise TypeError("unsupported operand")
+
+    monkeypatch.setattr(gradspec.artifacts, "identify", broken)
+    result = runner.invoke(app, ["show", "anything"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "internal error (a bug in gradspec" in result.output and "TypeError: unsupported operand" in result.output
+    debug = runner.invoke(app, ["show", "anything", "--debug"])
+    assert isinstance(debug.exception, TypeError)

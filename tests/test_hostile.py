@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from gradspec import PromptConfig, compute, open_run
 from gradspec.cli.main import app
 from gradspec.data import BadRecord, load_dataset
-from gradspec.errors import ConfigError, DataFileError, ModelError
+from gradspec.errors import DataFileError, ModelError, OutputError
 from gradspec.prompting import Encoded, encode
 from gradspec.score import ScoreConfig, score
 from gradspec.store.verify import verify
@@ -58,7 +58,7 @@ def test_overwrite_keeps_a_users_files_inside_a_real_run(tmp_path: Path, tiny_ll
     compute(cfg(data, out, tiny_llama_dir))
     (out / "NOTES.md").write_text("my notes")
     (out / "extra").mkdir()
-    with pytest.raises(ConfigError, match=r"files gradspec did not write \(NOTES.md, extra/\)") as info:
+    with pytest.raises(OutputError, match=r"files gradspec did not write \(NOTES.md, extra/\)") as info:
         compute(cfg(data, out, tiny_llama_dir, max_length=32, overwrite=True))
     assert "\n" not in str(info.value)
     assert (out / "NOTES.md").read_text() == "my notes" and (out / "extra").is_dir()
@@ -96,7 +96,7 @@ def test_a_second_writer_in_one_process_is_refused_at_once(tmp_path: Path) -> No
     from gradspec.store import RunFolder
 
     first = RunFolder.claim(tmp_path / "r")
-    with pytest.raises(ConfigError, match="being written by another gradspec process"):
+    with pytest.raises(OutputError, match="being written by another gradspec process"):
         RunFolder.claim(tmp_path / "r")
     first.release()
     RunFolder.claim(tmp_path / "r").release()  # free again once the first lets go

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from gradspec.errors import ConfigError, GradspecError
+from gradspec.errors import ConfigError, GradspecError, OutputError
 from gradspec.store import SCHEMAS, RunFolder, open_run
 from gradspec.store.rows import sample_row
 
@@ -87,7 +87,7 @@ def test_other_options_are_refused_unless_overwrite(tmp_path: Path) -> None:
 
 def test_never_writes_into_a_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "mine.txt").write_text("precious")
-    with pytest.raises(ConfigError, match="not a gradspec run"):
+    with pytest.raises(OutputError, match="not a gradspec run"):
         RunFolder.open(tmp_path, {"a": 1}, overwrite=True)
     assert (tmp_path / "mine.txt").read_text() == "precious"
 

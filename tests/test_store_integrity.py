@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from gradspec import compute, open_run
 from gradspec.cli.main import app
-from gradspec.errors import ConfigError
+from gradspec.errors import DamagedError
 from gradspec.files import WriterLock
 from gradspec.store.verify import verify
 
@@ -258,7 +258,7 @@ def test_forged_report_inputs_are_one_line(tmp_path: Path) -> None:
     (folder / "comparison.json").write_text("{broken")
     result = runner.invoke(app, ["report", str(folder), "--out", str(tmp_path / "r.html")])
     assert result.exit_code == 2 and "damaged" in result.output and "Traceback" not in result.output
-    with pytest.raises(ConfigError):
+    with pytest.raises(DamagedError):
         from gradspec.report import write_report
 
         write_report([folder], tmp_path / "r.html")

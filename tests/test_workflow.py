@@ -17,7 +17,7 @@ from gradspec import ComputeConfig, PromptConfig, compute
 from gradspec.analysis.findings import counted, sentences
 from gradspec.analysis.length import ONE_WINDOW
 from gradspec.cli.main import app
-from gradspec.errors import ConfigError
+from gradspec.errors import ConfigError, OutputError
 from gradspec.score import SCORERS, ScoreConfig, score
 
 from conftest import write_json
@@ -61,7 +61,7 @@ def test_score_writes_gradient_columns_and_resumes(
         score(ScoreConfig.of(data=data, out=out, metrics=("length",), model=str(tiny_llama_dir), template="plain",
                              max_length=32, progress=False))  # fmt: skip
     (tmp_path / "other.jsonl").write_text("{}\n")
-    with pytest.raises(ConfigError, match="exists and was not written by a score that can resume"):
+    with pytest.raises(OutputError, match="exists and was not written by a score that can resume"):
         score(ScoreConfig.of(data=data, out=tmp_path / "other.jsonl", metrics=("length",), model=str(tiny_llama_dir)))
 
 

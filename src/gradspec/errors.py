@@ -1,7 +1,15 @@
-"""Exceptions that carry a one-line, user-facing message.
+"""Exceptions that carry a one-line, user-facing message, one class per cause.
 
-The CLI prints ``str(exc)`` of these without a traceback; anything else is a bug
-and keeps its traceback.
+The CLI prints ``str(exc)`` of these without a traceback and exits 2. Anything else is a bug in
+gradspec: the CLI says so in one line and ``--debug`` shows its traceback; no code turns a bug into
+one of these (a ``TypeError`` is never "damaged files").
+
+    ConfigError     options that contradict each other, or a resume with other options
+    InputError      an input file that cannot be used (missing, a pipe, too large, not text)
+    DataFileError   ... a data file as a whole (wrong fields, unreadable rows)
+    ModelError      a model that cannot be loaded or whose projections cannot be named
+    DamagedError    an output folder whose files are damaged (run again with --overwrite)
+    OutputError     an output that may not be written now (in use, of another kind, unwritable)
 """
 
 from __future__ import annotations
@@ -15,12 +23,25 @@ class GradspecError(Exception):
     """Base class of every error whose message is meant for the user."""
 
 
-class DataFileError(GradspecError, ValueError):
+class InputError(GradspecError, ValueError):
+    """An input file that cannot be used: missing, not a regular file, too large, not UTF-8."""
+
+
+class DataFileError(InputError):
     """A data file that cannot be used as a whole (missing, unreadable, wrong field names)."""
 
 
 class ConfigError(GradspecError, ValueError):
     """Options that contradict each other or a run folder made with other options."""
+
+
+class DamagedError(GradspecError, ValueError):
+    """An output folder whose files are damaged or were written by something else."""
+
+
+class OutputError(GradspecError, ValueError):
+    """An output that may not be written now: another process writes it, it is a folder of another
+    kind, or the place is not writable."""
 
 
 class ModelError(GradspecError, ValueError):

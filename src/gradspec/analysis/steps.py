@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from gradspec.errors import InputError
 from gradspec.store import Run
 
 REVISIT = re.compile(
@@ -56,7 +57,7 @@ def step_frame(
     ``log_<metric>`` (the mean over modules of the log of the mean over layers)."""
     stats = run.df("step_stats")
     if stats.empty:
-        raise ValueError(f"{run.path}: no step_stats (computed without --steps?)")
+        raise InputError(f"{run.path}: no step_stats; compute the run with --steps RULE to read its steps")
     samples = run.df("samples").set_index("sample_id")
     per_module = stats.groupby(["sample_id", "step", "module"])[list(metrics)].mean().apply(np.log)
     logs = per_module.groupby(["sample_id", "step"]).mean().add_prefix("log_")

@@ -16,7 +16,7 @@ from typing import Any
 
 from gradspec import __version__
 from gradspec.artifacts.kinds import KINDS, RUN, SCORE_STATE, SELECTION, Kind
-from gradspec.errors import ConfigError
+from gradspec.errors import ConfigError, DamagedError
 from gradspec.files import write_json_atomic
 from gradspec.store.contract import is_run_manifest
 
@@ -80,7 +80,7 @@ def checked(kind: Kind, path: Path, marker: dict[str, Any]) -> Found:
     """``marker`` as ``kind``'s, refused when a newer gradspec wrote a format this one cannot read."""
     fmt = marker.get("format", 1)
     if not isinstance(fmt, int) or isinstance(fmt, bool):
-        raise ConfigError(f"{kind.marker_path(path)}: damaged marker (format {fmt!r})")
+        raise DamagedError(f"{kind.marker_path(path)}: damaged marker (format {fmt!r})")
     if fmt > kind.format:
         raise ConfigError(
             f"{path}: a {kind.name} of format {fmt}, written by gradspec {marker.get('gradspec_version')}; "
@@ -114,7 +114,7 @@ def identify(path: str | Path) -> Found:
         if any(next(p.glob(pattern), None) is not None for pattern in kind.legacy):
             return Found(kind, p, {})
     if damaged is not None:
-        raise NotAnOutput(f"{damaged}: damaged (not a JSON object), so {p} cannot be read as gradspec output")
+        raise DamagedError(f"{damaged}: damaged (not a JSON object), so {p} cannot be read as gradspec output")
     known = ", ".join(KINDS)
     raise NotAnOutput(f"{p}: not a gradspec output folder (no marker of any kind: {known})")
 

@@ -1,8 +1,9 @@
 """The ``gradspec`` command group: one error style, ``--debug`` anywhere, ``--version``.
 
-Errors meant for the user (``GradspecError``) and usage mistakes end as one line on stderr,
-``gradspec: error: ...``, with exit code 2; ``--debug`` anywhere on the line shows the
-traceback instead. Commands import what they need (torch, pandas) inside their bodies, so
+Errors meant for the user (``GradspecError``), refusals of the system (``OSError``, with the path)
+and usage mistakes end as one line on stderr, ``gradspec: error: ...``, with exit code 2. Any other
+exception is a bug in gradspec: one line that says so, exit code 1. ``--debug`` anywhere on the
+line shows the traceback instead. Commands import what they need (torch, pandas) inside their bodies, so
 ``--help`` and ``--version`` start without them.
 """
 
@@ -34,6 +35,15 @@ def os_error(exc: OSError) -> str:
     return f"{where}: {why}" if where else f"system error: {why}"
 
 
+def bug_line(exc: BaseException) -> str:
+    """What an unexpected exception is: a bug, its type and first line, and how to see its traceback."""
+    return (
+        f"gradspec: internal error (a bug in gradspec, not in your input): {type(exc).__name__}: "
+        f"{' '.join(scrub(first_line(exc)).split())}; run the command again with --debug for the traceback, "
+        "and report it"
+    )
+
+
 class App(click.Group):
     """A click group whose ``main`` turns user errors into one line and strips ``--debug``."""
 
@@ -62,6 +72,11 @@ class App(click.Group):
                 raise
             click.echo(error_line(os_error(exc)), err=True)
             sys.exit(2)
+        except Exception as exc:  # anything else is gradspec's own bug: said as one, never as bad input
+            if _state["debug"]:
+                raise
+            click.echo(bug_line(exc), err=True)
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
 

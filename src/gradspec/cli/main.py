@@ -89,10 +89,11 @@ def show(config: ShowConfig, as_json: bool = False) -> None:
     """Print what an output folder is; for a run, its counts and per-module means over layers."""
     from gradspec.artifacts import RUN, identify
     from gradspec.artifacts.markers import NotAnOutput
+    from gradspec.errors import DamagedError
 
     try:
         found = identify(config.folder)
-    except NotAnOutput:
+    except (NotAnOutput, DamagedError):
         if not (config.folder / RUN.marker).exists():
             raise
         found = None  # a damaged run.json: opening it as a run says what is wrong with it
@@ -115,13 +116,16 @@ def show(config: ShowConfig, as_json: bool = False) -> None:
         ).df()
         m = run.manifest
         document = {
-            "run": str(run.path), "counts": run.counts(), "timing": m.get("timing"), "config": m.get("config"),
+            "run": str(run.path), "kind": RUN.name, "counts": run.counts(), "timing": m.get("timing"),
+            "config": m.get("config"),
             "model": m.get("model", {}).get("name"), "checks": m.get("checks"),
             "failures": [{"status": s, "count": n, "reason": r} for s, n, r in run.failure_summary()],
             "warnings": run.read_warnings(), "means": means.to_dict(orient="records"),
         }  # fmt: skip
         click.echo(json.dumps(document, indent=2, default=str))
         return
+    if found is not None:
+        click.echo(found.describe())
     summary(run)
 
 
@@ -130,12 +134,13 @@ def verify(config: VerifyConfig) -> None:
     """Check a run folder: parts, every sample exactly once, statistics, manifest; one line per problem."""
     from gradspec.artifacts import RUN, identify_as
     from gradspec.artifacts.markers import NotAnOutput
+    from gradspec.errors import DamagedError
     from gradspec.store.verify import summary as verified
     from gradspec.store.verify import verify as run_verify
 
     try:
         identify_as(config.run, RUN)
-    except NotAnOutput:
+    except (NotAnOutput, DamagedError):
         pass  # a run whose manifest is damaged: verify says what is wrong with it
     problems = run_verify(config.run)
     for problem in problems:
@@ -158,9 +163,12 @@ def details(found: Found) -> list[str]:
         lines.append("windows: " + ", ".join(map(str, m["windows"])))
     if m.get("selections"):
         lines.append("selections: " + ", ".join(m["selections"]))
-    if m.get("steps"):
-        states = [v if v in ("done", "skipped") else "failed" for v in m["steps"].values()]
+    steps = m.get("steps")
+    if isinstance(steps, dict) and steps:  # an experiment's stages and how each ended
+        states = [v if v in ("done", "skipped") else "failed" for v in steps.values()]
         lines.append(", ".join(f"{states.count(s)} {s}" for s in ("done", "skipped", "failed")) + " steps")
+    elif isinstance(steps, list) and steps:  # the training steps a callback measured
+        lines.append(f"{len(steps)} training steps measured: " + ", ".join(map(str, steps[:12])))
     lines += [f"warning: {w}" for w in m.get("warnings") or ()]
     files = m.get("files") or []
     if files:

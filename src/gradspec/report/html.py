@@ -36,7 +36,7 @@ from gradspec.artifacts import (
     identify_as,
 )
 from gradspec.data import Record, load_dataset
-from gradspec.errors import ConfigError, GradspecError, first_line
+from gradspec.errors import ConfigError, DamagedError, GradspecError, first_line
 from gradspec.report.page import GENERATOR, check_page_out, write_page
 from gradspec.store import Run, open_run
 
@@ -328,10 +328,13 @@ def write_report(inputs: Sequence[str | Path], out: str | Path, title: str = "gr
         for item in map(Path, inputs):
             try:
                 sections.append(section(item, Path(tmp)))
-            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            # What a damaged file raises as it is read: text that does not parse (JSON, CSV, Parquet are
+            # ValueErrors) or a table without a column it must have. A TypeError or AttributeError is a
+            # bug in gradspec and propagates as one.
+            except (ValueError, KeyError) as exc:
                 if isinstance(exc, GradspecError):
                     raise
-                raise ConfigError(f"{item}: its files are damaged ({type(exc).__name__}: {first_line(exc)})") from exc
+                raise DamagedError(f"{item}: its files are damaged ({type(exc).__name__}: {first_line(exc)})") from exc
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     anchored = [s.replace("<h2>", f'<h2 id="s{i}">', 1) for i, s in enumerate(sections)]
     titles = [html.unescape(s.split("<h2>", 1)[1].split("</h2>", 1)[0]) if "<h2>" in s else f"section {i}"

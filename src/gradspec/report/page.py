@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradspec.errors import ConfigError
+from gradspec.errors import ConfigError, OutputError
 from gradspec.files import atomic_write, check_output_file
 
 GENERATOR = '<meta name="generator" content="gradspec">'
@@ -19,7 +19,7 @@ def check_page_out(path: str | Path, option: str = "--out") -> Path:
     p = check_output_file(path, option)
     if p.exists() or p.is_symlink():
         if p.is_symlink() or not p.is_file():
-            raise ConfigError(f"{option} {p} exists and is not a page gradspec wrote; choose another {option}")
+            raise OutputError(f"{option} {p} exists and is not a page gradspec wrote; choose another {option}")
         with p.open("rb") as fh:
             head = fh.read(4096)
         if GENERATOR.encode() not in head:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from gradspec.capture import SampleFactors
+from gradspec.errors import InputError
 from gradspec.spectra.similarity import cosine, gradient_norms
 
 Key = tuple[int, str]
@@ -54,7 +55,7 @@ class TargetGradient:
     def mean(self) -> dict[Key, torch.Tensor]:
         """Gbar per (layer, module); refuses an empty target (no mean of nothing)."""
         if self.count == 0:
-            raise ValueError("no target record could be measured")
+            raise InputError("--target: no target record could be measured")
         return {key: s / self.count for key, s in self.sums.items()}
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gradspec.errors import ConfigError, GradspecError
+from gradspec.errors import ConfigError, DamagedError, GradspecError, OutputError
 from gradspec.files import WriterLock, atomic_write, check_parent, write_json_atomic
 from gradspec.store.contract import MANIFEST, TABLES
 from gradspec.store.layout import (
@@ -85,27 +85,27 @@ def check_out(path: str | Path, overwrite: bool) -> None:
     """Refuse, in one line and before any model loads, an ``--out`` gradspec cannot or must not use."""
     p = Path(path)
     if p.is_symlink() and overwrite:
-        raise ConfigError(f"--out {p} is a symbolic link; --overwrite only replaces a real folder: give its target")
+        raise OutputError(f"--out {p} is a symbolic link; --overwrite only replaces a real folder: give its target")
     if p.exists() and not p.is_dir():
-        raise ConfigError(f"--out {p} is a file, not a folder; choose another --out")
+        raise OutputError(f"--out {p} is a file, not a folder; choose another --out")
     check_parent(p)
     if not p.is_dir():
         return
     unwritable = [d for d in (p, *(p / t for t in TABLES)) if d.is_dir() and not os.access(d, os.W_OK | os.X_OK)]
     if unwritable:
-        raise ConfigError(f"--out {p}: {unwritable[0]} is not writable, so the run cannot go on there")
+        raise OutputError(f"--out {p}: {unwritable[0]} is not writable, so the run cannot go on there")
     if (p / MANIFEST).exists():
         read_manifest(p)  # one gradspec wrote, or a one-line refusal
         if overwrite:
             foreign = foreign_entries(p)
             if foreign:
                 shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
-                raise ConfigError(
+                raise OutputError(
                     f"--overwrite: {p} holds files gradspec did not write ({shown}); refusing to delete them: "
                     "move them away or choose another --out"
                 )
     elif any(p.iterdir()) and not only_locks(p):
-        raise ConfigError(f"{p} exists and is not a gradspec run; choose another --out (--overwrite never deletes it)")
+        raise OutputError(f"{p} exists and is not a gradspec run; choose another --out (--overwrite never deletes it)")
 
 
 class RunFolder:
@@ -205,7 +205,7 @@ class RunFolder:
         bad = bad_parts(self.path, self.run_id)
         foreign = sorted(name for name, (why, _) in bad.items() if why == OTHER_RUN)
         if foreign:
-            raise ConfigError(
+            raise DamagedError(
                 f"{self.path} holds {len(foreign)} part(s) of another run ({foreign[0]}, ...); they were copied in: "
                 "move them out of the tables before this run goes on"
             )

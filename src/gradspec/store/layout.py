@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from gradspec.errors import ConfigError, first_line
+from gradspec.errors import DamagedError, OutputError, first_line
 from gradspec.store.contract import MANIFEST, TABLES, is_run_manifest
 from gradspec.store.schema import SCHEMAS
 
@@ -41,25 +41,25 @@ def lock_name(rank: int) -> str:
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    """The run's manifest, or a one-line ``ConfigError`` saying why it is not one gradspec wrote."""
+    """The run's manifest, or a one-line error saying why it is not one gradspec wrote."""
     file = path / MANIFEST
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"{file}: cannot be read ({exc.strerror})") from exc
+        raise DamagedError(f"{file}: cannot be read ({exc.strerror})") from exc
     except (ValueError, RecursionError) as exc:
-        raise ConfigError(
+        raise DamagedError(
             f"{file}: not valid JSON ({first_line(exc)}), so this is "
             "not a run gradspec can read; move the folder away or choose another --out"
         ) from exc
     if not is_run_manifest(data):
-        raise ConfigError(
+        raise OutputError(
             f"{file} is not a gradspec run manifest (no kind 'gradspec-run'); gradspec will not write into or "
             "delete this folder: choose another --out"
         )
     wrong = manifest_problem(data)
     if wrong:
-        raise ConfigError(f"{file}: damaged: {wrong}; gradspec compute with --overwrite writes the run anew")
+        raise DamagedError(f"{file}: damaged: {wrong}; gradspec compute with --overwrite writes the run anew")
     return data
 
 

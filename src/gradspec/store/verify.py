@@ -12,7 +12,7 @@ from typing import Any
 
 from gradspec.data import load_dataset
 from gradspec.data.load import file_sha256
-from gradspec.errors import ConfigError
+from gradspec.errors import GradspecError
 from gradspec.files import WriterLock
 from gradspec.store.contract import STATUSES, TABLES
 from gradspec.store.layout import (
@@ -39,7 +39,7 @@ def verify(path: str | Path) -> list[str]:
     p = Path(path)
     try:
         manifest = read_manifest(p)
-    except ConfigError as exc:
+    except GradspecError as exc:  # damaged, or not a run's manifest: that is the one problem
         return [str(exc)]
     problems: list[str] = []
     busy = [f.name for f in sorted(p.iterdir()) if LOCK.match(f.name) and WriterLock.held(f)]
