@@ -157,7 +157,7 @@ def test_every_shipped_experiment_loads_small_and_full(path: Path) -> None:
 
 def test_experiment_cli_says_what_is_wrong(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["experiment", str(tmp_path / "missing.yaml")])
-    assert result.exit_code == 2 and "cannot read it" in result.output
+    assert result.exit_code == 2 and "missing.yaml: no such file" in result.output
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +20,7 @@ from click.testing import CliRunner
 
 from gradspec.cli.main import app
 from gradspec.data import BadRecord, Record, load_dataset
-from gradspec.errors import ConfigError, DataFileError, reason_kind
+from gradspec.errors import ConfigError, DataFileError, InputError, reason_kind
 from gradspec.experiment import load_experiment
 
 from cli_checks import one_line_error
@@ -131,11 +132,13 @@ def test_an_instag_reply_with_more_tags_than_anyone_asks_for_is_not_a_count() ->
 def test_labels_that_a_spreadsheet_would_run_are_written_inert(tmp_path: Path) -> None:
     from gradspec.analysis.tables import write_table
 
-    frame = pd.DataFrame({"group": ['=HYPERLINK("http://x")', "+1", "@a", "plain", "-x"], "diff": [-1.5, 2, 3, 4, 5]})
+    labels = ['=HYPERLINK("http://x")', "+1x", "@a", "plain", "-x", "-2+3+cmd|' /C calc'!A0", "\tx", "-1.5"]
+    frame = pd.DataFrame({"group": labels, "diff": [-1.5, 2, 3, 4, 5, 6, 7, 8], "=b": 0})
     csv, md = write_table(frame, tmp_path / "t")
-    back = pd.read_csv(csv)
-    assert back.group.tolist() == ['\'=HYPERLINK("http://x")', "'+1", "'@a", "plain", "'-x"]
-    assert back["diff"].tolist() == [-1.5, 2, 3, 4, 5]
+    back = pd.read_csv(csv, dtype={"group": str})
+    guarded = ["'" + label for label in labels[:-1] if label != "plain"]
+    assert back.group.tolist() == guarded[:3] + ["plain"] + guarded[3:] + ["-1.5"]  # a number as text stays
+    assert back["diff"].tolist() == [-1.5, 2, 3, 4, 5, 6, 7, 8] and list(back.columns) == ["group", "diff", "'=b"]
 
 
 # Experiment files --------------------------------------------------------------------------------------
@@ -211,3 +214,100 @@ def test_an_experiment_resumes_from_another_working_directory(
     third = run_experiment(load_experiment("project/exp.yaml"), moved, say=lambda _: None)
     done = {k for k, v in third["steps"].items() if v != "skipped"}
     assert not {k for k in done if k.startswith(("select", "compute"))}, third["steps"]
+
+
+def test_data_root_on_the_command_line_is_where_every_data_path_starts(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_json(elsewhere / "pool.json", [{"instruction": "a", "output": "b", "reward": 1}])
+    spec = {
+        "name": "rooted", "data_root": "no-such-folder",
+        "selections": [{"name": "sel", "data": "pool.json", "by": "reward", "top": 1}],
+        "runs": [{"name": "high", "data": "@sel/highest"}, {"name": "plain", "data": "pool.json"}],
+    }  # fmt: skip
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    exp = load_experiment(path, data_root=elsewhere)
+    assert exp.data_root == elsewhere.resolve()
+    assert exp.selections[0].data == elsewhere.resolve() / "pool.json"
+    assert [r.data for r in exp.runs][1] == elsewhere.resolve() / "pool.json"
+    assert load_experiment(path).data_root == (tmp_path / "no-such-folder").resolve()  # the file's own otherwise
+    with pytest.raises(FrozenInstanceError):
+        exp.data_root = tmp_path  # type: ignore[misc]
+    result = runner.invoke(
+        app, ["experiment", str(path), "--data-root", str(tmp_path / "missing"), "-o", str(tmp_path / "o")]
+    )
+    # The command line's root is where the experiment looks: its steps fail there, each saying where.
+    assert result.exit_code == 1 and f"{tmp_path / 'missing' / 'pool.json'}: no such file" in result.output
+
+
+# Special files as any input, and outputs that cannot be written ------------------------------------------
+
+
+def test_a_pipe_or_a_device_as_a_recipe_experiment_or_target_is_one_line_at_once(
+    tmp_path: Path, tiny_llama_dir: Path
+) -> None:
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    data = write_json(tmp_path / "d.json", [{"instruction": "a", "output": "b", "reward": 1}])
+    started = time.monotonic()
+    for special in (fifo, Path("/dev/zero")):
+        for args in (
+            ["filter", str(data), "--recipe", str(special), "-o", str(tmp_path / "f.jsonl")],
+            ["experiment", str(special), "-o", str(tmp_path / "e")],
+            ["score", str(data), "--metrics", "target_similarity", "--target", str(special), "--model",
+             str(tiny_llama_dir), "-o", str(tmp_path / "t.jsonl"), "--no-progress"],
+        ):  # fmt: skip
+            one_line_error(runner.invoke(app, args), str(special), "not a regular file")
+    assert time.monotonic() - started < 30  # each refused before a read, not after a timeout
+
+
+def test_a_text_input_larger_than_its_cap_is_refused_unread(tmp_path: Path) -> None:
+    from gradspec.inputs import read_text
+
+    big = tmp_path / "recipe.yaml"
+    big.write_bytes(b"rules: []\n" + b"#" * 2048)
+    with pytest.raises(InputError, match="larger than"):
+        read_text(big, "--recipe", limit=1024)
+    assert read_text(big, "--recipe").startswith("rules")
+
+
+def test_a_full_disk_names_the_output_it_could_not_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = write_json(tmp_path / "d.json", [{"instruction": "a", "output": "b", "reward": 1}])
+
+    def full(self: Path, *_: object, **__: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    out = tmp_path / "f.json"
+    one_line_error(runner.invoke(app, ["filter", str(data), "--where", "reward > 0", "-o", str(out)]),
+                   f"{out}: No space left on device")  # fmt: skip
+
+
+def test_a_record_with_nan_or_infinity_is_shown_in_the_explorer_as_text(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    from gradspec import compute
+
+    from cli_checks import cfg
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        '{"instruction": "a", "output": "b c", "ifd": 0.5, "reward": NaN, "big": -Infinity, "n": ' + "9" * 30 + "}\n"
+    )
+    compute(cfg(data, tmp_path / "run", tiny_llama_dir))
+    result = runner.invoke(
+        app, ["explore", str(tmp_path / "run"), "--scored", str(data), "-o", str(tmp_path / "x.html")]
+    )
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "x.html").read_text()
+    assert '"reward": "NaN"' in page and '"big": "-Infinity"' in page and '"n": "' + "9" * 30 + '"' in page
+
+
+def test_a_gradspec_output_folder_is_not_read_as_data(tmp_path: Path) -> None:
+    from gradspec.config.selection import SelectConfig
+    from gradspec.selection import select
+
+    data = write_json(tmp_path / "d.json", [{"instruction": f"q{i}", "output": "a", "reward": i} for i in range(6)])
+    select(SelectConfig(data, "reward", tmp_path / "sel", top=2, bottom=2))
+    with pytest.raises(DataFileError, match="a gradspec output folder .*give one of its files: d_highest_2.json"):
+        load_dataset(tmp_path / "sel")
+    one_line_error(runner.invoke(app, ["inspect", str(tmp_path / "sel")]), "gradspec output folder")

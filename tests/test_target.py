@@ -175,3 +175,16 @@ def test_target_similarity_on_real_answers_equals_grad(shared_data: Path, defaul
     worst = max(max(abs(c.layers[m][layer] - w) for (layer, m), w in per.items()) for (per, _), c in zip(want, got))
     assert worst <= COSINE_ATOL, worst
     assert all(abs(c.overall - o) <= COSINE_ATOL and math.isfinite(c.overall) for (_, o), c in zip(want, got))
+
+
+def test_a_target_that_failed_can_be_corrected_in_place_and_scored(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    data = write_json(tmp_path / "d.json", RECORDS)
+    target = write_json(tmp_path / "t.json", [{"instruction": "an empty answer", "output": ""}])
+    cfg = ScoreConfig.of(
+        data=data, out=tmp_path / "s.jsonl", metrics=("target_similarity",), target=target,
+        model=str(tiny_llama_dir), prompt=PromptConfig("plain", max_length=64), progress=False,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="no record can be measured"):
+        score(cfg)
+    write_json(target, TARGET)  # the same command, the target file fixed: nothing was scored to resume from
+    assert score(cfg)["metrics"]["target_similarity"]["scored"] >= 1

@@ -95,9 +95,7 @@ def experiment(config: ExperimentConfig) -> None:
     from gradspec.experiment import load_experiment, run_experiment
     from gradspec.experiment.summary import findings
 
-    exp = load_experiment(config.config, config.full)
-    if config.data_root is not None:
-        exp.data_root = config.data_root.resolve()
+    exp = load_experiment(config.config, config.full, config.data_root)
     result = run_experiment(exp, config.out, click.echo)
     for line in findings(result["out"]):
         click.echo(line)

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from gradspec.errors import ConfigError, first_line
+from gradspec.inputs import read_text
 
 MAX_NODES = 100_000
 """Values an experiment file may hold once its aliases are expanded: real files hold hundreds."""
@@ -64,13 +65,11 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 
 def read_yaml(path: Path, what: str = "") -> Any:
-    """The YAML document in ``path`` (``bounded_yaml``), or a one-line ``ConfigError`` naming it."""
+    """The YAML document in ``path`` (``bounded_yaml``), or a one-line error naming it: a pipe or a
+    device is refused before it is opened, and a file is read up to ``MAX_TEXT_BYTES``."""
     where = f"{what} {path}".strip()
+    text = read_text(path, what or "file")
     try:
-        return bounded_yaml(path.read_text(encoding="utf-8"), Path(where))
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read it ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start})") from exc
+        return bounded_yaml(text, Path(where))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({first_line(exc)})") from exc

@@ -12,6 +12,7 @@ from gradspec.data.formats import RecordProblem, apply_field_map, has_layout, to
 from gradspec.data.readers import MAX_DEPTH, RawRow, depth, is_hub_id, read_rows
 from gradspec.data.records import BadRecord, Record, SampleIds, conversation_key
 from gradspec.errors import DataFileError
+from gradspec.inputs import check_input
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class Dataset:
 
 
 def file_sha256(path: Path) -> str:
-    """Hash of a file, or of a folder's files (names and contents, sorted)."""
+    """Hash of a file, or of a folder's files (names and contents, sorted); a pipe or a device is
+    refused in one line (its read would never end)."""
+    check_input(path, "input")
     h = hashlib.sha256()
     files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
     for f in files:

@@ -260,6 +260,18 @@ def _read_arrow(p: Path) -> pa.Table:
             return pa.ipc.open_file(f).read_all()
 
 
+def gradspec_marker(f: Path) -> bool:
+    """Whether ``f`` is the marker of a gradspec output folder (a small JSON object of kind
+    ``gradspec-...``): a selection folder holds one beside its group files, which it is not one of."""
+    if f.suffix.lower() != ".json" or f.stat().st_size > 1 << 20:
+        return False
+    try:
+        value = json.loads(f.read_bytes())
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(value, dict) and str(value.get("kind", "")).startswith("gradspec")
+
+
 def _read_folder(p: Path) -> list[RawRow]:
     """A ``save_to_disk`` folder (or DatasetDict, taking ``train``) or a folder of data files."""
     if (p / "dataset_dict.json").exists():
@@ -272,6 +284,13 @@ def _read_folder(p: Path) -> list[RawRow]:
     )
     if not files:
         raise DataFileError(f"{p}: folder holds no data files ({', '.join(SUFFIXES)})")
+    marker = next((f for f in files if gradspec_marker(f)), None)
+    if marker is not None:
+        data = [f.name for f in files if f != marker]
+        raise DataFileError(
+            f"{p}: a gradspec output folder ({marker.name} says so), not one data set; give one of its files"
+            + (f": {', '.join(data[:6])}" if data else "")
+        )
     values: list[Any] = []
     for f in files:
         for row in read_rows(f):

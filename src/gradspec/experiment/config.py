@@ -104,7 +104,7 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _ALONE = re.compile(r"^\{(\w+)\}$")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Experiment:
     """A checked, expanded experiment: its defaults and its typed steps, references resolved."""
 
@@ -206,10 +206,11 @@ def _check(
             e["score"] = convert(leaf_map(ScoreConfig)["metrics"], e["score"], convert_text=False)
 
 
-def load_experiment(path: str | Path, full: bool = False) -> Experiment:
-    """Read, expand and check an experiment file."""
+def load_experiment(path: str | Path, full: bool = False, data_root: Path | None = None) -> Experiment:
+    """Read, expand and check an experiment file; ``data_root`` (``--data-root``) replaces the file's own,
+    so every data path of the file is resolved against it."""
     p = Path(path)
-    raw = read_yaml(p)
+    raw = read_yaml(p, "experiment")
     if not isinstance(raw, dict) or "name" not in raw:
         raise ConfigError(f"{p}: an experiment is a YAML mapping with at least 'name' and 'runs'")
     defaults = {k: v for k, v in raw.items() if k not in TOP_KEYS}
@@ -243,7 +244,7 @@ def load_experiment(path: str | Path, full: bool = False) -> Experiment:
         if isinstance(files, list):
             evaluation[key] = [e["file"] for e in expand([{"file": f} for f in files], grid, f"{p}: evaluation {key}")]
     name = segment(raw["name"], f"{p}: name")  # experiments/NAME by default
-    root = (p.parent / raw.get("data_root", ".")).resolve()
+    root = data_root.resolve() if data_root is not None else (p.parent / raw.get("data_root", ".")).resolve()
     entries = {kind: expand(raw.get(kind) or [], grid, kind) for kind in ENTRY_KINDS}
     for kind, (keys, options, required, where) in ENTRY_KINDS.items():
         try:

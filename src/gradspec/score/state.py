@@ -17,8 +17,9 @@ from gradspec.artifacts import SCORE_STATE
 from gradspec.config.fields import plain, split_identity
 from gradspec.config.score import SCORE_METRICS, ScoreConfig
 from gradspec.data.load import file_sha256
-from gradspec.errors import ConfigError, first_line
+from gradspec.errors import ConfigError, DamagedError, OutputError, first_line
 from gradspec.files import WriterLock, write_json_atomic, write_records
+from gradspec.inputs import check_input
 from gradspec.score.outcome import Scored
 from gradspec.store.folder import config_differences
 
@@ -45,9 +46,9 @@ class ScoreState:
         identity = {k: v for k, v in split_identity(config)[0].items() if k != "metrics"}
         self.identity = plain({"kind": STATE_KIND, **identity, "data_sha256": data_sha256})
         if config.target is not None:  # a target file edited in place must not resume stale similarities
-            self.identity["target_sha256"] = file_sha256(Path(config.target))
+            self.identity["target_sha256"] = file_sha256(check_input(config.target, "--target"))
         if self.dir.is_symlink() or (self.dir.exists() and not self.dir.is_dir()):
-            raise ConfigError(f"{self.dir} is not a folder gradspec made; move it away to score into {out}")
+            raise OutputError(f"{self.dir} is not a folder gradspec made; move it away to score into {out}")
         self.dir.mkdir(parents=True, exist_ok=True)
         _, others = own_files(self.dir)
         if others:  # checked before the lock file is made: nothing is added to someone else's folder
@@ -72,16 +73,21 @@ class ScoreState:
             for f in own_files(self.dir)[0]:
                 if f.name != LOCK:
                     f.unlink()
-        elif stored is not None:
+        elif stored is not None and self._kept_any():
             diffs = config_differences(stored, self.identity)
             if diffs:
                 raise ConfigError(
                     f"{out} was scored with other options ({'; '.join(diffs)}); use --overwrite to score it again "
                     "or another --out"
                 )
-        elif out.exists():
-            raise ConfigError(f"{out} exists and was not written by a score that can resume; use --overwrite")
+        elif stored is None and out.exists():
+            raise OutputError(f"{out} exists and was not written by a score that can resume; use --overwrite")
         write_json_atomic(self.dir / IDENTITY, self.identity)
+
+    def _kept_any(self) -> bool:
+        """Whether any metric was kept under the stored options: a score that failed before keeping
+        one (an empty target, a typo in a path) leaves only its options, which bind nothing."""
+        return any(f.suffix == ".jsonl" for f in own_files(self.dir)[0])
 
     def _stored(self) -> dict[str, Any] | None:
         """The options the folder's scores were made with (None when it holds none)."""
@@ -91,9 +97,9 @@ class ScoreState:
         try:
             stored = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError) as exc:
-            raise ConfigError(f"{file}: damaged ({first_line(exc)}); use --overwrite to score again") from exc
+            raise DamagedError(f"{file}: damaged ({first_line(exc)}); use --overwrite to score again") from exc
         if not isinstance(stored, dict):
-            raise ConfigError(f"{file}: damaged (not a JSON object); use --overwrite to score again")
+            raise DamagedError(f"{file}: damaged (not a JSON object); use --overwrite to score again")
         stored.setdefault("kind", STATE_KIND)  # written before the kind was
         return stored
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gradspec.data import Record
 from gradspec.errors import ConfigError
+from gradspec.inputs import read_text
 
 PLACEHOLDER = "{instruction}"
 
@@ -43,10 +44,7 @@ def load_template(kind: str, path: str | Path | None) -> str:
     if path is None:
         return DEFAULTS[kind]
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--{kind}-prompt {p}: cannot read it ({exc.strerror})") from exc
+    text = read_text(p, f"--{kind}-prompt")
     if PLACEHOLDER not in text:
         raise ConfigError(f"--{kind}-prompt {p}: the template has no {PLACEHOLDER} placeholder")
     return text
