@@ -132,3 +132,84 @@ def test_a_recipe_is_read_within_the_same_bounds_as_an_experiment(tmp_path: Path
     ) + "rules: [reward > 0]\n")  # fmt: skip
     with pytest.raises(ConfigError, match="--recipe .*bomb.yaml: expands to more than"):
         filter_records(FilterConfig.of(data=data, out=tmp_path / "k.jsonl", recipe=bomb))
+
+
+# Hostile and careless use ---------------------------------------------------------------------------
+
+
+def test_a_rule_on_a_field_no_record_has_or_beyond_any_float_is_refused(tmp_path: Path) -> None:
+    data = write_json(tmp_path / "scored.json", pool())
+    one_line_error(runner.invoke(app, ["filter", str(data), "--where", "rewrd > 0", "-o", str(tmp_path / "a.jsonl")]),
+                   "no record has a field 'rewrd'", "reward")  # fmt: skip
+    huge = "reward > " + "9" * 401
+    one_line_error(runner.invoke(app, ["filter", str(data), "--where", huge, "-o", str(tmp_path / "b.jsonl")]),
+                   "beyond any float")  # fmt: skip
+    assert not (tmp_path / "a.jsonl").exists() and not (tmp_path / "b.jsonl").exists()
+
+
+def test_an_integer_of_hundreds_of_digits_is_not_scored_in_filter_and_select(tmp_path: Path) -> None:
+    records = pool()
+    records[4]["reward"] = int("9" * 401)
+    data = tmp_path / "big.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "f.jsonl"
+    result = runner.invoke(app, ["filter", str(data), "--where", "reward > 0", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert rows(out)[4]["drop_reason"] == "not scored: reward undefined" and rows(out)[4]["reward"] == int("9" * 401)
+    chosen = runner.invoke(app, ["select", str(data), "--by", "reward", "--top", "2", "-o", str(tmp_path / "s")])
+    assert chosen.exit_code == 0 and "undefined 2" in chosen.output, chosen.output
+
+
+def test_a_records_own_sample_id_is_kept_and_ours_is_written_beside_it(tmp_path: Path) -> None:
+    records = pool()
+    records[0]["sample_id"] = "mine-0"
+    data = write_json(tmp_path / "scored.json", records)
+    out = tmp_path / "f.jsonl"
+    result = runner.invoke(app, ["filter", str(data), "--where", "ifd > 0.5", "-o", str(out)])
+    assert result.exit_code == 0 and "1 records carry a sample_id of their own" in result.output, result.output
+    written = rows(out)
+    assert written[0]["sample_id"] == "mine-0" and len(written[0]["gradspec_sample_id"]) >= 16
+    assert "gradspec_sample_id" not in written[1]
+
+
+def test_a_second_filter_on_the_same_out_is_refused_while_the_first_writes(tmp_path: Path) -> None:
+    from gradspec.errors import OutputError
+    from gradspec.files import WriterLock
+
+    data = write_json(tmp_path / "scored.json", pool())
+    out = tmp_path / "f.jsonl"
+    with WriterLock(tmp_path / ".f.jsonl.lock", "held"), pytest.raises(OutputError, match="being written by another"):
+        filter_records(FilterConfig.of(data=data, out=out, where=("reward > 0",)))
+    assert not out.exists()
+    filter_records(FilterConfig.of(data=data, out=out, where=("reward > 0",)))  # once it is free
+    assert len(rows(out)) == 10
+
+
+def test_a_datasets_folder_is_written_whole_or_not_at_all_and_never_over_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    datasets = pytest.importorskip("datasets")
+    from gradspec.errors import OutputError
+
+    data = write_json(tmp_path / "scored.json", pool())
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    with pytest.raises(OutputError, match="not a datasets folder"):
+        filter_records(FilterConfig.of(data=data, out=run, where=("reward > 0",), format="hf", overwrite=True))
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]
+    out = tmp_path / "hf"
+    filter_records(FilterConfig.of(data=data, out=out, where=("reward > 0",), format="hf"))
+
+    def full_disk(self: object, path: str, **_: object) -> None:
+        Path(path).mkdir(parents=True)
+        (Path(path) / "data-00000-of-00001.arrow").write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", full_disk)
+    with pytest.raises(OSError, match="No space left") as info:
+        filter_records(FilterConfig.of(data=data, out=out, where=("reward > 5",), format="hf", overwrite=True))
+    monkeypatch.undo()
+    assert info.value.filename == str(out)  # the message names the output it could not write
+    assert len(datasets.load_from_disk(str(out))) == 10  # the earlier folder, whole
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".hf")) == [".hf.lock"]  # no half folder

@@ -6,8 +6,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gradspec.config.data import check_record_path
-from gradspec.errors import ConfigError
+from gradspec.errors import ConfigError, OutputError, first_line
 from gradspec.secrets import scrub, scrub_value
 
 
@@ -34,12 +36,25 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     """Call ``write(tmp)`` and move ``tmp`` onto ``path`` once it is on disk."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        write(tmp)
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with naming(path):
+            write(tmp)
+            with tmp.open("rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Re-raise an ``OSError`` that names no file as one naming ``path``: a write that fills the disk
+    says only "No space left on device", and the user must be told which output it was."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror or first_line(exc), str(path)) from exc
 
 
 def under(root: Path, *names: str) -> Path:
@@ -48,7 +63,7 @@ def under(root: Path, *names: str) -> Path:
     path = root.joinpath(*names)
     base = root.resolve()
     if not path.resolve().is_relative_to(base):
-        raise ConfigError(f"{'/'.join(names)}: would be written outside {root}; give a plain name")
+        raise OutputError(f"{'/'.join(names)}: would be written outside {root}; give a plain name")
     return path
 
 
@@ -58,9 +73,9 @@ def check_parent(p: Path, option: str = "--out") -> None:
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise ConfigError(f"{option} {p}: {parent} is a file, so nothing can be made under it")
+        raise OutputError(f"{option} {p}: {parent} is a file, so nothing can be made under it")
     if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {p}: {parent} is not writable")
+        raise OutputError(f"{option} {p}: {parent} is not writable")
 
 
 def check_output_folder(path: str | Path, option: str = "--out") -> Path:
@@ -68,10 +83,10 @@ def check_output_folder(path: str | Path, option: str = "--out") -> Path:
     file or in a read-only place, or an existing folder that is not writable."""
     p = Path(path)
     if p.exists() and not p.is_dir():
-        raise ConfigError(f"{option} {p} is a file, not a folder; choose another {option}")
+        raise OutputError(f"{option} {p} is a file, not a folder; choose another {option}")
     check_parent(p, option)
     if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {p} is not writable")
+        raise OutputError(f"{option} {p} is not writable")
     return p
 
 
@@ -79,9 +94,34 @@ def check_output_file(path: str | Path, option: str = "--out") -> Path:
     """Refuse, before any work, an output file that cannot be written (a folder, a file as parent)."""
     p = Path(path)
     if p.is_dir():
-        raise ConfigError(f"{option} {p} is a folder; give a file")
+        raise OutputError(f"{option} {p} is a folder; give a file")
     check_parent(p, option)
     return p
+
+
+FORMULA = re.compile(r"^[-=+@\t\r]")
+"""What a spreadsheet may evaluate at the start of a cell (OWASP's CSV injection list)."""
+
+
+def inert(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (``=HYPERLINK(...)``, ``-2+3+cmd|...``, a
+    group label taken from a folder name) with a leading apostrophe, so it is shown, not run. Numbers,
+    and text that is a number as a whole (``-1.5``), are left as they are."""
+    if not isinstance(value, str) or not FORMULA.match(value):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
+def write_csv(frame: Any, path: Path) -> None:
+    """A pandas frame as CSV, every text cell and column name that a spreadsheet would evaluate made
+    inert (``inert``): labels, file and group names come from users."""
+    text = [c for c in frame.columns if frame[c].dtype == object or str(frame[c].dtype) in ("string", "str")]
+    safe = frame.assign(**{c: frame[c].map(inert) for c in text}) if text else frame
+    safe.rename(columns=lambda c: inert(c) if isinstance(c, str) else c).to_csv(path, index=False)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -118,13 +158,13 @@ class WriterLock:
         try:
             self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ConfigError(f"{path}: cannot create the lock file ({exc.strerror})") from exc
+            raise OutputError(f"{path}: cannot create the lock file ({exc.strerror})") from exc
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._fd)
             self._fd = None
-            raise ConfigError(busy) from None
+            raise OutputError(busy) from None
 
     @staticmethod
     def held(path: Path) -> bool:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import pandas as pd
+
+from gradspec.files import write_csv
 
 
 def fmt(value: object) -> str:
@@ -28,21 +29,10 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-FORMULA = re.compile(r"^[=+@\t\r]|^-(?![\d.])")
-
-
-def inert(value: object) -> object:
-    """A text cell a spreadsheet would run as a formula (``=HYPERLINK(...)``, a group label taken
-    from a folder name) with a leading apostrophe, so it is shown, not run; numbers untouched."""
-    return "'" + value if isinstance(value, str) and FORMULA.match(value) else value
-
-
 def write_table(df: pd.DataFrame, stem: Path) -> list[Path]:
     """``stem``.csv and ``stem``.md."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
-    text = [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])]
-    safe = df.assign(**{c: df[c].map(inert) for c in text}) if text else df
-    safe.to_csv(csv, index=False)
+    write_csv(df, csv)
     md.write_text(markdown(df), encoding="utf-8")
     return [csv, md]

@@ -79,6 +79,11 @@ def filter_(config: FilterConfig, as_json: bool = False) -> None:
         f"{config.out}: {summary['kept']} of {summary['records']} records kept, {summary['dropped']} dropped "
         f"({summary['not_scored']} of them not scored, which is not the same as scoring low)"
     )
+    if summary["own_ids"]:
+        click.echo(
+            f"  {summary['own_ids']} records carry a sample_id of their own: kept as it is, gradspec's id is "
+            "in gradspec_sample_id"
+        )
     for rule in summary["rules"]:
         click.echo(
             f"  {rule['rule']}: drops {rule['drops_alone']} alone, {rule['drops_in_turn']} after the rules before it"

@@ -10,7 +10,11 @@ def finite_number(value: Any) -> float | None:
     """A usable score, or ``None`` (missing, not a number, NaN or infinite, a bool)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits: beyond any float, so no usable score
+        return None
+    return number if math.isfinite(number) else None
 
 
 def numeric_value(value: Any) -> float | None:

@@ -22,18 +22,30 @@ from gradspec import __version__
 from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.unify import quality_frame
 from gradspec.data import load_dataset
+from gradspec.data.values import finite_number
 from gradspec.errors import ConfigError
 from gradspec.files import json_text
 from gradspec.report.html import sources_of
 from gradspec.report.page import GENERATOR, check_page_out, write_page
+from gradspec.selection.filtering import OWN_ID
 from gradspec.store import Run, open_run
 from gradspec.store.contract import MODULES
 
 CURVE_METRICS = ("nuclear_norm", "effective_rank")
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if value is not None and isinstance(value, (int, float)) and math.isfinite(value) else None
+def shown(value: Any) -> Any:
+    """A record's value as the page can hold it: NaN and infinities (which JSON has no word for)
+    and integers beyond a double's exact range (which JavaScript would round) become their text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value).replace("inf", "Infinity").replace("nan", "NaN")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+        return str(value)
+    if isinstance(value, dict):
+        return {k: shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown(v) for v in value]
+    return value
 
 
 def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | None = None) -> dict[str, Any]:
@@ -48,7 +60,7 @@ def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | No
     curves: dict[str, dict[str, dict[str, list[float | None]]]] = {}
     for (sid, module), d in stats.groupby(["sample_id", "module"], sort=False):
         d = d.sort_values("layer")
-        curves.setdefault(sid, {})[module] = {m: [_number(v) for v in d[m]] for m in CURVE_METRICS}
+        curves.setdefault(sid, {})[module] = {m: [finite_number(v) for v in d[m]] for m in CURVE_METRICS}
     try:
         quality = grad_quality(run).set_index("sample_id")["grad_quality"].to_dict()
     except (ConfigError, ValueError):
@@ -59,7 +71,7 @@ def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | No
     if scored is not None:
         frame = quality_frame(scored)
         score_fields = [c for c in frame.columns if c != "sample_id"]
-        scores = {r["sample_id"]: {f: _number(r[f]) for f in score_fields} for r in frame.to_dict("records")}
+        scores = {r["sample_id"]: {f: finite_number(r[f]) for f in score_fields} for r in frame.to_dict("records")}
         keeps = keep_column(scored)
     sources = sources_of(run)
     steps = steps_data(run, modules)
@@ -76,13 +88,13 @@ def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | No
         rows.append(
             {
                 "sample_id": sid, "index": int(s["index"]), "status": s["status"], "reason": reason,
-                "tokens": _number(s["n_tokens"]), "response_tokens": _number(s["n_response_tokens"]),
-                "loss": _number(s["loss"]), "grad_quality": _number(quality.get(sid)), **means,
+                "tokens": finite_number(s["n_tokens"]), "response_tokens": finite_number(s["n_response_tokens"]),
+                "loss": finite_number(s["loss"]), "grad_quality": finite_number(quality.get(sid)), **means,
                 **scores.get(sid, dict.fromkeys(score_fields)),
                 "keep": keeps.get(sid),
                 "prompt": clip(record.messages[-1].content) if record and record.messages else "",
                 "response": clip(record.response) if record else "",
-                "original": original if len(json_text(original)) <= MAX_ORIGINAL else None,
+                "original": shown(original) if len(json_text(original)) <= MAX_ORIGINAL else None,
                 "curves": curves.get(sid, {}),
                 "steps": steps.get(sid, []),
             }
@@ -111,10 +123,10 @@ def steps_data(run: Run, modules: Sequence[str]) -> dict[str, list[dict[str, Any
         head = d.iloc[0]
         entry: dict[str, Any] = {
             "step": int(step), "char_start": int(head["char_start"]), "char_end": int(head["char_end"]),
-            "tokens": [int(head["token_start"]), int(head["token_end"])], "loss": _number(head["loss"]),
+            "tokens": [int(head["token_start"]), int(head["token_end"])], "loss": finite_number(head["loss"]),
         }  # fmt: skip
         for metric in CURVE_METRICS:
-            entry[metric] = _mean([_number(v) for v in d[metric]])
+            entry[metric] = _mean([finite_number(v) for v in d[metric]])
         entry["curves"] = {
             m: {metric: [_short(v) for v in g.sort_values("layer")[metric]] for metric in CURVE_METRICS}
             for m, g in d.groupby("module", sort=False)
@@ -125,7 +137,7 @@ def steps_data(run: Run, modules: Sequence[str]) -> dict[str, list[dict[str, Any
 
 
 def _short(value: Any) -> float | None:
-    number = _number(value)
+    number = finite_number(value)
     return None if number is None else float(f"{number:.4g}")
 
 
@@ -139,7 +151,8 @@ def keep_column(scored: Path) -> dict[str, bool]:
     out = {}
     for item, row in load_dataset(scored).with_rows():
         if isinstance(row.value, dict) and isinstance(row.value.get("keep"), bool):
-            out[str(row.value.get("sample_id", item.sample_id))] = row.value["keep"]
+            sid = row.value.get(OWN_ID, row.value.get("sample_id", item.sample_id))
+            out[str(sid)] = row.value["keep"]
     return out
 
 

@@ -12,8 +12,11 @@ drops alone and how many it drops after the rules before it.
 from __future__ import annotations
 
 import json
+import math
 import operator
 import re
+import shutil
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +28,8 @@ from gradspec.config.filtering import FilterConfig, rules_of
 from gradspec.config.yaml_files import read_yaml
 from gradspec.data import load_dataset
 from gradspec.data.values import finite_number
-from gradspec.errors import ConfigError
-from gradspec.files import check_output_file, check_output_folder, json_text, write_records
+from gradspec.errors import ConfigError, OutputError
+from gradspec.files import WriterLock, check_output_file, check_output_folder, json_text, naming, write_records
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq, ">": operator.gt, "<": operator.lt,
@@ -58,7 +61,10 @@ class Rule:
     def value(self, values: Sequence[float]) -> float:
         """The threshold as a number (a percentile of ``values`` for ``pNN``)."""
         if not self.threshold.startswith("p"):
-            return float(self.threshold)
+            number = float(self.threshold)
+            if not math.isfinite(number):
+                raise ConfigError(f"rule {self.text!r}: {self.threshold[:20]}... is beyond any float; give a number")
+            return number
         if not values:
             raise ConfigError(f"rule {self.text!r}: no record has a defined {self.field} to take a percentile of")
         return float(np.percentile(values, float(self.threshold[1:])))
@@ -90,6 +96,11 @@ def apply_rules(
     records: Sequence[Mapping[str, Any]], rules: Sequence[Rule]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every record with ``keep`` and ``drop_reason``, and per rule how many it drops alone and in turn."""
+    known = set().union(*(r.keys() for r in records)) if records else set()
+    for rule in rules:
+        if records and rule.field not in known:
+            shown = ", ".join(sorted(k for k in known if k not in ("keep", "drop_reason"))[:12])
+            raise ConfigError(f"rule {rule.text!r}: no record has a field {rule.field!r} (fields: {shown})")
     thresholds = []
     for rule in rules:
         defined = [v for r in records if (v := finite_number(r.get(rule.field))) is not None]
@@ -156,30 +167,76 @@ def push(table: Any, repo: str) -> None:
         ) from exc
 
 
+OWN_ID = "gradspec_sample_id"
+"""Where gradspec's id of a record goes when the record has a ``sample_id`` of its own, which is kept."""
+
+HF_FILES = ("state.json", "dataset_info.json")
+"""What ``save_to_disk`` writes beside its Arrow files: a folder that holds them is one --overwrite may replace."""
+
+
+def with_id(value: Mapping[str, Any], sid: str) -> dict[str, Any]:
+    """The record with gradspec's ``sample_id``; a record's own, other ``sample_id`` is kept and ours goes
+    to ``OWN_ID`` (nothing a user wrote is replaced)."""
+    own = value.get("sample_id")
+    return {**value, "sample_id": sid} if own is None or own == sid else {**value, OWN_ID: sid}
+
+
+def check_out(config: FilterConfig) -> None:
+    """Refuse an --out that exists (without --overwrite) or that --overwrite must not replace."""
+    out = config.out
+    if config.format == "hf":
+        check_output_folder(out)
+        if out.exists() and any(out.iterdir()):
+            if not config.overwrite:
+                raise OutputError(f"--out {out} exists and is not empty; give --overwrite or another --out")
+            if not all((out / f).is_file() for f in HF_FILES):
+                raise OutputError(
+                    f"--out {out} is not a datasets folder; --overwrite replaces only one (choose another --out)"
+                )
+    else:
+        check_output_file(out)
+        if out.exists() and not config.overwrite:
+            raise OutputError(f"--out {out} exists; give --overwrite or another --out")
+
+
+def save_folder(table: Any, out: Path) -> None:
+    """``table.save_to_disk`` into a hidden sibling, then moved onto ``out``: a failure (a full disk)
+    leaves the old folder or none, never half of one."""
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with naming(out):
+            table.save_to_disk(str(tmp))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def filter_records(config: FilterConfig) -> dict[str, Any]:
     """Write the kept file (or folder) and return the summary: counts and what each rule dropped."""
     texts = (*(read_recipe(config.recipe) if config.recipe is not None else ()), *config.where)
     rules = [Rule.parse(t) for t in texts]
-    if config.format == "hf":
-        check_output_folder(config.out)
-        if config.out.exists() and any(config.out.iterdir()) and not config.overwrite:
-            raise ConfigError(f"--out {config.out} exists and is not empty; give --overwrite or another --out")
-    else:
-        check_output_file(config.out)
-        if config.out.exists() and not config.overwrite:
-            raise ConfigError(f"--out {config.out} exists; give --overwrite or another --out")
+    check_out(config)
+    with WriterLock(
+        config.out.with_name(f".{config.out.name}.lock"),
+        f"--out {config.out} is being written by another gradspec filter; wait for it or choose another --out",
+    ):
+        check_out(config)  # again, now that no other filter can be writing it
+        return write_filtered(config, rules)
+
+
+def write_filtered(config: FilterConfig, rules: Sequence[Rule]) -> dict[str, Any]:
     dataset = load_dataset(config.data)
     values = [row.value if isinstance(row.value, Mapping) else {"record": row.value} for row in dataset.rows]
     unusable = sum(1 for row in dataset.rows if row.error is not None)
     records = [
-        {**v, "sample_id": item.sample_id}
-        if row.error is None
-        else {"record": row.raw_text, "sample_id": item.sample_id}
+        with_id(v, item.sample_id) if row.error is None else {"record": row.raw_text, "sample_id": item.sample_id}
         for item, row, v in zip(dataset.items, dataset.rows, values)
     ]
     kept, per_rule = apply_rules(records, rules)
     if config.format == "hf":
-        hf_dataset(kept).save_to_disk(str(config.out))
+        save_folder(hf_dataset(kept), config.out)
     elif config.format == "oda":
         write_records(config.out, oda_rows(kept, rules))
     else:
@@ -191,5 +248,5 @@ def filter_records(config: FilterConfig) -> dict[str, Any]:
     return {
         "data": str(config.data), "out": str(config.out), "format": config.format, "records": len(kept),
         "kept": n_kept, "dropped": len(kept) - n_kept, "not_scored": unscored, "unreadable": unusable,
-        "rules": per_rule,
+        "own_ids": sum(OWN_ID in r for r in records), "rules": per_rule,
     }  # fmt: skip
