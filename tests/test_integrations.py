@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from gradspec.artifacts import identify
+from gradspec.cli.main import app
 from gradspec.config.train import RecipeConfig
 from gradspec.data import load_dataset
 from gradspec.integrations import GradspecCallback
@@ -67,3 +69,28 @@ def test_the_headline_numbers_reach_the_logs(tmp_path: Path, tiny_llama_dir: Pat
     assert all(value > 0 for value in logs.values())
     assert not any(p.requires_grad for p in loaded.model.parameters())  # as it found them (frozen by loading)
     assert json.loads(json.dumps(logs)) == logs  # plain numbers, as a reporter takes them
+
+
+def test_the_callback_writes_only_its_own_folder_and_its_marker_lists_every_step(
+    tmp_path: Path, tiny_llama_dir: Path
+) -> None:
+    from gradspec.errors import OutputError
+
+    loaded, _ = samples(tiny_llama_dir, tmp_path)
+    probe = write_json(tmp_path / "probe.json", PROBE)
+
+    def callback(out: Path) -> GradspecCallback:
+        return GradspecCallback(probe, out, loaded.tokenizer, every=2, prompt=PromptConfig("plain", max_length=64))
+
+    first = callback(tmp_path / "s")
+    first.measure(loaded.model, 0)
+    first.measure(loaded.model, 2)
+    resumed = callback(tmp_path / "s")  # a training resumed from its checkpoint: a new callback, the same folder
+    resumed.measure(loaded.model, 4)
+    assert identify(tmp_path / "s").marker["steps"] == [0, 2, 4]
+    shown = CliRunner().invoke(app, ["show", str(tmp_path / "s")])
+    assert shown.exit_code == 0 and "a training-spectra:" in shown.output and "measured: 0, 2, 4" in shown.output
+    for taken in (tmp_path / "s" / "step-000000", tmp_path):  # a run folder; a folder of other files
+        with pytest.raises(OutputError, match="not a folder of training spectra"):
+            callback(taken).measure(loaded.model, 6)
+    assert not (tmp_path / "s" / "step-000000" / "step-000006").exists()

@@ -182,3 +182,26 @@ def test_steps_refuse_checkpointing_and_resume(tmp_path: Path, tiny_llama_dir: P
     assert sorted(open_run(out).df("step_stats").drop_duplicates(["sample_id", "step"])
                   .groupby("sample_id").size().tolist()) == [1, 2, 2]  # fmt: skip
     assert len(again.df("samples")) == 3
+
+
+def test_a_pattern_that_backtracks_without_end_fails_its_record_in_bounded_time() -> None:
+    import time
+
+    from gradspec.prompting.steps import PATTERN_SECONDS
+
+    assert char_spans("a" * 30 + "!", "(a+)+$") == [(0, 31)]  # re takes minutes on it; the engine used does not
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=r"searched this response for over .* simplify the pattern"):
+        char_spans("a" * 40 + "!", "(a|aa)+$")  # exponentially many ways to split the a's before '!' fails it
+    assert time.monotonic() - started < PATTERN_SECONDS + 8
+    assert char_spans("a. b", "sentence") == [(0, 2), (3, 4)]  # an ordinary pattern still splits
+
+
+def test_a_pattern_that_leaves_no_step_says_so(tmp_path: Path, tiny_llama_dir: Path, capsys) -> None:  # noqa: ANN001
+    data = write_json(tmp_path / "data.json", RECORDS)
+    run = compute(steps_config(data, tmp_path / "run", tiny_llama_dir, steps="."))
+    assert run.manifest["checks"]["stepless"] == 3
+    assert any("--steps '.' left no step in 3 computed sample(s)" in w for w in run.manifest["checks"]["warnings"])
+    assert "left no step" in capsys.readouterr().err
+    kept = compute(steps_config(data, tmp_path / "kept", tiny_llama_dir, steps="sentence"))
+    assert kept.manifest["checks"]["stepless"] == 0

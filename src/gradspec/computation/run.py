@@ -134,7 +134,19 @@ def checks(run: Run, counts: dict[str, int]) -> dict[str, Any]:
         warnings.append(f"truncation left {short_prompt} sample(s) with fewer than {SHORT} prompt tokens")
     if short_response:
         warnings.append(f"{short_response} sample(s) have fewer than {SHORT} response tokens carrying loss")
-    return {"short_prompt": int(short_prompt), "short_response": int(short_response), "warnings": warnings}
+    rule = run.manifest.get("config", {}).get("steps")
+    stepless = 0
+    if rule is not None and counts.get("ok", 0):
+        with_steps = "select distinct sample_id from step_stats"
+        query = f"select count(*) from samples where status = 'ok' and sample_id not in ({with_steps})"
+        stepless = int(run.scalar(query)) if run.files("step_stats") else counts["ok"]
+    if stepless:
+        warnings.append(
+            f"--steps {rule!r} left no step in {stepless} computed sample(s): it matches all of their text, or "
+            "their steps hold no response token"
+        )
+    return {"short_prompt": int(short_prompt), "short_response": int(short_response), "stepless": stepless,
+            "warnings": warnings}  # fmt: skip
 
 
 def compute_many(configs: Sequence[ComputeConfig], loaded: LoadedModel | None = None) -> list[Run]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+
+import regex
 
 from gradspec.config.fields import Options
 from gradspec.store.contract import Module
@@ -20,8 +21,8 @@ def parse_steps(value: object) -> str | None:
         raise ValueError(f"expects newline, sentence, paragraph or a regular expression, got {value!r}")
     if value not in STEP_RULES:
         try:
-            re.compile(value)
-        except re.error as exc:
+            regex.compile(value)
+        except regex.error as exc:
             raise ValueError(f"{value!r} is neither {', '.join(STEP_RULES)} nor a regular expression ({exc})") from exc
     return value
 

@@ -20,10 +20,11 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from gradspec.artifacts import TRAINING_SPECTRA, write_marker
+from gradspec.artifacts import RUN, TRAINING_SPECTRA, read_marker, write_marker
 from gradspec.computation import compute
 from gradspec.config.compute import ComputeConfig
 from gradspec.config.prompt import PromptConfig
+from gradspec.errors import OutputError
 from gradspec.model.loading import LoadedModel
 
 
@@ -42,8 +43,27 @@ class GradspecCallback(TrainerCallback):
         self.probe, self.out, self.tokenizer, self.every = Path(probe), Path(out), tokenizer, max(1, every)
         self.prompt = prompt or PromptConfig(max_length=512)
         self.modules = modules
-        self.steps: list[int] = []
         self.latest: dict[str, float] = {}
+        self._claimed = False
+
+    def claim(self) -> None:
+        """Refuse, before the first measurement, an ``out`` that holds anything but this callback's own
+        output (a run folder, someone's files): it writes step folders and a marker there."""
+        if self._claimed:
+            return
+        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+            marker = read_marker(TRAINING_SPECTRA.marker_path(self.out)) if self.out.is_dir() else None
+            if marker is None or marker.get("kind") != TRAINING_SPECTRA.tag:
+                raise OutputError(
+                    f"{self.out}: not a folder of training spectra (it holds other files); give the callback a "
+                    "new or empty folder"
+                )
+        self._claimed = True
+
+    def steps(self) -> list[int]:
+        """Every step measured in ``out``, by this callback or an earlier one (a resumed training)."""
+        found = (p.name.removeprefix("step-") for p in self.out.glob("step-*") if RUN.marker_path(p).is_file())
+        return sorted(int(s) for s in found if s.isdigit())
 
     def attach(self, trainer: Any) -> GradspecCallback:
         """Add the callback before the trainer's reporters, so its numbers reach them."""
@@ -52,6 +72,7 @@ class GradspecCallback(TrainerCallback):
 
     def measure(self, model: Any, step: int) -> dict[str, float]:
         """The probe set's spectra at the current weights, as a run folder; the headline numbers."""
+        self.claim()
         flags = [p.requires_grad for p in model.parameters()]
         training = model.training
         model.eval()
@@ -73,9 +94,8 @@ class GradspecCallback(TrainerCallback):
         ).fetchall()
         self.latest = {f"gradspec/{name}_{m}": float(v) for m, nuc, er in rows for name, v in
                        (("nuclear_norm", nuc), ("effective_rank", er)) if v is not None}  # fmt: skip
-        self.steps.append(step)
         write_marker(self.out, TRAINING_SPECTRA, {"probe": str(self.probe.resolve()), "every": self.every},
-                     steps=sorted(set(self.steps)))  # fmt: skip
+                     steps=self.steps())  # fmt: skip
         return self.latest
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> Any:

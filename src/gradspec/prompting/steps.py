@@ -10,9 +10,11 @@ in the text and its gradient is over exactly those tokens.
 from __future__ import annotations
 
 import bisect
-import re
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import regex
 
 SEPARATORS = {
     "newline": r"\n+",
@@ -35,15 +37,31 @@ class Step:
         return self.token_end - self.token_start
 
 
+PATTERN_SECONDS = 2.0
+"""Longest a user's separator pattern may search one response: a pattern like ``(a+)+$`` backtracks
+for minutes on 30 characters; real ones take microseconds."""
+
+
+@functools.lru_cache(maxsize=16)
+def separators(rule: str) -> regex.Pattern[str]:
+    return regex.compile(SEPARATORS.get(rule, rule))
+
+
 def char_spans(text: str, rule: str) -> list[tuple[int, int]]:
-    """[start, end) of each non-blank piece of ``text`` between separators of ``rule``."""
-    pattern = re.compile(SEPARATORS.get(rule, rule))
+    """[start, end) of each non-blank piece of ``text`` between separators of ``rule``; a ``ValueError``
+    when the pattern searches this text for longer than ``PATTERN_SECONDS`` (the record fails alone)."""
     spans, start = [], 0
-    for m in pattern.finditer(text):
-        if m.end() == m.start():
-            continue  # an empty match separates nothing
-        spans.append((start, m.start()))
-        start = m.end()
+    try:
+        for m in separators(rule).finditer(text, timeout=PATTERN_SECONDS):
+            if m.end() == m.start():
+                continue  # an empty match separates nothing
+            spans.append((start, m.start()))
+            start = m.end()
+    except TimeoutError as exc:
+        raise ValueError(
+            f"--steps {rule!r} searched this response for over {PATTERN_SECONDS:g} s (nested quantifiers "
+            "backtrack without end); simplify the pattern"
+        ) from exc
     spans.append((start, len(text)))
     return [(a, b) for a, b in spans if text[a:b].strip()]
 
