@@ -26,7 +26,7 @@ from gradspec.config.fields import flatten, plain, split_identity
 from gradspec.config.train import TrainConfig
 from gradspec.data import Dataset, Record, load_dataset
 from gradspec.errors import ConfigError, first_line
-from gradspec.files import WriterLock, check_output_folder, write_json_atomic
+from gradspec.files import WriterLock, check_output_folder, write_csv, write_json_atomic
 from gradspec.model import load
 from gradspec.prompting import encode_records, resolve_template
 from gradspec.train.evaluate import evaluate, held_out, instruction_of
@@ -113,14 +113,12 @@ def _train(
     if config.evaluation.eval_at:
         final = [{"step": steps, **m.summary()} for m in measured]
         rows = [r for r in curve.rows if r["step"] < steps] + final
-        pd.DataFrame(rows, columns=["step", "set", "measure", "value", "n", "skipped"]).to_csv(
-            TRAINING.file(out, "curve"), index=False
-        )
-    losses_frame = pd.DataFrame(losses, columns=["step", "epoch", "loss", "learning_rate"])
-    losses_frame.to_csv(TRAINING.file(out, "losses"), index=False)
-    pd.DataFrame([m.summary() for m in measured]).to_csv(TRAINING.file(out, "eval"), index=False)
+        write_csv(pd.DataFrame(rows, columns=["step", "set", "measure", "value", "n", "skipped"]),
+                  TRAINING.file(out, "curve"))  # fmt: skip
+    write_csv(pd.DataFrame(losses, columns=["step", "epoch", "loss", "learning_rate"]), TRAINING.file(out, "losses"))
+    write_csv(pd.DataFrame([m.summary() for m in measured]), TRAINING.file(out, "eval"))
     items = [{"set": m.set, "measure": m.measure, "item": i, "value": v} for m in measured for i, v in m.items.items()]
-    pd.DataFrame(items, columns=["set", "measure", "item", "value"]).to_csv(TRAINING.file(out, "items"), index=False)
+    write_csv(pd.DataFrame(items, columns=["set", "measure", "item", "value"]), TRAINING.file(out, "items"))
     lengths = [e.n_response_tokens for e in examples.encoded]
     epochs = config.recipe.epochs  # 0: the model as it is, trained on nothing
     result = marker_content(TRAINING, flatten(config)) | {
