@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 from tiny_models import CONFIGS, tiny_model
@@ -20,14 +20,20 @@ CHAT_TEMPLATE = (
 )
 
 
-def byte_tokenizer(chat: bool = True) -> PreTrainedTokenizerFast:
-    """One token per UTF-8 byte, with offsets, a BOS token and (optionally) a chat template."""
+def byte_tokenizer(chat: bool = True, adds_bos: bool = False) -> PreTrainedTokenizerFast:
+    """One token per UTF-8 byte, with offsets, a BOS token and (optionally) a chat template; with
+    ``adds_bos`` it puts the BOS before every text, as Gemma's and Llama's tokenizers do."""
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok)
     fast.add_special_tokens({"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"})
+    if adds_bos:
+        bos = fast.convert_tokens_to_ids("<s>")
+        fast.backend_tokenizer.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos)]
+        )
     if chat:
         fast.chat_template = CHAT_TEMPLATE
     return fast

@@ -88,8 +88,7 @@ def oracle_differences(
             a, b = module.split("*")
             pair = ((layer, a), (layer, b))
             ga, gb = grads[pair[0]], grads[pair[1]]
-            # Different shapes (Gemma 3's q and o): b's gradient transposed maps the same spaces.
-            want_cos = oracle_cosine(ga, gb if gb.shape == ga.shape else gb.T)
+            want_cos = oracle_cosine(ga, gb)  # transposed where the shapes are (Gemma 3's q and o)
         out.append((f"layer {layer} {kind} {module}", "cosine", float(cos), math.nan if zero & set(pair) else want_cos))
     return out
 

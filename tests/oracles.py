@@ -77,4 +77,8 @@ def oracle_metrics(g: torch.Tensor) -> dict[str, float]:
 
 
 def oracle_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """cos(G_a, G_b) over their entries; ``b`` transposed when it has ``a``'s shape transposed (Gemma 3's
+    q and o: G_o^T maps the same spaces as G_q, as gradspec compares them)."""
+    if a.shape != b.shape and a.shape == b.T.shape:
+        b = b.T
     return float(torch.nn.functional.cosine_similarity(a.reshape(1, -1).double(), b.reshape(1, -1).double())[0])

@@ -185,3 +185,29 @@ def test_equal_positions_are_exactly_the_gradient_of_the_cut_text(arch: str) -> 
         spectra = sample_spectra(f, modules_of(targets), model.config.num_hidden_layers)
         failures = compare_to_oracle(spectra, oracle_gradients(model, targets, cut), BOUNDS)
         assert not failures, "\n".join(failures)
+
+
+def test_equal_positions_keep_the_bos_and_are_exactly_its_gradient() -> None:
+    """A tokenizer that puts a BOS first (Gemma's): --prompt-tokens P keeps it, then the last P text
+    tokens of the prompt and the first K of the response, and equals the .grad of those same ids."""
+    from gradspec.data import Message, Record
+    from gradspec.prompting import PromptConfig, encode
+
+    from conftest import byte_tokenizer
+
+    model = tiny_model("gemma3_text", seed=6)
+    targets = find_targets(model, None)
+    tok = byte_tokenizer(adds_bos=True)
+    bos = tok.bos_token_id
+    record = Record(0, "w", (Message("user", "Please count the words that follow me."),), "one two three four five")
+    whole = encode(record, tok, PromptConfig("plain"))
+    assert whole.input_ids[0] == bos and whole.input_ids.count(bos) == 1
+    for p, k in ((4, 3), (8, 16), (1, 1)):
+        cut = encode(record, tok, PromptConfig("plain", prompt_tokens=p, response_tokens=k))
+        start = whole.n_prompt_tokens
+        assert cut.input_ids == [bos, *whole.input_ids[start - p : start + k]]  # BOS, then P text tokens, then K
+        assert cut.n_prompt_tokens == p + 1 and cut.n_response_tokens == k and not cut.truncated
+        (f,) = run_batch(model, targets, [cut])
+        spectra = sample_spectra(f, modules_of(targets), model.config.num_hidden_layers)
+        failures = compare_to_oracle(spectra, oracle_gradients(model, targets, cut), BOUNDS)
+        assert not failures, "\n".join(failures)

@@ -202,3 +202,25 @@ def test_inspect_shows_a_refused_record_and_goes_on(tokenizer) -> None:
     assert refused["status"] == "refused" and "cannot be tokenised (ValueError" in refused["reason"]
     assert ok["status"] == "ok" and ok["loss_tokens"] == 2
     assert "record 0 (id0): refused: record 0: cannot be tokenised" in as_text(report)
+
+
+def test_every_cut_of_the_prompt_keeps_the_bos() -> None:
+    tok = byte_tokenizer(adds_bos=True)
+    record = rec("a long instruction that will not fit whole", "and its answer")
+    whole = encode(record, tok, PromptConfig("plain"))
+    ids, start, bos = whole.input_ids, whole.n_prompt_tokens, tok.bos_token_id
+    assert ids[0] == bos
+    # prompt_start: the BOS, then the last 19 tokens (the whole response and the prompt's end).
+    cut = encode(record, tok, PromptConfig("plain", max_length=20, truncation="prompt_start"))
+    assert cut.input_ids == [bos, *ids[-19:]] and cut.truncated
+    # keep_prompt: the BOS, the prompt's last 14 tokens, the response's first 5 (a quarter of 20).
+    cut = encode(record, tok, PromptConfig("plain", max_length=20, truncation="keep_prompt"))
+    assert cut.input_ids == [bos, *ids[start - 14 : start + 5]] and cut.n_response_tokens == 5
+
+
+def test_prompt_tokens_count_the_text_after_the_bos() -> None:
+    tok = byte_tokenizer(adds_bos=True)
+    short = encode(rec("abc", "the answer"), tok, PromptConfig("plain", prompt_tokens=4))
+    assert short.input_ids[0] == tok.bos_token_id and short.n_prompt_tokens == 5  # BOS + "abc\n"
+    refused = encode(rec("ab", "the answer"), tok, PromptConfig("plain", prompt_tokens=4))
+    assert "prompt has 3 tokens after 1 leading special token(s), fewer than --prompt-tokens 4" in refused.reason

@@ -171,3 +171,26 @@ def test_steps_equal_the_oracle_on_a_reasoning_trace(shared_data: Path, default_
                     worst[name] = max(worst[name], abs(got[name] - want[name]) / abs(want[name]))
     print(f"\nsteps: worst deviations over {n_steps} steps: {worst}")
     assert n_steps >= 6 and not {k: v for k, v in worst.items() if v > BOUNDS[k]}, (worst, BOUNDS)
+
+
+@pytest.mark.shared_data
+def test_gemma_at_equal_positions_keeps_its_bos_and_equals_batch_of_one(shared_data: Path, tmp_path: Path) -> None:
+    """Gemma 3 270M (gradspec models install gemma3-270m; skipped without it) at --prompt-tokens 8
+    --response-tokens 16: its BOS stays first, and the numbers are the .grad of those same ids."""
+    from gradspec.model import load_model
+    from gradspec.model.shipped import SHIPPED, is_converted
+
+    if not is_converted(SHIPPED["gemma3-270m"]):
+        pytest.skip("Gemma 3 270M is not installed (gradspec models install gemma3-270m)")
+    gemma = load_model("gemma3-270m", device="cpu")
+    path = shared_data / "instruction/reward/wiz_10k_highest_200.json"
+    prompt = PromptConfig("plain", None, 512, prompt_tokens=8, response_tokens=16)
+    run = compute(ComputeConfig.of(data=path, out=tmp_path / "run", prompt=prompt, limit=3, progress=False,
+                                   device="cpu"), gemma)  # fmt: skip
+    records = [r for r in load_dataset(path, limit=3).items if isinstance(r, Record)]
+    for rec in records:
+        enc = encode(rec, gemma.tokenizer, prompt)
+        assert isinstance(enc, Encoded) and enc.input_ids[0] == gemma.tokenizer.bos_token_id and enc.n_tokens == 25
+    worst = deviations(run, gemma, records, prompt)
+    print(f"\ngemma3-270m P8+K16: worst deviations from batch-of-one .grad + SVD: {worst}")
+    assert not {k: v for k, v in worst.items() if v > BOUNDS[k]}, (worst, BOUNDS)

@@ -42,7 +42,9 @@ class PromptConfig(Options):
     prompt_tokens: int | None = field(default=None, metadata={"min": 1})
     """Keep exactly the last P prompt tokens (a record with fewer is skipped): with --response-tokens K every
     sample has exactly P + K positions, so the prompt's length cannot move its gradient either (every layer
-    but the last passes gradient to prompt positions). Default: the whole prompt."""
+    but the last passes gradient to prompt positions). P counts the text tokens after the tokenizer's leading
+    special tokens (a BOS), which are kept before them: a model without its BOS is another model. Default:
+    the whole prompt."""
 
     record_windows: bool = False
     """Give each record its own window from its response_window field (select --match-length truncate writes

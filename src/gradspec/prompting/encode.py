@@ -3,6 +3,11 @@
 The ids are those of ``tokenizer(prompt + response)``. Loss is taken on every token from
 the response's first token on: the first token whose character span reaches past the prompt.
 Position 0 is never predicted, so it never carries loss.
+
+Every cut of the prompt's start (``--prompt-tokens``, ``keep_prompt``, ``prompt_start``) keeps the
+tokenizer's leading special tokens (a BOS) and cuts the text tokens after them: a model fed text
+without its BOS is another model (Gemma 3's losses and gradients change several-fold), so a cut
+that dropped it would measure that other model, not a shorter prompt.
 """
 
 from __future__ import annotations
@@ -72,11 +77,22 @@ class Refused:
 
 @dataclass(frozen=True)
 class Tokens:
-    """``tokenizer(text)``: ids, character spans (None from slow tokenizers), the response's first token."""
+    """``tokenizer(text)``: ids, character spans (None from slow tokenizers), the response's first
+    token, and how many special tokens lead the ids (a BOS; never a response token)."""
 
     ids: list[int]
     offsets: list[tuple[int, int]] | None
     start: int
+    lead: int = 0
+
+
+def leading_special(ids: Sequence[int], tokenizer: Any, start: int) -> int:
+    """How many of the first ``start`` (prompt) ids are the tokenizer's special tokens in a row."""
+    special = set(getattr(tokenizer, "all_special_ids", None) or ())
+    n = 0
+    while n < start and ids[n] in special:
+        n += 1
+    return n
 
 
 def tokenize(tokenizer: Any, text: str, prompt_chars: int, add_special: bool) -> Tokens:
@@ -88,11 +104,12 @@ def tokenize(tokenizer: Any, text: str, prompt_chars: int, add_special: bool) ->
     except NotImplementedError:  # slow tokenizers have no offsets: count the prompt's own tokens
         ids = tokenizer(text, add_special_tokens=add_special)["input_ids"]
         n_prompt = len(tokenizer(text[:prompt_chars], add_special_tokens=add_special)["input_ids"])
-        return Tokens(list(ids), None, min(n_prompt, len(ids)))
+        start = min(n_prompt, len(ids))
+        return Tokens(list(ids), None, start, leading_special(ids, tokenizer, start))
     ids = list(enc["input_ids"])
     # Special tokens have empty spans (s == e); they belong to the side they stand on.
     start = next((t for t, (s, e) in enumerate(offsets) if e > prompt_chars and e > s), len(ids))
-    return Tokens(ids, offsets, start)  # type: ignore[arg-type]
+    return Tokens(ids, offsets, start, leading_special(ids, tokenizer, start))  # type: ignore[arg-type]
 
 
 # Text far longer than max_length tokens is cut in characters before it is tokenised (a 50 MB
@@ -105,19 +122,22 @@ MARGIN = 1024
 
 
 def _kept(tok: Tokens, config: PromptConfig, window: int | None) -> tuple[int, int]:
-    """[first, end) of the ids that are kept: the response window and the last ``prompt_tokens``
-    first, then ``max_length``: cutting the text's end (``end``); the response's end, and the
-    prompt's start only for a quarter of ``max_length`` of response (``keep_prompt``); or the
+    """[first, end) of the ids kept after the leading special tokens (``tok.lead``, always kept: the
+    kept ids are ``ids[:lead] + ids[first:end]``): the response window and the last ``prompt_tokens``
+    text tokens first, then ``max_length``: cutting the text's end (``end``); the response's end, and
+    the prompt's start only for a quarter of ``max_length`` of response (``keep_prompt``); or the
     prompt's start, keeping one prompt token (``prompt_start``)."""
+    lead = tok.lead
+    room = config.max_length - lead  # what the leading tokens leave
     end = len(tok.ids) if window is None else min(len(tok.ids), tok.start + window)
-    first = 0 if config.prompt_tokens is None else max(tok.start - config.prompt_tokens, 0)
-    if end - first > config.max_length:
+    first = lead if config.prompt_tokens is None else max(tok.start - config.prompt_tokens, lead)
+    if end - first > room:
         if config.truncation == "prompt_start":
-            first = max(first, min(end - config.max_length, max(tok.start - 1, 0)))
+            first = max(first, min(end - room, max(tok.start - 1, lead)))
         elif config.truncation == "keep_prompt":
-            room = min(end - tok.start, max(1, config.max_length // 4))  # the response's share at least
-            first = max(first, tok.start + room - config.max_length)
-    return first, min(end, first + config.max_length)
+            share = min(end - tok.start, max(1, config.max_length // 4))  # the response's share at least
+            first = max(first, tok.start + share - room)
+    return first, max(first, min(end, first + room))
 
 
 def response_window(record: Record, config: PromptConfig) -> int | None:
@@ -177,13 +197,16 @@ def encode(record: Record, tokenizer: Any, config: PromptConfig) -> Encoded | Sk
     if tok is None:
         tok = tokenize(tokenizer, prompt + record.response, len(prompt), add_special)
     n_total = len(tok.ids)
-    if config.prompt_tokens is not None and tok.start < config.prompt_tokens:
+    if config.prompt_tokens is not None and tok.start - tok.lead < config.prompt_tokens:
+        after = f" after {tok.lead} leading special token(s)" if tok.lead else ""
         reason = (
-            f"record {record.index}: prompt has {tok.start} tokens, fewer than --prompt-tokens {config.prompt_tokens}"
+            f"record {record.index}: prompt has {tok.start - tok.lead} tokens{after}, fewer than --prompt-tokens "
+            f"{config.prompt_tokens}"
         )
         return Skipped(record.sample_id, record.index, reason, n_total, tok.start)
     first, end = _kept(tok, config, window)
-    ids, n_prompt = tok.ids[first:end], tok.start - first
+    kept = [*range(tok.lead), *range(first, end)]  # the leading special tokens, then the kept span
+    ids, n_prompt = [tok.ids[t] for t in kept], tok.lead + tok.start - first
     if window is not None and n_total - tok.start < window:
         reason = f"record {record.index}: response has {n_total - tok.start} tokens, fewer than the window of {window}"
         return Skipped(record.sample_id, record.index, reason, n_total, tok.start)
@@ -204,9 +227,10 @@ def encode(record: Record, tokenizer: Any, config: PromptConfig) -> Encoded | Sk
             reason = f"record {record.index}: response has no token that can be predicted"
         return Skipped(record.sample_id, record.index, reason, n_total, n_prompt)
     kept_text = n_total if window is None else min(n_total, tok.start + window)
-    by_design = 0 if config.prompt_tokens is None else tok.start - config.prompt_tokens  # not a truncation
+    # Prompt tokens dropped by --prompt-tokens are a design, not a truncation.
+    by_design = 0 if config.prompt_tokens is None else max(tok.start - config.prompt_tokens, tok.lead) - tok.lead
     truncated = kept_text - by_design > config.max_length or (was_cut and window is None)
-    offsets = tuple(tok.offsets[first:end]) if tok.offsets is not None else None
+    offsets = tuple(tok.offsets[t] for t in kept) if tok.offsets is not None else None
     return Encoded(
         record.sample_id, record.index, ids, mask, min(n_prompt, len(ids)), truncated, offsets, response_start
     )
