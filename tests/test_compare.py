@@ -255,3 +255,31 @@ def test_a_window_with_unequal_group_sizes_is_still_equal_length() -> None:
     row = summary_table(a, b, 0.1).iloc[0]
     assert row.design == "equal length: one window" and row.n_a == 5 and row.n_b == 12
     assert row.length_control == "equal length by design: B higher" and row.design_diff > 0.3
+
+
+@pytest.mark.parametrize(
+    ("effect", "raw", "want"),
+    [(0.02, -0.3, "smaller than the margin"), (0.02, 0.3, "smaller than the margin"), (0.4, 0.3, "holds"),
+     (0.0, 0.3, "disappears")],
+    ids=["tiny, raw other way", "tiny, raw same way", "large", "none"],
+)  # fmt: skip
+def test_a_label_never_says_more_than_its_interval(effect: float, raw: float, want: str) -> None:
+    """One window, 400 samples a group, noise 0.05 on a mean of 1 and a margin of 10% (0.1): a 2% shift
+    is significant, but its 90% interval lies inside the margin, so it is "smaller than the margin",
+    never "holds" (nor "reverses"); a 40% shift holds; no shift is equivalent to zero."""
+    from gradspec.analysis.compare import summary_table
+    from gradspec.analysis.findings import length_clause
+
+    rng = np.random.default_rng(3)
+    n, lengths = 400, np.full(400, 16)
+    a = synthetic_group("A", 1.0 + rng.normal(0, 0.05, n), lengths)
+    b = synthetic_group("B", 1.0 + effect + rng.normal(0, 0.05, n), lengths)
+    reference = {("B", "nuclear_norm", "q"): (raw, 1e-6)}
+    row = summary_table(a, b, 0.1, reference, sesoi=0.1).iloc[0]
+    assert row.length_control == f"equal length by design: {want}", row
+    inside = -row.sesoi < row.ci90_low and row.ci90_high < row.sesoi
+    assert inside == (want in ("smaller than the margin", "disappears"))
+    if want == "holds":
+        assert row.q_value < 0.05 and not inside and (row.ci90_low > 0 or row.ci90_high < 0)
+    if want == "smaller than the margin":
+        assert row.q_value < 0.05 and "does not hold" in length_clause(row.length_control)

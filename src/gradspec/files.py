@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gradspec.config.data import check_record_path
-from gradspec.errors import ConfigError, OutputError, first_line
+from gradspec.errors import OutputError, first_line
 from gradspec.secrets import scrub, scrub_value
 
 
@@ -138,7 +138,7 @@ def write_records(path: str | Path, records: Sequence[Mapping[str, Any]]) -> Pat
         try:
             table = pa.Table.from_pylist([dict(scrub_value(r)) for r in records])
         except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError) as exc:
-            raise ConfigError(f"{p}: these records do not fit one Parquet schema ({exc}); write .jsonl") from exc
+            raise OutputError(f"{p}: these records do not fit one Parquet schema ({exc}); write .jsonl") from exc
         atomic_write(p, lambda t: pq.write_table(table, t))
     elif suffix == ".jsonl":
         lines = scrub("".join(json_text(r) + "\n" for r in records))

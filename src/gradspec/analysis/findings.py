@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from gradspec.analysis.beyond import separation
-from gradspec.analysis.length import MATCHED_PAIRS, NATURAL, ONE_WINDOW, equal_length
+from gradspec.analysis.length import MATCHED_PAIRS, NATURAL, ONE_WINDOW, SMALLER, equal_length
 from gradspec.analysis.steps import step_sentences
 from gradspec.artifacts import COMPARISON
 
@@ -137,6 +137,8 @@ def length_clause(verdict: str) -> str | None:
         word = verdict.removeprefix("equal length by design: ")
         if word == "inconclusive":
             return "against natural lengths it is inconclusive: neither held nor equivalent to zero"
+        if word == SMALLER:
+            return "significant but smaller than the margin: its 90% interval lies within it, so it does not hold"
         return f"against natural lengths it {word}" if word in LENGTH_VERBS else None
     if verdict.startswith("length control not possible"):
         return (

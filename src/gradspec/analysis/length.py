@@ -87,16 +87,25 @@ def equal_length(design: object) -> bool:
     return isinstance(design, str) and design.startswith("equal length")
 
 
+SMALLER = "smaller than the margin"
+"""A significant difference whose 90% interval lies within the smallest effect of interest: real,
+and too small to act on (equivalent to zero at that margin)."""
+
+
 def design_verdict(
     q: float, diff: float, raw_q: float | None = None, raw_diff: float | None = None, equivalent: bool = False
 ) -> str:
     """Plain words for a difference measured at equal length by design, against the same groups at
     their natural lengths (``raw_*``, from a reference comparison) when there is one. A difference
     that is not significant is "equivalent to zero" only when ``equivalent`` (its 90% interval lies
-    within the smallest effect of interest); otherwise it is "inconclusive", never "none"."""
+    within the smallest effect of interest); otherwise it is "inconclusive", never "none". A
+    significant difference whose 90% interval lies within that margin is "smaller than the margin",
+    never "holds": a label may not say more than its interval does."""
     if math.isnan(q):
         return "equal length by design: not tested"
     here = q < 0.05
+    if here and equivalent:
+        return f"equal length by design: {SMALLER}"
     null = "equivalent to zero" if equivalent else "inconclusive"
     if raw_q is None or raw_diff is None or math.isnan(raw_q):
         if not here:

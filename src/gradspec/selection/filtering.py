@@ -153,7 +153,7 @@ def hf_dataset(records: Sequence[Mapping[str, Any]]) -> Any:
     try:
         return datasets.Dataset.from_list(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ConfigError(f"--format hf: these records do not fit one Arrow schema ({exc}); write .jsonl") from exc
+        raise OutputError(f"--format hf: these records do not fit one Arrow schema ({exc}); write .jsonl") from exc
 
 
 def push(table: Any, repo: str) -> None:
@@ -161,7 +161,7 @@ def push(table: Any, repo: str) -> None:
     try:
         table.push_to_hub(repo)
     except Exception as exc:  # noqa: BLE001  (offline, refused, no token: every failure is one line)
-        raise ConfigError(
+        raise OutputError(
             f"--push-to-hub {repo}: not pushed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
             "is the hub reachable, and a token set (HF_TOKEN)? The file is written"
         ) from exc
