@@ -134,10 +134,12 @@ def cases(d: Path) -> dict[str, Callable[[], bool]]:
     def data_root() -> bool:
         (d / "root").mkdir()
         write(d / "root" / "pool.json", records())
-        (d / "e.yaml").write_text("name: rooted\ndata_root: nowhere\n"
-                                  "selections: [{name: sel, data: pool.json, by: reward, top: 2}]\n")  # fmt: skip
+        (d / "e.yaml").write_text(
+            "name: rooted\ndata_root: nowhere\nselections: [{name: sel, data: pool.json, by: reward, top: 2}]\n"
+            "runs: [{name: high, data: '@sel/highest', template: plain, max_length: 64, limit: 1}]\n"
+        )
         code, out, _ = gs("experiment", str(d / "e.yaml"), "--data-root", str(d / "root"), "-o", str(d / "eo"), cwd=d)
-        return ran(code, out) and any((d / "eo").rglob("pool_highest_2.json"))
+        return ran(code, out, "0 failed") and (d / "eo/selections/sel/sel_highest_2.json").is_file()
 
     def select_without_field() -> bool:
         code, out, _ = gs("filter", str(data), "--where", "nosuchfield > 0", "-o", str(d / "n.jsonl"), cwd=d)

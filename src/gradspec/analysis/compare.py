@@ -32,6 +32,7 @@ from gradspec.analysis.length import (
     regress_on_length,
     verdict,
 )
+from gradspec.analysis.paired import paired_table, paired_warnings
 from gradspec.analysis.stats import bootstrap_diff_ci, bootstrap_mean_ci, cohens_d, fdr, mann_whitney, wilcoxon_paired
 from gradspec.analysis.steps import group_step_effects, has_steps
 from gradspec.analysis.tables import write_table
@@ -296,6 +297,14 @@ def compare(config: CompareConfig) -> dict[str, Any]:
     beyond = pd.concat([beyond_of(groups[0], g, config.n_boot, config.seed) for g in groups[1:]], ignore_index=True)
     if not beyond.empty:
         files += write_table(beyond, COMPARISON.stem(out, "beyond"))
+    pair_notes: list[str] = []
+    if config.pair_by is not None:
+        tables = []
+        for b in groups[1:]:
+            table, counts = paired_table(groups[0], b, config.pair_by, config.sesoi, config.n_boot, config.seed)
+            tables.append(table)
+            pair_notes += paired_warnings(groups[0].label, b.label, config.pair_by, counts)
+        files += write_table(pd.concat(tables, ignore_index=True), COMPARISON.stem(out, "paired"))
     shapes = shape_table(layerwise)
     if not shapes.empty:
         files += write_table(shapes, COMPARISON.stem(out, "curve_shapes"))
@@ -326,7 +335,7 @@ def compare(config: CompareConfig) -> dict[str, Any]:
             for g in groups
         ],
         "axis": axis,
-        "warnings": warnings_for(groups),
+        "warnings": warnings_for(groups) + pair_notes,
         "files": sorted(str(p.relative_to(out)) for p in files),
     }
     return read_marker(write_marker(out, COMPARISON, flatten(config), **manifest)) or manifest

@@ -121,6 +121,37 @@ def beyond_sentence(rows: pd.DataFrame, a: str, b: str, metrics: Sequence[str] =
     )
 
 
+def paired_sentence(rows: pd.DataFrame, metric: str, a: str, b: str) -> str:
+    """One sentence on one metric of a paired comparison (``analysis/paired.py``'s table, one pair of
+    groups): how many pairs, which way B differs within them, by how much, and what it adds to loss
+    and lengths within pairs. The share, the median difference and the sign test are one estimand."""
+    first = rows.iloc[0]
+    dropped = int(first["dropped_pairs"])
+    head = f"Paired by {first['pair_by']} ({counted(int(rows['n_pairs'].max()), 'pair')}" + (
+        f"; {dropped} dropped whole because a side was not computed)" if dropped else ")"
+    )
+    name = NAMES.get(metric, metric.replace("_", " "))
+    significant = rows[rows["q_value"] < ALPHA]
+    labels = Counter(rows["label"])
+    said = ", ".join(f"{label} in {_modules(n, len(rows))}" for label, n in labels.most_common())
+    if significant.empty:
+        best = rows["q_value"].min()
+        q = _q_text(float(best))
+        return (
+            f"{head}: {b} and {a} show no significant difference in {name} within pairs (smallest sign-test {q}): "
+            f"{said}."
+        )
+    share = float(np.median(significant["share_b_higher"]))
+    rel = float(np.median(significant["rel_median_diff"]))
+    adds = int((rows["q_beyond"] < ALPHA).sum())
+    way, share = ("higher", share) if rel > 0 else ("lower", 1 - share)
+    return (
+        f"{head}: {b} has {way} {name} than {a} in {share:.0%} of pairs, a median paired difference of "
+        f"{rel * 100:+.1f}% of {a}'s mean (sign test {_q_text(float(significant['q_value'].max()))}): {said}; "
+        f"within pairs it adds to loss and lengths in {adds} of {len(rows)} modules (conditional logistic q < {ALPHA})."
+    )
+
+
 def _band(row: Any, prefix: str) -> str:
     """An AUROC's interval as a separation (whichever way), low to high."""
     low, high = row[f"{prefix}_low"], row[f"{prefix}_high"]
@@ -189,13 +220,26 @@ def sentences(
     return out
 
 
+def paired_sentences(paired: pd.DataFrame, metrics: Sequence[str] = tuple(NAMES)) -> list[str]:
+    """One sentence per pair of groups and metric of a comparison's paired table."""
+    out = []
+    for (a, b), pair in paired.groupby(["a", "b"], sort=False):
+        for metric in metrics:
+            rows = pair[pair["metric"] == metric]
+            if not rows.empty:
+                out.append(paired_sentence(rows.reset_index(drop=True), metric, a, b))
+    return out
+
+
 def comparison_findings(folder: str | Path) -> list[str]:
-    """The sentences of a comparison folder, from its marker, summary and beyond tables."""
+    """The sentences of a comparison folder, from its marker, summary, paired and beyond tables."""
     from gradspec.analysis.compare import load_comparison
 
     summary = pd.read_csv(COMPARISON.file(folder, "summary"))
     beyond_file = COMPARISON.file(folder, "beyond")
     beyond = pd.read_csv(beyond_file) if beyond_file.exists() else None
+    paired_file = COMPARISON.file(folder, "paired")
+    paired = paired_sentences(pd.read_csv(paired_file)) if paired_file.exists() else []
     steps_file = COMPARISON.file(folder, "steps")
     steps = step_sentences(pd.read_csv(steps_file)) if steps_file.exists() else []
-    return sentences(summary, load_comparison(folder), beyond=beyond) + steps
+    return sentences(summary, load_comparison(folder), beyond=beyond) + paired + steps

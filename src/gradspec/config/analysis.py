@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -65,9 +66,17 @@ class CompareConfig(Options):
     (a response window, or truncation-matched pairs) the summary says whether its difference holds, disappears
     or reverses."""
 
+    pair_by: str | None = None
+    """Also compare B with A pair by pair, when both answer the same prompts: prompt (the record's prompt
+    turns, hashed), index (its place in the file) or a record field (e.g. prompt_id). A pair whose other side
+    was not computed is dropped whole and counted; writes paired.csv (median paired difference, sign and
+    Wilcoxon tests, paired AUROC, equivalence, and a conditional-logistic test beyond loss and lengths)."""
+
     def check(self) -> None:
         if len(self.runs) < 2:
             raise ConfigError("compare needs at least two runs")
+        if self.pair_by is not None and not re.fullmatch(r"[A-Za-z_][\w.\-]*", self.pair_by):
+            raise ConfigError(f"--pair-by {self.pair_by!r}: give prompt, index or a record field's name")
         if self.labels is not None and len(self.labels) != len(self.runs):
             raise ConfigError(f"--labels: {len(self.labels)} labels for {len(self.runs)} runs")
         if self.labels is not None and len(set(self.labels)) != len(self.labels):

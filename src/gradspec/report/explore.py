@@ -20,12 +20,12 @@ from typing import Any
 
 from gradspec import __version__
 from gradspec.analysis.grad_quality import grad_quality
+from gradspec.analysis.sources import sources_of
 from gradspec.analysis.unify import quality_frame
 from gradspec.data import load_dataset
 from gradspec.data.values import finite_number
 from gradspec.errors import ConfigError
 from gradspec.files import json_text
-from gradspec.report.html import sources_of
 from gradspec.report.page import GENERATOR, check_page_out, write_page
 from gradspec.selection.filtering import OWN_ID
 from gradspec.store import Run, open_run

@@ -14,7 +14,6 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -24,6 +23,7 @@ from gradspec.analysis.figures import layerwise_figure, steps_figure
 from gradspec.analysis.findings import comparison_findings
 from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.selection_results import findings
+from gradspec.analysis.sources import sources_of
 from gradspec.analysis.tables import fmt
 from gradspec.artifacts import (
     COMPARISON,
@@ -35,7 +35,7 @@ from gradspec.artifacts import (
     TRAINING_SPECTRA,
     identify_as,
 )
-from gradspec.data import Record, load_dataset
+from gradspec.data import Record
 from gradspec.errors import ConfigError, DamagedError, GradspecError, first_line
 from gradspec.report.page import GENERATOR, check_page_out, write_page
 from gradspec.store import Run, open_run
@@ -105,24 +105,6 @@ def model_name(manifest: dict) -> str:
     model = manifest.get("model", {})
     name = model.get("name") or model.get("spec")
     return f"{name} ({model.get('architecture')}, {model.get('num_layers')} layers, {model.get('dtype')})"
-
-
-def sources_of(run: Run) -> dict[str, tuple[Record, Any]]:
-    """The run's records by ``sample_id``, each with its row as read (every original field), from its
-    data file when that is still where it was.
-
-    Keyed by id, not by position: an id is a hash of the record's content, so a file edited since
-    the run can never pair a sample's gradients with another record's text (a record that changed
-    is simply not shown).
-    """
-    data = Path(str((run.manifest.get("data") or {}).get("path", "")))
-    if not data.is_file() and not data.is_dir():
-        return {}
-    try:
-        dataset = load_dataset(data)
-    except Exception:  # noqa: BLE001  (the report still renders without text when the data moved or changed)
-        return {}
-    return {item.sample_id: (item, row.value) for item, row in dataset.with_rows() if isinstance(item, Record)}
 
 
 def texts_of(run: Run) -> dict[str, Record]:
