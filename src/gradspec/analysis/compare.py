@@ -33,6 +33,7 @@ from gradspec.analysis.length import (
     verdict,
 )
 from gradspec.analysis.paired import paired_table, paired_warnings
+from gradspec.analysis.primary import primary_table
 from gradspec.analysis.stats import bootstrap_diff_ci, bootstrap_mean_ci, cohens_d, fdr, mann_whitney, wilcoxon_paired
 from gradspec.analysis.steps import group_step_effects, has_steps
 from gradspec.analysis.tables import write_table
@@ -188,12 +189,16 @@ def per_layer_table(a: Group, b: Group, n_boot: int, seed: int) -> pd.DataFrame:
     return table
 
 
-def beyond_of(a: Group, b: Group, n_boot: int, seed: int) -> pd.DataFrame:
-    """What each gradient metric adds to loss and lengths in telling B from A (``analysis/beyond.py``)."""
+def beyond_of(a: Group, b: Group, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What each gradient metric adds to loss and lengths in telling B from A (``analysis/beyond.py``),
+    and the primary readings against the loss (``analysis/primary.py``)."""
     samples = pd.concat([a.samples, b.samples], ignore_index=True)
     samples = samples[samples.metric.isin(GRADIENT_METRICS)]
     covariates = pd.concat([a.sizes.assign(group=a.label), b.sizes.assign(group=b.label)], ignore_index=True)
-    return beyond_table(a.label, b.label, samples, covariates, n_boot, seed)
+    return (
+        beyond_table(a.label, b.label, samples, covariates, n_boot, seed),
+        primary_table(a.label, b.label, samples, covariates, n_boot, seed),
+    )
 
 
 def curve_table(layerwise: pd.DataFrame, a: Group, b: Group) -> pd.DataFrame:
@@ -294,9 +299,13 @@ def compare(config: CompareConfig) -> dict[str, Any]:
     curve = pd.concat(curves, ignore_index=True)
     if not curve.empty:
         files += write_table(curve, COMPARISON.stem(out, "curves"))
-    beyond = pd.concat([beyond_of(groups[0], g, config.n_boot, config.seed) for g in groups[1:]], ignore_index=True)
+    readings = [beyond_of(groups[0], g, config.n_boot, config.seed) for g in groups[1:]]
+    beyond = pd.concat([r[0] for r in readings], ignore_index=True)
     if not beyond.empty:
         files += write_table(beyond, COMPARISON.stem(out, "beyond"))
+    primary = pd.concat([r[1] for r in readings], ignore_index=True)
+    if not primary.empty:
+        files += write_table(primary, COMPARISON.stem(out, "primary"))
     pair_notes: list[str] = []
     if config.pair_by is not None:
         tables = []

@@ -89,9 +89,13 @@ def metric_sentence(rows: pd.DataFrame, metric: str, a: str, b: str, lengths: st
     return text + "."
 
 
-def beyond_sentence(rows: pd.DataFrame, a: str, b: str, metrics: Sequence[str] = tuple(NAMES)) -> str | None:
+def beyond_sentence(
+    rows: pd.DataFrame, a: str, b: str, metrics: Sequence[str] = tuple(NAMES), primary: pd.DataFrame | None = None
+) -> str | None:
     """Whether the gradient tells B from A better than what a curator has without it: the sample's
-    loss and its response and prompt lengths (``analysis/beyond.py``'s table for one pair)."""
+    loss and its response and prompt lengths (``analysis/beyond.py``'s table for one pair). With the
+    ``primary`` readings (``analysis/primary.py``) the gradient is read once per metric, as the loss
+    is, and the best of several readings only against the best of as many under shuffled labels."""
     if rows.empty:
         return None
     first = rows.iloc[0]
@@ -102,23 +106,47 @@ def beyond_sentence(rows: pd.DataFrame, a: str, b: str, metrics: Sequence[str] =
     own = rows[rows.metric.isin(metrics)]
     if own.empty:
         return None
-    best = own.loc[own["auroc"].map(separation).idxmax()]
     adds = own[own["q_beyond"] < ALPHA]
     text = (
         f"Beyond loss and length: the loss alone tells {b} from {a} with AUROC {auc('auroc_loss')}, response length "
-        f"{auc('auroc_response_tokens')}, prompt length {auc('auroc_prompt_tokens')}; the best gradient reading, "
-        f"{best.metric.replace('_', ' ')} of {best.module}, {auc('auroc', best)}"
+        f"{auc('auroc_response_tokens')}, prompt length {auc('auroc_prompt_tokens')}; "
     )
+    if primary is not None and not primary.empty:
+        text += primary_clause(primary)
+    else:
+        best = own.loc[own["auroc"].map(separation).idxmax()]
+        text += f"the best gradient reading, {best.metric.replace('_', ' ')} of {best.module}, {auc('auroc', best)}"
+    family = f"FDR over all {len(rows)} readings of the beyond table"
     if adds.empty:
-        return (
-            text + f"; no gradient metric adds to loss and lengths (likelihood-ratio q >= {ALPHA} in all {len(own)})."
-        )
+        return text + f"; no gradient metric adds to loss and lengths (likelihood-ratio q >= {ALPHA}, {family})."
     top = adds.loc[adds["q_beyond"].idxmin()]
     return text + (
-        f"; {len(adds)} of {len(own)} add to loss and lengths (likelihood-ratio q < {ALPHA}), most "
+        f"; {len(adds)} of {len(own)} add to loss and lengths (likelihood-ratio q < {ALPHA}, {family}), most "
         f"{top.metric.replace('_', ' ')} of {top.module}: at equal loss and lengths {b} differs by "
         f"{top.adjusted_diff:+.3g} [{top.adjusted_ci_low:+.3g}, {top.adjusted_ci_high:+.3g}]."
     )
+
+
+def primary_clause(primary: pd.DataFrame) -> str:
+    """The primary readings against the loss, and the best reading against its permutation null."""
+    parts = []
+    for r in primary.itertuples():
+        parts.append(
+            f"{NAMES.get(r.metric, r.metric)} {separation(r.auroc):.2f} ({r.separation_diff:+.2f} "
+            f"[{r.separation_diff_low:+.2f}, {r.separation_diff_high:+.2f}] against the loss, p={r.p_vs_loss:.2g})"
+        )
+    first = primary.iloc[0]
+    text = (
+        f"the primary gradient readings, named before looking (each log metric averaged over "
+        f"{first.reading.split('mean of ', 1)[-1]}), {'; '.join(parts)}"
+    )
+    if isinstance(first.best_reading, str) and first.best_reading:
+        text += (
+            f"; the best of the {int(first.n_readings)} module readings, {first.best_reading.replace('_', ' ')} "
+            f"{first.best_separation:.2f}, against the best of as many under shuffled labels: "
+            f"permutation p={first.p_best_vs_null:.2g}"
+        )
+    return text
 
 
 def paired_sentence(rows: pd.DataFrame, metric: str, a: str, b: str) -> str:
@@ -186,6 +214,7 @@ def sentences(
     manifest: dict[str, Any],
     metrics: Sequence[str] = tuple(NAMES),
     beyond: pd.DataFrame | None = None,
+    primary: pd.DataFrame | None = None,
 ) -> list[str]:
     """The comparison's findings, one sentence per group and metric, then (with ``beyond``, the
     comparison's beyond table) one on what the gradient adds to loss and lengths."""
@@ -214,7 +243,8 @@ def sentences(
             if not rows.empty:
                 out.append(metric_sentence(rows.reset_index(drop=True), metric, a, b, lengths, design))
         if beyond is not None and not beyond.empty:
-            said = beyond_sentence(beyond[(beyond.a == a) & (beyond.b == b)], a, b, metrics)
+            mine = None if primary is None or primary.empty else primary[(primary.a == a) & (primary.b == b)]
+            said = beyond_sentence(beyond[(beyond.a == a) & (beyond.b == b)], a, b, metrics, mine)
             if said:
                 out.append(said)
     return out
@@ -238,8 +268,10 @@ def comparison_findings(folder: str | Path) -> list[str]:
     summary = pd.read_csv(COMPARISON.file(folder, "summary"))
     beyond_file = COMPARISON.file(folder, "beyond")
     beyond = pd.read_csv(beyond_file) if beyond_file.exists() else None
+    primary_file = COMPARISON.file(folder, "primary")
+    primary = pd.read_csv(primary_file) if primary_file.exists() else None
     paired_file = COMPARISON.file(folder, "paired")
     paired = paired_sentences(pd.read_csv(paired_file)) if paired_file.exists() else []
     steps_file = COMPARISON.file(folder, "steps")
     steps = step_sentences(pd.read_csv(steps_file)) if steps_file.exists() else []
-    return sentences(summary, load_comparison(folder), beyond=beyond) + paired + steps
+    return sentences(summary, load_comparison(folder), beyond=beyond, primary=primary) + paired + steps

@@ -65,7 +65,7 @@ COMPARISON = Kind(
     "comparison", "comparison.json", 2, "groups of samples compared (gradspec compare)",
     files={"summary": "summary.csv", "layerwise": "layerwise.csv", "per_layer": "per_layer.csv",
            "curves": "curves.csv", "curve_shapes": "curve_shapes.csv", "beyond": "beyond.csv",
-           "steps": "step_kinds.csv", "paired": "paired.csv"},
+           "steps": "step_kinds.csv", "paired": "paired.csv", "primary": "primary.csv"},
     legacy_tags=("comparison",),
 )  # fmt: skip
 LENGTH_CURVE = Kind(
