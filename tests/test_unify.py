@@ -94,3 +94,39 @@ def test_grad_quality_follows_its_definition_and_drives_select(tmp_path: Path, s
     # Without --run the records must carry the score themselves (score --metrics grad_quality writes it).
     with pytest.raises(ConfigError, match="give --run"):
         select(SelectConfig(data, "grad_quality", tmp_path, top=1))
+
+
+def test_within_blocks_each_prompt_is_read_alone(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    """Four prompts, four answers each, of rising length; a quality field that rises with the answer's
+    length within every prompt but whose level differs by prompt: the mean within-block rho of the
+    response length with it is 1 over 4 blocks, and each block's rho equals scipy's on its own."""
+    from gradspec.analysis.within import block_rhos
+
+    recs = []
+    for p in range(4):
+        for k in range(4):
+            recs.append({"instruction": f"Prompt {p}: count.", "output": " ".join(["one"] * (1 + 2 * k)),
+                         "prompt_id": p, "reward": 10.0 * (3 - p) + k})  # fmt: skip
+    data = write_json(tmp_path / "pool.json", recs)
+    compute(ComputeConfig.of(data=data, out=tmp_path / "run", model=str(tiny_llama_dir), progress=False,
+                             prompt=PromptConfig("plain", max_length=64)))  # fmt: skip
+    from gradspec.store import open_run
+
+    run = open_run(tmp_path / "run")
+    correlate(run, data, tmp_path / "c", ["reward"], within="prompt_id")
+    within = pd.read_csv(tmp_path / "c" / "within.csv")
+    length = within[(within.reading == "response_tokens") & (within.quality == "reward")].iloc[0]
+    assert length.blocks == 4 and length.mean_rho == pytest.approx(1.0) and length.share_positive == 1.0
+    # Over all 16 records the prompt levels run against the lengths: the pooled rho is far from 1.
+    sizes = run.df("samples").set_index("sample_id")["n_response_tokens"]
+    ids = [r.sample_id for r in __import__("gradspec").data.load_dataset(data).items]
+    pooled = sps.spearmanr([sizes[i] for i in ids], [r["reward"] for r in recs]).statistic
+    assert pooled < 0.5
+    nuclear = within[(within.reading == "nuclear_norm") & (within.module == "q")].iloc[0]
+    frame = run.df("layer_stats").query("module == 'q'").groupby("sample_id")["nuclear_norm"].mean()
+    table = pd.DataFrame({"block": [r["prompt_id"] for r in recs], "value": [frame[i] for i in ids],
+                          "reward": [r["reward"] for r in recs]})  # fmt: skip
+    assert nuclear.mean_rho == pytest.approx(block_rhos(table, "block", "value", "reward").mean())
+    with pytest.raises(ConfigError, match="no record of .* has a field 'generator'"):
+        correlate(run, data, tmp_path / "d", ["reward"], within="generator")
+    assert not (tmp_path / "d").exists()  # refused before anything was written

@@ -18,6 +18,7 @@ from gradspec.analysis.figures import new_figure, save_figure
 from gradspec.analysis.frames import GRADIENT_METRICS, long_frame, per_sample, sample_sizes
 from gradspec.analysis.stats import fdr, partial_spearman, spearman
 from gradspec.analysis.tables import write_table
+from gradspec.analysis.within import within_table
 from gradspec.artifacts import CORRELATION, write_marker
 from gradspec.config.analysis import QUALITY_FIELDS
 from gradspec.config.names import segment
@@ -64,13 +65,49 @@ def score_correlations(quality: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def block_keys(scored: str | Path, field: str) -> pd.Series:
+    """sample_id -> the value of ``field`` (a block, e.g. the prompt several records answer), as text;
+    refused when no record has it."""
+    keys = {}
+    for item, row in load_dataset(scored).with_rows():
+        value = row.value.get(field) if isinstance(row.value, dict) else None
+        if value is not None:
+            keys[item.sample_id] = str(value)
+    if not keys:
+        raise ConfigError(f"--within {field}: no record of {scored} has a field {field!r}")
+    return pd.Series(keys, name="block")
+
+
+def within_of(samples: pd.DataFrame, blocks: pd.Series, q_cols: Sequence[str], run: Run) -> pd.DataFrame:
+    """The within-block table (``analysis/within.py``) of the gradient metrics per module, and of the
+    loss and response length, which a curator has without gradients."""
+    sizes = sample_sizes(run)[["sample_id", "loss", "n_response_tokens"]]
+    plain = [
+        sizes.assign(reading=name, module="-", value=sizes[column]) for name, column in
+        (("loss", "loss"), ("response_tokens", "n_response_tokens"))
+    ]  # fmt: skip
+    readings = pd.concat([samples.rename(columns={"metric": "reading"}), *plain], ignore_index=True)
+    readings = readings.drop(columns=[c for c in q_cols if c in readings]).merge(
+        samples.drop_duplicates("sample_id")[["sample_id", *q_cols]], on="sample_id"
+    )
+    readings = readings.assign(block=readings["sample_id"].map(blocks)).dropna(subset=["block"])
+    return within_table(readings, "block", q_cols)
+
+
 def correlate(
-    run: Run, scored: str | Path, out: str | Path, fields: Sequence[str] | None = None, scores: bool = False
+    run: Run,
+    scored: str | Path,
+    out: str | Path,
+    fields: Sequence[str] | None = None,
+    scores: bool = False,
+    within: str | None = None,
 ) -> dict[str, Any]:
-    """Write ``correlations`` (per module) and ``correlations_by_layer`` tables and heat maps, and
-    with ``scores`` the scores' correlations with each other."""
+    """Write ``correlations`` (per module) and ``correlations_by_layer`` tables and heat maps, with
+    ``scores`` the scores' correlations with each other, and with ``within`` the correlations within
+    blocks of records that share that field."""
     out = Path(out)
     quality = quality_frame(scored, fields)
+    blocks = block_keys(scored, within) if within is not None else None  # refused before anything is written
     frame = long_frame(run, "run", GRADIENT_METRICS)
     sizes = sample_sizes(run)[["sample_id", "n_response_tokens"]]
     joined_ids = set(quality.sample_id) & set(sizes.sample_id)
@@ -114,11 +151,14 @@ def correlate(
         files += heat_map(layers[layers.quality == q], q, out / f"correlation_by_layer_{q}")
     if scores:
         files += write_table(score_correlations(quality), CORRELATION.stem(out, "scores"))
+    if blocks is not None:
+        files += write_table(within_of(samples, blocks, q_cols, run), CORRELATION.stem(out, "within"))
     result = {
         "joined_samples": len(joined_ids), "quality_fields": q_cols, "warnings": warnings,
         "files": [str(f) for f in files],
     }  # fmt: skip
-    config = {"run": str(run.path.resolve()), "scored": str(Path(scored).resolve()), "fields": fields and list(fields)}
+    config = {"run": str(run.path.resolve()), "scored": str(Path(scored).resolve()), "fields": fields and list(fields),
+              "within": within}  # fmt: skip
     write_marker(out, CORRELATION, config, **{**result, "files": sorted(str(f.relative_to(out)) for f in files)})
     return result
 

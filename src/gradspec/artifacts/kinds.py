@@ -74,7 +74,8 @@ LENGTH_CURVE = Kind(
 )  # fmt: skip
 CORRELATION = Kind(
     "correlation", "correlation.json", 1, "quality scores against gradient metrics (gradspec correlate)",
-    files={"table": "correlations.csv", "by_layer": "correlations_by_layer.csv", "scores": "score_correlations.csv"},
+    files={"table": "correlations.csv", "by_layer": "correlations_by_layer.csv", "scores": "score_correlations.csv",
+           "within": "within.csv"},
     legacy=("correlations.csv",),
 )  # fmt: skip
 SELECTION = Kind(

@@ -57,7 +57,7 @@ def correlate(config: CorrelateConfig) -> None:
     from gradspec.analysis.unify import correlate as run_correlate
     from gradspec.store import open_run
 
-    result = run_correlate(open_run(config.run), config.scored, config.out, config.fields, config.scores)
+    result = run_correlate(open_run(config.run), config.scored, config.out, config.fields, config.scores, config.within)
     table = pd.read_csv(CORRELATION.file(config.out, "table"))
     main = table[table.gradient_metric.isin(["nuclear_norm", "effective_rank"])]
     columns = ["quality", "module", "gradient_metric", "rho", "q_value", "rho_length_partialled", "n"]
@@ -68,6 +68,13 @@ def correlate(config: CorrelateConfig) -> None:
         pairs = pd.read_csv(CORRELATION.file(config.out, "scores"))
         click.echo("the scores against each other:")
         click.echo(markdown(pairs))
+    if config.within:
+        within = pd.read_csv(CORRELATION.file(config.out, "within"))
+        shown = within[within.reading.isin(["nuclear_norm", "effective_rank", "loss", "response_tokens"])]
+        click.echo(f"within blocks of {config.within} (mean Spearman rho over blocks, interval resampling blocks):")
+        click.echo(
+            markdown(shown[["quality", "reading", "module", "blocks", "mean_rho", "ci_low", "ci_high", "q_value"]])
+        )
     click.echo(f"{result['joined_samples']} samples joined; {len(result['files'])} files in {config.out}")
 
 

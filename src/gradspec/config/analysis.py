@@ -103,6 +103,12 @@ class CorrelateConfig(Options):
     """Also relate the quality scores to each other (score_correlations.csv): which scores agree, which measure
     something else."""
 
+    within: str | None = None
+    """Also read the correlations within blocks of records that share this field (e.g. prompt_id: several
+    models' answers to one prompt): per block the Spearman rho of each gradient metric, the loss and the
+    response length with each quality field, then their mean over blocks with an interval that resamples
+    blocks (within.csv). Blocks of fewer than 3 records are left out."""
+
     def check(self) -> None:
         for name in self.fields or ():
             segment(name, "--fields: the field")  # each names a heat map's file

@@ -299,8 +299,9 @@ class Runner:
             if scored is None:
                 continue
             spec = {**asdict(corr), "inputs": _stamp(run_dir), "scored": [str(scored), _content(scored)]}
-            fields = corr.options.get("fields")
-            action = lambda r=run_dir, s=scored, f=folder, q=fields: correlate(open_run(r), s, f, q)  # noqa: E731
+            action = lambda r=run_dir, s=scored, f=folder, o=corr.options: correlate(  # noqa: E731
+                open_run(r), s, f, o.get("fields"), bool(o.get("scores", False)), o.get("within")
+            )
             if self.steps.once(step, spec, CORRELATION.marker_path(folder), action):
                 self.report_inputs.append(folder)
 
