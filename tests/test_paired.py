@@ -143,3 +143,22 @@ def test_the_conditional_likelihood_is_maximised_and_adds_only_what_the_metric_a
     assert matched_beyond(d_metric, np.column_stack([d_loss, np.zeros(n)])) == pytest.approx(
         matched_beyond(d_metric, d_loss[:, None])
     )
+
+
+def test_one_file_under_two_models_pairs_each_record_with_itself(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    """Base against instruct on the same records: both sides have the same sample ids."""
+    from conftest import save_tiny
+
+    other = save_tiny(tmp_path / "other", seed=5)
+    records = [(p, f"Pan, pot {i}, cup and a spoon.") for i, p in enumerate(PROMPTS)]
+    a = run(tmp_path, "a", records, tiny_llama_dir, window=8)
+    data = tmp_path / "a.json"
+    prompt = PromptConfig("plain", max_length=96, response_tokens=8)
+    compute(ComputeConfig.of(data=data, out=tmp_path / "b", model=str(other), prompt=prompt, device="cpu",
+                             progress=False))  # fmt: skip
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["compare", str(a), str(tmp_path / "b"), "-o", str(out), "--labels", "one,two",
+                                 "--pair-by", "index", "--n-boot", "20", "--no-figures"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    paired = pd.read_csv(out / "paired.csv").query("metric == 'nuclear_norm'")
+    assert (paired.n_pairs == 6).all() and (paired.dropped_pairs == 0).all()

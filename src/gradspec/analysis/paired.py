@@ -185,9 +185,12 @@ def paired_table(a: Group, b: Group, by: str, sesoi: float, n_boot: int, seed: i
 def paired_rows(a: Group, b: Group, pairs: pd.DataFrame, sesoi: float, n_boot: int, seed: int) -> pd.DataFrame:
     """The paired statistics of ``pairs`` (sample_id_a, sample_id_b) per metric and module; FDR over the
     sign tests, and over the beyond tests, of every metric and module of this pair of groups."""
-    sizes = pd.concat([a.sizes.set_index("sample_id"), b.sizes.set_index("sample_id")])
-    logs = np.log(sizes[["loss", "n_response_tokens", "n_prompt_tokens"]].astype(float).clip(lower=1e-12))
-    cov = logs.loc[pairs.sample_id_b].to_numpy() - logs.loc[pairs.sample_id_a].to_numpy()
+
+    def logs(group: Group, ids: pd.Series) -> np.ndarray:  # each side's own (one file under two models shares ids)
+        sizes = group.sizes.set_index("sample_id")[["loss", "n_response_tokens", "n_prompt_tokens"]]
+        return np.log(sizes.astype(float).clip(lower=1e-12)).loc[ids].to_numpy()
+
+    cov = logs(b, pairs.sample_id_b) - logs(a, pairs.sample_id_a)
     rows = []
     for (metric, module), sa in a.samples.groupby(["metric", "module"]):
         sb = b.samples[(b.samples.metric == metric) & (b.samples.module == module)]
