@@ -74,3 +74,13 @@ def test_the_table_names_its_readings_and_reads_each_once() -> None:
     assert table.reading.tolist() == ["log nuclear_norm, mean of q, k, v, o", "log effective_rank, mean of q, k, v, o"]
     assert (table.n_readings == 8).all() and (table.separation_diff < 0).all() and (table.p_vs_loss < 0.05).all()
     assert (table.auroc_loss > 0.7).all()
+
+
+def test_the_sentence_gives_a_bootstrap_p_no_finer_than_its_resamples() -> None:
+    from gradspec.analysis.findings import primary_clause
+
+    samples, cov = frames(1.0, n=60, seed=3)  # the gradient separates far better than the loss
+    table = primary_table("A", "B", samples, cov, n_boot=200, seed=0)
+    assert table.p_vs_loss.iloc[0] == 0  # no resample crossed zero
+    text = primary_clause(table)
+    assert "against the loss, p<0.01)" in text and "p=0)" not in text and "named before looking" in text

@@ -131,9 +131,12 @@ def primary_clause(primary: pd.DataFrame) -> str:
     """The primary readings against the loss, and the best reading against its permutation null."""
     parts = []
     for r in primary.itertuples():
+        # A bootstrap p is no finer than its resamples: none of n crossing zero is p < 2/n.
+        resolution = 2 / getattr(r, "n_boot", 1000)
+        p = f"p<{resolution:.2g}" if r.p_vs_loss < resolution else f"p={r.p_vs_loss:.2g}"
         parts.append(
             f"{NAMES.get(r.metric, r.metric)} {separation(r.auroc):.2f} ({r.separation_diff:+.2f} "
-            f"[{r.separation_diff_low:+.2f}, {r.separation_diff_high:+.2f}] against the loss, p={r.p_vs_loss:.2g})"
+            f"[{r.separation_diff_low:+.2f}, {r.separation_diff_high:+.2f}] against the loss, {p})"
         )
     first = primary.iloc[0]
     text = (

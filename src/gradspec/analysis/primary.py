@@ -112,6 +112,6 @@ def primary_table(
             "n_a": int((1 - y).sum()), "n_b": int(y.sum()), "auroc": auroc(s[y == 0], s[y == 1]),
             "auroc_loss": auroc(lo[y == 0], lo[y == 1]), "separation_diff": diff, "separation_diff_low": low,
             "separation_diff_high": high, "p_vs_loss": p, "best_reading": best_name, "best_separation": best_sep,
-            "p_best_vs_null": p_best, "n_readings": wide.shape[1],
+            "p_best_vs_null": p_best, "n_readings": wide.shape[1], "n_boot": n_boot,
         })  # fmt: skip
     return pd.DataFrame(rows)
