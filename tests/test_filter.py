@@ -213,3 +213,11 @@ def test_a_datasets_folder_is_written_whole_or_not_at_all_and_never_over_a_run(
     assert info.value.filename == str(out)  # the message names the output it could not write
     assert len(datasets.load_from_disk(str(out))) == 10  # the earlier folder, whole
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".hf")) == [".hf.lock"]  # no half folder
+
+
+def test_filter_writes_into_a_folder_it_makes(tmp_path: Path) -> None:
+    data = write_json(tmp_path / "scored.json", pool())
+    out = tmp_path / "new" / "deeper" / "kept.jsonl"
+    result = runner.invoke(app, ["filter", str(data), "--where", "reward > 0", "-o", str(out)])
+    assert result.exit_code == 0 and "Exception ignored" not in result.output, result.output
+    assert len(rows(out)) == 10

@@ -155,8 +155,9 @@ class WriterLock:
 
     def __init__(self, path: Path, busy: str) -> None:
         self.path = path
+        self._fd: int | None = None  # set before anything can fail: __del__ reads it
         try:
-            self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise OutputError(f"{path}: cannot create the lock file ({exc.strerror})") from exc
         try:

@@ -218,6 +218,7 @@ def filter_records(config: FilterConfig) -> dict[str, Any]:
     texts = (*(read_recipe(config.recipe) if config.recipe is not None else ()), *config.where)
     rules = [Rule.parse(t) for t in texts]
     check_out(config)
+    config.out.parent.mkdir(parents=True, exist_ok=True)  # the lock lives beside the output
     with WriterLock(
         config.out.with_name(f".{config.out.name}.lock"),
         f"--out {config.out} is being written by another gradspec filter; wait for it or choose another --out",
