@@ -76,8 +76,11 @@ def test_compare_tables_equal_direct_computations(tmp_path: Path, two_runs: tupl
     per_a = stats["A"][stats["A"].module == "q"].groupby("sample_id")["effective_rank"].mean()
     per_b = stats["B"][stats["B"].module == "q"].groupby("sample_id")["effective_rank"].mean()
     assert s.mean_a == pytest.approx(per_a.mean()) and s.mean_b == pytest.approx(per_b.mean())
+    # One estimand: the headline's test is Welch's t of the difference of means (its q_value); the
+    # rank reading (Mann-Whitney U, Cliff's delta) is a column of its own.
+    assert s.p_means == pytest.approx(sps.ttest_ind(per_b, per_a, equal_var=False).pvalue)
     assert s.p == pytest.approx(sps.mannwhitneyu(per_b, per_a, alternative="two-sided").pvalue)
-    assert -1 <= s.cliffs_delta <= 1 and s.q_value >= s.p
+    assert -1 <= s.cliffs_delta <= 1 and s.q_value >= s.p_means
     # Each row's verdict follows from that row's own numbers, by the rule compare states: the
     # length-controlled p (the larger of matched and regressed), adjusted over the table as the raw one.
     controlled = np.where(
@@ -220,12 +223,15 @@ def test_the_equal_length_design_tells_length_from_quality(quality: float, want:
     row = summary_table(a, b, 0.1, reference, sesoi=0.2).iloc[0]
     assert row.design == f"equal length: {design}" and row.length_control == want
     va, vb = a.samples["value"].to_numpy(), b.samples["value"].to_numpy()
-    if design == "one window":  # independent samples: the difference of means and Mann-Whitney U
+    # One estimand: the test is of the mean difference that the interval describes.
+    if design == "one window":  # independent samples: the difference of means and Welch's t test
         assert row.design_diff == pytest.approx(vb.mean() - va.mean())
-        assert row.p_design == pytest.approx(sps.mannwhitneyu(va, vb).pvalue)
+        assert row.p_design == pytest.approx(sps.ttest_ind(vb, va, equal_var=False).pvalue)
     else:  # the i-th sample of each group has the same length: the pairs, directly
         d = vb - va
-        assert row.design_diff == pytest.approx(d.mean()) and row.p_design == pytest.approx(sps.wilcoxon(d).pvalue)
+        assert row.design_diff == pytest.approx(d.mean()) and row.p_design == pytest.approx(
+            sps.ttest_1samp(d, 0).pvalue
+        )
     assert row.design_ci_low <= row.design_diff <= row.design_ci_high
     if quality == 0:
         assert row.q_value > 0.05

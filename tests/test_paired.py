@@ -162,3 +162,30 @@ def test_one_file_under_two_models_pairs_each_record_with_itself(tmp_path: Path,
     assert result.exit_code == 0, result.output
     paired = pd.read_csv(out / "paired.csv").query("metric == 'nuclear_norm'")
     assert (paired.n_pairs == 6).all() and (paired.dropped_pairs == 0).all()
+
+
+def test_index_pairs_pooled_groups_run_by_run_and_sentences_name_the_groups(
+    tmp_path: Path, tiny_llama_dir: Path
+) -> None:
+    """Two tasks pooled on each side (as the fast/slow sets are): every run's indices start at 0, so
+    index pairs the i-th record of the i-th run of each side, never across tasks. The sentence says
+    the group's name where the table says "B"."""
+    from gradspec.analysis import CompareConfig, compare
+    from gradspec.errors import InputError
+
+    long = [f"Here are some: a pan, a pot, a cup, a spoon and more, number {i}." for i in range(6)]
+    short = [f"Pan, pot {i}, cup, lid." for i in range(6)]
+    slow = [run(tmp_path, f"slow{t}", list(zip(PROMPTS, long)), tiny_llama_dir, window=6) for t in range(2)]
+    fast = [run(tmp_path, f"fast{t}", list(zip(PROMPTS, short)), tiny_llama_dir, window=6) for t in range(2)]
+    config = CompareConfig((tuple(slow), tuple(fast)), tmp_path / "cmp", ("slow", "fast"), n_boot=50,
+                           figures=False, pair_by="index")  # fmt: skip
+    compare(config)
+    paired = pd.read_csv(tmp_path / "cmp" / "paired.csv").query("metric == 'nuclear_norm'")
+    assert (paired.n_pairs == 12).all() and (paired.repeated_keys == 0).all() and (paired.only_a == 0).all()
+    from gradspec.analysis.findings import comparison_findings
+
+    said = [s for s in comparison_findings(tmp_path / "cmp") if s.startswith("Paired by index")]
+    assert said and all(" B higher" not in s and " B lower" not in s for s in said)
+    assert any("fast higher in" in s or "fast lower in" in s or "inconclusive in" in s for s in said), said
+    with pytest.raises(InputError, match="pools 2 run"):
+        compare(CompareConfig((tuple(slow), fast[0]), tmp_path / "c2", n_boot=20, figures=False, pair_by="index"))

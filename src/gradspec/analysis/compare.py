@@ -1,8 +1,10 @@
 """``gradspec compare``: groups of samples (run folders) side by side, as the papers compare them.
 
 Every group is compared with the first (the baseline, "A"): per module and metric the mean
-over layers of each sample, then group means, the difference, a Mann-Whitney U test with
-Benjamini-Hochberg FDR across modules and metrics, Cliff's delta and Cohen's d, and the
+over layers of each sample, then group means, the difference with its bootstrap interval and
+Welch's t test of it (one estimand: the test is of the difference the interval describes), with
+Benjamini-Hochberg FDR across modules and metrics; beside it the rank reading (Mann-Whitney U and
+Cliff's delta) and Cohen's d; and the
 same difference with response length controlled (length-matched subsets; regression on log
 response tokens). Per-layer tests are FDR-adjusted across modules and layers. Runs of models
 with different depths are aligned by relative depth.
@@ -34,7 +36,15 @@ from gradspec.analysis.length import (
 )
 from gradspec.analysis.paired import paired_table, paired_warnings
 from gradspec.analysis.primary import primary_table
-from gradspec.analysis.stats import bootstrap_diff_ci, bootstrap_mean_ci, cohens_d, fdr, mann_whitney, wilcoxon_paired
+from gradspec.analysis.stats import (
+    bootstrap_diff_ci,
+    bootstrap_mean_ci,
+    cohens_d,
+    fdr,
+    mann_whitney,
+    paired_means,
+    welch,
+)
 from gradspec.analysis.steps import group_step_effects, has_steps
 from gradspec.analysis.tables import write_table
 from gradspec.artifacts import COMPARISON, identify_as, read_marker, write_marker
@@ -81,8 +91,11 @@ def summary_table(
     When the design holds length fixed, its own difference, interval and test are the headline
     (``design_diff``, ``design_ci_*``, ``p_design``): at one response window the groups are
     independent samples of one length (the difference of means, a bootstrap interval resampling
-    each group, Mann-Whitney U); truncation-matched pairs are compared pair by pair (the mean
-    paired difference, its interval, the Wilcoxon signed-rank test). ``length_control`` then
+    each group, Welch's t test); truncation-matched pairs are compared pair by pair (the mean
+    paired difference, its interval, the one-sample t test of the differences). At natural
+    lengths the family is ``p_means`` (Welch's test of ``diff``). ``p`` and ``cliffs_delta`` are
+    the rank reading (Mann-Whitney U), a different estimand, never the headline's test.
+    ``length_control`` then
     says what equal length did to the difference the ``reference`` comparison found.
     """
     rows = []
@@ -95,19 +108,20 @@ def summary_table(
         va, vb = sa["value"].to_numpy(), sb["value"].to_numpy()
         la, lb = la_all.loc[sa["sample_id"]].to_numpy(), lb_all.loc[sb["sample_id"]].to_numpy()
         p, cliff = mann_whitney(va, vb)
+        p_means = welch(va, vb)
         ia, ib = match_by_length(la, lb, caliper)
-        p_matched, _ = mann_whitney(va[ia], vb[ib]) if len(ia) >= 3 else (np.nan, np.nan)
+        p_matched = welch(va[ia], vb[ib]) if len(ia) >= 3 else np.nan  # of diff_matched, a difference of means
         adjusted = regress_on_length(va, vb, la, lb)
         by_design = (np.nan,) * 4
         if design == MATCHED_PAIRS:
             pa, pb = paired_by_length(sa, sb, la_all, lb_all)
-            by_design = wilcoxon_paired(pa, pb)
+            by_design = paired_means(pa, pb)
             _, low90, high90 = bootstrap_mean_ci(pb - pa, level=0.90)
         else:  # independent groups: the difference of means (at one window, the design's own)
             diff, low, high = bootstrap_diff_ci(va, vb)
             _, low90, high90 = bootstrap_diff_ci(va, vb, level=0.90)
             if design == ONE_WINDOW:
-                by_design = (float(diff[0]), float(low[0]), float(high[0]), p)
+                by_design = (float(diff[0]), float(low[0]), float(high[0]), p_means)
         margin = sesoi * abs(va.mean())
         equivalent = bool(-margin < float(low90[0]) and float(high90[0]) < margin) if margin > 0 else False
         rows.append(
@@ -115,7 +129,8 @@ def summary_table(
                 "a": a.label, "b": b.label, "metric": metric, "module": module,
                 "mean_a": va.mean(), "mean_b": vb.mean(), "diff": vb.mean() - va.mean(),
                 "rel_diff": (vb.mean() - va.mean()) / abs(va.mean()) if va.mean() else np.nan,
-                "p": p, "cliffs_delta": cliff, "cohens_d": cohens_d(va, vb), "n_a": len(va), "n_b": len(vb),
+                "p_means": p_means, "p": p, "cliffs_delta": cliff, "cohens_d": cohens_d(va, vb),
+                "n_a": len(va), "n_b": len(vb),
                 "design": design,
                 "design_diff": by_design[0], "design_ci_low": by_design[1], "design_ci_high": by_design[2],
                 "p_design": by_design[3],
@@ -131,7 +146,7 @@ def summary_table(
     if table.empty:
         return table
     # The family of tests FDR controls: the design's own test for each metric and module.
-    table["q_value"] = fdr(table["p_design" if design != NATURAL else "p"].to_numpy())
+    table["q_value"] = fdr(table["p_design" if design != NATURAL else "p_means"].to_numpy())
     if design != NATURAL:
         table["length_control"] = [
             design_verdict(
@@ -166,7 +181,8 @@ def load_reference(path: str | Path) -> Reference:
 
 
 def per_layer_table(a: Group, b: Group, n_boot: int, seed: int) -> pd.DataFrame:
-    """Per metric, module and layer: difference with interval, test, Cliff's delta; FDR per metric."""
+    """Per metric, module and layer: difference of means with interval and Welch's test of it, the
+    rank reading's Cliff's delta; FDR per metric."""
     if a.n_layers != b.n_layers:
         return pd.DataFrame()  # layer indices of different models are not the same place
     rows = []
@@ -178,7 +194,8 @@ def per_layer_table(a: Group, b: Group, n_boot: int, seed: int) -> pd.DataFrame:
         wb = fb.pivot_table(index="sample_id", columns="layer", values="value").reindex(columns=wa.columns)
         diff, lo, hi = bootstrap_diff_ci(wa.to_numpy(), wb.to_numpy(), n_boot, seed=seed)
         for j, layer in enumerate(wa.columns):
-            p, cliff = mann_whitney(wa[layer].to_numpy(), wb[layer].to_numpy())
+            _, cliff = mann_whitney(wa[layer].to_numpy(), wb[layer].to_numpy())
+            p = welch(wa[layer].to_numpy(), wb[layer].to_numpy())
             rows.append(
                 {"a": a.label, "b": b.label, "metric": metric, "module": module, "layer": int(layer),
                  "diff": diff[j], "ci_low": lo[j], "ci_high": hi[j], "p": p, "cliffs_delta": cliff}

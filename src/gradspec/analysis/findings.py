@@ -163,7 +163,7 @@ def paired_sentence(rows: pd.DataFrame, metric: str, a: str, b: str) -> str:
     )
     name = NAMES.get(metric, metric.replace("_", " "))
     significant = rows[rows["q_value"] < ALPHA]
-    labels = Counter(rows["label"])
+    labels = Counter(_named(label, b) for label in rows["label"])
     said = ", ".join(f"{label} in {_modules(n, len(rows))}" for label, n in labels.most_common())
     if significant.empty:
         best = rows["q_value"].min()
@@ -181,6 +181,11 @@ def paired_sentence(rows: pd.DataFrame, metric: str, a: str, b: str) -> str:
         f"{rel * 100:+.1f}% of {a}'s mean (sign test {_q_text(float(significant['q_value'].max()))}): {said}; "
         f"within pairs it adds to loss and lengths in {adds} of {len(rows)} modules (conditional logistic q < {ALPHA})."
     )
+
+
+def _named(label: str, b: str) -> str:
+    """A table's label ("B lower") as a sentence says it, with B's name ("fast lower")."""
+    return f"{b} {label[2:]}" if label.startswith("B ") else label
 
 
 def _band(row: Any, prefix: str) -> str:

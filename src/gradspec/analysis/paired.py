@@ -5,7 +5,9 @@ correctly or with shuffled reasoning, by a strong or a weak model). Tested as in
 the prompt-to-prompt spread, which is usually the largest, hides a difference the pairs show.
 ``compare --pair-by KEY`` joins A's and B's samples on a key: ``prompt`` (the record's prompt
 turns, hashed: what the model was asked, whatever template renders it), ``index`` (the record's
-place in its file) or any record field (``prompt_id``). A pair is kept only when both sides were
+place in its file; when a group pools several runs, the run's place in the group too, so the i-th
+run of A pairs with the i-th of B: both groups must pool as many runs) or any record field
+(``prompt_id``). A pair is kept only when both sides were
 computed: a side skipped (a response shorter than the window, an error) drops its pair whole, and
 the count says so, so a window can never make the two sides hold different prompts unnoticed.
 
@@ -67,8 +69,8 @@ def group_keys(group: Group, by: str) -> pd.DataFrame:
     for i, run in enumerate(group.runs):
         prefix = f"{i}:" if len(group.runs) > 1 else ""
         samples = run.df("samples")[["sample_id", "index", "status"]]
-        if by == "index":
-            keys = samples["index"].map(lambda v: str(int(v)))
+        if by == "index":  # a place in a pooled group is the run's place and the record's
+            keys = samples["index"].map(lambda v, p=prefix: f"{p}{int(v)}")
         else:
             sources = sources_of(run)
             if not sources:
@@ -98,6 +100,11 @@ def pairs_of(a: Group, b: Group, by: str) -> tuple[pd.DataFrame, dict[str, int]]
     """The pairs both sides computed (key, sample_id_a, sample_id_b), and the counts a reader needs:
     keys on both sides, pairs dropped because a side was not computed, keys on one side only, and
     keys that repeat within a side (ambiguous, left out)."""
+    if by == "index" and len(a.runs) != len(b.runs):
+        raise InputError(
+            f"--pair-by index: {a.label} pools {len(a.runs)} run(s) and {b.label} {len(b.runs)}; index pairs the i-th "
+            "record of the i-th run on each side, so both must pool as many runs (or pair by prompt or a field)"
+        )
     ka, kb = group_keys(a, by).dropna(subset=["key"]), group_keys(b, by).dropna(subset=["key"])
     repeated = set(ka.key[ka.key.duplicated()]) | set(kb.key[kb.key.duplicated()])
     ka, kb = ka[~ka.key.isin(repeated)], kb[~kb.key.isin(repeated)]

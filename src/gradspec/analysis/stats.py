@@ -1,8 +1,10 @@
-"""Statistics for group comparisons: bootstrap intervals, rank tests, effect sizes, FDR.
+"""Statistics for group comparisons: bootstrap intervals, tests, effect sizes, FDR.
 
-Tests are two-sided Mann-Whitney U (no normality assumed); effect sizes are Cliff's delta
-(P(a > b) - P(a < b), from U) and Cohen's d (pooled SD); p-values are adjusted by
-Benjamini-Hochberg within a family stated by the caller.
+One estimand per reading: a difference of means is tested by Welch's t test (independent
+groups) or the one-sample t test of paired differences (pairs), and shown with a bootstrap
+interval of that same difference; the rank reading (Mann-Whitney U with Cliff's delta,
+P(b > a) - P(b < a)) is its own column, never the test of a mean. Cohen's d uses the pooled
+SD; p-values are adjusted by Benjamini-Hochberg within a family stated by the caller.
 """
 
 from __future__ import annotations
@@ -58,19 +60,55 @@ def bootstrap_diff_ci(
     return diff, *_percentile_interval(boots, level)
 
 
+def _paired_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """b - a over the pairs where both are defined."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return (b - a)[~(np.isnan(a) | np.isnan(b))]
+
+
+def _mean_interval(d: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
+    idx = np.random.default_rng(seed).integers(0, len(d), (n_boot, len(d)))
+    low, high = _percentile_interval(d[idx].mean(axis=1), 0.95)
+    return float(low), float(high)
+
+
 def wilcoxon_paired(
     a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int = 0
 ) -> tuple[float, float, float, float]:
     """(mean of b - a over pairs, its percentile interval low and high, two-sided Wilcoxon
     signed-rank p); NaN when fewer than two pairs are defined, p = 1 when every pair is tied."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    d = (b - a)[~(np.isnan(a) | np.isnan(b))]
+    d = _paired_differences(a, b)
     if len(d) < 2:
         return (float(d.mean()) if len(d) else math.nan), math.nan, math.nan, math.nan
-    idx = np.random.default_rng(seed).integers(0, len(d), (n_boot, len(d)))
-    low, high = _percentile_interval(d[idx].mean(axis=1), 0.95)
     p = 1.0 if not np.any(d) else float(sps.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
-    return float(d.mean()), float(low), float(high), p
+    return float(d.mean()), *_mean_interval(d, n_boot, seed), p
+
+
+def paired_means(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float, float]:
+    """(mean of b - a over pairs, its percentile interval low and high, two-sided p of the
+    one-sample t test of those differences: the test of the mean the interval describes); NaN
+    when fewer than two pairs are defined, p = 1 when every difference is the same zero."""
+    d = _paired_differences(a, b)
+    if len(d) < 2:
+        return (float(d.mean()) if len(d) else math.nan), math.nan, math.nan, math.nan
+    if np.ptp(d) == 0:  # no spread: t is undefined; a constant difference is certain unless it is 0
+        return float(d.mean()), float(d[0]), float(d[0]), 1.0 if d[0] == 0 else 0.0
+    return float(d.mean()), *_mean_interval(d, n_boot, seed), float(sps.ttest_1samp(d, 0.0).pvalue)
+
+
+def welch(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided p of Welch's t test of mean(b) - mean(a) (unequal variances): the test of the
+    difference of means that ``bootstrap_diff_ci`` gives an interval for. NaN below two values a
+    group; with no spread in either group, 1 when the means agree and 0 when they differ."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    if np.ptp(a) == 0 and np.ptp(b) == 0:
+        return 1.0 if a[0] == b[0] else 0.0
+    with warnings.catch_warnings():  # one constant group: scipy warns of its moments, the test stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(sps.ttest_ind(b, a, equal_var=False).pvalue)
 
 
 def mann_whitney(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
