@@ -55,11 +55,35 @@ def test_parquet_csv_and_datasets_folder(tmp_path: Path) -> None:
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
     (folder / "dataset_info.json").write_text("{}")
-    (folder / "state.json").write_text("{}")
+    (folder / "state.json").write_text('{"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}')
     for path in (tmp_path / "d.parquet", tmp_path / "d.csv", folder):
         items = only_records(load_dataset(path).items)
         assert [r.response for r in items] == ["5", "hello"], path
         assert items[1].messages[0].content == "Translate\nbonjour"
+
+
+def test_a_datasets_folder_after_filter_and_map_reads_what_state_json_lists(tmp_path: Path) -> None:
+    """load_from_disk(...).filter() and .map() leave cache-*.arrow files in the folder (an indices
+    column, new columns): the reader takes what state.json lists, and the records round-trip."""
+    datasets = pytest.importorskip("datasets")
+    folder = tmp_path / "saved"
+    rows = [{**ALPACA[i % 2], "x": i} for i in range(8)]
+    datasets.Dataset.from_list(rows).save_to_disk(str(folder))
+    loaded = datasets.load_from_disk(str(folder))
+    loaded.filter(lambda r: r["x"] > 2)  # in place: a cache file of indices beside the data
+    loaded.map(lambda r: {"y": 2 * r["x"]})
+    assert len(list(folder.glob("cache-*.arrow"))) == 2
+    items = only_records(load_dataset(folder).items)
+    assert [r.response for r in items] == [rows[i]["output"] for i in range(8)]
+    kept = loaded.filter(lambda r: r["x"] > 2)
+    kept.save_to_disk(str(tmp_path / "kept"))
+    assert len(only_records(load_dataset(tmp_path / "kept").items)) == 5
+    (folder / "state.json").write_text('{"_data_files": [{"filename": "../elsewhere.arrow"}]}')
+    with pytest.raises(DataFileError, match="state.json: _data_files lists '../elsewhere.arrow'"):
+        load_dataset(folder)
+    (folder / "state.json").write_text("{}")
+    with pytest.raises(DataFileError, match="not a datasets state file"):
+        load_dataset(folder)
 
 
 def test_sharegpt_messages_and_prompt_response(tmp_path: Path) -> None:

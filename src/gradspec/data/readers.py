@@ -279,6 +279,8 @@ def _read_folder(p: Path) -> list[RawRow]:
         if not splits:
             raise DataFileError(f"{p}: dataset_dict.json lists no splits")
         return _read_folder(p / ("train" if "train" in splits else splits[0]))
+    if (p / "state.json").exists():
+        return _concatenate([_rows(_read_arrow(f).to_pylist()) for f in saved_files(p)])
     files = sorted(
         f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES and f.name not in DATASETS_METADATA
     )
@@ -291,9 +293,35 @@ def _read_folder(p: Path) -> list[RawRow]:
             f"{p}: a gradspec output folder ({marker.name} says so), not one data set; give one of its files"
             + (f": {', '.join(data[:6])}" if data else "")
         )
+    return _concatenate([read_rows(f) for f in files])
+
+
+def saved_files(p: Path) -> list[Path]:
+    """The Arrow files a ``save_to_disk`` folder holds, in order, as its ``state.json`` lists them:
+    never a glob, since ``load_from_disk(p).filter()`` or ``.map()`` leave ``cache-*.arrow`` files
+    (indices, other columns) in the same folder."""
+    state = p / "state.json"
+    try:
+        listed = json.loads(state.read_text(encoding="utf-8"))["_data_files"]
+        names = [entry["filename"] for entry in listed]
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise DataFileError(f"{state}: not a datasets state file (no _data_files[].filename: {exc})") from exc
+    files = []
+    for name in names:
+        f = p / str(name)
+        if f.parent.resolve() != p.resolve() or not f.is_file():
+            raise DataFileError(f"{state}: _data_files lists {name!r}, which is not a file in {p}")
+        files.append(f)
+    if not files:
+        raise DataFileError(f"{state}: _data_files lists no files")
+    return files
+
+
+def _concatenate(parts: list[list[RawRow]]) -> list[RawRow]:
+    """Rows of several files as one data set, numbered from 0."""
     values: list[Any] = []
-    for f in files:
-        for row in read_rows(f):
+    for part in parts:
+        for row in part:
             values.append(row.value if row.error is None else row)
     return [
         RawRow(index=i, error=v.error, raw_text=v.raw_text) if isinstance(v, RawRow) else RawRow(index=i, value=v)
