@@ -84,14 +84,71 @@ def test_a_datasets_folder_reloads_with_the_schema_and_the_columns(tmp_path: Pat
     assert back[5]["keep"] is True and back[0]["drop_reason"] == "reward > 0: reward is -3"
 
 
-def test_the_opendataarena_layout_has_an_id_and_scores_per_sample(tmp_path: Path) -> None:
+def test_the_opendataarena_layout_is_odas_pointwise_scores_both_ways(tmp_path: Path) -> None:
+    """--format oda writes ODA's pointwise_scores.jsonl: {"id": line index, "scores": {"Scorer": {"score": x}}}
+    for every numeric field, the verdict as one more scorer. A file in ODA's documented layout (scores
+    alone, or merged into the records) filters and selects by a nested score."""
+    from gradspec.config.selection import SelectConfig
+    from gradspec.selection import select
+
     data = write_json(tmp_path / "scored.json", pool())
     filter_records(
         FilterConfig.of(data=data, out=tmp_path / "oda.jsonl", where=("reward > 0", "ifd < 2"), format="oda")
     )
     out = rows(tmp_path / "oda.jsonl")
-    assert set(out[0]) == {"id", "scores", "keep", "drop_reason"} and out[0]["scores"] == {"reward": -3.0, "ifd": 0.0}
-    assert out[2]["scores"]["reward"] is None and len({r["id"] for r in out}) == 10
+    assert set(out[0]) == {"id", "scores"} and [r["id"] for r in out] == list(range(10))
+    assert out[0]["scores"]["reward"] == {"score": -3.0} and out[0]["scores"]["effective_rank"] == {"score": 10.0}
+    assert out[0]["scores"]["GradspecFilter"] == {"score": 0, "drop_reason": "reward > 0: reward is -3"}
+    assert "reward" not in out[2]["scores"] and out[9]["scores"]["GradspecFilter"]["score"] == 1
+    # ODA's own file, as its scorers write it: no text, an id and nested scores.
+    oda = tmp_path / "pointwise_scores.jsonl"
+    scorers = [{"DeitaQScorer": {"score": float(i)}, "TokenLengthScorer": {"instruction_tokens": 15, "score": 100 + i}}
+               for i in range(6)]  # fmt: skip
+    oda.write_text("".join(json.dumps({"id": i, "scores": s}) + "\n" for i, s in enumerate(scorers)))
+    kept = filter_records(FilterConfig.of(data=oda, out=tmp_path / "k.jsonl", where=("scores.DeitaQScorer > 2",)))
+    assert kept["kept"] == 3 and kept["not_scored"] == 0
+    assert [r["keep"] for r in rows(tmp_path / "k.jsonl")] == [False, False, False, True, True, True]
+    back = tmp_path / "back.jsonl"
+    filter_records(FilterConfig.of(data=oda, out=back, where=("scores.DeitaQScorer.score > 2",), format="oda"))
+    again = rows(back)
+    assert [r["id"] for r in again] == list(range(6)) and again[1]["scores"]["TokenLengthScorer"] == {
+        "instruction_tokens": 15, "score": 101}  # fmt: skip
+    # Merged into the records (the pool a curator selects from): --by reads the nested score.
+    merged = [{**r, "scores": {"DeitaQScorer": {"score": 10.0 - i}}} for i, r in enumerate(pool())]
+    summary = select(SelectConfig.of(data=write_json(tmp_path / "m.json", merged), by="scores.DeitaQScorer",
+                                     out_dir=tmp_path / "sel", top=2))  # fmt: skip
+    top = json.loads((tmp_path / "sel" / summary["files"]["highest"]).read_text())
+    assert [r["instruction"] for r in top] == ["q0", "q1"]
+
+
+def test_filter_then_select_never_brings_a_dropped_record_back(tmp_path: Path) -> None:
+    """select leaves out what filter dropped (keep false), says how many, and --kept-only writes the kept
+    records alone, as they were."""
+    from gradspec.config.selection import SelectConfig
+    from gradspec.selection import select
+
+    data = write_json(tmp_path / "scored.json", pool())
+    filter_records(FilterConfig.of(data=data, out=tmp_path / "f.jsonl", where=("reward > 0",)))
+    marked = rows(tmp_path / "f.jsonl")
+    dropped = {r["instruction"] for r in marked if not r["keep"]}
+    assert len(dropped) == 4  # rewards -3, -2, 0 and the unscored one
+    summary = select(SelectConfig.of(data=tmp_path / "f.jsonl", by="effective_rank", out_dir=tmp_path / "s",
+                                     top="100%"))  # fmt: skip
+    chosen = json.loads((tmp_path / "s" / summary["files"]["highest"]).read_text())
+    assert summary["candidates"] == 6 and summary["dropped"]["not_kept"] == 4
+    assert {r["instruction"] for r in chosen}.isdisjoint(dropped) and len(chosen) == 6
+    every = select(SelectConfig.of(data=tmp_path / "f.jsonl", by="effective_rank", out_dir=tmp_path / "e",
+                                   top="100%", ignore_keep=True))  # fmt: skip
+    assert every["candidates"] == 10
+    only = filter_records(FilterConfig.of(data=data, out=tmp_path / "only.jsonl", where=("reward > 0",),
+                                          kept_only=True))  # fmt: skip
+    written = rows(tmp_path / "only.jsonl")
+    assert only["written"] == 6 and only["dropped"] == 4 and len(written) == 6
+    assert all("keep" not in r and "drop_reason" not in r for r in written)
+    assert [r["instruction"] for r in written] == [r["instruction"] for r in marked if r["keep"]]
+    bad = write_json(tmp_path / "bad.json", [{**pool()[0], "keep": "maybe"}])
+    with pytest.raises(ConfigError, match="bad.json: record 0: field 'keep' is 'maybe'"):
+        select(SelectConfig.of(data=bad, by="reward", out_dir=tmp_path / "b", top=1))
 
 
 def test_select_says_why_a_record_is_not_kept_and_never_calls_unscored_low(tmp_path: Path) -> None:

@@ -78,6 +78,7 @@ def filter_(config: FilterConfig, as_json: bool = False) -> None:
     click.echo(
         f"{config.out}: {summary['kept']} of {summary['records']} records kept, {summary['dropped']} dropped "
         f"({summary['not_scored']} of them not scored, which is not the same as scoring low)"
+        + ("; only the kept records written" if config.kept_only else "")
     )
     if summary["own_ids"]:
         click.echo(

@@ -35,7 +35,8 @@ class FilterConfig(Options):
 
     where: tuple[str, ...] = field(default=(), metadata={"parse": rules_of, "multiple": True})
     """A rule, e.g. 'reward > 0', 'ifd < 1', 'effective_rank >= p10' (pNN: that percentile of the field's
-    defined values); give it several times, all must hold. Operators: > >= < <= == !=."""
+    defined values); give it several times, all must hold. Operators: > >= < <= == !=. A nested field by its
+    dotted path: 'scores.DeitaQScorer > 4' (OpenDataArena's {"score": x} is read through)."""
 
     recipe: Path | None = None
     """A YAML file with a list of rules under rules: (read before any --where)."""
@@ -43,7 +44,12 @@ class FilterConfig(Options):
     format: OutputFormat = "records"
     """records: the input's records as a JSON list, JSON lines or Parquet (by the suffix of --out); hf: a
     datasets folder (save_to_disk) with the original schema plus keep and drop_reason; oda: OpenDataArena's
-    per-sample layout, one {"id", "scores": {scorer: value}} per line."""
+    pointwise_scores.jsonl layout, one {"id", "scores": {"Scorer": {"score": x}}} per line, for every numeric
+    field, with the verdict as the scorer GradspecFilter."""
+
+    kept_only: bool = False
+    """Write only the kept records, without keep and drop_reason (the file to train on); the summary still counts
+    every drop. Without it every record is written back, marked (select leaves the dropped ones out)."""
 
     push_to_hub: str | None = None
     """Also push the records (with keep and drop_reason) to the Hugging Face hub as this dataset repo

@@ -113,6 +113,10 @@ class SelectConfig(Options):
     """Also write the whole file (NAME_kept.jsonl) with a boolean keep column: in the highest group, or within
     --min/--max when no --top is given."""
 
+    ignore_keep: bool = False
+    """Rank every record, also those a keep field marks false (gradspec filter's output); by default they are
+    left out, as filter decided, and counted among the dropped."""
+
     match_length: MatchLength | None = field(default=None, metadata={"parse": parse_match_length})
     """bins: draw the highest and lowest groups bin by bin over response length; truncate: pair them one to one
     and cut each pair to its shorter member's length (response_window), so both groups have the same lengths

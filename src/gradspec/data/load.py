@@ -72,6 +72,11 @@ def window_of(rec: Mapping[str, object]) -> tuple[int | None, str | None]:
     return None, f"its {field} is {value!r}, not a number of tokens >= 1"
 
 
+class UnknownLayout(DataFileError):
+    """No record of a file has the fields of a conversation: a table of scores alone, or a file whose
+    field names need --field-map."""
+
+
 def load_dataset(path: str | Path, field_map: Mapping[str, str] | None = None, limit: int | None = None) -> Dataset:
     """Read ``path`` and normalise every record; ``limit`` keeps the first N records."""
     p = Path(path)
@@ -109,7 +114,7 @@ def load_dataset(path: str | Path, field_map: Mapping[str, str] | None = None, l
         sid = ids(conversation_key(context, response), row.value.get("sample_id"))
         items.append(Record(row.index, sid, context, response, *window_of(rec)))
     if recognised == 0 and seen_fields:
-        raise DataFileError(
+        raise UnknownLayout(
             f"{p}: no record has known fields; found {sorted(seen_fields)[:30]}; expected "
             "messages, conversations, instruction+output or prompt+response; "
             "map yours with --field-map output=FIELD,instruction=FIELD"

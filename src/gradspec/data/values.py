@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 
@@ -27,3 +28,49 @@ def numeric_value(value: Any) -> float | None:
     except ValueError:
         return None
     return parsed if math.isfinite(parsed) else None
+
+
+KEEP = "keep"
+"""The field ``filter`` (and ``select --keep-column``) write: whether a record is kept."""
+
+
+def kept(value: Any) -> bool | None:
+    """A ``keep`` field's verdict: True/False for a bool, 1/0 or their text ("true", "false", "1",
+    "0": CSV cells, HF string columns); None for anything else, which the caller refuses by name."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    return None
+
+
+def lookup(record: Mapping[str, Any], path: str) -> Any:
+    """A field's value: the record's own key ``path`` first, else the dotted path through nested
+    objects (``scores.DeitaQScorer.score``). A path that ends at an object with a ``score`` (the
+    layout of OpenDataArena's scorers, ``{"scores": {"DeitaQScorer": {"score": 4.5}}}``) gives that
+    score, so ``scores.DeitaQScorer`` reads it too. None where the path leads nowhere."""
+    if path in record:
+        value = record[path]
+    else:
+        value = record
+        for part in path.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                return None
+            value = value[part]
+    if isinstance(value, Mapping) and "score" in value:
+        return value["score"]
+    return value
+
+
+def number_paths(record: Mapping[str, Any], prefix: str = "", depth: int = 3) -> Iterator[str]:
+    """The dotted paths of ``record`` that hold a finite number, nested objects ``depth`` levels
+    deep (OpenDataArena's ``scores.Scorer.score`` is three): what --by, --where and the explorer can
+    read."""
+    for key, value in record.items():
+        path = f"{prefix}{key}"
+        if finite_number(value) is not None:
+            yield path
+        elif isinstance(value, Mapping) and depth > 1:
+            yield from number_paths(value, f"{path}.", depth - 1)

@@ -27,7 +27,9 @@ import numpy as np
 from gradspec.config.filtering import FilterConfig, rules_of
 from gradspec.config.yaml_files import read_yaml
 from gradspec.data import load_dataset
-from gradspec.data.values import finite_number
+from gradspec.data.load import UnknownLayout
+from gradspec.data.readers import read_rows
+from gradspec.data.values import KEEP, finite_number, lookup
 from gradspec.errors import ConfigError, OutputError
 from gradspec.files import WriterLock, check_output_file, check_output_folder, json_text, naming, write_records
 
@@ -98,18 +100,18 @@ def apply_rules(
     """Every record with ``keep`` and ``drop_reason``, and per rule how many it drops alone and in turn."""
     known = set().union(*(r.keys() for r in records)) if records else set()
     for rule in rules:
-        if records and rule.field not in known:
+        if records and rule.field not in known and all(lookup(r, rule.field) is None for r in records):
             shown = ", ".join(sorted(k for k in known if k not in ("keep", "drop_reason"))[:12])
             raise ConfigError(f"rule {rule.text!r}: no record has a field {rule.field!r} (fields: {shown})")
     thresholds = []
     for rule in rules:
-        defined = [v for r in records if (v := finite_number(r.get(rule.field))) is not None]
+        defined = [v for r in records if (v := finite_number(lookup(r, rule.field))) is not None]
         thresholds.append(rule.value(defined))
     out, alone, in_turn = [], [0] * len(rules), [0] * len(rules)
     for record in records:
         reason = None
         for i, (rule, threshold) in enumerate(zip(rules, thresholds)):
-            value = finite_number(record.get(rule.field))
+            value = finite_number(lookup(record, rule.field))
             failed = not_scored(record, rule.field) if value is None else None
             if failed is None and not OPERATORS[rule.op](value, threshold):
                 failed = f"{rule.text}: {rule.field} is {value:.4g}" + (
@@ -128,15 +130,33 @@ def apply_rules(
     return out, summary
 
 
-def oda_rows(records: Sequence[Mapping[str, Any]], rules: Sequence[Rule]) -> list[dict[str, Any]]:
-    """OpenDataArena's per-sample score layout: one {"id", "scores": {scorer: value}} per record, the
-    scores being every numeric field a rule reads, with keep and drop_reason beside them."""
-    fields = list(dict.fromkeys(r.field for r in rules))
-    return [
-        {"id": r.get("sample_id", i), "scores": {f: finite_number(r.get(f)) for f in fields},
-         "keep": r["keep"], "drop_reason": r["drop_reason"]}
-        for i, r in enumerate(records)
-    ]  # fmt: skip
+BOOKKEEPING = frozenset({"id", "index", "sample_id", "gradspec_sample_id", "source_index", KEEP, "drop_reason"})
+"""Numeric fields that identify a record or carry filter's verdict: never exported as a score."""
+ODA_VERDICT = "GradspecFilter"
+"""The scorer name under which ``--format oda`` writes filter's verdict (score 1 kept, 0 dropped)."""
+
+
+def oda_rows(records: Sequence[Mapping[str, Any]], ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """OpenDataArena's ``pointwise_scores.jsonl`` layout: one ``{"id", "scores": {Scorer: {"score": x}}}``
+    per record, ``id`` its place in the input (ODA's own id where the input is an ODA score file). Every
+    numeric field is a scorer; a record's ODA ``scores`` (nested, or flat as ODA's selection reads them)
+    are kept as they are; filter's verdict is the scorer ``GradspecFilter`` with its ``drop_reason``."""
+    out = []
+    for i, r in zip(ids, records):
+        scores: dict[str, Any] = {}
+        nested = r.get("scores")
+        for name, v in nested.items() if isinstance(nested, Mapping) else ():
+            if isinstance(v, Mapping) and "score" in v:
+                scores[str(name)] = dict(v)
+            elif finite_number(v) is not None:
+                scores[str(name)] = {"score": v}
+        for k, v in r.items():
+            if k not in BOOKKEEPING and k != "scores" and finite_number(v) is not None:
+                scores[k] = {"score": v}
+        if KEEP in r:
+            scores[ODA_VERDICT] = {"score": int(bool(r[KEEP])), "drop_reason": r.get("drop_reason")}
+        out.append({"id": i, "scores": scores})
+    return out
 
 
 def hf_dataset(records: Sequence[Mapping[str, Any]]) -> Any:
@@ -172,6 +192,11 @@ OWN_ID = "gradspec_sample_id"
 
 HF_FILES = ("state.json", "dataset_info.json")
 """What ``save_to_disk`` writes beside its Arrow files: a folder that holds them is one --overwrite may replace."""
+
+
+def without_verdict(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A kept record as the input had it: ``keep`` and ``drop_reason`` taken off (every one is kept)."""
+    return {k: v for k, v in record.items() if k not in ("keep", "drop_reason")}
 
 
 def with_id(value: Mapping[str, Any], sid: str) -> dict[str, Any]:
@@ -227,27 +252,46 @@ def filter_records(config: FilterConfig) -> dict[str, Any]:
         return write_filtered(config, rules)
 
 
-def write_filtered(config: FilterConfig, rules: Sequence[Rule]) -> dict[str, Any]:
-    dataset = load_dataset(config.data)
+def filter_input(path: Path) -> tuple[list[dict[str, Any]], list[Any], int]:
+    """(records, their ids for ODA, unreadable rows): a data set's records with gradspec's sample_id, or a
+    table of scores alone (OpenDataArena's ``pointwise_scores.jsonl``: an id and nested scores, no text)
+    as it is, keyed by its own ``id``. An unreadable row is kept as its raw text, never lost."""
+    try:
+        dataset = load_dataset(path)
+    except UnknownLayout:  # no conversation in any record: rules read fields, so a score table is enough
+        rows = read_rows(path)
+        records = [
+            (dict(row.value) if isinstance(row.value, Mapping) else {"record": row.value})
+            if row.error is None else {"record": row.raw_text}
+            for row in rows
+        ]  # fmt: skip
+        ids = [r.get("id", row.index) for r, row in zip(records, rows)]
+        return records, ids, sum(1 for row in rows if row.error is not None)
     values = [row.value if isinstance(row.value, Mapping) else {"record": row.value} for row in dataset.rows]
-    unusable = sum(1 for row in dataset.rows if row.error is not None)
     records = [
         with_id(v, item.sample_id) if row.error is None else {"record": row.raw_text, "sample_id": item.sample_id}
         for item, row, v in zip(dataset.items, dataset.rows, values)
     ]
+    return records, [row.index for row in dataset.rows], sum(1 for row in dataset.rows if row.error is not None)
+
+
+def write_filtered(config: FilterConfig, rules: Sequence[Rule]) -> dict[str, Any]:
+    records, ids, unusable = filter_input(config.data)
     kept, per_rule = apply_rules(records, rules)
+    chosen = [i for i, r in enumerate(kept) if r["keep"] or not config.kept_only]
+    written = [without_verdict(kept[i]) if config.kept_only else kept[i] for i in chosen]
     if config.format == "hf":
-        save_folder(hf_dataset(kept), config.out)
+        save_folder(hf_dataset(written), config.out)
     elif config.format == "oda":
-        write_records(config.out, oda_rows(kept, rules))
+        write_records(config.out, oda_rows(written, [ids[i] for i in chosen]))
     else:
-        write_records(config.out, kept)
+        write_records(config.out, written)
     if config.push_to_hub is not None:
-        push(hf_dataset(kept), config.push_to_hub)
+        push(hf_dataset(written), config.push_to_hub)
     n_kept = sum(r["keep"] for r in kept)
     unscored = sum(1 for r in kept if (r["drop_reason"] or "").startswith("not scored"))
     return {
         "data": str(config.data), "out": str(config.out), "format": config.format, "records": len(kept),
-        "kept": n_kept, "dropped": len(kept) - n_kept, "not_scored": unscored, "unreadable": unusable,
-        "own_ids": sum(OWN_ID in r for r in records), "rules": per_rule,
+        "kept": n_kept, "dropped": len(kept) - n_kept, "written": len(written), "not_scored": unscored,
+        "unreadable": unusable, "own_ids": sum(OWN_ID in r for r in records), "rules": per_rule,
     }  # fmt: skip

@@ -25,7 +25,7 @@ from gradspec.config.fields import flatten
 from gradspec.config.selection import FITTING, GRAD_QUALITY, RANDOM, SelectConfig, size_of, token_budget
 from gradspec.console import warn
 from gradspec.data import Record, load_dataset
-from gradspec.data.values import finite_number, numeric_value
+from gradspec.data.values import KEEP, finite_number, kept, lookup, number_paths, numeric_value
 from gradspec.errors import ConfigError
 from gradspec.files import under, write_json_atomic, write_records
 from gradspec.selection.filtering import not_scored
@@ -239,10 +239,11 @@ def _stats(group: Sequence[Candidate], max_length: int | None = None) -> dict[st
 
 
 def numeric_fields(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Fields holding a number in at least one record (what --by can rank by)."""
+    """Fields holding a number in at least one record (what --by can rank by), nested ones by their
+    dotted path."""
     names: dict[str, None] = {}
     for r in records:
-        names.update((k, None) for k, v in r.items() if finite_number(v) is not None)
+        names.update((k, None) for k in number_paths(r) if k != "source_index")
     return list(names)
 
 
@@ -259,7 +260,7 @@ def candidates(
     rng = random.Random(config.seed)
     cands: list[Candidate] = []
     records: list[dict[str, Any]] = []
-    dropped = {"undefined": 0, "ifd_above_1": 0, "out_of_range": 0, "unusable_record": 0}
+    dropped = {"not_kept": 0, "undefined": 0, "ifd_above_1": 0, "out_of_range": 0, "unusable_record": 0}
     why: dict[int, str] = {}  # source_index -> why the record is no candidate
     for item, row in dataset.with_rows():
         value = row.value
@@ -270,12 +271,24 @@ def candidates(
         if config.by == GRAD_QUALITY and config.run is not None:
             record[GRAD_QUALITY] = extra.get(item.sample_id)
         records.append(record)
+        if not config.ignore_keep and KEEP in value:
+            verdict = kept(value[KEEP])
+            if verdict is None:
+                raise ConfigError(
+                    f"{dataset.path}: record {item.index}: field '{KEEP}' is {value[KEEP]!r}, not true or false "
+                    "(give --ignore-keep to rank every record regardless)"
+                )
+            if not verdict:
+                dropped["not_kept"] += 1
+                reason = value.get("drop_reason")
+                why[item.index] = "keep is false in the input" + (f" ({reason})" if reason else "")
+                continue
         if config.by == RANDOM:
             score: float | None = rng.random()
         elif config.by == FITTING:
             score = fitting_tokens(record, item, config.max_length)
         else:
-            score = numeric_value(record.get(config.by))
+            score = numeric_value(lookup(record, config.by))
         if score is None:
             dropped["undefined"] += 1
             why[item.index] = not_scored(record, config.by)
@@ -289,6 +302,8 @@ def candidates(
             why[item.index] = f"{config.by} is {score:.4g}, outside --min/--max"
         else:
             cands.append(Candidate(item.index, score, response_length(value, item), record))
+    if not cands and records and dropped["not_kept"] == len(records):
+        raise ConfigError(f"{dataset.path}: every record's keep is false: nothing to select (--ignore-keep ranks them)")
     if not cands and not dropped["out_of_range"]:
         fields = ", ".join(numeric_fields(records)[:30]) or "none"
         hint = " (score --metrics grad_quality writes it, or give --run)" if config.by == GRAD_QUALITY else ""
