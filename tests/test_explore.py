@@ -34,11 +34,19 @@ def explorer(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) -> 
     compute(ComputeConfig.of(data=data, out=tmp / "run", model=str(tiny_llama_dir), prompt=prompt,
                              device="cpu", progress=False))  # fmt: skip
     scored = write_json(
-        tmp / "scored.json", [{**r, "reward": float(i), "keep": i in (1, 2)} for i, r in enumerate(records)]
-    )  # as select --keep-column or filter writes it
+        tmp / "scored.json",
+        [{**r, "reward": float(i), "keep": i in (1, 2), "drop_reason": None if i in (1, 2) else "reward > 0.5",
+          "target_similarity": 0.1 * (7 - i), "generator": f"gen-{'ab'[i % 2]}", "generator_lc_winrate": f"{i}.5",
+          "scores": {"DeitaQScorer": {"score": float(i * i)}}}
+         for i, r in enumerate(records)],
+    )  # as select --keep-column or filter writes it, with any other score, text and nested ODA fields  # fmt: skip
     out = tmp / "explore.html"
-    result = CliRunner().invoke(app, ["explore", str(tmp / "run"), "--scored", str(scored), "-o", str(out)])
+    result = CliRunner().invoke(app, ["explore", str(tmp / "run"), "--scored", str(scored), "-o", str(out),
+                                      "--first", "target_similarity"])  # fmt: skip
     assert result.exit_code == 0, result.output
+    wrong = CliRunner().invoke(app, ["explore", str(tmp / "run"), "--scored", str(scored), "-o", str(tmp / "x.html"),
+                                     "--first", "target_similarty"])  # fmt: skip
+    assert wrong.exit_code == 2 and "--first target_similarty: no such column" in wrong.output
     return out, records
 
 
@@ -56,7 +64,16 @@ def test_the_page_holds_every_sample_and_no_markup_from_the_data(explorer: tuple
     assert data["samples"][3]["prompt"] == HOSTILE and data["samples"][5]["status"] == "error"
     ok = [s for s in data["samples"] if s["status"] == "ok"]
     assert all(len(s["curves"]["q"]["nuclear_norm"]) == 3 for s in ok) and "reward" in data["columns"]
-    assert data["columns"][:3] == ["index", "status", "reward"]  # the scores before the gradient's columns
+    # --first's column leads and sorts; then the scores before the gradient's columns; every numeric field,
+    # a number written as text, a nested score by its dotted path; short text fields to filter by.
+    assert (
+        data["columns"][:4] == ["target_similarity", "index", "status", "reward"]
+        and data["sort"] == "target_similarity"
+    )
+    assert {"generator_lc_winrate", "scores.DeitaQScorer.score"} <= set(data["columns"])
+    assert data["samples"][2]["generator_lc_winrate"] == 2.5 and data["samples"][3]["scores.DeitaQScorer.score"] == 9
+    assert {"generator", "drop_reason", "keep"} <= set(data["text_columns"]) <= set(data["columns"])
+    assert data["samples"][0]["drop_reason"] == "reward > 0.5" and data["samples"][1]["generator"] == "gen-b"
     # Record 5 could not be read, so this hand-made file (no sample_id field, unlike score's) cannot name it.
     assert [s["keep"] for s in data["samples"]] == [False, True, True, False, False, None, False]
     assert data["samples"][0]["original"] == records[0]  # every original field, for export
@@ -95,6 +112,8 @@ def test_the_page_sorts_filters_opens_and_exports_in_a_browser(
         column = lambda key: [r.find_elements(By.TAG_NAME, "td")[2 + COLUMNS.index(key)].text for r in rows()]  # noqa: E731
         COLUMNS = driver.execute_script("return DATA.columns")  # noqa: N806
         assert len(rows()) == 7
+        similarity = [float(t) for t in column("target_similarity") if t]  # --first: sorted by it, highest first
+        assert similarity == sorted(similarity, reverse=True) and len(similarity) == 6
 
         header = driver.find_element(By.CSS_SELECTOR, 'th[data-key="response_tokens"]')
         header.click()  # ascending, undefined last
@@ -115,6 +134,9 @@ def test_the_page_sorts_filters_opens_and_exports_in_a_browser(
         assert len(rows()) == 7
         driver.find_element(By.ID, "filter").send_keys("cats")
         assert sorted(int(i) for i in column("index")) == [0, 2, 4, 6]
+        driver.find_element(By.ID, "filter").clear()
+        driver.find_element(By.ID, "filter").send_keys("gen-b")  # a text column of the scored file
+        assert sorted(int(i) for i in column("index")) == [1, 3]  # 5 is the unreadable record, not joined
         driver.find_element(By.ID, "filter").clear()
         driver.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
         Select(driver.find_element(By.ID, "status")).select_by_visible_text("error")

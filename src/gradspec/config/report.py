@@ -96,9 +96,11 @@ class ExploreConfig(Options):
     """The HTML page to write (it works offline, from the file alone)."""
 
     scored: Path | None = None
-    """The scored file the run was computed on: its quality scores become columns too, and a keep column (from
-    select --keep-column or filter) ticks the rows it keeps."""
+    """The scored file the run was computed on: every numeric field becomes a column (nested ones by dotted path,
+    e.g. scores.DeitaQScorer.score), short text fields (generator, drop_reason) columns the filter box searches,
+    and a keep column (from select --keep-column or filter) ticks the rows it keeps."""
 
     first: tuple[str, ...] | None = None
-    """Columns shown first, comma-separated (default: index, status, the scores, then lengths, loss and the
-    gradient metrics)."""
+    """Columns shown first, comma-separated; the page opens sorted by the first, highest first (default: index,
+    status, the scores, then lengths, loss and the gradient metrics, sorted by index). A name that is no column is
+    an error that lists them."""

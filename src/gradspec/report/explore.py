@@ -1,7 +1,9 @@
 """``gradspec explore``: one local HTML page to look through a run sample by sample.
 
 A sortable, filterable table of every sample (status, reason, lengths, loss, each module's mean
-nuclear norm and effective rank, grad_quality, and the scores of a scored file), a sparkline of
+nuclear norm and effective rank, grad_quality, and every numeric field of a scored file, nested
+ones by their dotted path, with its keep, drop_reason and short text fields such as generator to
+filter by), sorted by ``--first``'s first column when given, a sparkline of
 each sample's layer-wise nuclear norm, and, for the sample clicked, its prompt and response
 beside its layer-wise curves. Checked rows export as JSON lines. The page itself (markup, style
 and script) is ``explore.html`` next to this file. The data is embedded as JSON
@@ -21,9 +23,8 @@ from typing import Any
 from gradspec import __version__
 from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.sources import sources_of
-from gradspec.analysis.unify import quality_frame
 from gradspec.data import load_dataset
-from gradspec.data.values import finite_number
+from gradspec.data.values import KEEP, finite_number, kept, lookup, number_paths, numeric_value
 from gradspec.errors import ConfigError
 from gradspec.files import json_text
 from gradspec.report.page import GENERATOR, check_page_out, write_page
@@ -65,14 +66,7 @@ def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | No
         quality = grad_quality(run).set_index("sample_id")["grad_quality"].to_dict()
     except (ConfigError, ValueError):
         quality = {}
-    scores: dict[str, dict[str, float | None]] = {}
-    score_fields: list[str] = []
-    keeps: dict[str, bool] = {}
-    if scored is not None:
-        frame = quality_frame(scored)
-        score_fields = [c for c in frame.columns if c != "sample_id"]
-        scores = {r["sample_id"]: {f: finite_number(r[f]) for f in score_fields} for r in frame.to_dict("records")}
-        keeps = keep_column(scored)
+    scores, score_fields, text_fields = scored_columns(scored) if scored is not None else ({}, [], [])
     sources = sources_of(run)
     steps = steps_data(run, modules)
     rows = []
@@ -90,8 +84,7 @@ def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | No
                 "sample_id": sid, "index": int(s["index"]), "status": s["status"], "reason": reason,
                 "tokens": finite_number(s["n_tokens"]), "response_tokens": finite_number(s["n_response_tokens"]),
                 "loss": finite_number(s["loss"]), "grad_quality": finite_number(quality.get(sid)), **means,
-                **scores.get(sid, dict.fromkeys(score_fields)),
-                "keep": keeps.get(sid),
+                **dict.fromkeys([*score_fields, *text_fields]), **scores.get(sid, {}),
                 "prompt": clip(record.messages[-1].content) if record and record.messages else "",
                 "response": clip(record.response) if record else "",
                 "original": shown(original) if len(json_text(original)) <= MAX_ORIGINAL else None,
@@ -101,10 +94,19 @@ def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | No
         )  # fmt: skip
     columns = ["index", "status", *score_fields, "grad_quality", "tokens", "response_tokens", "loss"]
     columns += [f"{metric}_{m}" for metric in CURVE_METRICS for m in modules]
-    wanted = [c for c in first or () if c in columns]
+    columns += text_fields
+    unknown = [c for c in first or () if c not in columns]
+    if unknown:
+        raise ConfigError(
+            f"--first {','.join(unknown)}: no such column"
+            + ("" if scored is not None else " (no --scored file given)")
+            + f"; columns: {', '.join(columns[:40])}"
+        )
+    wanted = list(dict.fromkeys(first or ()))
     columns = [*wanted, *(c for c in columns if c not in wanted)]
     return {"run": str(run.path), "model": run.manifest.get("model", {}).get("name"), "modules": modules,
-            "columns": columns, "samples": rows, "step_rule": run.manifest.get("config", {}).get("steps")}  # fmt: skip
+            "columns": columns, "text_columns": text_fields, "sort": wanted[0] if wanted else "index",
+            "samples": rows, "step_rule": run.manifest.get("config", {}).get("steps")}  # fmt: skip
 
 
 def steps_data(run: Run, modules: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
@@ -146,14 +148,49 @@ MAX_ORIGINAL = 1 << 20
 the page shows, with its sample_id."""
 
 
-def keep_column(scored: Path) -> dict[str, bool]:
-    """sample_id -> keep of a file written by select --keep-column or filter (empty when it has none)."""
-    out = {}
+RUN_COLUMNS = frozenset({"index", "status", "reason", "tokens", "response_tokens", "loss", "grad_quality"})
+"""Columns the run itself gives; a scored field of the same name is shown as ``NAME (scored)``."""
+NOT_SHOWN = frozenset({
+    "sample_id", "gradspec_sample_id", "source_index", "id", "instruction", "input", "output", "prompt", "response",
+    "messages", "conversations", "system", "text", "score_errors",
+})  # fmt: skip
+"""Fields of a scored file that are ids or the sample's own text (the page shows the text already)."""
+MAX_LABEL = 80
+"""A string field is a column to filter by (generator, dataset, drop_reason) when its values are this short."""
+
+
+def scored_columns(scored: Path) -> tuple[dict[str, dict[str, Any]], list[str], list[str]]:
+    """sample_id -> values, the numeric columns and the text columns of a scored file: every field that
+    holds a number (nested ones by dotted path, numbers written as text too), ``keep`` as true or false,
+    and short text fields (generator, drop_reason) that the page's filter searches."""
+    values: dict[str, dict[str, Any]] = {}
+    numeric: dict[str, None] = {}
+    text: dict[str, None] = {}
     for item, row in load_dataset(scored).with_rows():
-        if isinstance(row.value, dict) and isinstance(row.value.get("keep"), bool):
-            sid = row.value.get(OWN_ID, row.value.get("sample_id", item.sample_id))
-            out[str(sid)] = row.value["keep"]
-    return out
+        record = row.value
+        if not isinstance(record, dict):
+            continue
+        sid = str(record.get(OWN_ID, record.get("sample_id", item.sample_id)))
+        got: dict[str, Any] = {}
+        for path in number_paths(record):
+            if path.split(".")[0] not in NOT_SHOWN and path != KEEP:
+                got[path] = finite_number(lookup(record, path))
+        for key, value in record.items():
+            if key in NOT_SHOWN or key in got or key == KEEP:
+                continue
+            if isinstance(value, str) and numeric_value(value) is not None:
+                got[key] = numeric_value(value)  # "2.06": a number a CSV or a JSON string holds
+            elif isinstance(value, str) and len(value) <= MAX_LABEL:
+                text[key] = None
+                got[key] = value
+        if KEEP in record:
+            got[KEEP] = kept(record[KEEP])
+            text[KEEP] = None
+        numeric.update((k, None) for k in got if k not in text)
+        values[sid] = {(f"{k} (scored)" if k in RUN_COLUMNS else k): v for k, v in got.items()}
+    named = [f"{k} (scored)" if k in RUN_COLUMNS else k for k in numeric]
+    texts = [k for k in text if k not in numeric]
+    return values, named, texts
 
 
 MAX_TEXT = 20_000
