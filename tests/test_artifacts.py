@@ -67,7 +67,7 @@ def test_every_output_folder_names_its_kind(experiment_out: Path) -> None:
         assert found.marker.get("gradspec_version") == __version__ or kind == "score-state"
         shown = runner.invoke(app, ["show", str(folder)])
         assert shown.exit_code == 0, shown.output
-        assert f"a {kind}:" in shown.output, shown.output
+        assert f"{'an' if kind == 'experiment' else 'a'} {kind}:" in shown.output, shown.output
     as_json = json.loads(runner.invoke(app, ["show", str(out / "comparisons/c"), "--json"]).output)
     assert as_json["kind"] == "comparison" and [g["label"] for g in as_json["groups"]] == ["low", "high"]
     assert set(KINDS) - {"training-spectra"} == set(expected.values())  # the callback's: tests/test_integrations.py
@@ -76,13 +76,24 @@ def test_every_output_folder_names_its_kind(experiment_out: Path) -> None:
 @pytest.mark.slow
 def test_the_report_takes_every_kind_it_can_show_and_names_the_rest(experiment_out: Path, tmp_path: Path) -> None:
     out = experiment_out
-    folders = ["runs/high", "comparisons/c", "comparisons/c-length-curve", "correlations/r", "trainings/summary"]
+    folders = ["runs/high", "comparisons/c", "comparisons/c-length-curve", "correlations/r", "trainings/summary",
+               "trainings/other"]  # fmt: skip
     page = tmp_path / "r.html"
     result = runner.invoke(app, ["report", *(str(out / f) for f in folders), "--out", str(page)])
     assert result.exit_code == 0, result.output
     text = page.read_text()
-    for heading in ("Comparison: c", "Length-response curve", "Quality scores and gradients", "Selection that pays"):
+    for heading in ("Comparison: c", "Length-response curve", "Quality scores and gradients", "Selection that pays",
+                    "Fine-tune: other"):  # fmt: skip
         assert heading in text
+    # An experiment folder is its findings: comparisons, correlations and training summaries, in that order.
+    whole = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "e.html")])
+    assert whole.exit_code == 0, whole.output
+    sections = (tmp_path / "e.html").read_text()
+    assert (
+        sections.index("Comparison: c")
+        < sections.index("Quality scores and gradients")
+        < sections.index("Selection that pays")
+    )
     refused = runner.invoke(app, ["report", str(out / "selections/split"), "--out", str(tmp_path / "s.html")])
     assert refused.exit_code == 2 and "a selection, not a run or comparison" in refused.output
     verify_other = runner.invoke(app, ["verify", str(out / "comparisons/c")])

@@ -47,7 +47,8 @@ class Found:
         version = self.marker.get("gradspec_version")
         made = f", written by gradspec {version}, format {self.marker.get('format')}" if version else ""
         old = " (written before output folders carried markers)" if self.legacy else ""
-        return f"{self.path}: a {self.kind.name}: {self.kind.what}{made}{old}"
+        article = "an" if self.kind.name[0] in "aeiou" else "a"
+        return f"{self.path}: {article} {self.kind.name}: {self.kind.what}{made}{old}"
 
 
 def marker_content(kind: Kind, config: dict[str, Any] | None = None, **content: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from gradspec.artifacts import COMPARISON, CORRELATION
 from gradspec.cli.app import app
 from gradspec.cli.generate import config_command, json_flag
 from gradspec.config.analysis import CompareConfig, CorrelateConfig, LengthCurveConfig
+from gradspec.config.baseline import BaselineConfig
 from gradspec.config.report import ExperimentConfig, ExploreConfig, ReportConfig
 from gradspec.config.train import TrainConfig
 
@@ -100,10 +101,23 @@ def explore(config: ExploreConfig) -> None:
 def experiment(config: ExperimentConfig) -> None:
     """Run an experiment grid end to end (score, select, compute, compare, correlate, report); resumable."""
     from gradspec.experiment import load_experiment, run_experiment
-    from gradspec.experiment.summary import findings
 
     exp = load_experiment(config.config, config.full, config.data_root)
-    result = run_experiment(exp, config.out, click.echo)
+    said(run_experiment(exp, config.out, click.echo))
+
+
+@config_command(app, "baseline", BaselineConfig)
+def baseline(config: BaselineConfig) -> None:
+    """Train a selection and N random draws of its token budget alike: its percentile among them; resumable."""
+    from gradspec.experiment.baseline import run_baseline
+
+    said(run_baseline(config, click.echo))
+
+
+def said(result: dict) -> None:
+    """An experiment's findings, its steps' counts and failures, and its report; exit 1 on a failure."""
+    from gradspec.experiment.summary import findings
+
     for line in findings(result["out"]):
         click.echo(line)
     steps = result["steps"].values()

@@ -169,6 +169,13 @@ def details(found: Found) -> list[str]:
         lines.append(", ".join(f"{states.count(s)} {s}" for s in ("done", "skipped", "failed")) + " steps")
     elif isinstance(steps, list) and steps:  # the training steps a callback measured
         lines.append(f"{len(steps)} training steps measured: " + ", ".join(map(str, steps[:12])))
+    if isinstance(m.get("results"), list):  # a fine-tune: what it trained on and its held-out measures
+        lines.append(f"{m.get('tokens_trained')} response tokens trained in {m.get('steps')} optimiser steps")
+        lines += [
+            f"{r.get('measure')} on {r.get('set')}: {r.get('value'):.4g} ({r.get('n')} items)"
+            for r in m["results"]
+            if isinstance(r, dict) and isinstance(r.get("value"), (int, float))
+        ]
     lines += [f"warning: {w}" for w in m.get("warnings") or ()]
     files = m.get("files") or []
     if files:

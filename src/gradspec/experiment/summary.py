@@ -4,6 +4,7 @@ method's verdict against its baseline. Read from the files the steps wrote."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -22,5 +23,22 @@ def findings(root: str | Path) -> list[str]:
     if results.exists():
         table = pd.read_csv(results)
         for r in table.dropna(subset=["verdict"]).itertuples() if "verdict" in table else ():
-            out.append(f"training {r.method}: {r.measure} on {r.set} {r.mean:.4g}, {r.verdict}")
+            out.append(f"training {r.method}: {r.measure} on {r.set} {r.mean:.4g}{against_draws(r)}, {r.verdict}")
     return out
+
+
+def against_draws(r: Any) -> str:
+    """How docs/selection.md reads a method against random draws: its percentile among them, its
+    difference to their mean in units of their own SD, and the item-by-item difference with its test."""
+    parts = []
+    if pd.notna(getattr(r, "percentile", float("nan"))):
+        parts.append(f"better than {r.percentile:.0%} of the draws")
+    sd = getattr(r, "draws_sd", float("nan"))
+    if pd.notna(sd) and sd > 0:
+        parts.append(f"{(r.mean - r.draws_mean) / sd:+.1f} of their SDs from their mean {r.draws_mean:.4g}")
+    diff = next((c for c in r._fields if c.startswith("diff_vs_")), None)
+    if diff is not None and pd.notna(getattr(r, "q_items", float("nan"))):
+        parts.append(
+            f"item by item {getattr(r, diff):+.3g} [{r.diff_ci_low:+.3g}, {r.diff_ci_high:+.3g}], q {r.q_items:.2g}"
+        )
+    return f" ({'; '.join(parts)})" if parts else ""

@@ -28,10 +28,12 @@ from gradspec.analysis.tables import fmt
 from gradspec.artifacts import (
     COMPARISON,
     CORRELATION,
+    EXPERIMENT,
     KINDS,
     LENGTH_CURVE,
     RUN,
     SELECTION_RESULTS,
+    TRAINING,
     TRAINING_SPECTRA,
     identify_as,
 )
@@ -272,6 +274,25 @@ def correlation_section(path: Path) -> str:
     return "\n".join(parts)
 
 
+def training_section(path: Path) -> str:
+    """One fine-tune (gradspec train): what it trained on, with what recipe, its loss and held-out results."""
+    marker = identify_as(path, TRAINING).marker
+    recipe = marker.get("recipe") or {}
+    losses = marker.get("losses") or []
+    parts = [f"<h2>Fine-tune: {esc(path.name)}</h2>"]
+    parts.append(
+        f'<p class="meta">{esc(marker.get("tokens_trained"))} response tokens in {esc(marker.get("steps"))} '
+        f"optimiser steps; recipe: {esc(', '.join(f'{k} {v}' for k, v in recipe.items()))}. The training loss is "
+        "each step's own records, so it is not a curve of one quantity; the held-out results are.</p>"
+    )
+    results = pd.DataFrame(marker.get("results") or [])
+    if not results.empty:
+        parts.append(table(results))
+    if losses:
+        parts.append(table(pd.DataFrame(losses)))
+    return "\n".join(parts)
+
+
 def training_spectra_section(path: Path, workdir: Path) -> str:
     """A probe set's spectra across training steps (GradspecCallback's folder)."""
     marker = identify_as(path, TRAINING_SPECTRA).marker
@@ -292,6 +313,7 @@ SECTIONS: dict[str, Callable[[Path, Path], str]] = {
     CORRELATION.name: lambda path, _: correlation_section(path),
     SELECTION_RESULTS.name: lambda path, _: selection_section(path),
     TRAINING_SPECTRA.name: training_spectra_section,
+    TRAINING.name: lambda path, _: training_section(path),
 }
 """What the report shows for each kind of output folder, by the kind's name."""
 
@@ -302,12 +324,36 @@ def section(item: Path, workdir: Path) -> str:
     return SECTIONS[found.kind.name](found.path, workdir)
 
 
+EXPERIMENT_PARTS = ("comparisons", "correlations", "trainings")
+"""An experiment's folders of findings, in the order its own report shows them (its runs, selections
+and single fine-tunes stay out: give them by name to see them)."""
+
+
+def expanded(item: Path) -> list[Path]:
+    """An input as report reads it: an experiment folder is its comparisons, correlations and training
+    summaries; any other folder is itself."""
+    if not (item / EXPERIMENT.marker).is_file():
+        return [item]
+    found = [
+        folder
+        for part in EXPERIMENT_PARTS
+        for folder in sorted((item / part).glob("*"))
+        if folder.is_dir()
+        and any(
+            (folder / k.marker).is_file() for k in (COMPARISON, LENGTH_CURVE, CORRELATION, SELECTION_RESULTS)
+        )  # fmt: skip
+    ]
+    if not found:
+        raise ConfigError(f"{item}: an experiment with no comparison, correlation or training summary yet to report")
+    return found
+
+
 def write_report(inputs: Sequence[str | Path], out: str | Path, title: str = "gradspec report") -> Path:
     """Write the report; each input is a run, a comparison or a correlation folder."""
     check_page_out(out)
     sections = []
     with tempfile.TemporaryDirectory() as tmp:
-        for item in map(Path, inputs):
+        for item in (folder for given in map(Path, inputs) for folder in expanded(given)):
             try:
                 sections.append(section(item, Path(tmp)))
             # What a damaged file raises as it is read: text that does not parse (JSON, CSV, Parquet are
