@@ -89,3 +89,32 @@ def test_the_readme_workflow_runs_as_written(
         result = runner.invoke(app, args)
         assert result.exit_code == 0, f"{line}\n{result.output}"
     assert (tmp_path / "report.html").exists() and (tmp_path / "explore.html").exists()
+
+
+def test_the_filter_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/filter.md's commands, in order, on a scored file with the fields they read and the page's own
+    recipe: the marked file, a selection from it that never holds a dropped record, the kept records
+    alone, ODA's layout and back, a datasets folder."""
+    page = (ROOT / "docs" / "filter.md").read_text(encoding="utf-8")
+    recipe = re.search(r"```yaml\n(.*?)```", page, re.S)
+    assert recipe is not None
+    (tmp_path / "recipe.yaml").write_text(recipe.group(1))
+    scored = [
+        {"instruction": f"q{i}", "output": "a " * (i + 1), "ifd": 0.1 * (i % 12), "reward": (i % 7) - 2.0,
+         "effective_rank": 10.0 + i, "target_similarity": 0.01 * i, "response_tokens": 20 + i, "prompt_tokens": 8}
+        for i in range(40)
+    ]  # fmt: skip
+    (tmp_path / "scored.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored))
+    monkeypatch.chdir(tmp_path)
+    lines = command_lines(page)
+    assert [shlex.split(line)[1] for line in lines].count("filter") >= 4
+    for line in lines:
+        result = CliRunner().invoke(app, shlex.split(line)[1:])
+        assert result.exit_code == 0, f"{line}\n{result.output}"
+    marked = [json.loads(line) for line in (tmp_path / "filtered.jsonl").read_text().splitlines()]
+    dropped = {r["instruction"] for r in marked if not r["keep"]}
+    chosen = json.loads(next((tmp_path / "sel").glob("*_highest_*.json")).read_text())
+    assert dropped and chosen and dropped.isdisjoint(r["instruction"] for r in chosen)
+    kept = (tmp_path / "train.jsonl").read_text().splitlines()
+    assert len(kept) == len(marked) - len(dropped)
+    assert (tmp_path / "filtered_hf" / "state.json").exists() and (tmp_path / "kept_ids.jsonl").exists()
