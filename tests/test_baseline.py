@@ -44,7 +44,7 @@ def test_a_selection_is_read_against_random_draws_of_its_budget(tmp_path: Path, 
     plan = yaml.safe_load((out / "baseline.yaml").read_text())
     assert plan["selections"][0]["top"] == f"{budget} tokens" and plan["grid"]["draw"] == [0, 1, 2]
     for draw in range(3):  # each draw holds at most the selection's budget, from the pool
-        drawn = json.loads(next((out / "selections" / f"random-{draw}").glob("*_highest_*.json")).read_text())
+        drawn = json.loads(next((out / "selections" / f"random-{draw}").glob("*_random_*.json")).read_text())
         assert 0 < sum(r["response_tokens"] for r in drawn) <= budget
     table = pd.read_csv(out / "trainings" / "summary" / "selection_results.csv")
     row = table[table.method == "longest"].iloc[0]

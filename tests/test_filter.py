@@ -52,7 +52,12 @@ def test_rules_keep_every_field_and_say_why_each_record_went(tmp_path: Path) -> 
     )
     assert summary["kept"] == 5 and summary["not_scored"] == 1
     by_rule = {r["rule"]: r for r in summary["rules"]}
-    assert by_rule["reward > 0"]["drops_alone"] == 4 and by_rule["reward > 0"]["drops_in_turn"] == 4
+    # An unscored record is not counted as a rule's drop, but on its own (the rule cannot read it).
+    assert by_rule["reward > 0"]["drops_alone"] == 3 and by_rule["reward > 0"]["drops_in_turn"] == 3
+    assert by_rule["reward > 0"]["not_scored_alone"] == 1 and by_rule["reward > 0"]["not_scored_in_turn"] == 1
+    # drop_rule: what dropped a record without its value, a category to count by.
+    assert [r["drop_rule"] for r in out[:4]] == ["reward > 0", "reward > 0", "not scored: reward", "reward > 0"]
+    assert out[9]["drop_rule"] == "ifd < 0.85" and out[4]["drop_rule"] is None
     assert by_rule["ifd < 0.85"]["drops_alone"] == 1 and by_rule["ifd < 0.85"]["drops_in_turn"] == 1
     assert by_rule["effective_rank >= p10"]["threshold"] == pytest.approx(10.9)
     assert (
@@ -66,7 +71,7 @@ def test_the_cli_prints_the_counts_and_refuses_bad_rules(tmp_path: Path) -> None
     result = runner.invoke(app, ["filter", str(data), "-o", str(out), "--where", "reward > 0", "--where", "ifd<0.5"])
     assert result.exit_code == 0, result.output
     assert "1 of 10 records kept, 9 dropped (1 of them not scored" in result.output
-    assert "reward > 0: drops 4 alone" in result.output
+    assert "reward > 0: drops 3 alone, 3 after the rules before it; cannot read 1 (not scored)" in result.output
     assert [r["instruction"] for r in json.loads(out.read_text()) if r["keep"]] == ["q4"]  # a JSON list, as asked
     one_line_error(runner.invoke(app, ["filter", str(data), "-o", str(tmp_path / "x.json"), "--where", "reward"]),
                    "write FIELD OP VALUE")  # fmt: skip

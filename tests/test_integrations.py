@@ -31,7 +31,9 @@ def samples(model_dir: Path, tmp: Path) -> tuple[object, list[Encoded]]:
     return loaded, [encode(r, loaded.tokenizer, PromptConfig("plain", max_length=64)) for r in data]
 
 
-def test_the_callback_writes_spectra_over_steps_and_changes_nothing(tmp_path: Path, tiny_llama_dir: Path) -> None:
+def test_the_callback_writes_spectra_over_steps_and_changes_nothing(
+    tmp_path: Path, tiny_llama_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     recipe = RecipeConfig(epochs=2, learning_rate=5e-3, batch_size=4, warmup_ratio=0.0)
     loaded, encoded = samples(tiny_llama_dir, tmp_path)
     plain = fine_tune(loaded.model, 0, encoded, recipe, progress=False)
@@ -42,6 +44,7 @@ def test_the_callback_writes_spectra_over_steps_and_changes_nothing(tmp_path: Pa
     watched = fine_tune(loaded.model, 0, encoded, recipe, progress=False, callbacks=[callback])
     assert [h["loss"] for h in watched.losses] == pytest.approx([h["loss"] for h in plain.losses], rel=1e-6)
     assert plain.steps == watched.steps == 4
+    assert capfd.readouterr().err.count("gradspec: template plain") <= 1  # said once, not at each of 3 measurements
     found = identify(tmp_path / "spectra")
     assert found.kind.name == "training-spectra" and found.marker["steps"] == [0, 2, 4]
     nuclear = {}

@@ -194,3 +194,11 @@ def test_gemma_at_equal_positions_keeps_its_bos_and_equals_batch_of_one(shared_d
     worst = deviations(run, gemma, records, prompt)
     print(f"\ngemma3-270m P8+K16: worst deviations from batch-of-one .grad + SVD: {worst}")
     assert not {k: v for k, v in worst.items() if v > BOUNDS[k]}, (worst, BOUNDS)
+
+
+def test_the_demos_equal_length_reading_is_at_sixteen_tokens_or_more(default_model) -> None:
+    """The demo cuts every answer to the shortest one's length: each poor answer is written long enough
+    that this reads at least 16 tokens of every answer, not one."""
+    from gradspec.demo.run import DemoConfig, shortest_response
+
+    assert shortest_response(default_model.tokenizer, DemoConfig()) >= 16

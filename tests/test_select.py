@@ -40,6 +40,17 @@ def test_highest_and_lowest_drop_undefined_and_keep_file_order_on_ties(tmp_path:
     assert read(tmp_path / "out/scored_selection.json")["groups"]["scored_highest_3"]["max"] == 2.0
 
 
+def test_a_random_draw_is_named_random_and_has_no_key_statistics(tmp_path: Path) -> None:
+    """--by random: the group is NAME_random_N (a draw has no highest), still @sel/highest to an experiment,
+    and its summary carries no mean or range of the random keys it was drawn by."""
+    data = write_json(tmp_path / "scored.json", [rec(i, float(i)) for i in range(10)])
+    summary = select(SelectConfig(data, "random", tmp_path / "out", top=4, seed=3))
+    assert summary["files"]["random"] == summary["files"]["highest"] == "scored_random_4.json"
+    assert len(read(tmp_path / "out/scored_random_4.json")) == 4
+    stats = summary["groups"]["scored_random_4"]
+    assert stats["n"] == 4 and not {"mean", "min", "max"} & set(stats)
+
+
 def test_ifd_above_one_is_dropped(tmp_path: Path) -> None:
     data = write_json(tmp_path / "d.json", [rec(i, v, key="ifd") for i, v in enumerate([0.2, 1.5, 0.9, 1.0])])
     summary = select(SelectConfig(data, "ifd", tmp_path, top=5, name="wiz"))

@@ -289,3 +289,20 @@ def test_learning_curves_start_at_the_untrained_model(tmp_path: Path, tiny_llama
     marker = json.loads((tmp_path / "summary/selection_results.json").read_text())
     assert marker["config"]["learning_rates"] == [rate]
     assert f"<h2>Selection that pays at learning rate {rate:g}: summary</h2>" in selection_section(tmp_path / "summary")
+
+
+def test_the_command_says_what_it_trained_and_no_first_to_last_loss(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    """Each step's training loss is on that step's own records: the command reports their mean and the
+    tokens trained, never a 'first -> last' pair that reads like a curve or a divergence."""
+    from click.testing import CliRunner
+
+    from gradspec.cli.main import app
+
+    c = config(tmp_path, tiny_llama_dir)
+    args = ["train", str(c.source.data), "-o", str(tmp_path / "cli"), "--model", str(tiny_llama_dir), "--device",
+            "cpu", "--template", "plain", "--max-length", "64", "--optimizer-steps", "2",
+            "--eval-instruction", str(tmp_path / "held_out.json"), "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 optimiser steps on" in result.output and "mean training loss" in result.output
+    assert "->" not in result.output

@@ -138,12 +138,15 @@ def train(config: TrainConfig) -> None:
     from gradspec.train import train as run_train
 
     result = run_train(config)
-    losses = result["losses"]
-    curve = (
-        f"loss {losses[0]['loss']:.3f} -> {losses[-1]['loss']:.3f} over {result['steps']} steps"
+    losses = [step["loss"] for step in result["losses"]]
+    # Each step's loss is on that step's own records: a first-to-last pair would read as a curve (or a
+    # divergence) it is not. The held-out measures below are the comparable numbers.
+    trained = (
+        f"{result['steps']} optimiser steps on {result['tokens_trained']} response tokens (mean training loss "
+        f"{sum(losses) / len(losses):.3f} over steps on different records)"
         if losses
-        else "no training"
+        else "no training (the model as it is)"
     )
-    click.echo(f"{config.out}: {result['selection']['trained_on']} records, {curve}")
+    click.echo(f"{config.out}: {result['selection']['trained_on']} records, {trained}")
     for r in result["results"]:
         click.echo(f"  {r['set']}: {r['measure']} {r['value']:.4f} (n={r['n']})")

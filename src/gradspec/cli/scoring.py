@@ -37,8 +37,8 @@ def score(config: ScoreConfig) -> None:
         click.echo(f"  flagged {flag}: {n}")
     silent = [m for m in judged if summary["metrics"][m]["scored"] == 0 and summary["records"]]
     if silent and judge is not None:
-        click.echo(f"gradspec: error: no record got a {', '.join(silent)} score: no reply of --judge {judge} parsed",
-                   err=True)  # fmt: skip
+        scores = " or ".join(silent)
+        click.echo(f"gradspec: error: no record got any {scores} score: no reply of --judge {judge} parsed", err=True)
         raise click.exceptions.Exit(1)
 
 
@@ -88,5 +88,6 @@ def filter_(config: FilterConfig, as_json: bool = False) -> None:
     for rule in summary["rules"]:
         click.echo(
             f"  {rule['rule']}: drops {rule['drops_alone']} alone, {rule['drops_in_turn']} after the rules before it"
+            + (f"; cannot read {rule['not_scored_alone']} (not scored)" if rule["not_scored_alone"] else "")
             + (f" (threshold {rule['threshold']:.4g})" if rule["rule"].split()[-1].startswith("p") else "")
         )

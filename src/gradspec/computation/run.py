@@ -18,7 +18,7 @@ from gradspec.computation.job import Job, identity, manifest, now, plan, unresol
 from gradspec.computation.rows import Rows
 from gradspec.config.compute import ComputeConfig
 from gradspec.config.fields import leaf_map, plain
-from gradspec.console import note, warn
+from gradspec.console import note_once, warn
 from gradspec.data import Dataset, load_dataset
 from gradspec.distributed import join_world
 from gradspec.errors import GradspecError
@@ -74,9 +74,9 @@ def _compute_pending(job: Job, run: RunFolder, dataset: Dataset, record: dict[st
     pending = encode_pending(job, mine)
     if pending.encoded and world.is_main:
         injected = record["prompt"]["injected_system_prompt"]
-        note(f"template {config.prompt.template}: {record['prompt']['layout']!r}")
+        note_once(f"template {config.prompt.template}: {record['prompt']['layout']!r}")
         if injected:
-            note(f"the chat template adds the system prompt {injected!r} to records without one "
+            note_once(f"the chat template adds the system prompt {injected!r} to records without one "
                  "(--system-prompt gives another, --template plain none)")  # fmt: skip
     if pending.rows:
         run.write_part({"samples": pending.rows})

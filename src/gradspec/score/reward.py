@@ -40,7 +40,7 @@ def reward_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Sco
     cfg = ctx.config
     if cfg.reward_model is None:
         raise ConfigError("--metrics reward needs --reward-model (a sequence-classification model folder)")
-    loaded = load(replace(cfg.loading, model=cfg.reward_model, device_map=None), head="reward")
+    loaded = load(replace(cfg.loading, model=cfg.reward_model, device_map=None), head="reward", progress=cfg.progress)
     max_length, batch_size, system_prompt = cfg.prompt.max_length, cfg.reward_batch_size, cfg.prompt.system_prompt
     model, tok = loaded.model, loaded.tokenizer
     n_labels = int(getattr(model.config, "num_labels", 1))

@@ -83,6 +83,12 @@ def read_recipe(path: Path) -> tuple[str, ...]:
         raise ConfigError(f"--recipe {path}: rules {exc}") from exc
 
 
+DROP_RULE = "drop_rule"
+"""The column naming what dropped a record, without its value: the rule's text, or ``not scored: FIELD``
+(a category to count and group by; ``drop_reason`` says the value too)."""
+VERDICT = (KEEP, "drop_reason", DROP_RULE)
+
+
 def not_scored(record: Mapping[str, Any], field: str) -> str:
     """Why ``field`` is undefined for ``record``: the scorer's reason when the file says it."""
     errors = record.get("score_errors")
@@ -101,16 +107,19 @@ def apply_rules(
     known = set().union(*(r.keys() for r in records)) if records else set()
     for rule in rules:
         if records and rule.field not in known and all(lookup(r, rule.field) is None for r in records):
-            shown = ", ".join(sorted(k for k in known if k not in ("keep", "drop_reason"))[:12])
+            shown = ", ".join(sorted(k for k in known if k not in VERDICT)[:12])
             raise ConfigError(f"rule {rule.text!r}: no record has a field {rule.field!r} (fields: {shown})")
     thresholds = []
     for rule in rules:
         defined = [v for r in records if (v := finite_number(lookup(r, rule.field))) is not None]
         thresholds.append(rule.value(defined))
-    out, alone, in_turn = [], [0] * len(rules), [0] * len(rules)
+    # Per rule: records it drops by their value, and records it cannot read (not scored), alone and in turn.
+    counts = [dict.fromkeys(("drops_alone", "drops_in_turn", "not_scored_alone", "not_scored_in_turn"), 0)
+              for _ in rules]  # fmt: skip
+    out = []
     for record in records:
-        reason = None
-        for i, (rule, threshold) in enumerate(zip(rules, thresholds)):
+        reason = category = None
+        for rule, threshold, count in zip(rules, thresholds, counts):
             value = finite_number(lookup(record, rule.field))
             failed = not_scored(record, rule.field) if value is None else None
             if failed is None and not OPERATORS[rule.op](value, threshold):
@@ -118,19 +127,21 @@ def apply_rules(
                     f" ({rule.threshold} = {threshold:.4g})" if rule.threshold.startswith("p") else ""
                 )
             if failed is not None:
-                alone[i] += 1
+                kind = "drops" if value is not None else "not_scored"
+                count[f"{kind}_alone"] += 1
                 if reason is None:
-                    in_turn[i] += 1
+                    count[f"{kind}_in_turn"] += 1
                     reason = failed
-        out.append({**record, "keep": reason is None, "drop_reason": reason})
+                    category = rule.text if value is not None else f"not scored: {rule.field}"
+        out.append({**record, "keep": reason is None, "drop_reason": reason, DROP_RULE: category})
     summary = [
-        {"rule": rule.text, "threshold": threshold, "drops_alone": a, "drops_in_turn": t}
-        for rule, threshold, a, t in zip(rules, thresholds, alone, in_turn)
+        {"rule": rule.text, "threshold": threshold, **count}
+        for rule, threshold, count in zip(rules, thresholds, counts)
     ]
     return out, summary
 
 
-BOOKKEEPING = frozenset({"id", "index", "sample_id", "gradspec_sample_id", "source_index", KEEP, "drop_reason"})
+BOOKKEEPING = frozenset({"id", "index", "sample_id", "gradspec_sample_id", "source_index", *VERDICT})
 """Numeric fields that identify a record or carry filter's verdict: never exported as a score."""
 ODA_VERDICT = "GradspecFilter"
 """The scorer name under which ``--format oda`` writes filter's verdict (score 1 kept, 0 dropped)."""
@@ -195,8 +206,8 @@ HF_FILES = ("state.json", "dataset_info.json")
 
 
 def without_verdict(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A kept record as the input had it: ``keep`` and ``drop_reason`` taken off (every one is kept)."""
-    return {k: v for k, v in record.items() if k not in ("keep", "drop_reason")}
+    """A kept record as the input had it: ``keep``, ``drop_reason`` and ``drop_rule`` taken off (every one is kept)."""
+    return {k: v for k, v in record.items() if k not in VERDICT}
 
 
 def with_id(value: Mapping[str, Any], sid: str) -> dict[str, Any]:

@@ -224,18 +224,23 @@ def truncation_matched(
     return [cut(c) for c in high if c.index in windows], [cut(c) for c in low if c.index in windows], design
 
 
-def _stats(group: Sequence[Candidate], max_length: int | None = None) -> dict[str, Any]:
+def _stats(group: Sequence[Candidate], max_length: int | None = None, keyed: bool = True) -> dict[str, Any]:
+    """A group's size, tokens that fit and lengths, and (``keyed``: when its key means something, not a
+    random draw's) the mean, min and max of the key."""
     if not group:
         return {"n": 0}
     fit = {"tokens_that_fit": int(sum(fitting_length(c, max_length) for c in group))} if max_length else {}
-    return fit | {
-        "n": len(group),
-        "mean": statistics.fmean(c.value for c in group),
-        "min": min(c.value for c in group),
-        "max": max(c.value for c in group),
-        "median_length": statistics.median(c.length for c in group),
-        "mean_length": statistics.fmean(c.length for c in group),
-    }
+    values = [c.value for c in group]
+    key = {"mean": statistics.fmean(values), "min": min(values), "max": max(values)} if keyed else {}
+    return (
+        fit
+        | {"n": len(group)}
+        | key
+        | {
+            "median_length": statistics.median(c.length for c in group),
+            "mean_length": statistics.fmean(c.length for c in group),
+        }
+    )
 
 
 def numeric_fields(records: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -325,7 +330,9 @@ def select(config: SelectConfig) -> dict[str, Any]:
     bottom = config.bottom if token_budget(config.bottom) else size_of(config.bottom, len(cands))
     groups: dict[str, list[Candidate]] = {}
     design: dict[str, Any] = {}
-    high_name, low_name = f"{name}_highest_{label(top)}", f"{name}_lowest_{label(bottom)}"
+    # A random draw has no highest: its group is NAME_random_N (still ``highest`` to references like @sel/highest).
+    high_name = f"{name}_{'random' if config.by == RANDOM else 'highest'}_{label(top)}"
+    low_name = f"{name}_lowest_{label(bottom)}"
     if config.match_length == "bins":
         groups[high_name], groups[low_name] = matched(cands, int(top), config.length_bins)
     else:
@@ -351,6 +358,8 @@ def select(config: SelectConfig) -> dict[str, Any]:
         file = under(out_dir, f"{group}.json")
         write_json_atomic(file, [c.record for c in members])
         files[group.removeprefix(f"{name}_").split("_")[0]] = file.name
+        if group == high_name and config.by == RANDOM:
+            files["highest"] = file.name
     if config.keep_column:
         chosen = {c.index for c in groups[high_name]} if top else {c.index for c in cands}
         passed = f"not in the highest {top} by {config.by}" if top else None
@@ -373,7 +382,7 @@ def select(config: SelectConfig) -> dict[str, Any]:
         "length_design": design or None,
         "length_unit": "tokens" if any("response_tokens" in c.record for c in cands) else "characters",
         "overlap": overlap,
-        "groups": {g: _stats(m, config.max_length) for g, m in groups.items()},
+        "groups": {g: _stats(m, config.max_length, config.by != RANDOM) for g, m in groups.items()},
         "files": files,
     }
     write_json_atomic(under(out_dir, f"{name}_selection.json"), summary)

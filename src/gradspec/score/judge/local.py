@@ -42,7 +42,7 @@ class LocalJudge:
 
     def ask(self, prompts: Sequence[str], on_reply: OnReply, progress: bool = True) -> None:
         if self.loaded is None:
-            self.loaded = load_model(self.spec, device=self.device)
+            self.loaded = load_model(self.spec, device=self.device, progress=progress)
         model, tok = self.loaded.model, self.loaded.tokenizer
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
