@@ -247,3 +247,16 @@ def test_numbers_written_as_text_rank_as_numbers(tmp_path: Path) -> None:
     summary = select(SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "o", top=5))
     assert [r["reward"] for r in read(tmp_path / "o" / summary["files"]["highest"])] == [" 63.58", 5, "2.06"]
     assert summary["dropped"]["undefined"] == 2
+
+
+def test_select_without_by_lists_what_it_can_rank_by(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gradspec.cli.main import app
+
+    data = write_json(
+        tmp_path / "scored.json", [{**rec(i, float(i)), "scores": {"Q": {"score": 1.0}}} for i in range(3)]
+    )
+    result = CliRunner().invoke(app, ["select", str(data), "--top", "1", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--by is required; numeric fields of" in result.output
+    assert "reward" in result.output and "scores.Q.score" in result.output

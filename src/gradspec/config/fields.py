@@ -57,6 +57,11 @@ class Options:
         """Rules that span several fields; raise ``ConfigError`` naming them."""
 
     @classmethod
+    def missing(cls, name: str, values: Mapping[str, Any]) -> str:
+        """What to add to "--NAME is required" (the choices the given values allow); nothing by default."""
+        return ""
+
+    @classmethod
     def of(cls: type[C], **values: Any) -> C:
         """Build from leaf names (``max_length=64``) and sections given whole (``prompt=PromptConfig()``)."""
         return build(cls, values, "options", convert_text=False)
@@ -359,7 +364,7 @@ def _build(cls: type[C], values: Mapping[str, Any], whole: Mapping[str, Any]) ->
         elif f.name in values:
             kwargs[f.name] = values[f.name]
         elif _default(f) is dataclasses.MISSING:
-            raise ConfigError(f"{'--' + f.name.replace('_', '-')} is required")
+            raise ConfigError(f"{'--' + f.name.replace('_', '-')} is required{cls.missing(f.name, values)}")
     return cls(**kwargs)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -146,6 +147,22 @@ class SelectConfig(Options):
     run: Path | None = None
     """The run folder computed on DATA, for --by grad_quality when the file has no grad_quality field (score
     --metrics grad_quality writes it)."""
+
+    @classmethod
+    def missing(cls, name: str, values: Mapping[str, Any]) -> str:
+        """Without --by: the fields of DATA that --by can rank by."""
+        if name != "by" or "data" not in values:
+            return ""
+        from gradspec.data import load_dataset
+        from gradspec.data.values import numeric_fields
+        from gradspec.errors import GradspecError
+
+        try:
+            records = [row.value for row in load_dataset(values["data"]).rows if isinstance(row.value, Mapping)]
+        except GradspecError:  # the data's own problem is said when it is read for real
+            return ""
+        fields = numeric_fields(records)
+        return f"; numeric fields of {values['data']}: {', '.join(fields[:30]) or 'none'} (or random, fitting_tokens)"
 
     def check(self) -> None:
         if self.name is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 
@@ -74,3 +74,12 @@ def number_paths(record: Mapping[str, Any], prefix: str = "", depth: int = 3) ->
             yield path
         elif isinstance(value, Mapping) and depth > 1:
             yield from number_paths(value, f"{path}.", depth - 1)
+
+
+def numeric_fields(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Fields holding a number in at least one record (what --by can rank by), nested ones by their
+    dotted path; ``source_index`` (select's own bookkeeping) left out."""
+    names: dict[str, None] = {}
+    for r in records:
+        names.update((k, None) for k in number_paths(r) if k != "source_index")
+    return list(names)

@@ -25,7 +25,7 @@ from gradspec.config.fields import flatten
 from gradspec.config.selection import FITTING, GRAD_QUALITY, RANDOM, SelectConfig, size_of, token_budget
 from gradspec.console import warn
 from gradspec.data import Record, load_dataset
-from gradspec.data.values import KEEP, finite_number, kept, lookup, number_paths, numeric_value
+from gradspec.data.values import KEEP, finite_number, kept, lookup, numeric_fields, numeric_value
 from gradspec.errors import ConfigError
 from gradspec.files import under, write_json_atomic, write_records
 from gradspec.selection.filtering import not_scored
@@ -241,15 +241,6 @@ def _stats(group: Sequence[Candidate], max_length: int | None = None, keyed: boo
             "mean_length": statistics.fmean(c.length for c in group),
         }
     )
-
-
-def numeric_fields(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Fields holding a number in at least one record (what --by can rank by), nested ones by their
-    dotted path."""
-    names: dict[str, None] = {}
-    for r in records:
-        names.update((k, None) for k in number_paths(r) if k != "source_index")
-    return list(names)
 
 
 def candidates(
