@@ -7,6 +7,14 @@ conditioned perplexity, the mean nuclear norm and effective rank of the q/k/v/o 
 grad_quality, target similarity, RDS+).
 
     .venv/bin/python scripts/generator_order.py [experiments/selection-natural] [--out docs/findings/generators]
+    .venv/bin/python scripts/generator_order.py --run experiments/natural/runs/pool-p8k64 \
+        --exclude gpt4_1106_preview --out docs/findings/natural-p8k64
+
+With ``--run``, the records are a run's samples (``configs/experiments/natural.yaml``: every
+generator's answer to the same prompts): its loss, measured response and prompt tokens, and its
+nuclear norm and effective rank (each sample's mean over layers and over q, k, v, o), the
+generator and its win rate from the run's data file. ``--exclude`` leaves generators out of the
+reading (the reference, whose win rate of 50% is its own by definition).
 
 For each score, over records: Spearman's rho with the win rate raw, and partial (the correlation
 of both ranks' residuals after a least-squares fit on log measured response tokens (those that fit), log prompt
@@ -37,6 +45,32 @@ def frame(scored: Path, max_length: int) -> pd.DataFrame:
     d["loss"] = np.log(pd.to_numeric(d["ppl_conditioned"], errors="coerce"))
     d["measured_tokens"] = np.minimum(d["response_tokens"], max_length - d["prompt_tokens"]).clip(lower=0)
     return d
+
+
+def run_frame(run_path: Path) -> pd.DataFrame:
+    """The frame ``order`` reads, from a run: per computed sample its loss, lengths and mean spectra."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from gradspec.analysis.sources import sources_of
+    from gradspec.store import open_run
+
+    run = open_run(run_path)
+    samples = run.df("samples").query("status == 'ok'").set_index("sample_id")
+    spectra = (
+        run.sql(
+            "select sample_id, avg(nuclear_norm) as nuclear_norm, avg(effective_rank) as effective_rank "
+            "from layer_stats where module in ('q', 'k', 'v', 'o') group by sample_id"
+        )
+        .df()
+        .set_index("sample_id")
+    )
+    rows = {sid: row for sid, (_, row) in sources_of(run).items()}
+    d = spectra.join(samples[["loss", "n_response_tokens", "n_prompt_tokens"]], how="inner")
+    d["generator"] = [rows[s].get("generator") for s in d.index]
+    d["prompt_id"] = [rows[s].get("prompt_id") for s in d.index]
+    d["win_rate"] = pd.to_numeric(pd.Series([rows[s].get("generator_lc_winrate") for s in d.index], index=d.index))
+    return d.rename(columns={"n_response_tokens": "measured_tokens", "n_prompt_tokens": "prompt_tokens"}).reset_index()
 
 
 def residual(y: np.ndarray, covariates: np.ndarray) -> np.ndarray:
@@ -79,8 +113,15 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--boot", type=int, default=2000)
     ap.add_argument("--out", default="docs/findings/generators")
+    ap.add_argument("--run", help="read a run's samples instead of the experiment's scored pool")
+    ap.add_argument("--exclude", nargs="*", default=[], help="generators left out of the reading")
     args = ap.parse_args()
-    d = frame(Path(args.root) / "selections/pool/scored.jsonl", args.max_length)
+    d = (
+        run_frame(Path(args.run))
+        if args.run
+        else frame(Path(args.root) / "selections/pool/scored.jsonl", args.max_length)
+    )
+    d = d[~d["generator"].isin(args.exclude)]
     rng = np.random.default_rng(0)
     table = pd.DataFrame([order(d, s, args.boot, rng) for s in SCORES if s in d])
     out = Path(args.out)
