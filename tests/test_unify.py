@@ -105,18 +105,26 @@ def test_within_blocks_each_prompt_is_read_alone(tmp_path: Path, tiny_llama_dir:
     recs = []
     for p in range(4):
         for k in range(4):
-            recs.append({"instruction": f"Prompt {p}: count.", "output": " ".join(["one"] * (1 + 2 * k)),
-                         "prompt_id": p, "reward": 10.0 * (3 - p) + k})  # fmt: skip
+            recs.append(
+                {
+                    "instruction": f"Prompt {p}: count.",
+                    "output": " ".join(["one"] * (1 + 2 * k)),
+                    "prompt_id": p,
+                    "reward": 10.0 * (3 - p) + k,
+                    "win_text": f"{10.0 * (3 - p) + k:.2f}",
+                }
+            )  # fmt: skip  (a number as text, as the pool's)
     data = write_json(tmp_path / "pool.json", recs)
     compute(ComputeConfig.of(data=data, out=tmp_path / "run", model=str(tiny_llama_dir), progress=False,
                              prompt=PromptConfig("plain", max_length=64)))  # fmt: skip
     from gradspec.store import open_run
 
     run = open_run(tmp_path / "run")
-    correlate(run, data, tmp_path / "c", ["reward"], within="prompt_id")
+    correlate(run, data, tmp_path / "c", ["reward", "win_text"], within="prompt_id")
     within = pd.read_csv(tmp_path / "c" / "within.csv")
-    length = within[(within.reading == "response_tokens") & (within.quality == "reward")].iloc[0]
-    assert length.blocks == 4 and length.mean_rho == pytest.approx(1.0) and length.share_positive == 1.0
+    for field in ("reward", "win_text"):
+        length = within[(within.reading == "response_tokens") & (within.quality == field)].iloc[0]
+        assert length.blocks == 4 and length.mean_rho == pytest.approx(1.0) and length.share_positive == 1.0
     # Over all 16 records the prompt levels run against the lengths: the pooled rho is far from 1.
     sizes = run.df("samples").set_index("sample_id")["n_response_tokens"]
     ids = [r.sample_id for r in __import__("gradspec").data.load_dataset(data).items]

@@ -24,13 +24,14 @@ from gradspec.config.analysis import QUALITY_FIELDS
 from gradspec.config.names import segment
 from gradspec.console import warn
 from gradspec.data import load_dataset
-from gradspec.data.values import finite_number
+from gradspec.data.values import lookup, numeric_value
 from gradspec.errors import ConfigError
 from gradspec.store.query import Run
 
 
 def quality_frame(scored: str | Path, fields: Sequence[str] | None = None) -> pd.DataFrame:
-    """sample_id and the numeric quality fields of a scored file (undefined values are NaN)."""
+    """sample_id and the numeric quality fields of a scored file (undefined values are NaN; a number
+    written as text, as the natural pool's win rates are, counts; a nested field by its dotted path)."""
     dataset = load_dataset(scored)
     wanted = [segment(f, "quality field") for f in fields or QUALITY_FIELDS]  # each names a file
     records = []
@@ -38,7 +39,7 @@ def quality_frame(scored: str | Path, fields: Sequence[str] | None = None) -> pd
         value = row.value if isinstance(row.value, dict) else {}
         rec: dict[str, Any] = {"sample_id": item.sample_id}
         for f in wanted:
-            number = finite_number(value.get(f))
+            number = numeric_value(lookup(value, f))
             rec[f] = np.nan if number is None else number
         records.append(rec)
     frame = pd.DataFrame(records)
@@ -70,7 +71,7 @@ def block_keys(scored: str | Path, field: str) -> pd.Series:
     refused when no record has it."""
     keys = {}
     for item, row in load_dataset(scored).with_rows():
-        value = row.value.get(field) if isinstance(row.value, dict) else None
+        value = lookup(row.value, field) if isinstance(row.value, dict) else None
         if value is not None:
             keys[item.sample_id] = str(value)
     if not keys:
