@@ -135,6 +135,12 @@ def test_within_blocks_each_prompt_is_read_alone(tmp_path: Path, tiny_llama_dir:
     table = pd.DataFrame({"block": [r["prompt_id"] for r in recs], "value": [frame[i] for i in ids],
                           "reward": [r["reward"] for r in recs]})  # fmt: skip
     assert nuclear.mean_rho == pytest.approx(block_rhos(table, "block", "value", "reward").mean())
+    from gradspec.experiment.summary import within_lines
+    from gradspec.report import write_report
+
+    said = within_lines(within)
+    assert "within blocks, response_tokens against reward: mean rho +1.000" in " ".join(said)
+    assert "Within blocks" in write_report([tmp_path / "c"], tmp_path / "r.html").read_text()
     with pytest.raises(ConfigError, match="no record of .* has a field 'generator'"):
         correlate(run, data, tmp_path / "d", ["reward"], within="generator")
     assert not (tmp_path / "d").exists()  # refused before anything was written

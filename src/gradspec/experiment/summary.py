@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from gradspec.analysis.findings import comparison_findings
-from gradspec.artifacts import COMPARISON, SELECTION_RESULTS, read_marker
+from gradspec.artifacts import COMPARISON, CORRELATION, SELECTION_RESULTS, read_marker
 
 
 def findings(root: str | Path) -> list[str]:
@@ -19,6 +19,10 @@ def findings(root: str | Path) -> list[str]:
     for folder in sorted((root / "comparisons").glob("*")):
         if read_marker(COMPARISON.marker_path(folder)) is not None and COMPARISON.file(folder, "summary").exists():
             out += [f"{folder.name}: {s}" for s in comparison_findings(folder)]
+    for folder in sorted((root / "correlations").glob("*")):
+        within = CORRELATION.file(folder, "within")
+        if within.exists():
+            out += [f"{folder.name}: {line}" for line in within_lines(pd.read_csv(within))]
     results = SELECTION_RESULTS.file(root / "trainings" / "summary", "table")
     if results.exists():
         table = pd.read_csv(results)
@@ -42,3 +46,20 @@ def against_draws(r: Any) -> str:
             f"item by item {getattr(r, diff):+.3g} [{r.diff_ci_low:+.3g}, {r.diff_ci_high:+.3g}], q {r.q_items:.2g}"
         )
     return f" ({'; '.join(parts)})" if parts else ""
+
+
+WITHIN_READINGS = ("nuclear_norm", "effective_rank", "loss", "response_tokens")
+
+
+def within_lines(table: pd.DataFrame) -> list[str]:
+    """One line per quality field and reading of a within-block table: each module of a gradient
+    metric on its own line, the loss and the response length once."""
+    out = []
+    for r in table[table.reading.isin(WITHIN_READINGS)].itertuples():
+        module = "" if r.module == "-" else f" of {r.module}"
+        out.append(
+            f"within blocks, {r.reading}{module} against {r.quality}: mean rho {r.mean_rho:+.3f} "
+            f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] over {r.blocks} blocks, q {r.q_value:.2g}, rho > 0 in "
+            f"{r.share_positive:.0%}"
+        )
+    return out

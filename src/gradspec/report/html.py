@@ -270,6 +270,14 @@ def correlation_section(path: Path) -> str:
     table_ = pd.read_csv(CORRELATION.file(path, "table"))
     main = table_[table_.gradient_metric.isin(["nuclear_norm", "effective_rank"])]
     parts = [f"<h2>Quality scores and gradients: {esc(path.name)}</h2>", table(main)]
+    within_file = CORRELATION.file(path, "within")
+    if within_file.exists():
+        parts.append(
+            '<h3>Within blocks</h3><p class="meta">Per block (records that share a field, e.g. the answers to one '
+            "prompt) the Spearman rho of each reading with each quality field; the mean over blocks with a 95% "
+            "interval resampling blocks, the Wilcoxon p of the blocks' rhos, the share of blocks with rho &gt; 0.</p>"
+        )
+        parts.append(table(pd.read_csv(within_file)))
     parts.append(figures(sorted(path.glob("*.png"))))
     return "\n".join(parts)
 
