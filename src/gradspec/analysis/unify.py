@@ -79,12 +79,16 @@ def block_keys(scored: str | Path, field: str) -> pd.Series:
     return pd.Series(keys, name="block")
 
 
+SAMPLE = "sample"
+"""The ``module`` of a within-block reading that belongs to the sample, not to a projection (loss, length)."""
+
+
 def within_of(samples: pd.DataFrame, blocks: pd.Series, q_cols: Sequence[str], run: Run) -> pd.DataFrame:
     """The within-block table (``analysis/within.py``) of the gradient metrics per module, and of the
     loss and response length, which a curator has without gradients."""
     sizes = sample_sizes(run)[["sample_id", "loss", "n_response_tokens"]]
     plain = [
-        sizes.assign(reading=name, module="-", value=sizes[column]) for name, column in
+        sizes.assign(reading=name, module=SAMPLE, value=sizes[column]) for name, column in
         (("loss", "loss"), ("response_tokens", "n_response_tokens"))
     ]  # fmt: skip
     readings = pd.concat([samples.rename(columns={"metric": "reading"}), *plain], ignore_index=True)

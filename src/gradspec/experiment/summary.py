@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from gradspec.analysis.findings import comparison_findings
+from gradspec.analysis.unify import SAMPLE
 from gradspec.artifacts import COMPARISON, CORRELATION, SELECTION_RESULTS, read_marker
 
 
@@ -56,7 +57,7 @@ def within_lines(table: pd.DataFrame) -> list[str]:
     metric on its own line, the loss and the response length once."""
     out = []
     for r in table[table.reading.isin(WITHIN_READINGS)].itertuples():
-        module = "" if r.module == "-" else f" of {r.module}"
+        module = "" if r.module == SAMPLE else f" of {r.module}"
         out.append(
             f"within blocks, {r.reading}{module} against {r.quality}: mean rho {r.mean_rho:+.3f} "
             f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] over {r.blocks} blocks, q {r.q_value:.2g}, rho > 0 in "
