@@ -172,6 +172,19 @@ def test_stats_helpers() -> None:
     assert n == 400 and abs(r) < 0.2  # ... and with z partialled out little is left
     r_own, p_own, _ = partial_spearman(x + y, y, z)
     assert r_own > 0.5 and p_own < 1e-6
+    # Two covariates: the ranks residualised on both covariates' ranks, by hand, with n - 4 degrees of
+    # freedom; a constant covariate drops out.
+    w = rng.normal(size=400)
+    x2, y2 = z + w + 0.3 * rng.normal(size=400), z - w + 0.3 * rng.normal(size=400)
+    design = np.column_stack([np.ones(400), sps.rankdata(z), sps.rankdata(w)])
+    rx, ry = (sps.rankdata(v) - design @ np.linalg.lstsq(design, sps.rankdata(v), rcond=None)[0] for v in (x2, y2))
+    want = float(np.corrcoef(rx, ry)[0, 1])
+    r2, p2, _ = partial_spearman(x2, y2, np.column_stack([z, w]))
+    assert r2 == pytest.approx(want, rel=1e-9)
+    assert p2 == pytest.approx(2 * sps.t.sf(abs(want) * np.sqrt(396 / (1 - want**2)), 396), rel=1e-9)
+    assert partial_spearman(x, y, np.column_stack([z, np.ones(400)]))[:2] == pytest.approx(
+        partial_spearman(x, y, z)[:2]
+    )
 
 
 def test_compare_refuses_bad_input(tmp_path: Path, two_runs: tuple[Path, Path]) -> None:

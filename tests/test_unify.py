@@ -97,30 +97,31 @@ def test_grad_quality_follows_its_definition_and_drives_select(tmp_path: Path, s
 
 
 def test_within_blocks_each_prompt_is_read_alone(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    """Four prompts, four answers each, of rising length; a quality field that rises with the answer's
+    """Four prompts, six answers each, of rising length; a quality field that rises with the answer's
     length within every prompt but whose level differs by prompt: the mean within-block rho of the
     response length with it is 1 over 4 blocks, and each block's rho equals scipy's on its own."""
     from gradspec.analysis.within import block_rhos
 
     recs = []
     for p in range(4):
-        for k in range(4):
+        for k in range(6):
             recs.append(
                 {
                     "instruction": f"Prompt {p}: count.",
                     "output": " ".join(["one"] * (1 + 2 * k)),
                     "prompt_id": p,
                     "reward": 10.0 * (3 - p) + k,
-                    "win_text": f"{10.0 * (3 - p) + k:.2f}",
+                    "win_text": f"{10.0 * (3 - p) + k:.2f}",  # a number as text, as the pool's
+                    "mixed": float((5 * k + p) % 6),  # a field length does not decide
                 }
-            )  # fmt: skip  (a number as text, as the pool's)
+            )
     data = write_json(tmp_path / "pool.json", recs)
     compute(ComputeConfig.of(data=data, out=tmp_path / "run", model=str(tiny_llama_dir), progress=False,
                              prompt=PromptConfig("plain", max_length=64)))  # fmt: skip
     from gradspec.store import open_run
 
     run = open_run(tmp_path / "run")
-    correlate(run, data, tmp_path / "c", ["reward", "win_text"], within="prompt_id")
+    correlate(run, data, tmp_path / "c", ["reward", "win_text", "mixed"], within="prompt_id")
     within = pd.read_csv(tmp_path / "c" / "within.csv")
     for field in ("reward", "win_text"):
         length = within[(within.reading == "response_tokens") & (within.quality == field)].iloc[0]
@@ -135,6 +136,17 @@ def test_within_blocks_each_prompt_is_read_alone(tmp_path: Path, tiny_llama_dir:
     table = pd.DataFrame({"block": [r["prompt_id"] for r in recs], "value": [frame[i] for i in ids],
                           "reward": [r["reward"] for r in recs]})  # fmt: skip
     assert nuclear.mean_rho == pytest.approx(block_rhos(table, "block", "value", "reward").mean())
+    # Beyond the loss and the length: each block's partial rho, those two partialled out, averaged.
+    from gradspec.analysis.within import block_partial_rhos
+
+    samples = run.df("samples").set_index("sample_id")
+    table = table.assign(loss=[samples.loss[i] for i in ids], tokens=[samples.n_response_tokens[i] for i in ids],
+                         mixed=[r["mixed"] for r in recs])  # a field length does not decide  # fmt: skip
+    partial = block_partial_rhos(table, "block", "value", "mixed", ("loss", "tokens"))
+    mixed = within[(within.reading == "nuclear_norm") & (within.module == "q") & (within.quality == "mixed")].iloc[0]
+    assert len(partial) == mixed.blocks_beyond >= 1 and mixed.mean_rho_beyond == pytest.approx(partial.mean())
+    loss_row = within[(within.reading == "loss") & (within.quality == "reward")].iloc[0]
+    assert np.isnan(loss_row.mean_rho_beyond)  # the loss is not read beyond itself
     from gradspec.experiment.summary import within_lines
     from gradspec.report import write_report
 

@@ -155,18 +155,21 @@ def spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
 
 
 def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[float, float, int]:
-    """Spearman correlation of x and y with z partialled out (ranks residualised on z's ranks)."""
-    x, y, z = (np.asarray(v, float) for v in (x, y, z))
-    ok = ~(np.isnan(x) | np.isnan(y) | np.isnan(z))
+    """Spearman correlation of x and y with z partialled out (ranks residualised on z's ranks); ``z``
+    one covariate, or several as the columns of a 2-D array (a constant column drops out)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    z = np.asarray(z, float).reshape(len(x), -1)
+    ok = ~(np.isnan(x) | np.isnan(y) | np.isnan(z).any(axis=1))
     n = int(ok.sum())
-    if n < 4:
+    if n < 3 + z.shape[1]:
         return math.nan, math.nan, n
-    rx, ry, rz = (sps.rankdata(v[ok]) for v in (x, y, z))
-    design = np.column_stack([np.ones(n), rz])
+    rx, ry = sps.rankdata(x[ok]), sps.rankdata(y[ok])
+    design = np.column_stack([np.ones(n), *(sps.rankdata(column) for column in z[ok].T)])
     res_x = rx - design @ np.linalg.lstsq(design, rx, rcond=None)[0]
     res_y = ry - design @ np.linalg.lstsq(design, ry, rcond=None)[0]
     if np.ptp(res_x) <= 1e-9 * n or np.ptp(res_y) <= 1e-9 * n:  # z explains x or y entirely
         return math.nan, math.nan, n
     r = float(np.corrcoef(res_x, res_y)[0, 1])
-    t = r * math.sqrt((n - 3) / max(1e-300, 1 - r * r))
-    return r, float(2 * sps.t.sf(abs(t), n - 3)), n
+    dof = n - 1 - int(np.linalg.matrix_rank(design))  # n - 2 with one covariate that varies
+    t = r * math.sqrt(dof / max(1e-300, 1 - r * r))
+    return r, float(2 * sps.t.sf(abs(t), dof)), n

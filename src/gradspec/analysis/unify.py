@@ -88,7 +88,7 @@ def within_of(samples: pd.DataFrame, blocks: pd.Series, q_cols: Sequence[str], r
     loss and response length, which a curator has without gradients."""
     sizes = sample_sizes(run)[["sample_id", "loss", "n_response_tokens"]]
     plain = [
-        sizes.assign(reading=name, module=SAMPLE, value=sizes[column]) for name, column in
+        sizes[["sample_id"]].assign(reading=name, module=SAMPLE, value=sizes[column]) for name, column in
         (("loss", "loss"), ("response_tokens", "n_response_tokens"))
     ]  # fmt: skip
     readings = pd.concat([samples.rename(columns={"metric": "reading"}), *plain], ignore_index=True)
@@ -96,7 +96,10 @@ def within_of(samples: pd.DataFrame, blocks: pd.Series, q_cols: Sequence[str], r
         samples.drop_duplicates("sample_id")[["sample_id", *q_cols]], on="sample_id"
     )
     readings = readings.assign(block=readings["sample_id"].map(blocks)).dropna(subset=["block"])
-    return within_table(readings, "block", q_cols)
+    # Every reading but the loss and the length is also read beyond them (partialled out within blocks).
+    covariates = sizes.set_index("sample_id")[["loss", "n_response_tokens"]].astype(float)
+    readings = readings.join(covariates.rename(columns={"n_response_tokens": "response_tokens"}), on="sample_id")
+    return within_table(readings, "block", q_cols, covariates=("loss", "response_tokens"))
 
 
 def correlate(

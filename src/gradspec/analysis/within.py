@@ -8,7 +8,10 @@ FIELD, e.g. ``prompt_id``): for each block the Spearman correlation of a metric 
 field (e.g. ``generator_lc_winrate``), then their mean over blocks, with a percentile bootstrap
 interval that resamples blocks (the blocks are the independent units) and a Wilcoxon signed-rank
 test of the blocks' correlations against zero. Beside the gradient metrics, the same reading of
-the sample's loss and response length, which a curator has without gradients.
+the sample's loss and response length, which a curator has without gradients; and for each
+gradient metric the same reading *beyond* them: per block the partial Spearman rho with the
+sample's loss and response length partialled out (``*_beyond`` columns; a length that does not
+vary within a block, as at one response window, drops out by itself).
 
 Nothing here imports torch.
 """
@@ -22,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from gradspec.analysis.stats import fdr
+from gradspec.analysis.stats import fdr, partial_spearman
 
 MIN_BLOCK = 3
 """Records a block needs for a correlation within it (two points always correlate perfectly)."""
@@ -38,6 +41,18 @@ def block_rhos(frame: pd.DataFrame, block: str, x: str, y: str) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
+def block_partial_rhos(frame: pd.DataFrame, block: str, x: str, y: str, covariates: Sequence[str]) -> np.ndarray:
+    """Partial Spearman rho of ``x`` with ``y`` within each block, ``covariates`` partialled out (blocks
+    where it is undefined: too few records, or the covariates explain x or y entirely, are left out)."""
+    out = []
+    for _, d in frame[[block, x, y, *covariates]].dropna().groupby(block):
+        if len(d) >= MIN_BLOCK + len(covariates) and d[x].nunique() > 1 and d[y].nunique() > 1:
+            rho = partial_spearman(d[x].to_numpy(), d[y].to_numpy(), d[list(covariates)].to_numpy())[0]
+            if not math.isnan(rho):
+                out.append(rho)
+    return np.asarray(out, dtype=float)
+
+
 def mean_over_blocks(rhos: np.ndarray, n_boot: int, seed: int) -> tuple[float, float, float, float]:
     """(mean rho, its 95% interval resampling blocks, Wilcoxon signed-rank p of rho against 0)."""
     if len(rhos) < 2:
@@ -49,25 +64,39 @@ def mean_over_blocks(rhos: np.ndarray, n_boot: int, seed: int) -> tuple[float, f
 
 
 def within_table(
-    samples: pd.DataFrame, block: str, quality: Sequence[str], n_boot: int = 1000, seed: int = 0
+    samples: pd.DataFrame,
+    block: str,
+    quality: Sequence[str],
+    n_boot: int = 1000,
+    seed: int = 0,
+    covariates: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Per reading (a gradient metric of a module, the loss, the response length) and quality field:
     blocks read, their mean within-block Spearman rho with its interval and p, the share of blocks
     with rho > 0; FDR over every row.
 
     ``samples``: one row per sample and reading, columns ``block``, the quality fields, ``reading``,
-    ``module`` and ``value``."""
+    ``module`` and ``value``, and the ``covariates`` (per sample) that the ``*_beyond`` columns
+    partial out of every reading but themselves."""
     rows = []
     for (reading, module), d in samples.groupby(["reading", "module"], sort=False):
         for q in quality:
             rhos = block_rhos(d, block, "value", q)
             mean, low, high, p = mean_over_blocks(rhos, n_boot, seed)
-            rows.append({
+            row = {
                 "quality": q, "reading": reading, "module": module, "blocks": len(rhos), "mean_rho": mean,
                 "ci_low": low, "ci_high": high, "p": p,
                 "share_positive": float((rhos > 0).mean()) if len(rhos) else math.nan,
-            })  # fmt: skip
+            }  # fmt: skip
+            if covariates and reading not in covariates:
+                partial = block_partial_rhos(d, block, "value", q, covariates)
+                beyond = dict(zip(("mean_rho_beyond", "ci_low_beyond", "ci_high_beyond", "p_beyond"),
+                                  mean_over_blocks(partial, n_boot, seed)))  # fmt: skip
+                row |= beyond | {"blocks_beyond": len(partial)}
+            rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:
         table["q_value"] = fdr(table["p"].to_numpy())
+        if "p_beyond" in table:
+            table["q_beyond"] = fdr(table["p_beyond"].to_numpy())
     return table
