@@ -140,6 +140,8 @@ def test_demo_writes_runs_and_figure(tmp_path: Path, tiny_llama_dir: Path) -> No
     said = f"What equal length changes: with every response cut to its first {counted(window, 'token')}, the"
     assert said in result.output
     assert (tmp_path / "demo" / "layerwise.svg").read_text().count("<path") > 20
+    # The same 24 instructions answered twice: read pair by pair too, at both lengths.
+    assert result.output.count("Paired by prompt (24 pairs") >= 2
 
 
 def test_the_demo_counts_verdicts_in_words_a_reader_can_say() -> None:

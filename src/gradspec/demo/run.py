@@ -99,9 +99,10 @@ def demo(config: DemoConfig | None = None) -> DemoResult:
     ]
     runs = dict(zip(names, compute_many(configs, loaded)))
     raw, at_k = out / "compare-raw", out / f"compare-equal-length@{window}"
-    compare(CompareConfig((out / "poor", out / "good"), raw, ("poor", "good"), figures=False))
+    # Both groups answer the same 24 instructions: each pair is read against itself too (paired.csv).
+    compare(CompareConfig((out / "poor", out / "good"), raw, ("poor", "good"), figures=False, pair_by="prompt"))
     compare(CompareConfig((out / f"poor@{window}", out / f"good@{window}"), at_k, ("poor", "good"), figures=False,
-                          reference=raw))  # fmt: skip
+                          reference=raw, pair_by="prompt"))  # fmt: skip
     figures = layerwise_figure({g: runs[g] for g in DEMO_GROUPS}, out / "layerwise")
     findings = {"raw": comparison_findings(raw), "equal length": comparison_findings(at_k)}
     return DemoResult({g: runs[g] for g in names}, figures, window, findings, change_sentence(at_k, window))
