@@ -23,24 +23,14 @@ import yaml
 from gradspec.config.baseline import BaselineConfig
 from gradspec.config.fields import flatten
 from gradspec.data import load_dataset
-from gradspec.data.values import finite_number
 from gradspec.errors import ConfigError
 from gradspec.experiment.config import TRAINING_OPTIONS, load_experiment
 from gradspec.experiment.runner import run_experiment
 from gradspec.files import atomic_write
+from gradspec.selection.select import fitting_tokens
 
 RANDOM = "random"
 PLAN = "baseline.yaml"
-
-
-def fitting(record: Any, max_length: int) -> float | None:
-    """The response tokens of a scored record that fit beside its prompt (None without token lengths)."""
-    if not isinstance(record, dict):
-        return None
-    response, prompt = finite_number(record.get("response_tokens")), finite_number(record.get("prompt_tokens"))
-    if response is None or prompt is None:
-        return None
-    return max(0.0, min(response, max_length - prompt))
 
 
 def token_budget_of(path: Path, max_length: int) -> int:
@@ -48,7 +38,7 @@ def token_budget_of(path: Path, max_length: int) -> int:
     without token lengths is an error naming it (a budget in characters would not be the same budget)."""
     total = 0.0
     for item, row in load_dataset(path).with_rows():
-        tokens = fitting(row.value, max_length)
+        tokens = fitting_tokens(row.value, item, max_length) if isinstance(row.value, dict) else None
         if tokens is None:
             raise ConfigError(
                 f"{path}: record {item.index}: no response_tokens and prompt_tokens (score the pool with --metrics "
@@ -60,8 +50,10 @@ def token_budget_of(path: Path, max_length: int) -> int:
 
 def check_pool(path: Path) -> None:
     """The draws need token lengths in the pool: a pool without them would be drawn by characters."""
-    rows = load_dataset(path).rows
-    if not any(fitting(row.value, 1 << 30) is not None for row in rows):
+    pairs = load_dataset(path).with_rows()
+    if not any(
+        isinstance(row.value, dict) and fitting_tokens(row.value, item, None) is not None for item, row in pairs
+    ):
         raise ConfigError(f"{path}: no record has response_tokens and prompt_tokens: score it with --metrics length")
 
 
