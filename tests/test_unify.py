@@ -137,12 +137,10 @@ def test_within_blocks_each_prompt_is_read_alone(tmp_path: Path, tiny_llama_dir:
                           "reward": [r["reward"] for r in recs]})  # fmt: skip
     assert nuclear.mean_rho == pytest.approx(block_rhos(table, "block", "value", "reward").mean())
     # Beyond the loss and the length: each block's partial rho, those two partialled out, averaged.
-    from gradspec.analysis.within import block_partial_rhos
-
     samples = run.df("samples").set_index("sample_id")
     table = table.assign(loss=[samples.loss[i] for i in ids], tokens=[samples.n_response_tokens[i] for i in ids],
                          mixed=[r["mixed"] for r in recs])  # a field length does not decide  # fmt: skip
-    partial = block_partial_rhos(table, "block", "value", "mixed", ("loss", "tokens"))
+    partial = block_rhos(table, "block", "value", "mixed", ("loss", "tokens"))
     mixed = within[(within.reading == "nuclear_norm") & (within.module == "q") & (within.quality == "mixed")].iloc[0]
     assert len(partial) == mixed.blocks_beyond >= 1 and mixed.mean_rho_beyond == pytest.approx(partial.mean())
     loss_row = within[(within.reading == "loss") & (within.quality == "reward")].iloc[0]

@@ -31,25 +31,20 @@ MIN_BLOCK = 3
 """Records a block needs for a correlation within it (two points always correlate perfectly)."""
 
 
-def block_rhos(frame: pd.DataFrame, block: str, x: str, y: str) -> np.ndarray:
-    """Spearman rho of ``x`` with ``y`` within each block of at least ``MIN_BLOCK`` records where
-    both vary (a block whose x or y is constant has no correlation to give)."""
-    out = []
-    for _, d in frame[[block, x, y]].dropna().groupby(block):
-        if len(d) >= MIN_BLOCK and d[x].nunique() > 1 and d[y].nunique() > 1:
-            out.append(sps.spearmanr(d[x], d[y]).statistic)
-    return np.asarray(out, dtype=float)
-
-
-def block_partial_rhos(frame: pd.DataFrame, block: str, x: str, y: str, covariates: Sequence[str]) -> np.ndarray:
-    """Partial Spearman rho of ``x`` with ``y`` within each block, ``covariates`` partialled out (blocks
-    where it is undefined: too few records, or the covariates explain x or y entirely, are left out)."""
+def block_rhos(frame: pd.DataFrame, block: str, x: str, y: str, covariates: Sequence[str] = ()) -> np.ndarray:
+    """Spearman rho of ``x`` with ``y`` within each block of at least ``MIN_BLOCK`` records (one more per
+    covariate) where both vary, with ``covariates`` partialled out when given (a block where the partial
+    rho is undefined, the covariates explaining x or y entirely, is left out)."""
     out = []
     for _, d in frame[[block, x, y, *covariates]].dropna().groupby(block):
-        if len(d) >= MIN_BLOCK + len(covariates) and d[x].nunique() > 1 and d[y].nunique() > 1:
-            rho = partial_spearman(d[x].to_numpy(), d[y].to_numpy(), d[list(covariates)].to_numpy())[0]
-            if not math.isnan(rho):
-                out.append(rho)
+        if len(d) < MIN_BLOCK + len(covariates) or d[x].nunique() < 2 or d[y].nunique() < 2:
+            continue  # two points always correlate perfectly; a constant has no correlation to give
+        if not covariates:
+            out.append(sps.spearmanr(d[x], d[y]).statistic)
+            continue
+        rho = partial_spearman(d[x].to_numpy(), d[y].to_numpy(), d[list(covariates)].to_numpy())[0]
+        if not math.isnan(rho):
+            out.append(rho)
     return np.asarray(out, dtype=float)
 
 
@@ -89,7 +84,7 @@ def within_table(
                 "share_positive": float((rhos > 0).mean()) if len(rhos) else math.nan,
             }  # fmt: skip
             if covariates and reading not in covariates:
-                partial = block_partial_rhos(d, block, "value", q, covariates)
+                partial = block_rhos(d, block, "value", q, covariates)
                 beyond = dict(zip(("mean_rho_beyond", "ci_low_beyond", "ci_high_beyond", "p_beyond"),
                                   mean_over_blocks(partial, n_boot, seed)))  # fmt: skip
                 row |= beyond | {"blocks_beyond": len(partial)}
