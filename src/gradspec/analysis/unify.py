@@ -23,16 +23,15 @@ from gradspec.artifacts import CORRELATION, write_marker
 from gradspec.config.analysis import QUALITY_FIELDS
 from gradspec.config.names import segment
 from gradspec.console import warn
-from gradspec.data import load_dataset
+from gradspec.data import Dataset, load_dataset
 from gradspec.data.values import lookup, numeric_value
 from gradspec.errors import ConfigError
 from gradspec.store.query import Run
 
 
-def quality_frame(scored: str | Path, fields: Sequence[str] | None = None) -> pd.DataFrame:
+def quality_frame(dataset: Dataset, fields: Sequence[str] | None = None) -> pd.DataFrame:
     """sample_id and the numeric quality fields of a scored file (undefined values are NaN; a number
     written as text, as the natural pool's win rates are, counts; a nested field by its dotted path)."""
-    dataset = load_dataset(scored)
     wanted = [segment(f, "quality field") for f in fields or QUALITY_FIELDS]  # each names a file
     records = []
     for item, row in dataset.with_rows():
@@ -45,7 +44,7 @@ def quality_frame(scored: str | Path, fields: Sequence[str] | None = None) -> pd
     frame = pd.DataFrame(records)
     present = [f for f in wanted if frame[f].notna().any()]
     if not present:
-        raise ConfigError(f"{scored}: no record has any of the quality fields {', '.join(wanted)}")
+        raise ConfigError(f"{dataset.path}: no record has any of the quality fields {', '.join(wanted)}")
     return frame[["sample_id", *present]]
 
 
@@ -66,16 +65,16 @@ def score_correlations(quality: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def block_keys(scored: str | Path, field: str) -> pd.Series:
+def block_keys(dataset: Dataset, field: str) -> pd.Series:
     """sample_id -> the value of ``field`` (a block, e.g. the prompt several records answer), as text;
     refused when no record has it."""
     keys = {}
-    for item, row in load_dataset(scored).with_rows():
+    for item, row in dataset.with_rows():
         value = lookup(row.value, field) if isinstance(row.value, dict) else None
         if value is not None:
             keys[item.sample_id] = str(value)
     if not keys:
-        raise ConfigError(f"--within {field}: no record of {scored} has a field {field!r}")
+        raise ConfigError(f"--within {field}: no record of {dataset.path} has a field {field!r}")
     return pd.Series(keys, name="block")
 
 
@@ -114,8 +113,9 @@ def correlate(
     ``scores`` the scores' correlations with each other, and with ``within`` the correlations within
     blocks of records that share that field."""
     out = Path(out)
-    quality = quality_frame(scored, fields)
-    blocks = block_keys(scored, within) if within is not None else None  # refused before anything is written
+    dataset = load_dataset(scored)  # read once for the scores and the blocks
+    quality = quality_frame(dataset, fields)
+    blocks = block_keys(dataset, within) if within is not None else None  # refused before anything is written
     frame = long_frame(run, "run", GRADIENT_METRICS)
     sizes = sample_sizes(run)[["sample_id", "n_response_tokens"]]
     joined_ids = set(quality.sample_id) & set(sizes.sample_id)
