@@ -28,11 +28,11 @@ def findings(root: str | Path) -> list[str]:
     if results.exists():
         table = pd.read_csv(results)
         for r in table.dropna(subset=["verdict"]).itertuples() if "verdict" in table else ():
-            out.append(f"training {r.method}: {r.measure} on {r.set} {r.mean:.4g}{against_draws(r)}, {r.verdict}")
+            out.append(f"training {r.method}: {r.measure} on {r.set} {r.mean:.4g}{draws_clause(r)}, {r.verdict}")
     return out
 
 
-def against_draws(r: Any) -> str:
+def draws_clause(r: Any) -> str:
     """How docs/selection.md reads a method against random draws: its percentile among them, its
     difference to their mean in units of their own SD, and the item-by-item difference with its test."""
     parts = []
