@@ -174,6 +174,9 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
     write_json(root / "held.json", [{"instruction": f"held {i}", "output": "yes it is"} for i in range(4)])
     tasks = [{"instruction": f"Is {i} even?", "output": "yes" if i % 2 == 0 else "no"} for i in range(4)]
     write_json(root / "task_no_cot.json", tasks)
+    judged = [{"instruction": f"judge {i}", "output": "yes it is " * q, "prompt_id": i, "win": q}
+              for i in range(3) for q in (1, 2, 3)]  # fmt: skip
+    write_json(root / "judged.json", judged)
     spec = {
         "name": "designs", "data_root": "data", "model": str(tiny_llama_dir), "template": "plain", "max_length": 96,
         "device": "cpu", "progress": False, "grid": {"seed": [0, 1]},
@@ -187,8 +190,9 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
         ],
         "runs": [{"name": "low", "data": "@matched/lowest"}, {"name": "high", "data": "@matched/highest"}],
         "comparisons": [{"name": "raw", "runs": ["low", "high"], "windows": [2, 4], "n_boot": 50}],
-        "evaluation": {"instruction": ["held.json"], "reasoning": ["task_no_cot.json"], "baseline": "random"},
-        "eval_limit": 4,
+        "evaluation": {"instruction": ["held.json"], "reasoning": ["task_no_cot.json"], "judged": ["judged.json"],
+                       "baseline": "random"},
+        "eval_limit": 4, "eval_response_tokens": 2, "eval_judged_quality": "win",
         "trainings": [
             {"name": "top-s{seed}", "method": "top", "data": "@top/highest", "seed": "{seed}"},
             {"name": "random-s{seed}", "method": "random", "data": "@random-{seed}/highest", "seed": "{seed}"},
@@ -223,6 +227,7 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
     results = pd.read_csv(out / "trainings/summary/selection_results.csv")
     assert set(results.method) == {"top", "random"} and (results.seeds == 2).all()
     assert "diff_vs_random" in results and results[results.method == "top"].verdict.notna().all()
+    assert {"response_loss", "accuracy", "preference_accuracy", "quality_gap"} <= set(results.measure)
     from gradspec.artifacts import SELECTION_RESULTS
 
     read = lambda name: json.loads(SELECTION_RESULTS.marker_path(out / "trainings" / name).read_text())  # noqa: E731

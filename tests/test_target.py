@@ -1,11 +1,14 @@
 """Targeted selection scores: ``target_similarity`` against ``.grad`` inner products of batch-of-one
-gradients (every tiny architecture, the default model on real data), and ``rds`` against a plain
-forward pass."""
+gradients (every tiny architecture, the default model on real data), ``rds`` against a plain
+forward pass, and ``tfidf`` against TF-IDF weights counted by hand."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -140,9 +143,56 @@ def test_score_writes_target_similarity_and_rds(tmp_path: Path, tiny_llama_dir: 
     assert rows[2]["rds"] is None
 
 
+def hand_tfidf(texts: list[str]) -> list[dict[str, float]]:
+    """Unit TF-IDF vectors as sklearn defines its smoothed, sublinear weights: words of two or more
+    letters, lower-cased, and their bigrams; tf 1 + ln(count); idf ln((1 + n) / (1 + df)) + 1."""
+    grams = []
+    for text in texts:
+        words = re.findall(r"(?u)\b\w\w+\b", text.lower())
+        grams.append(Counter(words + [f"{a} {b}" for a, b in zip(words, words[1:])]))
+    n = len(texts)
+    df = Counter(g for c in grams for g in c)
+    out = []
+    for c in grams:
+        w = {g: (1 + math.log(k)) * (math.log((1 + n) / (1 + df[g])) + 1) for g, k in c.items()}
+        norm = math.sqrt(sum(v * v for v in w.values()))
+        out.append({g: v / norm for g, v in w.items()})
+    return out
+
+
+def test_tfidf_similarity_equals_weights_counted_by_hand(tmp_path: Path) -> None:
+    data = write_json(tmp_path / "d.json", RECORDS)
+    target = write_json(tmp_path / "t.json", TARGET)
+    cfg = ScoreConfig.of(data=data, out=tmp_path / "s.jsonl", metrics=("tfidf",), target=target, progress=False)
+    score(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    usable = [r for r in RECORDS if r["output"]]  # the record with no response is not scored (nor fitted)
+    texts = [f"{r['instruction']}\n{r['output']}" for r in [*usable, *TARGET]]
+    vectors = hand_tfidf(texts)
+    centre: Counter[str] = Counter()
+    for v in vectors[len(usable) :]:
+        centre.update({g: x / len(TARGET) for g, x in v.items()})
+    norm = math.sqrt(sum(x * x for x in centre.values()))
+    for row, v in zip([rows[0], rows[1], rows[3]], vectors):
+        want = sum(x * centre[g] for g, x in v.items()) / norm
+        assert row["tfidf_similarity"] == pytest.approx(want, abs=1e-9)
+    assert rows[2]["tfidf_similarity"] is None and "output" in rows[2]["score_errors"]["tfidf"]
+    assert rows[0]["tfidf_similarity"] > rows[1]["tfidf_similarity"] == 0.0  # shares "four"; "blue" shares nothing
+
+
+def test_tfidf_names_the_extra_when_scikit_learn_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises ImportError
+    monkeypatch.setitem(sys.modules, "sklearn.feature_extraction.text", None)
+    data = write_json(tmp_path / "d.json", RECORDS)
+    target = write_json(tmp_path / "t.json", TARGET)
+    cfg = ScoreConfig.of(data=data, out=tmp_path / "s.jsonl", metrics=("tfidf",), target=target, progress=False)
+    with pytest.raises(ConfigError, match=r"needs the sklearn package: pip install 'gradspec\[lexical\]'"):
+        score(cfg)
+
+
 def test_targeted_metrics_need_a_target(tmp_path: Path) -> None:
     data = write_json(tmp_path / "d.json", RECORDS)
-    for metric in ("target_similarity", "rds"):
+    for metric in ("target_similarity", "rds", "tfidf"):
         with pytest.raises(ConfigError, match="needs --target"):
             ScoreConfig.of(data=data, out=tmp_path / "s.json", metrics=(metric,)).check()
 

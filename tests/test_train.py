@@ -12,13 +12,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gradspec.config.fields import flatten
 from gradspec.config.train import TrainConfig
 from gradspec.data import Message, Record
 from gradspec.errors import ConfigError
 from gradspec.model import load_model
 from gradspec.prompting import Encoded, PromptConfig, encode
 from gradspec.train import train
-from gradspec.train.evaluate import choices, reasoning
+from gradspec.train.evaluate import choices, pair_measures, reasoning
 from gradspec.train.examples import IGNORE, collate, labels_of
 
 from conftest import write_json
@@ -306,3 +307,67 @@ def test_the_command_says_what_it_trained_and_no_first_to_last_loss(tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert "2 optimiser steps on" in result.output and "mean training loss" in result.output
     assert "->" not in result.output
+
+
+JUDGED = [  # two prompts; on each, answers of three qualities (the win rate written as text once)
+    {"instruction": f"Name a {thing}.", "output": answer, "prompt_id": p, "generator_lc_winrate": q}
+    for p, thing, answers in (
+        (7, "colour", [("red red red blue", 60.0), ("blue green red red", "30.5"), ("x y z w v", 2.0)]),
+        (9, "fruit", [("apple pear plum fig", 50.0), ("fig fig fig fig", 10.0), ("plum", 5.0)]),
+    )
+    for answer, q in answers
+]
+
+
+def test_judged_measures_equal_a_direct_computation(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    """Preference accuracy and the quality gap from each answer's loss over its first K tokens, by
+    hand: an answer shorter than K ("plum") is left out of its prompt's pairs."""
+    cfg = config(tmp_path, tiny_llama_dir, epochs=0)
+    judged = write_json(tmp_path / "judged.json", JUDGED)
+    k = 3
+    cfg = TrainConfig.of(**{**flatten(cfg), "eval_judged": (judged,), "eval_response_tokens": k})
+    result = train(cfg)
+    loaded = load_model(str(tiny_llama_dir), device="cpu")
+    tok, model = loaded.tokenizer, loaded.model
+
+    def first_k_loss(prompt: str, answer: str) -> float | None:
+        n = len(tok(prompt)["input_ids"])
+        ids = tok(prompt + answer)["input_ids"]
+        if len(ids) - n < k:
+            return None
+        logits = model(input_ids=torch.tensor([ids[: n + k]])).logits[0]
+        return float(F.cross_entropy(logits[n - 1 : -1], torch.tensor(ids[n : n + k])))
+
+    accuracies, gaps = [], []
+    for p in (7, 9):
+        answers = [(float(r["generator_lc_winrate"]), first_k_loss(r["instruction"] + "\n", r["output"]))
+                   for r in JUDGED if r["prompt_id"] == p]  # fmt: skip
+        answers = [(q, loss) for q, loss in answers if loss is not None]
+        pairs = [(a, b) for a in answers for b in answers if a[0] > b[0]]
+        accuracies.append(np.mean([good[1] < bad[1] for good, bad in pairs]))
+        middle = np.median([q for q, _ in answers])
+        gaps.append(np.mean([v for q, v in answers if q > middle]) - np.mean([v for q, v in answers if q < middle]))
+    got = {(r["set"], r["measure"]): r for r in result["results"]}
+    assert got[("judged", "preference_accuracy")]["value"] == pytest.approx(np.mean(accuracies))
+    assert got[("judged", "quality_gap")]["value"] == pytest.approx(np.mean(gaps), rel=1e-4)
+    assert got[("judged", "quality_gap")]["n"] == 2
+    items = pd.read_csv(tmp_path / "out" / "eval_items.csv")
+    assert len(items[items.measure == "preference_accuracy"]) == 2
+
+
+def test_pair_measures_count_a_prompt_without_two_qualities_as_skipped() -> None:
+    accuracy, gap = pair_measures({"a": [(2.0, 1.0), (1.0, 3.0)], "b": [(5.0, 1.0), (5.0, 2.0)], "c": []}, "set")
+    assert accuracy.items == {0: 1.0} and accuracy.skipped == 2
+    assert gap.items == {0: -2.0} and gap.skipped == 2
+    worse, _ = pair_measures({"a": [(3.0, 2.0), (2.0, 1.0), (1.0, 1.5)]}, "set")
+    assert worse.items == {0: pytest.approx(1 / 3)}  # of (3,2), (3,1), (2,1): only 2 beats 1
+
+
+def test_judged_sets_need_a_fixed_k_and_name_the_fields_they_miss(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    cfg = config(tmp_path, tiny_llama_dir, epochs=0)
+    judged = write_json(tmp_path / "judged.json", [{k: v for k, v in r.items() if k != "prompt_id"} for r in JUDGED])
+    with pytest.raises(ConfigError, match="--eval-response-tokens"):
+        TrainConfig.of(**{**flatten(cfg), "eval_judged": (judged,)})
+    cfg = TrainConfig.of(**{**flatten(cfg), "eval_judged": (judged,), "eval_response_tokens": 2})
+    with pytest.raises(ConfigError, match=r"judged.json: no answer has both a prompt \(prompt_id\)"):
+        train(cfg)

@@ -38,7 +38,13 @@ from gradspec.analysis.tables import write_table
 from gradspec.artifacts import SELECTION_RESULTS, TRAINING, write_marker
 from gradspec.errors import ConfigError
 
-LOWER_IS_BETTER = {"response_loss": True, "answer_loss": True, "accuracy": False}
+LOWER_IS_BETTER = {
+    "response_loss": True,
+    "answer_loss": True,
+    "accuracy": False,
+    "preference_accuracy": False,
+    "quality_gap": True,
+}
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from gradspec.errors import ConfigError
 from gradspec.store.contract import Module
 
 ScoreMetric = Literal[
-    "ifd", "reward", "instag", "difficulty", "length", "gradient", "grad_quality", "target_similarity", "rds"
+    "ifd", "reward", "instag", "difficulty", "length", "gradient", "grad_quality", "target_similarity", "rds", "tfidf"
 ]
 SCORE_METRICS: tuple[str, ...] = get_args(ScoreMetric)
 JUDGED = ("instag", "difficulty")
-TARGETED = ("target_similarity", "rds")
+TARGETED = ("target_similarity", "rds", "tfidf")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class ScoreConfig(Options):
     compute one, q/k/v/o, into OUT's name with .run)."""
 
     target: Path | None = None
-    """Target records (any data file) for target_similarity and rds: the examples of what the selection should
+    """Target records (any data file) for target_similarity, rds and tfidf: the examples of what the selection should
     serve (e.g. a few answers of the task to fine-tune for); never the held-out set it is judged on."""
 
     modules: tuple[Module, ...] | None = DEFAULT_MODULES
@@ -127,6 +127,6 @@ class ScoreConfig(Options):
         if "reward" in self.metrics and not self.reward_model:
             raise ConfigError("--metrics reward needs --reward-model (a sequence-classification model folder)")
         if any(m in TARGETED for m in self.metrics) and self.target is None:
-            raise ConfigError("--metrics target_similarity/rds needs --target FILE (the records to aim at)")
+            raise ConfigError(f"--metrics {'/'.join(TARGETED)} needs --target FILE (the records to aim at)")
         if any(m in JUDGED for m in self.metrics) and not (self.judging.judge or self.judging.reuse_raw):
             raise ConfigError("--metrics instag/difficulty needs --judge openai:MODEL or hf:default (or --reuse-raw)")

@@ -79,8 +79,23 @@ class EvalConfig(Options):
     """Held-out task files of the fast/slow-thinking data (answer-only files, e.g. ecqa_train_no_cot.json):
     multiple-choice accuracy by log-likelihood where the task has choices, answer loss otherwise."""
 
+    eval_judged: tuple[Path, ...] = ()
+    """Held-out judged answers: several answers to each prompt, each with a quality (--eval-judged-quality), e.g.
+    strong and weak models' answers to the same prompts. Two measures over the first --eval-response-tokens of
+    every answer: preference_accuracy (per prompt, the share of its pairs of answers of unequal quality in which
+    the better one has the lower loss; higher is better) and quality_gap (per prompt, the mean loss of its answers
+    above the prompt's median quality minus that of those below; lower is better). They can see answer quality
+    where the response loss on one model's answers sees closeness to that model."""
+
+    eval_judged_by: str = "prompt_id"
+    """Field of a judged answer naming its prompt (answers are compared only with answers to the same prompt)."""
+
+    eval_judged_quality: str = "generator_lc_winrate"
+    """Field of a judged answer holding its quality (higher is better; a number or a number written as text)."""
+
     eval_limit: int = field(default=48, metadata={"min": 1})
-    """Records taken from each held-out file (the first ones)."""
+    """Records taken from each held-out file (the first ones; of a judged file, the answers to its first this many
+    prompts)."""
 
     eval_response_tokens: int | None = field(default=None, metadata={"min": 1})
     """Held-out response loss over the first K tokens of each response only, so the reference answers' lengths
@@ -90,6 +105,18 @@ class EvalConfig(Options):
     eval_at: tuple[int, ...] = field(default=(), metadata={"parse": parse_step_list})
     """Also measure the held-out instruction sets' response loss after these optimiser steps, comma-separated:
     a learning curve (curve.csv, with every final measure at the last step)."""
+
+    def check(self) -> None:
+        if self.eval_judged and self.eval_response_tokens is None:
+            raise ConfigError("--eval-judged compares answers over their first K tokens: give --eval-response-tokens K")
+
+    def files(self) -> dict[str, tuple[Path, ...]]:
+        """Every held-out file by its kind (HELD_OUT's keys)."""
+        return {kind: getattr(self, name) for kind, name in HELD_OUT.items()}
+
+
+HELD_OUT = {"instruction": "eval_instruction", "reasoning": "eval_reasoning", "judged": "eval_judged"}
+"""The kinds of held-out set (an experiment's ``evaluation`` keys) and the option that holds each's files."""
 
 
 @dataclass(frozen=True)

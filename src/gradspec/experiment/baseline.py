@@ -66,11 +66,8 @@ def plan(config: BaselineConfig) -> dict[str, Any]:
     if method == RANDOM:
         raise ConfigError(f"--method {RANDOM}: that names the draws; call the selection something else")
     options = {k: v for k, v in flatten(config).items() if k in TRAINING_OPTIONS and v is not None}
-    evaluation = {
-        "instruction": [str(Path(f).resolve()) for f in config.evaluation.eval_instruction],
-        "reasoning": [str(Path(f).resolve()) for f in config.evaluation.eval_reasoning],
-        "baseline": RANDOM,
-    }
+    evaluation = {kind: [str(Path(f).resolve()) for f in files] for kind, files in config.evaluation.files().items()}
+    evaluation["baseline"] = RANDOM
     return {
         "name": "baseline",
         **options,

@@ -56,7 +56,7 @@ from gradspec.config.fields import Leaf, convert, leaf_map
 from gradspec.config.names import segment
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
-from gradspec.config.train import TrainConfig
+from gradspec.config.train import HELD_OUT, TrainConfig
 from gradspec.config.yaml_files import read_yaml
 from gradspec.errors import ConfigError
 from gradspec.experiment.entries import (
@@ -84,7 +84,7 @@ SCORE_OPTIONS = _options(ScoreConfig, ("data", "out", "metrics"))
 SELECTION_OPTIONS = {**SCORE_OPTIONS, **_options(SelectConfig, ("data", "out_dir", "name", "run", "field_map"))}
 COMPARISON_OPTIONS = _options(CompareConfig, ("runs", "out", "labels", "reference"))
 CORRELATION_OPTIONS = _options(CorrelateConfig, ("run", "scored", "out"))
-TRAINING_OPTIONS = _options(TrainConfig, ("data", "out", "eval_instruction", "eval_reasoning"))
+TRAINING_OPTIONS = _options(TrainConfig, ("data", "out", *HELD_OUT.values()))
 DEFAULT_OPTIONS = {**TRAINING_OPTIONS, **SCORE_OPTIONS, **RUN_OPTIONS}
 # Keys of the entries themselves (not options of a stage): "score" lists the metrics to score,
 # "windows" the response windows a comparison is also made at, "reference" the comparison at
@@ -95,7 +95,7 @@ SELECTION_KEYS = ("name", "data", "score")
 COMPARISON_KEYS = ("name", "runs", "labels", "windows", "reference")
 CORRELATION_KEYS = ("name", "run", "scored")
 TRAINING_KEYS = ("name", "data", "method")
-EVALUATION_KEYS = ("instruction", "reasoning", "baseline")
+EVALUATION_KEYS = (*HELD_OUT, "baseline")
 TOP_KEYS = (
     "name", "data_root", "grid", "full", "pools", "selections", "runs", "comparisons", "correlations", "evaluation",
     "trainings", "report",
@@ -118,7 +118,7 @@ class Experiment:
     comparisons: list[Comparison] = field(default_factory=list)
     correlations: list[Correlation] = field(default_factory=list)
     evaluation: dict[str, Any] = field(default_factory=dict)
-    """instruction and reasoning: the held-out files (paths); baseline: the method read against."""
+    """HELD_OUT's kinds (instruction, reasoning, judged): the held-out files; baseline: the method read against."""
     trainings: list[Training] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     full: bool = False
@@ -239,7 +239,7 @@ def load_experiment(path: str | Path, full: bool = False, data_root: Path | None
         raise ConfigError(
             f"{p}: evaluation: unknown key '{sorted(unknown)[0]}'; valid keys: {', '.join(EVALUATION_KEYS)}"
         )
-    for key in ("instruction", "reasoning"):  # a held-out file may use a grid variable: [] leaves it out
+    for key in HELD_OUT:  # a held-out file may use a grid variable: [] leaves it out
         files = evaluation.get(key)
         if isinstance(files, list):
             evaluation[key] = [e["file"] for e in expand([{"file": f} for f in files], grid, f"{p}: evaluation {key}")]
@@ -342,11 +342,9 @@ def _typed(
     for t in trainings:
         if t.name == TRAINING_SUMMARY or t.name.startswith(f"{TRAINING_SUMMARY}-lr"):
             raise ConfigError(f"training '{t.name}': the name is taken by the trainings' summary")
-    held = {
-        k: [source(f, root, f"evaluation {k}") for f in evaluation.get(k) or ()] for k in ("instruction", "reasoning")
-    }
-    if trainings and not (held["instruction"] or held["reasoning"]):
-        raise ConfigError("trainings need an evaluation with instruction or reasoning sets")
+    held = {k: [source(f, root, f"evaluation {k}") for f in evaluation.get(k) or ()] for k in HELD_OUT}
+    if trainings and not any(held.values()):
+        raise ConfigError(f"trainings need an evaluation with {', '.join(HELD_OUT)} sets")
     if any(isinstance(f, Ref) and f.part is not None for files in held.values() for f in files):
         raise ConfigError("evaluation: held-out sets are data files or pools of them (@pool), never a selection's")
     readers = [(f"run '{r.name}'", r.data) for r in runs] + [(f"training '{t.name}'", t.data) for t in trainings]

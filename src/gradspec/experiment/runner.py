@@ -34,7 +34,7 @@ from gradspec.config.compute import ComputeConfig
 from gradspec.config.fields import build, flatten, replace_leaves
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
-from gradspec.config.train import RecipeConfig, TrainConfig
+from gradspec.config.train import HELD_OUT, RecipeConfig, TrainConfig
 from gradspec.data import Record, load_dataset
 from gradspec.data.load import file_sha256
 from gradspec.data.values import numeric_value
@@ -312,13 +312,13 @@ class Runner:
         from gradspec.train import train
 
         evaluation = self.exp.evaluation
-        sets = {k: [self.resolve("evaluation", f) for f in evaluation[k]] for k in ("instruction", "reasoning")}
-        held_out = {"eval_instruction": sets["instruction"], "eval_reasoning": sets["reasoning"]}
+        sets = {k: [self.resolve("evaluation", f) for f in evaluation[k]] for k in HELD_OUT}
+        held_out = {option: sets[k] for k, option in HELD_OUT.items()}
         finished: dict[float, list[Training]] = {}
         for t in self.exp.trainings:
             step = f"train-{t.name}"
             data = self.resolve(step, t.data)
-            if data is None or None in (*sets["instruction"], *sets["reasoning"]):
+            if data is None or any(None in files for files in sets.values()):
                 continue
             out = self.place("trainings", t.name)
             values = {**_pick({**self.exp.defaults, **t.options}, TRAINING_OPTIONS), **held_out, "data": data,

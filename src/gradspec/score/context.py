@@ -16,7 +16,7 @@ from gradspec.computation import compute
 from gradspec.config.compute import ComputeConfig
 from gradspec.config.prompt import PromptConfig
 from gradspec.config.score import ScoreConfig
-from gradspec.data import Dataset
+from gradspec.data import Dataset, Record, load_dataset
 from gradspec.model import LoadedModel, load
 from gradspec.prompting import resolve_template
 from gradspec.score.judge import Judge, LocalJudge, ReplyCache, make_judge
@@ -51,6 +51,13 @@ class ScoreContext:
     def batch_tokens(self) -> int:
         loaded = self.language_model()
         return self.config.batch_tokens or default_batch_tokens(str(loaded.device), loaded.model)
+
+    def target_records(self) -> tuple[list[Record], int]:
+        """(the ``--target`` file's usable records, how many items it holds): what a targeted metric aims at."""
+        path = self.config.target
+        assert path is not None  # ScoreConfig.check
+        items = load_dataset(path).items
+        return [r for r in items if isinstance(r, Record)], len(items)
 
     @property
     def raw_values(self) -> Mapping[int, Any]:

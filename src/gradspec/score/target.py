@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from gradspec.capture import SampleFactors, collate, run_batch, token_batches
 from gradspec.console import note
-from gradspec.data import Record, load_dataset
+from gradspec.data import Record
 from gradspec.errors import ConfigError
 from gradspec.model import Target, find_targets
 from gradspec.model.placement import input_device
@@ -40,13 +40,11 @@ def encoded(ctx: ScoreContext, records: Sequence[Record]) -> tuple[list[Encoded]
 
 def target_records(ctx: ScoreContext) -> list[Encoded]:
     """The ``--target`` file's records, encoded; refuses a target of which nothing can be measured."""
-    path = ctx.config.target
-    assert path is not None  # ScoreConfig.check
-    dataset = load_dataset(path)
-    ok, bad = encoded(ctx, [r for r in dataset.items if isinstance(r, Record)])
+    records, read = ctx.target_records()
+    ok, bad = encoded(ctx, records)
     if not ok:
-        raise ConfigError(f"--target {path}: no record can be measured ({len(dataset.items)} read, {len(bad)} skipped)")
-    note(f"target: {len(ok)} of {len(dataset.items)} records of {path}")
+        raise ConfigError(f"--target {ctx.config.target}: no record can be measured ({read} read, {len(bad)} skipped)")
+    note(f"target: {len(ok)} of {read} records of {ctx.config.target}")
     return ok
 
 

@@ -31,6 +31,7 @@ from gradspec.data.load import UnknownLayout
 from gradspec.data.readers import read_rows
 from gradspec.data.values import KEEP, finite_number, lookup
 from gradspec.errors import ConfigError, OutputError
+from gradspec.extras import require
 from gradspec.files import WriterLock, check_output_file, check_output_folder, json_text, naming, write_records
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -172,12 +173,7 @@ def oda_rows(records: Sequence[Mapping[str, Any]], ids: Sequence[Any]) -> list[d
 
 def hf_dataset(records: Sequence[Mapping[str, Any]]) -> Any:
     """The records as a Hugging Face ``datasets.Dataset``, their schema kept."""
-    try:
-        import datasets
-    except ImportError as exc:
-        raise ConfigError(
-            "--format hf and --push-to-hub need the datasets package: pip install 'gradspec[datasets]'"
-        ) from exc
+    datasets = require("datasets", "datasets", "--format hf and --push-to-hub")
     import pyarrow as pa
 
     rows = [json.loads(json_text(r)) for r in records]  # lone surrogates escaped, as every writer does

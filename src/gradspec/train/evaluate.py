@@ -1,4 +1,4 @@
-"""Held-out measures no selection method optimises directly.
+"""Held-out measures of a fine-tune, each kept item by item.
 
 - ``response_loss``: the mean response-token loss on instruction data from other sources than
   the pool (lower is better): does the fine-tune follow instructions it never saw better?
@@ -8,6 +8,11 @@
   yes/no.
 - ``answer_loss``: the loss on the final answer given the problem, for problems with no choices
   (GSM8K's number).
+- ``preference_accuracy`` and ``quality_gap`` on judged answers (several answers to each prompt,
+  each with a quality, e.g. strong and weak models' answers): does the fine-tune prefer the
+  better answer to the same prompt? Response loss on one model's answers sees closeness to that
+  model; these see quality, compared over the same first K tokens of every answer, so length
+  drops out.
 
 Every number is kept per item too, so methods can be compared item by item.
 """
@@ -26,6 +31,8 @@ from torch import nn
 from gradspec.config.prompt import PromptConfig
 from gradspec.config.train import EvalConfig
 from gradspec.data import Record, load_dataset
+from gradspec.data.values import lookup, numeric_value
+from gradspec.errors import ConfigError
 from gradspec.prompting import Encoded, encode_record, encode_records
 from gradspec.score.perplexity import response_losses
 
@@ -135,6 +142,70 @@ def reasoning(
     return [m for m in (accuracy, answers) if m.items or m.skipped]
 
 
+@dataclass(frozen=True)
+class Judged:
+    """One judged answer: the record, the prompt it answers and its quality."""
+
+    record: Record
+    prompt: str
+    quality: float
+
+
+def judged_answers(path: Path, by: str, quality: str, prompts: int) -> list[Judged]:
+    """The answers to the file's first ``prompts`` prompts (by ``by``) that hold a quality; refuses a
+    file where none does, naming the fields."""
+    out: list[Judged] = []
+    seen: dict[str, None] = {}
+    for item, row in load_dataset(path).with_rows():
+        value = row.value if isinstance(row.value, dict) else {}
+        key, q = lookup(value, by), numeric_value(lookup(value, quality))
+        if not isinstance(item, Record) or key is None or q is None:
+            continue
+        seen.setdefault(str(key))
+        if len(seen) > prompts:
+            break
+        out.append(Judged(item, str(key), q))
+    if not out:
+        raise ConfigError(f"{path}: no answer has both a prompt ({by}) and a number as its quality ({quality})")
+    return out
+
+
+def pair_measures(losses: dict[str, list[tuple[float, float]]], name: str) -> list[Measured]:
+    """preference_accuracy and quality_gap from {prompt: [(quality, loss), ...]}; a prompt with no two
+    answers of unequal quality is counted as skipped (item: the prompt's place in the file)."""
+    accuracy, gap = Measured(name, "preference_accuracy"), Measured(name, "quality_gap")
+    for item, answers in enumerate(losses.values()):
+        pairs = [(a, b) for a in answers for b in answers if a[0] > b[0]]  # (better, worse)
+        if not pairs:
+            accuracy.skipped += 1
+            gap.skipped += 1
+            continue
+        accuracy.items[item] = statistics.fmean(float(good[1] < bad[1]) for good, bad in pairs)
+        middle = statistics.median(q for q, _ in answers)
+        above = [loss for q, loss in answers if q > middle]
+        below = [loss for q, loss in answers if q < middle]
+        if above and below:
+            gap.items[item] = statistics.fmean(above) - statistics.fmean(below)
+        else:
+            gap.skipped += 1
+    return [accuracy, gap]
+
+
+def judged(
+    model: nn.Module, tok: Any, answers: Sequence[Judged], prompt: PromptConfig, batch_tokens: int, name: str
+) -> list[Measured]:
+    """Both judged measures over the answers' first K tokens (``prompt.response_tokens``): an answer with
+    fewer than K tokens that fit beside its prompt is left out of its prompt's pairs."""
+    records = [replace(a.record, index=i) for i, a in enumerate(answers)]
+    encoded, _ = encode_records(records, tok, prompt)
+    losses = _losses(model, encoded, batch_tokens)
+    by_prompt: dict[str, list[tuple[float, float]]] = {a.prompt: [] for a in answers}
+    for i, a in enumerate(answers):
+        if i in losses and losses[i] == losses[i]:
+            by_prompt[a.prompt].append((a.quality, losses[i]))
+    return pair_measures(by_prompt, name)
+
+
 def evaluate(
     model: nn.Module, tokenizer: Any, config: EvalConfig, prompt: PromptConfig, batch_tokens: int
 ) -> list[Measured]:
@@ -147,7 +218,18 @@ def evaluate(
         )
     for path in config.eval_reasoning:
         out += reasoning(model, tokenizer, held_out(path, config.eval_limit), prompt, batch_tokens, Path(path).stem)
+    for path in config.eval_judged:
+        answers = judged_answers(Path(path), config.eval_judged_by, config.eval_judged_quality, config.eval_limit)
+        out += judged(model, tokenizer, answers, first, batch_tokens, Path(path).stem)
     return out
+
+
+def held_out_records(kind: str, path: Path, config: EvalConfig) -> list[Record]:
+    """The records a held-out file of ``kind`` (``HELD_OUT``'s keys) is measured on."""
+    if kind == "judged":
+        return [a.record for a in judged_answers(path, config.eval_judged_by, config.eval_judged_quality,
+                                                 config.eval_limit)]  # fmt: skip
+    return held_out(path, config.eval_limit)
 
 
 def instruction_of(record: Record) -> str:

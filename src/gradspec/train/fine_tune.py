@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gradspec.config.train import RecipeConfig
-from gradspec.errors import ConfigError
+from gradspec.extras import require
 from gradspec.prompting import Encoded
 from gradspec.train.examples import collate, labels_of, token_steps
 
@@ -87,15 +87,12 @@ def trainable(model: nn.Module, recipe: RecipeConfig) -> nn.Module:
     if not recipe.lora:
         model.requires_grad_(True)
         return model
-    try:
-        from peft import LoraConfig, get_peft_model
-    except ImportError as exc:
-        raise ConfigError("--lora needs the peft package: pip install 'gradspec[train]'") from exc
+    peft = require("peft", "train", "--lora")
     model.requires_grad_(False)
-    config = LoraConfig(
+    config = peft.LoraConfig(
         r=recipe.lora_rank, lora_alpha=2 * recipe.lora_rank, target_modules="all-linear", lora_dropout=0.0
     )
-    return get_peft_model(model, config)
+    return peft.get_peft_model(model, config)
 
 
 def fine_tune(

@@ -29,7 +29,7 @@ from gradspec.errors import ConfigError, first_line
 from gradspec.files import WriterLock, check_output_folder, write_csv, write_json_atomic
 from gradspec.model import load
 from gradspec.prompting import encode_records, resolve_template
-from gradspec.train.evaluate import evaluate, held_out, instruction_of
+from gradspec.train.evaluate import evaluate, held_out_records, instruction_of
 from gradspec.train.examples import Examples
 from gradspec.train.fine_tune import Curve, fine_tune
 
@@ -42,17 +42,18 @@ def check_held_out(records: list[Record], config: TrainConfig) -> None:
     """Refuse held-out files that share a record or an instruction with the training selection."""
     ids = {r.sample_id for r in records}
     asked = {instruction_of(r).strip() for r in records}
-    for path in (*config.evaluation.eval_instruction, *config.evaluation.eval_reasoning):
-        shared = [
-            r
-            for r in held_out(Path(path), config.evaluation.eval_limit)
-            if r.sample_id in ids or instruction_of(r).strip() in asked
-        ]
-        if shared:
-            raise ConfigError(
-                f"{path}: {len(shared)} held-out record(s) also in the training selection (record {shared[0].index}); "
-                "evaluate on data no selection could have seen"
-            )
+    for kind, files in config.evaluation.files().items():
+        for path in files:
+            _refuse_shared(Path(path), held_out_records(kind, Path(path), config.evaluation), ids, asked)
+
+
+def _refuse_shared(path: Path, records: list[Record], ids: set[str], asked: set[str]) -> None:
+    shared = [r for r in records if r.sample_id in ids or instruction_of(r).strip() in asked]
+    if shared:
+        raise ConfigError(
+            f"{path}: {len(shared)} held-out record(s) also in the training selection (record {shared[0].index}); "
+            "evaluate on data no selection could have seen"
+        )
 
 
 def finished(out: Path) -> dict[str, Any] | None:
@@ -102,7 +103,7 @@ def _train(
     steps = 0
     model = loaded.model
     batch_tokens = default_batch_tokens(str(loaded.device), model)
-    losses_only = replace(config.evaluation, eval_reasoning=())  # the curve: held-out response loss, cheap
+    losses_only = replace(config.evaluation, eval_reasoning=(), eval_judged=())  # the curve: response loss, cheap
     curve = Curve(config.evaluation.eval_at, lambda m: evaluate(m, loaded.tokenizer, losses_only, prompt, batch_tokens))
     if config.recipe.epochs > 0:
         pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
