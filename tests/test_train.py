@@ -309,13 +309,15 @@ def test_the_command_says_what_it_trained_and_no_first_to_last_loss(tmp_path: Pa
     assert "->" not in result.output
 
 
-JUDGED = [  # two prompts; on each, answers of three qualities (the win rate written as text once)
-    {"instruction": f"Name a {thing}.", "output": answer, "prompt_id": p, "generator_lc_winrate": q}
+JUDGED = [  # two prompts; on each, answers of three qualities (the win rate written as text once), listed
+    # model by model as AlpacaEval's outputs are, then a third prompt that --eval-limit 2 leaves out
+    {"instruction": f"Name a {thing}.", "output": answers[m][0], "prompt_id": p, "generator_lc_winrate": answers[m][1]}
+    for m in range(3)
     for p, thing, answers in (
         (7, "colour", [("red red red blue", 60.0), ("blue green red red", "30.5"), ("x y z w v", 2.0)]),
         (9, "fruit", [("apple pear plum fig", 50.0), ("fig fig fig fig", 10.0), ("plum", 5.0)]),
+        (4, "tree", [("oak oak ash elm", 50.0), ("elm elm elm elm", 10.0), ("ash ash ash ash", 5.0)]),
     )
-    for answer, q in answers
 ]
 
 
@@ -325,7 +327,7 @@ def test_judged_measures_equal_a_direct_computation(tmp_path: Path, tiny_llama_d
     cfg = config(tmp_path, tiny_llama_dir, epochs=0)
     judged = write_json(tmp_path / "judged.json", JUDGED)
     k = 3
-    cfg = TrainConfig.of(**{**flatten(cfg), "eval_judged": (judged,), "eval_response_tokens": k})
+    cfg = TrainConfig.of(**{**flatten(cfg), "eval_judged": (judged,), "eval_response_tokens": k, "eval_limit": 2})
     result = train(cfg)
     loaded = load_model(str(tiny_llama_dir), device="cpu")
     tok, model = loaded.tokenizer, loaded.model

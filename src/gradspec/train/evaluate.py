@@ -155,16 +155,13 @@ def judged_answers(path: Path, by: str, quality: str, prompts: int) -> list[Judg
     """The answers to the file's first ``prompts`` prompts (by ``by``) that hold a quality; refuses a
     file where none does, naming the fields."""
     out: list[Judged] = []
-    seen: dict[str, None] = {}
     for item, row in load_dataset(path).with_rows():
         value = row.value if isinstance(row.value, dict) else {}
         key, q = lookup(value, by), numeric_value(lookup(value, quality))
-        if not isinstance(item, Record) or key is None or q is None:
-            continue
-        seen.setdefault(str(key))
-        if len(seen) > prompts:
-            break
-        out.append(Judged(item, str(key), q))
+        if isinstance(item, Record) and key is not None and q is not None:
+            out.append(Judged(item, str(key), q))
+    first = set(list(dict.fromkeys(a.prompt for a in out))[:prompts])  # a file may list answers model by model
+    out = [a for a in out if a.prompt in first]
     if not out:
         raise ConfigError(f"{path}: no answer has both a prompt ({by}) and a number as its quality ({quality})")
     return out
