@@ -39,7 +39,7 @@ from gradspec import ComputeConfig, compute
 from gradspec.computation.batches import computed_batches
 from gradspec.computation.job import plan
 from gradspec.distributed import World
-from gradspec.model import LoadedModel, find_targets
+from gradspec.model import LoadedModel, find_projections
 from gradspec.prompting import Encoded
 from gradspec.spectra import spectral_metrics
 from gradspec.spectra.singular import smaller_gram
@@ -176,7 +176,7 @@ def gradspec_pass(job: Any, batch: list[Encoded]) -> None:
 
 def batch_of_one_pass(model: torch.nn.Module, batch: list[Encoded], device: torch.device) -> None:
     """The straightforward method: every parameter's .grad, then the SVD of each q/k/v/o gradient."""
-    weights = [t.projection.module.weight for t in find_targets(model, ["q", "k", "v", "o"])]
+    weights = [t.projection.module.weight for t in find_projections(model, ["q", "k", "v", "o"])]
     model.requires_grad_(True)
     try:
         for s in batch:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from gradspec import ComputeConfig, compute  # noqa: E402
 from gradspec.data import Record, load_dataset  # noqa: E402
-from gradspec.model import find_targets, load_model  # noqa: E402
+from gradspec.model import find_projections, load_model  # noqa: E402
 from gradspec.prompting import Encoded, encode  # noqa: E402
 from test_real_model import CASES, deviations  # noqa: E402
 
@@ -38,7 +38,7 @@ METRICS = ("nuclear_norm", "effective_rank", "frobenius_norm")
 
 def reference_error(loaded, wide, records, prompt) -> dict[str, float]:
     """Worst error of the float32 reference against the float64 model's gradients."""
-    narrow_targets, wide_targets = (find_targets(m, ["q", "k", "v", "o"]) for m in (loaded.model, wide))
+    narrow_targets, wide_targets = (find_projections(m, ["q", "k", "v", "o"]) for m in (loaded.model, wide))
     n_layers = loaded.model.config.num_hidden_layers
     worst = dict.fromkeys((*METRICS, "cosine"), 0.0)
     for rec in records:
@@ -97,7 +97,7 @@ def tiny_deviations() -> dict[str, dict[str, float]]:
     for arch in sorted(CONFIGS):
         worst = dict.fromkeys((*ALL_METRICS, "cosine", "batch_vs_one"), 0.0)
         model = tiny_model(arch, seed=3)
-        targets = find_targets(model, None)
+        targets = find_projections(model, None)
         modules = list(dict.fromkeys(t.name for t in targets))
         layers = model.config.num_hidden_layers
 

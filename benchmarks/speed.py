@@ -42,7 +42,7 @@ from gradspec.computation.batches import computed_batches
 from gradspec.computation.job import Job, plan
 from gradspec.data import Record, load_dataset
 from gradspec.distributed import World
-from gradspec.model import LoadedModel, find_targets, load_model
+from gradspec.model import LoadedModel, find_projections, load_model
 from gradspec.prompting import Encoded, PromptConfig, encode
 from gradspec.spectra import singular_values
 
@@ -144,7 +144,7 @@ def measure(fn: Callable[[], None], repeats: int) -> tuple[float, float]:
 
 def methods(loaded: LoadedModel, samples: list[Encoded]) -> dict[str, Callable[[], None]]:
     model = loaded.model
-    targets = find_targets(model, MODULES)
+    targets = find_projections(model, MODULES)
     n = samples[0].n_tokens if samples else 512
     plain, checkpointed = job_of(loaded, n), job_of(loaded, n, checkpointing=True)
     return {

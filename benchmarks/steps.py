@@ -29,7 +29,7 @@ from gradspec.computation.batches import computed_batches
 from gradspec.computation.job import plan
 from gradspec.data import Record, load_dataset
 from gradspec.distributed import World
-from gradspec.model import LoadedModel, find_targets, load_model
+from gradspec.model import LoadedModel, find_projections, load_model
 from gradspec.prompting import Encoded, PromptConfig, encode, with_steps
 from speed import SHARED, machine, measure
 
@@ -70,7 +70,7 @@ def step_losses(loaded: LoadedModel, sample: Encoded) -> tuple[torch.Tensor, lis
         outputs.append(out)
         return out
 
-    hooks = [t.projection.module.register_forward_hook(keep) for t in find_targets(loaded.model, MODULES)]
+    hooks = [t.projection.module.register_forward_hook(keep) for t in find_projections(loaded.model, MODULES)]
     try:
         ids, attn, mask = collate([sample], torch.device("cpu"))
         with torch.enable_grad():

@@ -29,7 +29,7 @@ from gradspec.computation.batches import computed_batches
 from gradspec.computation.job import plan
 from gradspec.data.records import Message, Record
 from gradspec.distributed import World
-from gradspec.model import LoadedModel, find_targets, load_model
+from gradspec.model import LoadedModel, find_projections, load_model
 from gradspec.prompting import Encoded, PromptConfig, encode
 from gradspec.spectra.target import TargetGradient, target_cosines
 from speed import SHARED, machine
@@ -62,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     loaded = load_model("default", device="cpu")
     model = loaded.model
-    targets = find_targets(model, MODULES)
+    targets = find_projections(model, MODULES)
     n_layers = int(model.config.num_hidden_layers)
     records = answers(loaded, args.max_length, args.records, reference=False)
     aims = answers(loaded, args.max_length, args.records, reference=True)

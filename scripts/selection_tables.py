@@ -1,8 +1,8 @@
 """Print the tables of docs/selection.md from a selection experiment's trainings (after `gradspec
-experiment configs/experiments/selection_natural.yaml`).
+experiment configs/experiments/selection_natural.yaml` or selection_gate.yaml).
 
     .venv/bin/python scripts/selection_tables.py [experiments/selection-natural] [--second "most fitting tokens"]
-        [--check summary-lr0.0001]
+        [--check summary-lr0.0001] [--rates] [--oracle "generator win rate (oracle)"]
 
 Per held-out measure: every method's mean, the response tokens it trained on, its difference to
 the mean of random's draws with the draws' SD, its percentile among them, the q-values of the
@@ -10,7 +10,10 @@ item and draw tests and the verdict (``trainings/summary/selection_results.csv``
 method against a second baseline item by item (Wilcoxon over the held-out items, bootstrap
 interval), and the learning curves' mean held-out loss per step. With ``--check``, the table
 of a second learning rate's summary and the rank correlation of the methods' means at the two
-rates (does the rate decide the ranking?).
+rates (does the rate decide the ranking?). With ``--rates``, every rate's summary (trainings/summary*),
+the oracle's reading on each held-out measure at each rate (the gate: a measure sees quality only if
+the oracle beats random's draws on it) and each method's verdict per rate with whether it pays at
+every rate, at some or at none.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import spearmanr
 
-from gradspec.analysis.selection_results import Training, curves_of, items_of, versus
+from gradspec.analysis.selection_results import Training, across_rates, curves_of, items_of, versus
 from gradspec.analysis.tables import markdown
 
 COLUMNS = ["method", "tokens_trained", "mean", "diff_vs_random", "draws_sd", "percentile", "q_items", "q_seeds",
@@ -38,13 +41,34 @@ def results(root: Path, folder: str) -> pd.DataFrame:
     return table
 
 
+def rates(root: Path, oracle: str) -> None:
+    """Every rate's summary, the oracle gate and the verdicts across rates."""
+    tables = {}
+    for folder in sorted((root / "trainings").glob("summary*")):
+        summary = json.loads((folder / "selection_results.json").read_text())
+        (rate,) = summary["config"]["learning_rates"]
+        tables[float(rate)] = results(root, folder.name)
+    gate = pd.concat([t.assign(rate=r) for r, t in sorted(tables.items())])
+    gate = gate[gate.method == oracle]
+    print(f"\n## the gate: {oracle} against random's draws, per held-out measure and rate")
+    print(markdown(gate[["set", "measure", "rate", "mean", "diff_vs_random", "draws_sd", "percentile", "q_items",
+                         "q_seeds", "verdict"]].sort_values(["set", "measure", "rate"])))  # fmt: skip
+    print("\n## verdicts across rates")
+    print(markdown(across_rates(tables)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("root", nargs="?", default="experiments/selection-natural")
     ap.add_argument("--second", default="most fitting tokens")
     ap.add_argument("--check", default=None, help="a second learning rate's summary folder under trainings/")
+    ap.add_argument("--rates", action="store_true", help="every rate's summary, the oracle gate, verdicts across rates")
+    ap.add_argument("--oracle", default="generator win rate (oracle)")
     args = ap.parse_args()
     root = Path(args.root)
+    if args.rates:
+        rates(root, args.oracle)
+        return
     table = results(root, "summary")
     if args.check:
         check = results(root, args.check)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from gradspec.model.adapters import Target
+from gradspec.model.adapters import LayerProjection
 from gradspec.prompting import Encoded
 
 
@@ -27,7 +27,7 @@ def oracle_loss(model: torch.nn.Module, sample: Encoded) -> float:
 
 
 def oracle_gradients(
-    model: torch.nn.Module, targets: Sequence[Target], sample: Encoded, tokens: range | None = None
+    model: torch.nn.Module, targets: Sequence[LayerProjection], sample: Encoded, tokens: range | None = None
 ) -> dict[tuple[int, str], torch.Tensor]:
     """{(layer, name): float64 gradient [d_out, d_in]} of one sample's mean response loss, or with
     ``tokens`` of those tokens' share of it (their summed loss over the response's token count)."""

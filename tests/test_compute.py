@@ -13,7 +13,7 @@ from gradspec import ComputeConfig, PromptConfig, compute
 from gradspec.config.fields import leaf_map
 from gradspec.data import load_dataset
 from gradspec.errors import ConfigError
-from gradspec.model import find_targets, load_model
+from gradspec.model import find_projections, load_model
 from gradspec.prompting import encode
 from gradspec.spectra.precision import NORM_RTOL
 
@@ -86,7 +86,7 @@ def test_run_folder_contract(tmp_path: Path, data: Path, tiny_llama_dir: Path) -
 def test_numbers_equal_the_oracle(tmp_path: Path, data: Path, tiny_llama_dir: Path) -> None:
     run = compute(cfg(data, tmp_path / "run", tiny_llama_dir, modules=None))
     loaded = load_model(str(tiny_llama_dir), device="cpu")
-    targets = find_targets(loaded.model, None)
+    targets = find_projections(loaded.model, None)
     stats = run.df("layer_stats").set_index(["sample_id", "layer", "module"])
     sims = run.df("similarity").set_index(["sample_id", "kind", "module", "layer"])
     checked = 0

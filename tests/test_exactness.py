@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gradspec.capture import collate, forward_losses, per_sample_loss, run_batch
-from gradspec.model import find_targets
+from gradspec.model import find_projections
 from gradspec.model.adapters.registry import decoder_layers
 from gradspec.spectra import sample_spectra
 from gradspec.spectra.precision import BOUNDS, NORM_RTOL
@@ -30,7 +30,7 @@ def modules_of(targets):
 
 def test_padded_batch_matches_oracle(arch: str) -> None:
     model = tiny_model(arch)
-    targets = find_targets(model, None)
+    targets = find_projections(model, None)
     samples = random_samples([13, 40, 6, 27])
     factors = run_batch(model, targets, samples)
     failures = []
@@ -47,7 +47,7 @@ def test_padded_batch_matches_oracle(arch: str) -> None:
 
 def test_batch_of_one_equals_batch_of_many(arch: str) -> None:
     model = tiny_model(arch, seed=3)
-    targets = find_targets(model, None)
+    targets = find_projections(model, None)
     samples = random_samples([9, 31, 18, 31, 5], seed=7)
     together = run_batch(model, targets, samples)
     reversed_order = run_batch(model, targets, samples[::-1])[::-1]
@@ -62,7 +62,7 @@ def test_batch_of_one_equals_batch_of_many(arch: str) -> None:
 def test_checkpointing_gives_the_same_factors(arch: str) -> None:
     """Decoder layers recomputed during backward: the same losses and gradients, recorded once."""
     model = tiny_model(arch, seed=4)
-    targets = find_targets(model, None)
+    targets = find_projections(model, None)
     samples = random_samples([17, 8, 25], seed=2)
     plain = run_batch(model, targets, samples)
     again = run_batch(model, targets, samples, checkpointing=True)
@@ -74,7 +74,7 @@ def test_checkpointing_gives_the_same_factors(arch: str) -> None:
 
 def test_fused_parts_have_expected_shapes(arch: str) -> None:
     model = tiny_model(arch)
-    targets = find_targets(model, None)
+    targets = find_projections(model, None)
     (f,) = run_batch(model, targets, random_samples([11]))
     for t in targets:
         x, d = f.x[(t.layer, t.name)], f.delta[(t.layer, t.name)]
@@ -90,7 +90,7 @@ def test_fused_parts_have_expected_shapes(arch: str) -> None:
 
 def test_loss_matches_plain_cross_entropy() -> None:
     model = tiny_model("llama")
-    targets = find_targets(model, ["q"])
+    targets = find_projections(model, ["q"])
     samples = random_samples([20, 8])
     for s, f in zip(samples, run_batch(model, targets, samples)):
         logits = model(input_ids=torch.tensor([s.input_ids])).logits[0]
@@ -114,7 +114,7 @@ def test_logits_are_made_only_from_the_first_predicting_position() -> None:
 
 def test_no_weight_gradient_is_ever_made() -> None:
     model = tiny_model("llama")
-    targets = find_targets(model, None)
+    targets = find_projections(model, None)
     run_batch(model, targets, random_samples([15, 9]))
     assert all(p.grad is None and not p.requires_grad for p in model.parameters())
 
@@ -130,7 +130,7 @@ def test_a_response_window_is_exactly_the_gradient_of_the_first_k_response_token
     from conftest import byte_tokenizer
 
     model = tiny_model(arch, seed=5)
-    targets = find_targets(model, None)
+    targets = find_projections(model, None)
     tok = byte_tokenizer()
     record = Record(0, "w", (Message("user", "Count for me please."),), "one two three four five six seven")
     whole = encode(record, tok, PromptConfig("plain"))
@@ -153,7 +153,7 @@ def test_a_one_token_mistake_is_far_outside_the_bounds(arch: str) -> None:
     from dataclasses import replace
 
     model = tiny_model(arch, seed=5)
-    targets = find_targets(model, None)
+    targets = find_projections(model, None)
     (sample,) = random_samples([30], seed=4)
     (f,) = run_batch(model, targets, [sample])
     spectra = sample_spectra(f, modules_of(targets), model.config.num_hidden_layers)
@@ -172,7 +172,7 @@ def test_equal_positions_are_exactly_the_gradient_of_the_cut_text(arch: str) -> 
     from conftest import byte_tokenizer
 
     model = tiny_model(arch, seed=6)
-    targets = find_targets(model, None)
+    targets = find_projections(model, None)
     tok = byte_tokenizer()
     record = Record(0, "w", (Message("user", "Please count the words that follow me."),), "one two three four five")
     whole = encode(record, tok, PromptConfig("plain"))
@@ -196,7 +196,7 @@ def test_equal_positions_keep_the_bos_and_are_exactly_its_gradient() -> None:
     from conftest import byte_tokenizer
 
     model = tiny_model("gemma3_text", seed=6)
-    targets = find_targets(model, None)
+    targets = find_projections(model, None)
     tok = byte_tokenizer(adds_bos=True)
     bos = tok.bos_token_id
     record = Record(0, "w", (Message("user", "Please count the words that follow me."),), "one two three four five")

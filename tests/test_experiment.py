@@ -242,7 +242,7 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
 
 
 def test_a_pool_takes_the_records_that_match_where_before_its_limit(tmp_path: Path) -> None:
-    from gradspec.experiment.runner import build_pool
+    from gradspec.experiment.pools import build_pool
 
     recs = [{"instruction": f"p{i % 5}", "output": f"answer {i}", "generator": "ab"[i // 5]} for i in range(10)]
     data = write_json(tmp_path / "d.json", recs)

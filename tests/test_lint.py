@@ -1,4 +1,5 @@
-"""The code passes the project's linter and formatter settings (pyproject.toml [tool.ruff])."""
+"""The code passes the project's linter, formatter and type checker settings (pyproject.toml [tool.ruff],
+[tool.mypy]: strict on src/gradspec)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUFF = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+
+
+def test_types() -> None:
+    """mypy, strict, on src/gradspec (pyproject.toml [tool.mypy]); mypy is in the test extra, so a missing
+    one fails here rather than passing unchecked."""
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
 @pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["lint", "format"])

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, BloomConfig
 
 from gradspec.errors import ModelError
-from gradspec.model import find_targets, load_model, supported_model_types, validate
+from gradspec.model import find_projections, load_model, supported_model_types, validate
 from gradspec.model.adapters.gpt_neox import per_head_interleaved
 
 from conftest import save_tiny
@@ -29,12 +29,12 @@ def test_registry_covers_exactly_the_tested_architectures() -> None:
 def test_unsupported_architecture_lists_the_supported_ones() -> None:
     model = AutoModelForCausalLM.from_config(BloomConfig(vocab_size=64, hidden_size=16, n_layer=2, n_head=4))
     with pytest.raises(ModelError, match="architecture 'bloom' has no adapter; supported: .*llama"):
-        find_targets(model)
+        find_projections(model)
 
 
 def test_missing_module_names_what_the_model_has() -> None:
     with pytest.raises(ModelError, match="has no projection gate; it has q, k, v, o, up, down"):
-        find_targets(tiny_model("gpt2"), ["q", "gate"])
+        find_projections(tiny_model("gpt2"), ["q", "gate"])
 
 
 def test_gpt_neox_split_matches_the_models_own_q_k_v() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from gradspec import ComputeConfig, PromptConfig, compute
 from gradspec.data import Record, load_dataset
-from gradspec.model import find_targets
+from gradspec.model import find_projections
 from gradspec.prompting import Encoded, encode, render_prompt
 from gradspec.spectra.precision import BOUNDS, REFERENCE_BOUNDS
 
@@ -46,7 +46,7 @@ def deviations(run, loaded, records, prompt, whole_text: bool = False) -> dict[s
     With a response window the reference forwards the window's tokens, as gradspec does; with
     ``whole_text`` it forwards the whole text and takes the loss over the same tokens (equal by
     causality, a different float32 computation)."""
-    targets = find_targets(loaded.model, ["q", "k", "v", "o"])
+    targets = find_projections(loaded.model, ["q", "k", "v", "o"])
     stats = run.df("layer_stats").set_index(["sample_id", "layer", "module"])
     sims = run.df("similarity").set_index(["sample_id", "kind", "module", "layer"])
     worst = {"nuclear_norm": 0.0, "effective_rank": 0.0, "frobenius_norm": 0.0, "cosine": 0.0}
@@ -156,7 +156,7 @@ def test_steps_equal_the_oracle_on_a_reasoning_trace(shared_data: Path, default_
     assert steps["sum_residual"].max() < BOUNDS["frobenius_norm"], steps["sum_residual"].max()
     # The first, a middle and the last layer (the float64 reference SVDs are the slow part; every
     # layer of every tiny architecture is checked in test_steps.py).
-    targets = [t for t in find_targets(default_model.model, ["q", "k", "v", "o"]) if t.layer in (0, 15, 29)]
+    targets = [t for t in find_projections(default_model.model, ["q", "k", "v", "o"]) if t.layer in (0, 15, 29)]
     worst = {"nuclear_norm": 0.0, "effective_rank": 0.0, "frobenius_norm": 0.0}
     n_steps = 0
     for rec in [r for r in load_dataset(path, limit=2).items if isinstance(r, Record)]:

@@ -193,3 +193,22 @@ def test_score_options_are_checked(tmp_path: Path) -> None:
         ScoreConfig.of(data=d, out=tmp_path / "s.json", metrics=("instag",))
     with pytest.raises(ConfigError, match=r"\.jsonl"):
         ScoreConfig.of(data=d, out=tmp_path / "s.txt", metrics=("ifd",))
+
+
+def test_one_list_of_metric_names_feeds_the_registry_the_command_line_and_the_experiment_checks() -> None:
+    """ScoreMetric (config/score.py) is the list: every name in it has a scorer, no scorer is outside it,
+    and --help and an experiment's score list read it."""
+    from click.testing import CliRunner
+
+    from gradspec.cli.main import app
+    from gradspec.config.fields import leaf_map
+    from gradspec.config.score import SCORE_METRICS, ScoreConfig
+    from gradspec.score import SCORERS
+    from gradspec.score.registry import register_scorer
+
+    assert set(SCORERS) == set(SCORE_METRICS)
+    shown = " ".join(CliRunner().invoke(app, ["score", "--help"], terminal_width=400).output.split())
+    assert all(name in shown for name in SCORE_METRICS)
+    assert set(leaf_map(ScoreConfig)["metrics"].choices() or ()) == set(SCORE_METRICS)  # what experiments check
+    with pytest.raises(ValueError, match="add it to ScoreMetric"):
+        register_scorer("not_a_metric", ("x",), needs_model=False)(lambda ctx, records: {})

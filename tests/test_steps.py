@@ -14,7 +14,7 @@ from gradspec.capture import run_batch, run_batch_steps
 from gradspec.config.capture import parse_steps
 from gradspec.data.records import Message, Record
 from gradspec.errors import ConfigError
-from gradspec.model import find_targets, load_model
+from gradspec.model import find_projections, load_model
 from gradspec.prompting import encode, with_steps
 from gradspec.prompting.steps import Step, char_spans, token_steps
 from gradspec.spectra import sample_spectra
@@ -99,7 +99,7 @@ def test_each_step_equals_the_oracle_of_its_own_loss(arch: str) -> None:
     """Steps measured in one padded batch, against .grad of each step's share of the loss, one sample
     at a time; the whole sample as run_batch gives it."""
     model = tiny_model(arch, seed=5)
-    targets = find_targets(model, None)
+    targets = find_projections(model, None)
     modules = list(dict.fromkeys(t.name for t in targets))
     n_layers = model.config.num_hidden_layers
     samples = with_chunks(random_samples([21, 9, 33], seed=4), 3)
@@ -162,7 +162,7 @@ def test_compute_writes_step_stats_that_add_up(tmp_path: Path, tiny_llama_dir: P
                  PromptConfig("plain", max_length=96))  # fmt: skip
     for j in range(4):
         span = spans.loc[(sid, j)]
-        grads = oracle_gradients(loaded.model, find_targets(loaded.model, None), enc,
+        grads = oracle_gradients(loaded.model, find_projections(loaded.model, None), enc,
                                  range(int(span["token_start"]), int(span["token_end"])))  # fmt: skip
         stored = steps[(steps["sample_id"] == sid) & (steps["step"] == j)]
         for (layer, module), g in grads.items():

@@ -18,7 +18,7 @@ from gradspec import PromptConfig
 from gradspec.capture import run_batch
 from gradspec.data import Record, load_dataset
 from gradspec.errors import ConfigError
-from gradspec.model import find_targets, load_model
+from gradspec.model import find_projections, load_model
 from gradspec.prompting import Encoded, encode
 from gradspec.score import ScoreConfig, score
 from gradspec.spectra.precision import COSINE_ATOL
@@ -59,7 +59,7 @@ def measured(model, targets, samples, target_samples):
 
 def test_target_similarity_equals_grad_dot_products(arch: str) -> None:
     model = tiny_model(arch, seed=3)
-    targets = find_targets(model, None)  # every projection the architecture has
+    targets = find_projections(model, None)  # every projection the architecture has
     samples = random_samples([17, 30, 9], seed=2)
     target_samples = random_samples([25, 12, 20, 31], seed=8)
     want = oracle_cosines(model, targets, samples, target_samples)
@@ -81,7 +81,7 @@ def test_target_similarity_equals_grad_dot_products(arch: str) -> None:
 
 def test_a_sample_in_the_target_alone_has_cosine_one() -> None:
     model = tiny_model("llama", seed=1)
-    targets = find_targets(model, ["q", "v"])
+    targets = find_projections(model, ["q", "v"])
     s = random_samples([22], seed=5)
     (cos,) = measured(model, targets, s, s)
     assert cos.overall == pytest.approx(1.0, abs=1e-9)
@@ -116,7 +116,7 @@ def test_score_writes_target_similarity_and_rds(tmp_path: Path, tiny_llama_dir: 
     assert summary["metrics"]["target_similarity"]["failed"] == 1 and rows[2]["target_similarity"] is None
     assert "output" in rows[2]["score_errors"]["target_similarity"]
     loaded = load_model(str(tiny_llama_dir), device="cpu")
-    targets = find_targets(loaded.model, ["q", "k", "v", "o"])
+    targets = find_projections(loaded.model, ["q", "k", "v", "o"])
 
     def enc(path: Path) -> list[Encoded]:
         items = [r for r in load_dataset(path).items if isinstance(r, Record)]
@@ -206,7 +206,7 @@ def test_target_similarity_on_real_answers_equals_grad(shared_data: Path, defaul
     aims = [r for r in rows if str(r["prompt_id"]) in ("500", "501", "502") and r["generator"] == "gpt4_1106_preview"]
     prompt = PromptConfig("chat", None, 160)
     loaded = default_model
-    targets = find_targets(loaded.model, ["q", "k", "v", "o"])
+    targets = find_projections(loaded.model, ["q", "k", "v", "o"])
 
     def enc(recs) -> list[Encoded]:
         out = []

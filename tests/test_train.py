@@ -373,3 +373,22 @@ def test_judged_sets_need_a_fixed_k_and_name_the_fields_they_miss(tmp_path: Path
     cfg = TrainConfig.of(**{**flatten(cfg), "eval_judged": (judged,), "eval_response_tokens": 2})
     with pytest.raises(ConfigError, match=r"judged.json: no answer has both a prompt \(prompt_id\)"):
         train(cfg)
+
+
+def test_across_rates_says_whether_a_method_pays_at_every_rate_some_or_none() -> None:
+    from gradspec.analysis.selection_results import across_rates
+
+    def table(verdicts: dict[str, str | None]) -> pd.DataFrame:
+        return pd.DataFrame([{"method": m, "set": "h", "measure": "response_loss", "verdict": v}
+                             for m, v in verdicts.items()])  # fmt: skip
+
+    read = across_rates({
+        1e-5: table({"a": "better than random", "b": "no different from random", "random": None}),
+        3e-5: table({"a": "better than random", "b": "better than random", "c": "worse than random", "random": None}),
+        1e-4: table({"a": "better than random", "b": "worse than random", "c": "no different from random"}),
+    }).set_index("method")  # fmt: skip
+    assert set(read.index) == {"a", "b", "c"}  # the baseline has no verdict
+    assert read.loc["a", "pays"] == "at every rate" and read.loc["a", "worse at"] == "none"
+    assert read.loc["b", "pays"] == "at 3e-05" and read.loc["b", "worse at"] == "0.0001"
+    assert read.loc["b", "at 1e-05"] == "no different" and read.loc["c", "at 1e-05"] == "not trained"
+    assert read.loc["c", "pays"] == "at none (2 of 3 rates trained)"

@@ -1,3 +1,4 @@
-from gradspec.cli.main import app
+import gradspec.cli.main  # noqa: F401  (registers every command on app)
+from gradspec.cli.app import app
 
 app(prog_name="gradspec")

@@ -148,14 +148,10 @@ def summary_table(
     # The family of tests FDR controls: the design's own test for each metric and module.
     table["q_value"] = fdr(table["p_design" if design != NATURAL else "p_means"].to_numpy())
     if design != NATURAL:
+        raw = [(reference or {}).get((r.b, r.metric, r.module), (None, None)) for r in table.itertuples()]
         table["length_control"] = [
-            design_verdict(
-                r.q_value,
-                r.design_diff,
-                *(reference or {}).get((r.b, r.metric, r.module), (None, None))[::-1],
-                equivalent=r.equivalent,
-            )
-            for r in table.itertuples()
+            design_verdict(r.q_value, r.design_diff, raw_q, raw_diff, equivalent=r.equivalent)
+            for r, (raw_diff, raw_q) in zip(table.itertuples(), raw)
         ]
         return table
     # The length-controlled reading is adjusted over modules and metrics as the raw one is, so a

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import matplotlib
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from gradspec.analysis.groups import layerwise_table, load_group
@@ -30,12 +31,15 @@ LABELS = {
     "distant_cosine": "cosine(G_layer, G_layer+2)",
     "probe_cosine": "cosine with another sample's G",
 }
+Layout = Literal["constrained", "compressed", "tight"]
 LINE_ORDER = (*MODULES, "q*o", "k*v")
-COLORS = dict(zip(LINE_ORDER, matplotlib.colormaps["tab10"].colors))
+COLORS: dict[str, Any] = dict(
+    zip(LINE_ORDER, cast(Sequence[Any], cast(ListedColormap, matplotlib.colormaps["tab10"]).colors))
+)
 AXIS_LABELS = {"layer": "layer", "depth": "relative depth (layer / (layers - 1))"}
 
 
-def new_figure(figsize: tuple[float, float], layout: str | None = None, **grid: Any) -> tuple[Figure, Any]:
+def new_figure(figsize: tuple[float, float], layout: Layout | None = None, **grid: Any) -> tuple[Figure, Any]:
     """A figure and its axes (``Figure.subplots`` arguments), made without pyplot: figures are only
     ever written to files, so no backend is chosen and no global state is kept."""
     fig = Figure(figsize=figsize, layout=layout)

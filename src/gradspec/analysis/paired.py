@@ -177,7 +177,9 @@ def paired_label(q: float, equivalent: bool, median: float) -> str:
     return "equivalent to zero" if equivalent else "inconclusive"
 
 
-def paired_table(a: Group, b: Group, by: str, sesoi: float, n_boot: int, seed: int) -> tuple[pd.DataFrame, dict]:
+def paired_table(
+    a: Group, b: Group, by: str, sesoi: float, n_boot: int, seed: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Per metric and module the paired reading of B against A (see the module docstring), with the
     pair counts in every row."""
     pairs, counts = pairs_of(a, b, by)

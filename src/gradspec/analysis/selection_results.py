@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,6 +186,37 @@ def verdict(row: Any, baseline: str) -> str | None:
     if row.q_items >= 0.05 or not row.q_seeds < 0.05:
         return f"no different from {baseline}"
     return f"{'better' if row.better else 'worse'} than {baseline}"
+
+
+def across_rates(tables: Mapping[float, pd.DataFrame]) -> pd.DataFrame:
+    """Each method's verdict on each held-out measure at every learning rate it was trained at, and
+    whether it pays at every such rate, at some or at none: a selection that beats random's draws at
+    one rate only is a finding about that rate, not about the selection."""
+    rates = sorted(tables)
+    frames = [t.assign(rate=r) for r, t in tables.items() if "verdict" in t]
+    if not frames:
+        return pd.DataFrame()
+    rows = []
+    for (method, set_, measure), d in (
+        pd.concat(frames).dropna(subset=["verdict"]).groupby(["method", "set", "measure"], sort=False)
+    ):
+        said = dict(zip(d["rate"], d["verdict"].str.split(" ").str[0]))  # better / worse / no
+        pays = [r for r in rates if said.get(r) == "better"]
+        worse = [r for r in rates if said.get(r) == "worse"]
+        ran = [r for r in rates if r in said]
+        reading = (
+            "at every rate"
+            if len(pays) == len(ran)
+            else f"at {', '.join(f'{r:g}' for r in pays)}"
+            if pays
+            else "at none"
+        )
+        row: dict[str, Any] = {"method": method, "set": set_, "measure": measure}
+        row |= {f"at {r:g}": {"no": "no different"}.get(said.get(r, ""), said.get(r, "not trained")) for r in rates}
+        row |= {"pays": reading + (f" ({len(ran)} of {len(rates)} rates trained)" if len(ran) < len(rates) else ""),
+                "worse at": ", ".join(f"{r:g}" for r in worse) or "none"}  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def findings(table: pd.DataFrame) -> list[str]:

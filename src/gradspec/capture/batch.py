@@ -18,7 +18,7 @@ from torch import nn
 
 from gradspec.capture.checkpointing import layer_checkpointing
 from gradspec.capture.hooks import Capture
-from gradspec.model.adapters import Target
+from gradspec.model.adapters import LayerProjection
 from gradspec.model.placement import input_device
 from gradspec.numerics import at_least_float32
 from gradspec.prompting import Encoded
@@ -177,7 +177,7 @@ def forward_losses(model: nn.Module, ids: torch.Tensor, attn: torch.Tensor, loss
 
 
 def run_batch(
-    model: nn.Module, targets: Sequence[Target], samples: Sequence[Encoded], checkpointing: bool = False
+    model: nn.Module, projections: Sequence[LayerProjection], samples: Sequence[Encoded], checkpointing: bool = False
 ) -> list[SampleFactors]:
     """Forward and backward one batch; return each sample's loss and factors.
 
@@ -185,18 +185,18 @@ def run_batch(
     long samples, about one more forward pass of time; the numbers are the same).
     """
     ids, attn, loss_mask = collate(samples, input_device(model))
-    modules = (t.projection.module for t in targets)
+    modules = (t.projection.module for t in projections)
     with layer_checkpointing(model, checkpointing), Capture(model, modules, recomputed=checkpointing) as cap:
         losses = forward_losses(model, ids, attn, loss_mask)
         finite = torch.isfinite(losses)
         # A non-finite loss is kept out of the sum; that sample is reported as an error.
         losses.where(finite, torch.zeros_like(losses)).sum().backward()
     loss_values = losses.detach().tolist()  # one transfer for the batch
-    return [factors_of(targets, cap.inputs, cap.grads, b, s, loss_values[b]) for b, s in enumerate(samples)]
+    return [factors_of(projections, cap.inputs, cap.grads, b, s, loss_values[b]) for b, s in enumerate(samples)]
 
 
 def factors_of(
-    targets: Sequence[Target],
+    projections: Sequence[LayerProjection],
     inputs: dict[int, torch.Tensor],
     grads: dict[int, torch.Tensor],
     b: int,
@@ -208,7 +208,7 @@ def factors_of(
     n_pos = max(t for t, m in enumerate(sample.loss_mask) if m)
     x: dict[tuple[int, str], torch.Tensor] = {}
     delta: dict[tuple[int, str], torch.Tensor] = {}
-    for t in targets:
+    for t in projections:
         p, key = t.projection, id(t.projection.module)
         x[(t.layer, t.name)] = inputs[key][b, :n_pos]
         d = grads[key][b, :n_pos]
@@ -225,7 +225,9 @@ def step_columns(step: Step, tail: int) -> slice:
     return slice(step.token_start - 1 - tail, step.token_end - 1 - tail)
 
 
-def run_batch_steps(model: nn.Module, targets: Sequence[Target], samples: Sequence[Encoded]) -> Iterator[StepRound]:
+def run_batch_steps(
+    model: nn.Module, projections: Sequence[LayerProjection], samples: Sequence[Encoded]
+) -> Iterator[StepRound]:
     """Forward once; backward for the whole loss, then once per step index through the retained graph.
 
     Yields ``(-1, each sample's factors)``, then ``(j, the factors of step j of each sample, or None
@@ -237,7 +239,7 @@ def run_batch_steps(model: nn.Module, targets: Sequence[Target], samples: Sequen
     one backward pass: samples do not interact, so the gradient of the sum is each sample's own.
     """
     ids, attn, loss_mask = collate(samples, input_device(model))
-    modules = (t.projection.module for t in targets)
+    modules = (t.projection.module for t in projections)
     rounds = max((len(s.steps) for s in samples), default=0)
     with Capture(model, modules) as cap:
         nll, mask, tail = forward_token_losses(model, ids, attn, loss_mask)
@@ -248,7 +250,7 @@ def run_batch_steps(model: nn.Module, targets: Sequence[Target], samples: Sequen
         loss_values = losses.detach().tolist()
         yield (
             -1,
-            [factors_of(targets, cap.inputs, dict(cap.grads), b, s, loss_values[b]) for b, s in enumerate(samples)],
+            [factors_of(projections, cap.inputs, dict(cap.grads), b, s, loss_values[b]) for b, s in enumerate(samples)],
         )
         for j in range(rounds):
             weight = torch.zeros_like(nll)
@@ -262,7 +264,7 @@ def run_batch_steps(model: nn.Module, targets: Sequence[Target], samples: Sequen
             yield (
                 j,
                 [
-                    factors_of(targets, cap.inputs, grads, b, s, values[b]) if j < len(s.steps) else None
+                    factors_of(projections, cap.inputs, grads, b, s, values[b]) if j < len(s.steps) else None
                     for b, s in enumerate(samples)
                 ],
             )

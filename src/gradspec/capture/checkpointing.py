@@ -26,7 +26,7 @@ def layer_checkpointing(model: nn.Module, enabled: bool = True) -> Iterator[None
         return
     layers = list(decoder_layers(model))
     for layer in layers:
-        layer.forward = partial(checkpoint, layer.forward, use_reentrant=False)  # type: ignore[method-assign]
+        layer.forward = partial(checkpoint, layer.forward, use_reentrant=False)
     try:
         yield
     finally:

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from gradspec.model.hf import hf
+
 
 class Capture:
     """Context manager that records X and Delta of ``modules`` during one forward/backward.
@@ -37,7 +39,7 @@ class Capture:
     def __enter__(self) -> Capture:
         # With every weight frozen nothing would require grad; starting the graph at the
         # embeddings' output makes autograd compute activation gradients only.
-        embed = self.model.get_input_embeddings()
+        embed = hf(self.model).get_input_embeddings()
         self._handles.append(embed.register_forward_hook(lambda _m, _a, out: out.requires_grad_(True)))
         for module in self.modules:
             self._handles.append(module.register_forward_hook(self._forward_hook))

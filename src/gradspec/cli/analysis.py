@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -114,7 +115,7 @@ def baseline(config: BaselineConfig) -> None:
     said(run_baseline(config, click.echo))
 
 
-def said(result: dict) -> None:
+def said(result: dict[str, Any]) -> None:
     """An experiment's findings, its steps' counts and failures, and its report; exit 1 on a failure."""
     from gradspec.experiment.summary import findings
 

@@ -95,7 +95,7 @@ def config_command(
         extra_names = {p.name for p in extra}
 
         @click.pass_context
-        def callback(ctx: click.Context, **_: Any) -> None:
+        def callback(ctx: click.Context, /, **_: Any) -> None:
             values = given(ctx)
             own = {k: v for k, v in values.items() if k not in extra_names}
             config = build(cls, own, where="command line")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from gradspec.capture import run_batch, token_batches
 from gradspec.computation.job import Job
@@ -20,7 +21,7 @@ from gradspec.store.rows import sample_row
 class Pending:
     """Records still to do: rows that need no model (bad and skipped records), and the encoded rest."""
 
-    rows: list[dict] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
     encoded: list[Encoded] = field(default_factory=list)
 
 
@@ -72,7 +73,7 @@ def probe_of(job: Job, items: Sequence[Record | BadRecord]) -> SampleSpectra | N
         enc = encode_record(item, job.loaded.tokenizer, job.config.prompt)
         if not isinstance(enc, Encoded):  # skipped, or refused by the tokenizer: no probe
             continue
-        (factors,) = run_batch(job.loaded.model, job.targets, [enc], job.config.capture.checkpointing)
+        (factors,) = run_batch(job.loaded.model, job.projections, [enc], job.config.capture.checkpointing)
         if not factors.finite():
             continue
         spectral = job.config.spectral
@@ -93,7 +94,7 @@ def computed_batches(job: Job, encoded: Sequence[Encoded], probe: SampleSpectra 
             continue
         rows: Rows = {}
         for enc, factors in zip(
-            batch, run_batch(job.loaded.model, job.targets, batch, job.config.capture.checkpointing)
+            batch, run_batch(job.loaded.model, job.projections, batch, job.config.capture.checkpointing)
         ):
             made = sample_rows(enc, factors, job.modules, job.n_layers, spectral, probe)
             for table, table_rows in made.items():

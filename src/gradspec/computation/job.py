@@ -19,7 +19,8 @@ from gradspec.config.compute import ComputeConfig
 from gradspec.config.fields import replace_leaves, split_identity
 from gradspec.data import Dataset
 from gradspec.distributed import World
-from gradspec.model import LoadedModel, Target, find_targets, validate
+from gradspec.model import LayerProjection, LoadedModel, find_projections, validate
+from gradspec.model.hf import num_layers
 from gradspec.prompting import resolve_template
 from gradspec.prompting.templates import injected_system_prompt, layout
 from gradspec.spectra import same_layer_notes
@@ -51,7 +52,7 @@ class Job:
 
     config: ComputeConfig
     loaded: LoadedModel
-    targets: list[Target]
+    projections: list[LayerProjection]
     world: World
 
     @property
@@ -60,24 +61,24 @@ class Job:
 
     @property
     def n_layers(self) -> int:
-        return int(self.loaded.model.config.num_hidden_layers)
+        return num_layers(self.loaded.model)
 
     @property
     def shapes(self) -> dict[str, tuple[int, int]]:
-        return {t.name: (t.projection.d_out, t.projection.d_in) for t in self.targets if t.layer == 0}
+        return {t.name: (t.projection.d_out, t.projection.d_in) for t in self.projections if t.layer == 0}
 
 
 def plan(config: ComputeConfig, loaded: LoadedModel, world: World) -> Job:
     """Resolve every option that depends on the model, its tokenizer or the device."""
-    targets = find_targets(loaded.model, config.capture.modules)
-    modules = tuple(dict.fromkeys(t.name for t in targets))
+    projections = find_projections(loaded.model, config.capture.modules)
+    modules = tuple(dict.fromkeys(t.name for t in projections))
     resolved = replace_leaves(
         config,
         template=resolve_template(config.prompt.template, loaded.tokenizer),
         modules=modules,
         batch_tokens=config.capture.batch_tokens or default_batch_tokens(str(loaded.device), loaded.model),
     )
-    return Job(resolved, loaded, targets, world)
+    return Job(resolved, loaded, projections, world)
 
 
 def manifest(job: Job, dataset: Dataset, previous: dict[str, Any], run_id: str) -> dict[str, Any]:

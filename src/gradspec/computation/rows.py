@@ -55,7 +55,7 @@ def sample_rows(
 ) -> Rows:
     """All table rows of one computed sample; a non-finite loss or gradient is an error row only.
     With ``probe`` (another sample's spectra), the cosines with its gradients too."""
-    sizes = dict(
+    sizes: dict[str, Any] = dict(
         n_tokens=enc.n_tokens,
         n_response_tokens=enc.n_response_tokens,
         n_prompt_tokens=enc.n_prompt_tokens,

@@ -9,7 +9,7 @@ are the same in every backward pass), and ``sum_residual`` is |E^T X|_F / |G|_F.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -34,7 +34,7 @@ def step_batch_rows(job: Job, batch: Sequence[Encoded], probe: SampleSpectra | N
     inputs: dict[int, dict[Key, torch.Tensor]] = {}
     norms: dict[int, dict[Key, float]] = {}
     steps: dict[int, list[dict[str, Any]]] = {}
-    for j, factors in run_batch_steps(job.loaded.model, job.targets, batch):
+    for j, factors in run_batch_steps(job.loaded.model, job.projections, batch):
         if j < 0:
             for b, (enc, whole) in enumerate(zip(batch, factors)):
                 assert whole is not None
@@ -80,7 +80,7 @@ def sum_residuals(
     left: dict[Key, torch.Tensor],
     modules: Sequence[str],
     n_layers: int,
-    norms: dict[Key, float | None],
+    norms: Mapping[Key, float | None],
 ) -> dict[Key, float | None]:
     """|E^T X|_F / |G|_F per (layer, module): how far the steps' gradients are from adding up to the
     sample's (round-off only); null where the sample's gradient is zero or undefined."""

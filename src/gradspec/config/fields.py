@@ -37,12 +37,13 @@ import textwrap
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from gradspec.config.types import allows_none, is_mapping, item_type, literal_choices, strip_optional
 from gradspec.errors import ConfigError
 
 C = TypeVar("C", bound="Options")
+R = TypeVar("R")
 
 
 class Options:
@@ -108,7 +109,19 @@ def is_options(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp) and issubclass(tp, Options)
 
 
-@functools.cache
+def per_class(fn: Callable[[type], R]) -> Callable[[type], R]:
+    """``functools.cache`` for a function of a class, typed so that any class may be passed (a type checker
+    reads a class whose instances are unhashable, like a dataclass's, as unhashable itself)."""
+    cached = functools.cache(fn)
+
+    @functools.wraps(fn)
+    def call(cls: type) -> R:
+        return cached(cls)
+
+    return call
+
+
+@per_class
 def field_docs(cls: type) -> dict[str, str]:
     """Attribute docstrings (the string right after a field) of ``cls`` and its bases."""
     docs: dict[str, str] = {}
@@ -132,12 +145,12 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-@functools.cache
+@per_class
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _default(f: dataclasses.Field) -> Any:
+def _default(f: dataclasses.Field[Any]) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
     if f.default_factory is not dataclasses.MISSING:
@@ -145,7 +158,7 @@ def _default(f: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
-@functools.cache
+@per_class
 def own_leaves(cls: type) -> tuple[Leaf, ...]:
     """The options declared directly on ``cls`` (sections excluded)."""
     hints, docs = _hints(cls), field_docs(cls)
@@ -156,14 +169,14 @@ def own_leaves(cls: type) -> tuple[Leaf, ...]:
     )
 
 
-@functools.cache
+@per_class
 def sections(cls: type) -> tuple[tuple[str, type], ...]:
     """(attribute, config class) of each nested section of ``cls``."""
     hints = _hints(cls)
     return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls) if is_options(hints[f.name]))
 
 
-@functools.cache
+@per_class
 def leaves(cls: type) -> tuple[Leaf, ...]:
     """Every option of a (composite) config in declaration order, sections' options in place.
 
@@ -335,7 +348,7 @@ def build(cls: type[C], values: Mapping[str, Any], where: str = "options", conve
     return _build(cls, converted, whole)
 
 
-@functools.cache
+@per_class
 def _section_paths(cls: type) -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
     for name, sub in sections(cls):
@@ -349,7 +362,7 @@ def _build(cls: type[C], values: Mapping[str, Any], whole: Mapping[str, Any]) ->
     given values, or built from them."""
     kwargs: dict[str, Any] = {}
     hints = _hints(cls)
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(cast(Any, cls)):  # every Options subclass is a dataclass
         tp = hints[f.name]
         if is_options(tp):
             given = whole.get(f.name)
@@ -379,7 +392,8 @@ def replace_leaves(config: C, **values: Any) -> C:
         sub = {k: v for k, v in values.items() if known[k].path[:1] == (attr,)}
         if sub:
             changes[attr] = replace_leaves(getattr(config, attr), **sub)
-    return dataclasses.replace(config, **changes)
+    changed: C = dataclasses.replace(cast(Any, config), **changes)  # every Options subclass is a dataclass
+    return changed
 
 
 def plain(value: Any) -> Any:

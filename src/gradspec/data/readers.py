@@ -204,7 +204,8 @@ def _concatenated(text: str, parse_int: _Numbers) -> list[Any] | None:
     """Objects written one after another (pretty-printed, so not one per line), or None when the
     text is not that: JSON lines with a broken line are then read line by line."""
     decoder = json.JSONDecoder(parse_int=parse_int)
-    values, at = [], 0
+    values: list[Any] = []
+    at = 0
     while True:
         while at < len(text) and text[at].isspace():
             at += 1

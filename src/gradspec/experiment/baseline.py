@@ -22,7 +22,7 @@ import yaml
 
 from gradspec.config.baseline import BaselineConfig
 from gradspec.config.fields import flatten
-from gradspec.data import load_dataset
+from gradspec.data import BadRecord, Record, load_dataset
 from gradspec.errors import ConfigError
 from gradspec.experiment.config import TRAINING_OPTIONS, load_experiment
 from gradspec.experiment.runner import run_experiment
@@ -38,6 +38,8 @@ def token_budget_of(path: Path, max_length: int) -> int:
     without token lengths is an error naming it (a budget in characters would not be the same budget)."""
     total = 0.0
     for item, row in load_dataset(path).with_rows():
+        if isinstance(item, BadRecord):
+            continue  # never trained on, so none of the budget
         tokens = fitting_tokens(row.value, item, max_length) if isinstance(row.value, dict) else None
         if tokens is None:
             raise ConfigError(
@@ -52,7 +54,8 @@ def check_pool(path: Path) -> None:
     """The draws need token lengths in the pool: a pool without them would be drawn by characters."""
     pairs = load_dataset(path).with_rows()
     if not any(
-        isinstance(row.value, dict) and fitting_tokens(row.value, item, None) is not None for item, row in pairs
+        isinstance(row.value, dict) and isinstance(item, Record) and fitting_tokens(row.value, item, None) is not None
+        for item, row in pairs
     ):
         raise ConfigError(f"{path}: no record has response_tokens and prompt_tokens: score it with --metrics length")
 
@@ -66,8 +69,8 @@ def plan(config: BaselineConfig) -> dict[str, Any]:
     if method == RANDOM:
         raise ConfigError(f"--method {RANDOM}: that names the draws; call the selection something else")
     options = {k: v for k, v in flatten(config).items() if k in TRAINING_OPTIONS and v is not None}
-    evaluation = {kind: [str(Path(f).resolve()) for f in files] for kind, files in config.evaluation.files().items()}
-    evaluation["baseline"] = RANDOM
+    held = {kind: [str(Path(f).resolve()) for f in files] for kind, files in config.evaluation.files().items()}
+    evaluation: dict[str, Any] = {**held, "baseline": RANDOM}
     return {
         "name": "baseline",
         **options,

@@ -60,17 +60,18 @@ from gradspec.config.train import HELD_OUT, TrainConfig
 from gradspec.config.yaml_files import read_yaml
 from gradspec.errors import ConfigError
 from gradspec.experiment.entries import (
-    Comparison,
-    Correlation,
-    Pool,
+    ComparisonEntry,
+    CorrelationEntry,
+    PoolEntry,
     Ref,
-    Run,
-    Selection,
-    Training,
+    RunEntry,
+    SelectionEntry,
+    TrainingEntry,
     check_refs,
     source,
     windows_of,
 )
+from gradspec.experiment.pools import pool_entry
 
 
 def _options(cls: type, without: tuple[str, ...]) -> dict[str, Leaf]:
@@ -112,14 +113,14 @@ class Experiment:
     path: Path
     data_root: Path
     defaults: dict[str, Any]
-    pools: list[Pool] = field(default_factory=list)
-    selections: list[Selection] = field(default_factory=list)
-    runs: list[Run] = field(default_factory=list)
-    comparisons: list[Comparison] = field(default_factory=list)
-    correlations: list[Correlation] = field(default_factory=list)
+    pools: list[PoolEntry] = field(default_factory=list)
+    selections: list[SelectionEntry] = field(default_factory=list)
+    runs: list[RunEntry] = field(default_factory=list)
+    comparisons: list[ComparisonEntry] = field(default_factory=list)
+    correlations: list[CorrelationEntry] = field(default_factory=list)
     evaluation: dict[str, Any] = field(default_factory=dict)
     """HELD_OUT's kinds (instruction, reasoning, judged): the held-out files; baseline: the method read against."""
-    trainings: list[Training] = field(default_factory=list)
+    trainings: list[TrainingEntry] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     full: bool = False
 
@@ -154,7 +155,7 @@ def _fill(value: Any, env: dict[str, Any]) -> Any:
 
 def expand(entries: list[dict[str, Any]], grid: dict[str, list[Any]], where: str) -> list[dict[str, Any]]:
     """Each entry once per combination of the grid variables its values use."""
-    out = []
+    out: list[dict[str, Any]] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}[{i}]: expected a mapping, got {type(entry).__name__}")
@@ -285,28 +286,17 @@ def _typed(
     full: bool,
 ) -> Experiment:
     """The checked entries as typed steps, every name and reference resolved."""
-    pools = []
-    for e in entries["pools"]:
-        files = e["data"] if isinstance(e["data"], list) else [e["data"]]
-        where = e.get("where")
-        if where is not None and not isinstance(where, dict):
-            raise ConfigError(f"pool '{e['name']}': where maps a field to a value, a list of values or {{min, max}}")
-        for key, want in (where or {}).items():
-            if isinstance(want, dict) and (
-                not want or set(want) - {"min", "max"} or not all(isinstance(v, (int, float)) for v in want.values())
-            ):
-                raise ConfigError(f"pool '{e['name']}': where {key}: a range is {{min: NUMBER, max: NUMBER}}")
-        pools.append(Pool(e["name"], tuple(source(f, root, f"pool '{e['name']}'") for f in files),
-                          _count(e.get("sample")), int(e.get("seed", 0)), _count(e.get("limit")), where,
-                          _count(e.get("skip")) or 0))  # fmt: skip
+    pools = [pool_entry(e, root) for e in entries["pools"]]
     selections = []
     for e in entries["selections"]:
         if "by" not in e and not e.get("score"):
             raise ConfigError(f"selection '{e['name']}': give by (to select) or score (to score only)")
         where = f"selection '{e['name']}'"
-        selections.append(Selection(e["name"], source(e["data"], root, where), tuple(e.get("score") or ()),
+        selections.append(SelectionEntry(e["name"], source(e["data"], root, where), tuple(e.get("score") or ()),
                                     _rest(e, SELECTION_KEYS)))  # fmt: skip
-    runs = [Run(e["name"], source(e["data"], root, f"run '{e['name']}'"), _rest(e, RUN_KEYS)) for e in entries["runs"]]
+    runs = [
+        RunEntry(e["name"], source(e["data"], root, f"run '{e['name']}'"), _rest(e, RUN_KEYS)) for e in entries["runs"]
+    ]
     if not (runs or entries["trainings"]):
         raise ConfigError("no runs and no trainings")
     names = {r.name for r in runs}
@@ -319,7 +309,7 @@ def _typed(
             raise ConfigError(f"{where}: no run named '{absent[0]}'")
         labels = tuple(e["labels"]) if e.get("labels") is not None else None
         comparisons.append(
-            Comparison(e["name"], groups, labels, windows_of(e.get("windows"), where), e.get("reference"),
+            ComparisonEntry(e["name"], groups, labels, windows_of(e.get("windows"), where), e.get("reference"),
                        _rest(e, COMPARISON_KEYS))
         )  # fmt: skip
     compared = {c.name for c in comparisons}
@@ -332,10 +322,10 @@ def _typed(
             raise ConfigError(f"correlation '{e['name']}': no run named '{e['run']}'")
         where = f"correlation '{e['name']}'"
         correlations.append(
-            Correlation(e["name"], e["run"], source(e["scored"], root, where), _rest(e, CORRELATION_KEYS))
+            CorrelationEntry(e["name"], e["run"], source(e["scored"], root, where), _rest(e, CORRELATION_KEYS))
         )
     trainings = [
-        Training(e["name"], source(e["data"], root, f"training '{e['name']}'"), str(e.get("method", e["name"])),
+        TrainingEntry(e["name"], source(e["data"], root, f"training '{e['name']}'"), str(e.get("method", e["name"])),
                  _rest(e, TRAINING_KEYS))
         for e in entries["trainings"]
     ]  # fmt: skip
@@ -365,11 +355,3 @@ def _typed(
 
 TRAINING_SUMMARY = "summary"
 """The folder under ``trainings/`` that holds the trainings' summary."""
-
-
-def _count(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"expected a count of records >= 1, got {value!r}")
-    return value

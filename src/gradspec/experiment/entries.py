@@ -46,7 +46,7 @@ def source(value: Any, data_root: Path, where: str) -> Source:
 
 
 @dataclass(frozen=True)
-class Pool:
+class PoolEntry:
     """Several files as one JSON list, deduplicated, then sampled."""
 
     name: str
@@ -62,7 +62,7 @@ class Pool:
 
 
 @dataclass(frozen=True)
-class Selection:
+class SelectionEntry:
     """Score a file (``score``), then select from it (``by``), or either alone."""
 
     name: str
@@ -87,7 +87,7 @@ class Selection:
 
 
 @dataclass(frozen=True)
-class Run:
+class RunEntry:
     """A run folder computed on a data file or a selection's group."""
 
     name: str
@@ -97,7 +97,7 @@ class Run:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class ComparisonEntry:
     """Groups of runs compared (a group may pool several runs), at natural length and at each window."""
 
     name: str
@@ -113,7 +113,7 @@ class Comparison:
 
 
 @dataclass(frozen=True)
-class Correlation:
+class CorrelationEntry:
     """A run's gradient metrics against the quality scores of a scored file."""
 
     name: str
@@ -123,7 +123,7 @@ class Correlation:
 
 
 @dataclass(frozen=True)
-class Training:
+class TrainingEntry:
     """A fine-tune on a selection, measured on the experiment's held-out sets."""
 
     name: str
@@ -132,15 +132,17 @@ class Training:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-Step = Pool | Selection | Run | Comparison | Correlation | Training
+Step = PoolEntry | SelectionEntry | RunEntry | ComparisonEntry | CorrelationEntry | TrainingEntry
 
 
-def check_refs(pools: Sequence[Pool], selections: Sequence[Selection], readers: Sequence[tuple[str, Source]]) -> None:
+def check_refs(
+    pools: Sequence[PoolEntry], selections: Sequence[SelectionEntry], readers: Sequence[tuple[str, Source]]
+) -> None:
     """Every reference names an earlier pool (``@name``) or selection (``@name/part``) and an output
     it makes (``readers``: (entry, source) of every step that reads one). A selection may read a pool
     or an earlier selection only."""
     by_pool = {p.name: p for p in pools}
-    by_selection: dict[str, Selection] = {}
+    by_selection: dict[str, SelectionEntry] = {}
 
     def check(entry: str, src: Source) -> None:
         if not isinstance(src, Ref):

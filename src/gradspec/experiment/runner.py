@@ -10,8 +10,6 @@ lengths, then the length curve), correlations, trainings and their summary, the 
 
 from __future__ import annotations
 
-import math
-import random
 from collections.abc import Mapping
 from dataclasses import asdict, replace
 from functools import partial
@@ -35,9 +33,7 @@ from gradspec.config.fields import build, flatten, replace_leaves
 from gradspec.config.score import ScoreConfig
 from gradspec.config.selection import SelectConfig
 from gradspec.config.train import HELD_OUT, RecipeConfig, TrainConfig
-from gradspec.data import Record, load_dataset
 from gradspec.data.load import file_sha256
-from gradspec.data.values import numeric_value
 from gradspec.experiment.config import (
     COMPARISON_OPTIONS,
     RUN_OPTIONS,
@@ -47,17 +43,16 @@ from gradspec.experiment.config import (
     TRAINING_SUMMARY,
     Experiment,
 )
-from gradspec.experiment.entries import Comparison as ExpComparison
-from gradspec.experiment.entries import Ref, Selection, Source
-from gradspec.experiment.entries import Run as ExpRun
+from gradspec.experiment.entries import ComparisonEntry, Ref, RunEntry, SelectionEntry, Source
+from gradspec.experiment.pools import build_pool
 from gradspec.experiment.steps import Models, Say, Steps
-from gradspec.files import under, write_json_atomic
+from gradspec.files import under
 
 SELECTION_NAME = "sel"
 SCORED_NAME = "scored.jsonl"
 
 
-def _pick(values: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+def _pick(values: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in options}
 
 
@@ -72,60 +67,6 @@ def _stamp(run_dir: Path) -> Any:
 def _content(path: Path) -> str | None:
     """A file's content, as a hash (None when it is not there): what a step made, not when."""
     return file_sha256(path) if path.is_file() else None
-
-
-def build_pool(
-    files: list[Path],
-    sample: int | None,
-    seed: int,
-    out: Path,
-    limit: int | None = None,
-    where: Mapping[str, Any] | None = None,
-    skip: int = 0,
-) -> None:
-    """Several files as one JSON list (the first ``limit`` records of each that match ``where``,
-    after the first ``skip`` of them):
-    repeats of a conversation kept once, then ``sample`` drawn. ``where`` maps a field to the value
-    (or the list of values, or the ``{min, max}`` range) a record must have. Each record says where it came from:
-    ``source_file``, and ``source_rank``, its file's place in the list (0, 1, ...), a number
-    ``select`` can split by."""
-    seen: set[str] = set()
-    records: list[dict[str, Any]] = []
-    for rank, f in enumerate(files):
-        dataset = load_dataset(f, limit=None if where or limit is None else skip + limit)
-        taken, passed = 0, 0
-        for item, row in dataset.with_rows():
-            if not (isinstance(item, Record) and isinstance(row.value, dict) and matches(row.value, where)):
-                continue
-            if passed < skip:
-                passed += 1
-                continue
-            if limit is not None and taken >= limit:
-                break
-            taken += 1
-            base = item.sample_id.split("-")[0]
-            if base not in seen:
-                seen.add(base)
-                records.append(dict(row.value, source_file=f.name, source_rank=rank))
-    if sample is not None and sample < len(records):
-        records = random.Random(seed).sample(records, sample)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, records)
-
-
-def matches(record: Mapping[str, Any], where: Mapping[str, Any] | None) -> bool:
-    """Whether ``record`` has every field of ``where`` at its value, one of its values (a list), or
-    within a range (``{min: 0, max: 479}``, bounds included; a number written as text counts)."""
-    for key, want in (where or {}).items():
-        value = record.get(key)
-        if isinstance(want, Mapping):
-            number = numeric_value(value)
-            low, high = want.get("min", -math.inf), want.get("max", math.inf)
-            if number is None or not low <= number <= high:
-                return False
-        elif not (value in want if isinstance(want, list) else value == want):
-            return False
-    return True
 
 
 class Runner:
@@ -175,12 +116,10 @@ class Runner:
             spec = {**asdict(sel), "defaults": _pick(d, SELECTION_OPTIONS), "source": [str(data), _content(data)]}
             output = folder / (f"{SELECTION_NAME}_selection.json" if "by" in sel.options else SCORED_NAME)
             overwrite = self.steps.changed(step, spec)
-            if self.steps.once(
-                step, spec, output, lambda s=sel, x=data, f=folder, o=overwrite: self._select(s, x, f, o)
-            ):
+            if self.steps.once(step, spec, output, partial(self._select, sel, data, folder, overwrite)):
                 self._register(sel, folder)
 
-    def _select(self, sel: Selection, data: Path, folder: Path, overwrite: bool) -> None:
+    def _select(self, sel: SelectionEntry, data: Path, folder: Path, overwrite: bool) -> None:
         from gradspec.score import SCORERS, score
         from gradspec.selection import select
 
@@ -203,7 +142,7 @@ class Runner:
                 values["max_length"] = options.get("max_length")
             select(build(SelectConfig, values, where, convert_text=False))
 
-    def _register(self, sel: Selection, folder: Path) -> None:
+    def _register(self, sel: SelectionEntry, folder: Path) -> None:
         if (folder / SCORED_NAME).exists():
             self.outputs[Ref(sel.name, "scored")] = folder / SCORED_NAME
         summary = read_marker(folder / f"{SELECTION_NAME}_selection.json")
@@ -215,7 +154,7 @@ class Runner:
 
     # -- runs and their analysis ---------------------------------------------------------------
 
-    def run_entries(self) -> list[ExpRun]:
+    def run_entries(self) -> list[RunEntry]:
         """Every run, and each run again at every window a comparison that uses it asks for."""
         windows: dict[str, set[int]] = {}
         for c in self.exp.comparisons:
@@ -230,9 +169,12 @@ class Runner:
             ]
         return out
 
-    def runs(self) -> None:
+    def _compute(self, cfg: ComputeConfig) -> None:
         from gradspec.computation import compute
 
+        compute(cfg, self.models.get(cfg.loading))
+
+    def runs(self) -> None:
         for run in self.run_entries():
             step = f"compute-{run.name}"
             data = self.resolve(step, run.data)
@@ -246,9 +188,7 @@ class Runner:
             spec = {"config": flatten(cfg, set_only=True), "data": file_sha256(data) if data.exists() else None}
             if self.steps.changed(step, spec):  # options changed since it was computed: compute it again
                 cfg = replace_leaves(cfg, overwrite=True)
-            self.steps.once(
-                step, spec, RUN.marker_path(cfg.store.out), lambda c=cfg: compute(c, self.models.get(c.loading))
-            )
+            self.steps.once(step, spec, RUN.marker_path(cfg.store.out), partial(self._compute, cfg))
 
     def comparisons(self) -> None:
         from gradspec.analysis.length_curve import length_curve
@@ -272,7 +212,12 @@ class Runner:
                     self.report_inputs.append(out)
 
     def _compare(
-        self, comp: ExpComparison, groups: tuple[tuple[str, ...], ...], folder: Path, reference: Path | None, name: str
+        self,
+        comp: ComparisonEntry,
+        groups: tuple[tuple[str, ...], ...],
+        folder: Path,
+        reference: Path | None,
+        name: str,
     ) -> bool:
         from gradspec.analysis import compare
 
@@ -325,7 +270,7 @@ class Runner:
                       "out": out}  # fmt: skip
             cfg = build(TrainConfig, values, f"training '{t.name}'", convert_text=False)
             spec = {"config": flatten(cfg), "data": _content(data)}
-            if self.steps.once(step, spec, TRAINING.marker_path(out), lambda c=cfg: train(c)):
+            if self.steps.once(step, spec, TRAINING.marker_path(out), partial(train, cfg)):
                 finished.setdefault(cfg.recipe.learning_rate, []).append(Training(t.method, cfg.recipe.seed, out))
         # One summary per learning rate: a method is read against the baseline's draws at its own
         # rate (a second rate checks that the rate is not what decides the ranking).
@@ -334,9 +279,9 @@ class Runner:
         for rate, done in finished.items():
             name = TRAINING_SUMMARY if rate == main_rate or len(finished) == 1 else f"{TRAINING_SUMMARY}-lr{rate:g}"
             out = self.place("trainings", name)
-            spec = [[t.method, t.seed, _content(TRAINING.marker_path(t.folder))] for t in done]
-            action = lambda d=done, o=out: summarize(d, baseline, o)  # noqa: E731
-            if self.steps.once(f"train-{name}", spec, SELECTION_RESULTS.marker_path(out), action):
+            stamps = [[t.method, t.seed, _content(TRAINING.marker_path(t.folder))] for t in done]
+            action = partial(summarize, done, baseline, out)
+            if self.steps.once(f"train-{name}", stamps, SELECTION_RESULTS.marker_path(out), action):
                 self.report_inputs.append(out)
 
     # -- the report -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Model stage: loading, the default model, and the architecture adapters."""
 
-from gradspec.model.adapters import MODULES, Target, find_targets, supported_model_types, validate
+from gradspec.model.adapters import MODULES, LayerProjection, find_projections, supported_model_types, validate
 from gradspec.model.loading import DTYPES, LoadedModel, load, load_model
 
 __all__ = [
@@ -8,8 +8,8 @@ __all__ = [
     "MODULES",
     "LoadedModel",
     "load",
-    "Target",
-    "find_targets",
+    "LayerProjection",
+    "find_projections",
     "load_model",
     "supported_model_types",
     "validate",

@@ -21,6 +21,7 @@ from torch import nn
 
 from gradspec.config.model import DType, ModelConfig
 from gradspec.errors import ModelError, first_line
+from gradspec.model.hf import hf
 from gradspec.model.placement import device_summary, input_device
 from gradspec.model.shipped import cache_root, convert_gguf, converted_path, shipped
 
@@ -40,7 +41,7 @@ class LoadedModel:
     load_seconds: float = 0.0
 
     def describe(self) -> dict[str, Any]:
-        cfg = self.model.config
+        cfg = hf(self.model).config
         known = shipped(self.spec)
         return {
             "spec": self.spec,
@@ -119,7 +120,7 @@ def load_model(
     where = resolve_path(spec)
     dev = resolve_device(device)
     # transformers draws its own bar while it loads weights; --no-progress silences it too.
-    (hf_logging.enable_progress_bar if progress else hf_logging.disable_progress_bar)()
+    (hf_logging.enable_progress_bar if progress else hf_logging.disable_progress_bar)()  # type: ignore[no-untyped-call]
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
         placement: dict[str, Any] = {}
@@ -132,7 +133,7 @@ def load_model(
         first = first_line(exc)
         raise ModelError(f"cannot load model '{spec}': {first}") from exc
     if device_map is None:
-        model.to(dev)
+        hf(model).to(dev)
     else:
         weakref.finalize(model, shutil.rmtree, placement["offload_folder"], True)
         dev = input_device(model)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gradspec.model.hf import hf
+
 
 def _as_device(where: object) -> torch.device:
     return torch.device(f"cuda:{where}" if isinstance(where, int) else str(where))
@@ -18,7 +20,7 @@ def _as_device(where: object) -> torch.device:
 def input_device(model: nn.Module) -> torch.device:
     """The device token ids must be on: the input embeddings', or for a dispatched model whose
     embeddings are offloaded, the first device of its map that can compute."""
-    weight = model.get_input_embeddings().weight
+    weight = hf(model).get_input_embeddings().weight
     if weight.device.type != "meta":
         return weight.device
     placed = [_as_device(d) for d in getattr(model, "hf_device_map", {}).values() if d != "disk"]

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from gradspec.errors import ModelError, first_line
@@ -82,7 +83,7 @@ def join_chunks(chunks: list[Path], target: Path, sha256: str | None) -> Path:
     with tmp.open("wb") as out:
         for chunk in chunks:
             with chunk.open("rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                for block in iter(partial(fh.read, 1 << 20), b""):
                     digest.update(block)
                     out.write(block)
     if sha256 is not None and digest.hexdigest() != sha256:

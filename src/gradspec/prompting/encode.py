@@ -109,7 +109,7 @@ def tokenize(tokenizer: Any, text: str, prompt_chars: int, add_special: bool) ->
     ids = list(enc["input_ids"])
     # Special tokens have empty spans (s == e); they belong to the side they stand on.
     start = next((t for t, (s, e) in enumerate(offsets) if e > prompt_chars and e > s), len(ids))
-    return Tokens(ids, offsets, start, leading_special(ids, tokenizer, start))  # type: ignore[arg-type]
+    return Tokens(ids, offsets, start, leading_special(ids, tokenizer, start))
 
 
 # Text far longer than max_length tokens is cut in characters before it is tokenised (a 50 MB

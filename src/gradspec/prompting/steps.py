@@ -88,10 +88,11 @@ def token_steps(
     for t, (o, carries) in enumerate(zip(owner, loss_mask)):
         if not carries:
             continue
-        if o is None and current is None:
+        if o is not None:
+            current = o
+        if current is None:
             loose.append(t)
             continue
-        current = current if o is None else o
         tokens.setdefault(current, []).append(t)
     if not tokens:
         return []

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -102,7 +103,7 @@ def excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT else text[:EXCERPT] + " ..."
 
 
-def model_name(manifest: dict) -> str:
+def model_name(manifest: dict[str, Any]) -> str:
     """The model as people know it (its name, not the spec it was asked by), with its shape."""
     model = manifest.get("model", {})
     name = model.get("name") or model.get("spec")

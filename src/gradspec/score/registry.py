@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gradspec.config.score import SCORE_METRICS
 from gradspec.data import BadRecord, Record
 from gradspec.score.outcome import Scored, failed
 
@@ -48,6 +49,8 @@ def register_scorer(name: str, fields: tuple[str, ...], needs_model: bool) -> Ca
     def register(fn: ScoreFn) -> ScoreFn:
         if name in SCORERS:
             raise ValueError(f"metric '{name}' is registered twice")
+        if name not in SCORE_METRICS:  # the one list that --help, the YAML checks and the configs read
+            raise ValueError(f"metric '{name}': add it to ScoreMetric in config/score.py first")
         SCORERS[name] = Scorer(name, fields, fn, needs_model)
         return fn
 

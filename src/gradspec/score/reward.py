@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from gradspec.data import Record
 from gradspec.errors import ConfigError, ModelError
 from gradspec.model import load
+from gradspec.model.hf import hf
 from gradspec.prompting.templates import turns_with_system
 from gradspec.score.context import ScoreContext
 from gradspec.score.outcome import Scored, failed
@@ -48,8 +49,8 @@ def reward_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Sco
         raise ModelError(f"reward model '{loaded.spec}' has {n_labels} outputs; gradspec reads single-score models")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    if getattr(model.config, "pad_token_id", None) is None:
-        model.config.pad_token_id = tok.pad_token_id
+    if getattr(hf(model).config, "pad_token_id", None) is None:
+        hf(model).config.pad_token_id = tok.pad_token_id
 
     out: dict[int, Scored] = {}
     encoded: list[tuple[int, list[int], bool]] = []

@@ -21,7 +21,8 @@ from gradspec.capture import SampleFactors, collate, run_batch, token_batches
 from gradspec.console import note
 from gradspec.data import Record
 from gradspec.errors import ConfigError
-from gradspec.model import Target, find_targets
+from gradspec.model import LayerProjection, find_projections
+from gradspec.model.hf import num_layers
 from gradspec.model.placement import input_device
 from gradspec.prompting import Encoded, encode_records
 from gradspec.score.context import ScoreContext
@@ -49,13 +50,13 @@ def target_records(ctx: ScoreContext) -> list[Encoded]:
 
 
 def factors(
-    ctx: ScoreContext, targets: Sequence[Target], samples: Sequence[Encoded], desc: str
+    ctx: ScoreContext, projections: Sequence[LayerProjection], samples: Sequence[Encoded], desc: str
 ) -> Iterator[tuple[Encoded, SampleFactors]]:
     """Each sample with its gradient factors, in token batches, with a progress bar."""
     model = ctx.language_model().model
     bar = tqdm(total=len(samples), desc=desc, unit="sample", disable=not ctx.config.progress, dynamic_ncols=True)
     for batch in token_batches(samples, ctx.batch_tokens):
-        yield from zip(batch, run_batch(model, targets, batch))
+        yield from zip(batch, run_batch(model, projections, batch))
         bar.update(len(batch))
     bar.close()
 
@@ -64,10 +65,10 @@ def factors(
 def target_similarity_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
     """Cosine of each record's gradient with the target records' mean gradient."""
     loaded = ctx.language_model()
-    targets = find_targets(loaded.model, ctx.config.modules)
-    n_layers = int(loaded.model.config.num_hidden_layers)
+    projections = find_projections(loaded.model, ctx.config.modules)
+    n_layers = num_layers(loaded.model)
     mean = TargetGradient()
-    for _, f in factors(ctx, targets, target_records(ctx), "target gradient"):
+    for _, f in factors(ctx, projections, target_records(ctx), "target gradient"):
         if f.finite():  # a target record with a non-finite gradient would make every cosine NaN
             mean.add(f)
     if mean.count == 0:
@@ -76,7 +77,7 @@ def target_similarity_scores(ctx: ScoreContext, records: Sequence[Record]) -> di
     gbar_norms = {key: float(torch.linalg.matrix_norm(g)) for key, g in gbar.items()}
     ok, bad = encoded(ctx, records)
     out = {index: failed(TARGET_FIELDS, why) for index, why in bad.items()}
-    for enc, f in factors(ctx, targets, ok, "target similarity"):
+    for enc, f in factors(ctx, projections, ok, "target similarity"):
         index = enc.index
         if not f.finite():
             out[index] = failed(TARGET_FIELDS, f"record {index}: the gradient is not finite")

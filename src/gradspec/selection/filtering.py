@@ -123,7 +123,7 @@ def apply_rules(
         for rule, threshold, count in zip(rules, thresholds, counts):
             value = finite_number(lookup(record, rule.field))
             failed = not_scored(record, rule.field) if value is None else None
-            if failed is None and not OPERATORS[rule.op](value, threshold):
+            if failed is None and value is not None and not OPERATORS[rule.op](value, threshold):
                 failed = f"{rule.text}: {rule.field} is {value:.4g}" + (
                     f" ({rule.threshold} = {threshold:.4g})" if rule.threshold.startswith("p") else ""
                 )

@@ -113,16 +113,17 @@ def residualised(cands: Sequence[Candidate]) -> list[Candidate]:
     part of the score length does not explain); refuses records without token lengths."""
     import numpy as np
 
-    sizes = [
+    read = [
         (finite_number(c.record.get("response_tokens")), finite_number(c.record.get("prompt_tokens"))) for c in cands
     ]
-    missing = [c for c, (r, q) in zip(cands, sizes) if r is None or q is None]
+    sizes = [(r, q) for r, q in read if r is not None and q is not None]
+    missing = [c for c, (r, q) in zip(cands, read) if r is None or q is None]
     if missing:
         raise ConfigError(
             f"--residualise: record {missing[0].index} has no response_tokens/prompt_tokens; score the file with "
             "--metrics length first"
         )
-    design = np.array([[1.0, np.log(max(r, 1.0)), np.log(max(q, 1.0))] for r, q in sizes])  # type: ignore[arg-type]
+    design = np.array([[1.0, np.log(max(r, 1.0)), np.log(max(q, 1.0))] for r, q in sizes])
     y = np.array([c.value for c in cands])
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     return [replace(c, value=float(v)) for c, v in zip(cands, y - design @ coef)]

@@ -63,7 +63,7 @@ class TargetGradient:
 class TargetCosines:
     """One sample's cosines with the target: per (layer, module), per module and overall."""
 
-    layers: dict[str, list[float]]
+    layers: dict[str, list[float | None]]
     """module -> cosine of each layer's gradient with the target's, layer 0 first."""
     modules: dict[str, float]
     """module -> cosine of the module's gradients of all layers, concatenated."""

@@ -20,6 +20,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ from gradspec.store.layout import (
     run_id_of,
 )
 from gradspec.store.schema import SCHEMAS, WRITE_OPTIONS
+
+
+def _write_table(table: pa.Table, options: Mapping[str, Any], path: Path) -> None:
+    pq.write_table(table, path, **options)
 
 
 def config_differences(
@@ -261,5 +266,5 @@ class RunFolder:
             schema = SCHEMAS[table].with_metadata({RUN_ID_KEY: self.run_id.encode()}) if self.run_id else SCHEMAS[table]
             data = pa.Table.from_pylist(list(rows.get(table, [])), schema=schema)
             options = WRITE_OPTIONS[table]
-            atomic_write(self.path / table / f"{name}.parquet", lambda p, d=data, o=options: pq.write_table(d, p, **o))
+            atomic_write(self.path / table / f"{name}.parquet", partial(_write_table, data, options))
         return name

@@ -77,7 +77,7 @@ def verify(path: str | Path) -> list[str]:
     return problems
 
 
-def _rows(run: Run, manifest: dict, counts_too: bool) -> list[str]:
+def _rows(run: Run, manifest: dict[str, Any], counts_too: bool) -> list[str]:
     out: list[str] = []
     for sid, n in run.sql("select sample_id, count(*) from samples group by 1 having count(*) > 1").fetchall():
         out.append(f"sample {sid} has {n} rows in samples (two writers at once?)")

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 from tqdm.auto import tqdm
@@ -72,7 +72,7 @@ class LossBar(Callback):
         if self.bar is not None:
             self.bar.update(1)
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any) -> None:
         if self.bar is not None and logs and "loss" in logs:
             self.bar.set_postfix_str(f"loss {float(logs['loss']):.3f}", refresh=False)
 
@@ -139,7 +139,7 @@ def fine_tune(
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
         if progress:
-            trainer.add_callback(LossBar())
+            trainer.add_callback(cast(Any, LossBar()))  # a TrainerCallback by duck typing
         for callback in reversed(callbacks):
             trainer.callback_handler.callbacks.insert(0, callback)
         result = trainer.train()

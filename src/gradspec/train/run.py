@@ -28,6 +28,7 @@ from gradspec.data import Dataset, Record, load_dataset
 from gradspec.errors import ConfigError, first_line
 from gradspec.files import WriterLock, check_output_folder, write_csv, write_json_atomic
 from gradspec.model import load
+from gradspec.model.hf import hf
 from gradspec.prompting import encode_records, resolve_template
 from gradspec.train.evaluate import evaluate, held_out_records, instruction_of
 from gradspec.train.examples import Examples
@@ -142,7 +143,7 @@ def _train(
         "timing": {"train_seconds": round(train_seconds, 1), "load_seconds": round(loaded.load_seconds, 1)},
     }
     if config.save_model:
-        model.save_pretrained(TRAINING.file(out, "model"), safe_serialization=True)
+        hf(model).save_pretrained(TRAINING.file(out, "model"), safe_serialization=True)
         loaded.tokenizer.save_pretrained(TRAINING.file(out, "model"))
     write_json_atomic(out / RESULTS, result)
     return result

@@ -2,24 +2,24 @@
 
 from gradspec.model.adapters import gpt2, gpt_neox, llama, phi3  # noqa: F401  (registration)
 from gradspec.model.adapters.registry import (
-    MODULES,
+    LayerProjection,
     Problem,
     Projection,
-    Target,
     decoder_layers,
-    find_targets,
+    find_projections,
     register_adapter,
     supported_model_types,
     validate,
 )
+from gradspec.store.contract import MODULES
 
 __all__ = [
     "MODULES",
     "Problem",
     "Projection",
-    "Target",
+    "LayerProjection",
     "decoder_layers",
-    "find_targets",
+    "find_projections",
     "register_adapter",
     "supported_model_types",
     "validate",

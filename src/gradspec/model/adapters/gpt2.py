@@ -7,13 +7,13 @@ The MLP has no gate: ``c_fc`` is up, ``mlp.c_proj`` is down.
 
 from __future__ import annotations
 
-from torch import nn
+from typing import Any
 
 from gradspec.model.adapters.registry import Projection, register_adapter, stacked
 
 
 @register_adapter("gpt2")
-def gpt2(layer: nn.Module, config: object) -> dict[str, Projection]:
+def gpt2(layer: Any, config: Any) -> dict[str, Projection]:
     attn, mlp = layer.attn, layer.mlp
     width = attn.c_proj.weight.shape[1]
     q, k, v = stacked([width, width, width])

@@ -8,8 +8,9 @@ stacked thirds would mix heads of q, k and v.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-from torch import nn
 
 from gradspec.model.adapters.registry import Projection, register_adapter
 
@@ -21,7 +22,7 @@ def per_head_interleaved(n_heads: int, head_size: int, part: int) -> torch.Tenso
 
 
 @register_adapter("gpt_neox")
-def gpt_neox(layer: nn.Module, config: object) -> dict[str, Projection]:
+def gpt_neox(layer: Any, config: Any) -> dict[str, Projection]:
     attn, mlp = layer.attention, layer.mlp
     n_heads = config.num_attention_heads
     head_size = config.hidden_size // n_heads

@@ -5,13 +5,13 @@ Shared by Llama, Mistral, Qwen2/Qwen3 and Gemma 1/2/3, which name them alike.
 
 from __future__ import annotations
 
-from torch import nn
+from typing import Any
 
 from gradspec.model.adapters.registry import Projection, register_adapter
 
 
 @register_adapter("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text")
-def llama(layer: nn.Module, config: object) -> dict[str, Projection]:
+def llama(layer: Any, config: Any) -> dict[str, Projection]:
     attn, mlp = layer.self_attn, layer.mlp
     return {
         "q": Projection(attn.q_proj),

@@ -7,13 +7,13 @@ of ``kv_heads * head_dim`` each; ``gate_up_proj`` outputs are gate | up, halves 
 
 from __future__ import annotations
 
-from torch import nn
+from typing import Any
 
 from gradspec.model.adapters.registry import Projection, register_adapter, stacked
 
 
 @register_adapter("phi3")
-def phi3(layer: nn.Module, config: object) -> dict[str, Projection]:
+def phi3(layer: Any, config: Any) -> dict[str, Projection]:
     attn, mlp = layer.self_attn, layer.mlp
     head_dim = attn.head_dim
     q_size = config.num_attention_heads * head_dim

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from gradspec.errors import ModelError
+from gradspec.model.hf import hf
 from gradspec.store.contract import MODULES
 
 Layout = Literal["linear", "conv1d"]
@@ -38,20 +39,26 @@ class Projection:
     layout: Layout = "linear"
 
     @property
+    def weight(self) -> torch.Tensor:
+        weight = self.module.weight
+        assert isinstance(weight, torch.Tensor)  # a Linear's or Conv1D's parameter
+        return weight
+
+    @property
     def d_in(self) -> int:
-        w = self.module.weight
+        w = self.weight
         return int(w.shape[0] if self.layout == "conv1d" else w.shape[1])
 
     @property
     def d_out(self) -> int:
         if self.out_index is not None:
             return int(self.out_index.numel())
-        w = self.module.weight
+        w = self.weight
         return int(w.shape[1] if self.layout == "conv1d" else w.shape[0])
 
 
 @dataclass(frozen=True, eq=False)
-class Target:
+class LayerProjection:
     """A projection of one layer under its canonical name."""
 
     layer: int
@@ -59,7 +66,7 @@ class Target:
     projection: Projection
 
 
-LayerAdapter = Callable[[nn.Module, object], dict[str, Projection]]
+LayerAdapter = Callable[[Any, Any], dict[str, Projection]]  # Hugging Face layers: submodules by attribute
 _ADAPTERS: dict[str, LayerAdapter] = {}
 
 
@@ -116,13 +123,13 @@ def adapter_for(model: nn.Module) -> LayerAdapter:
     return _ADAPTERS[model_type]
 
 
-def find_targets(model: nn.Module, modules: Sequence[str] | None = None) -> list[Target]:
+def find_projections(model: nn.Module, modules: Sequence[str] | None = None) -> list[LayerProjection]:
     """Every requested projection of every decoder layer, in (layer, module) order.
 
     ``modules=None`` takes every projection the architecture has (GPT-2 has no gate).
     """
     adapter = adapter_for(model)
-    targets: list[Target] = []
+    projections: list[LayerProjection] = []
     for i, layer in enumerate(decoder_layers(model)):
         named = adapter(layer, model.config)
         if modules is None:
@@ -130,11 +137,11 @@ def find_targets(model: nn.Module, modules: Sequence[str] | None = None) -> list
         missing = [m for m in modules if m not in named]
         if missing:
             raise ModelError(
-                f"{model.config.model_type} layer {i} has no projection {', '.join(missing)}; "
+                f"{hf(model).config.model_type} layer {i} has no projection {', '.join(missing)}; "
                 f"it has {', '.join(named)}; choose --modules from those"
             )
-        targets.extend(Target(i, name, named[name]) for name in modules)
-    return targets
+        projections.extend(LayerProjection(i, name, named[name]) for name in modules)
+    return projections
 
 
 def validate(model: nn.Module) -> list[Problem]:

@@ -22,7 +22,8 @@ def make_judge(spec: str, base_url: str | None = None, device: str = "auto", **o
     kind, _, name = spec.partition(":")
     try:
         if kind == "openai" and name:
-            return OpenAIJudge(name, **({"base_url": base_url} if base_url else {}), **options)
+            where: dict[str, Any] = {"base_url": base_url} if base_url else {}
+            return OpenAIJudge(name, **where, **options)
         if kind == "hf" and name:
             return LocalJudge(name, device=device, **options)
     except TypeError as exc:

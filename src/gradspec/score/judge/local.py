@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gradspec.model import LoadedModel, load_model
+from gradspec.model.hf import hf
 from gradspec.score.judge.base import OnReply
 
 
@@ -56,7 +57,7 @@ class LocalJudge:
                 batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=add_special)
                 batch = batch.to(self.loaded.device)
                 with torch.no_grad():
-                    out = model.generate(
+                    out = hf(model).generate(
                         **batch, do_sample=False, max_new_tokens=self.max_tokens, pad_token_id=tok.pad_token_id
                     )
                 width = batch["input_ids"].shape[1]

@@ -33,7 +33,8 @@ def read_reply(kind: str, reply: str, index: int) -> Scored:
         flags = ("difficulty_labelled",) if level.how == "labelled" else ()
         return Scored({"difficulty": level.value, raw: reply}, flags=flags)
     except ParseError as exc:
-        return failed(FIELDS[kind], f"record {index}: {kind} reply: {exc}", **{raw: reply})
+        kept: dict[str, Any] = {raw: reply}  # the reply that could not be read stays in the record
+        return failed(FIELDS[kind], f"record {index}: {kind} reply: {exc}", **kept)
 
 
 def judged_scores(
