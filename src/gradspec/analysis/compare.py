@@ -99,54 +99,72 @@ def summary_table(
     says what equal length did to the difference the ``reference`` comparison found.
     """
     rows = []
-    la_all, lb_all = a.lengths, b.lengths
-    design = length_design(la_all.to_numpy(), lb_all.to_numpy())
+    design = length_design(a.lengths.to_numpy(), b.lengths.to_numpy())
     for (metric, module), sa in a.samples.groupby(["metric", "module"]):
         sb = b.samples[(b.samples.metric == metric) & (b.samples.module == module)]
-        if sb.empty:
-            continue
-        va, vb = sa["value"].to_numpy(), sb["value"].to_numpy()
-        la, lb = la_all.loc[sa["sample_id"]].to_numpy(), lb_all.loc[sb["sample_id"]].to_numpy()
-        p, cliff = mann_whitney(va, vb)
-        p_means = welch(va, vb)
-        ia, ib = match_by_length(la, lb, caliper)
-        p_matched = welch(va[ia], vb[ib]) if len(ia) >= 3 else np.nan  # of diff_matched, a difference of means
-        adjusted = regress_on_length(va, vb, la, lb)
-        by_design = (np.nan,) * 4
-        if design == MATCHED_PAIRS:
-            pa, pb = paired_by_length(sa, sb, la_all, lb_all)
-            by_design = paired_means(pa, pb)
-            _, low90, high90 = bootstrap_mean_ci(pb - pa, level=0.90)
-        else:  # independent groups: the difference of means (at one window, the design's own)
-            diff, low, high = bootstrap_diff_ci(va, vb)
-            _, low90, high90 = bootstrap_diff_ci(va, vb, level=0.90)
-            if design == ONE_WINDOW:
-                by_design = (float(diff[0]), float(low[0]), float(high[0]), p_means)
-        margin = sesoi * abs(va.mean())
-        equivalent = bool(-margin < float(low90[0]) and float(high90[0]) < margin) if margin > 0 else False
-        rows.append(
-            {
-                "a": a.label, "b": b.label, "metric": metric, "module": module,
-                "mean_a": va.mean(), "mean_b": vb.mean(), "diff": vb.mean() - va.mean(),
-                "rel_diff": (vb.mean() - va.mean()) / abs(va.mean()) if va.mean() else np.nan,
-                "p_means": p_means, "p": p, "cliffs_delta": cliff, "cohens_d": cohens_d(va, vb),
-                "n_a": len(va), "n_b": len(vb),
-                "design": design,
-                "design_diff": by_design[0], "design_ci_low": by_design[1], "design_ci_high": by_design[2],
-                "p_design": by_design[3],
-                "ci90_low": float(low90[0]), "ci90_high": float(high90[0]), "sesoi": margin,
-                "equivalent": equivalent,
-                "matched_pairs": len(ia),
-                "diff_matched": vb[ib].mean() - va[ia].mean() if len(ia) else np.nan,
-                "p_matched": p_matched,
-                "diff_adjusted": adjusted.effect, "p_adjusted": adjusted.p, "log_length_slope": adjusted.length_slope,
-            }
-        )  # fmt: skip
+        if not sb.empty:
+            rows.append(_reading(a, b, metric, module, sa, sb, design, caliper, sesoi))
     table = pd.DataFrame(rows)
     if table.empty:
         return table
     # The family of tests FDR controls: the design's own test for each metric and module.
     table["q_value"] = fdr(table["p_design" if design != NATURAL else "p_means"].to_numpy())
+    return _length_control(table, design, reference)
+
+
+def _reading(
+    a: Group,
+    b: Group,
+    metric: str,
+    module: str,
+    sa: pd.DataFrame,
+    sb: pd.DataFrame,
+    design: str,
+    caliper: float,
+    sesoi: float,
+) -> dict[str, Any]:
+    """One metric and module's row of ``summary_table``: every reading of B against A."""
+    va, vb = sa["value"].to_numpy(), sb["value"].to_numpy()
+    la, lb = a.lengths.loc[sa["sample_id"]].to_numpy(), b.lengths.loc[sb["sample_id"]].to_numpy()
+    p, cliff = mann_whitney(va, vb)
+    p_means = welch(va, vb)
+    ia, ib = match_by_length(la, lb, caliper)
+    p_matched = welch(va[ia], vb[ib]) if len(ia) >= 3 else np.nan  # of diff_matched, a difference of means
+    adjusted = regress_on_length(va, vb, la, lb)
+    by_design = (np.nan,) * 4
+    if design == MATCHED_PAIRS:
+        pa, pb = paired_by_length(sa, sb, a.lengths, b.lengths)
+        by_design = paired_means(pa, pb)
+        _, low90, high90 = bootstrap_mean_ci(pb - pa, level=0.90)
+    else:  # independent groups: the difference of means (at one window, the design's own)
+        diff, low, high = bootstrap_diff_ci(va, vb)
+        _, low90, high90 = bootstrap_diff_ci(va, vb, level=0.90)
+        if design == ONE_WINDOW:
+            by_design = (float(diff[0]), float(low[0]), float(high[0]), p_means)
+    margin = sesoi * abs(va.mean())
+    equivalent = bool(-margin < float(low90[0]) and float(high90[0]) < margin) if margin > 0 else False
+    return {
+        "a": a.label, "b": b.label, "metric": metric, "module": module,
+        "mean_a": va.mean(), "mean_b": vb.mean(), "diff": vb.mean() - va.mean(),
+        "rel_diff": (vb.mean() - va.mean()) / abs(va.mean()) if va.mean() else np.nan,
+        "p_means": p_means, "p": p, "cliffs_delta": cliff, "cohens_d": cohens_d(va, vb),
+        "n_a": len(va), "n_b": len(vb),
+        "design": design,
+        "design_diff": by_design[0], "design_ci_low": by_design[1], "design_ci_high": by_design[2],
+        "p_design": by_design[3],
+        "ci90_low": float(low90[0]), "ci90_high": float(high90[0]), "sesoi": margin,
+        "equivalent": equivalent,
+        "matched_pairs": len(ia),
+        "diff_matched": vb[ib].mean() - va[ia].mean() if len(ia) else np.nan,
+        "p_matched": p_matched,
+        "diff_adjusted": adjusted.effect, "p_adjusted": adjusted.p, "log_length_slope": adjusted.length_slope,
+    }  # fmt: skip
+
+
+def _length_control(table: pd.DataFrame, design: str, reference: Reference | None) -> pd.DataFrame:
+    """``length_control``: at equal length by design, what equal length did to the ``reference``
+    comparison's difference; at natural lengths, whether the difference survives length control
+    (matching and regression, adjusted over modules and metrics as the raw reading is)."""
     if design != NATURAL:
         raw = [(reference or {}).get((r.b, r.metric, r.module), (None, None)) for r in table.itertuples()]
         table["length_control"] = [
@@ -154,8 +172,6 @@ def summary_table(
             for r, (raw_diff, raw_q) in zip(table.itertuples(), raw)
         ]
         return table
-    # The length-controlled reading is adjusted over modules and metrics as the raw one is, so a
-    # verdict never rests on an uncorrected p beside a corrected headline.
     controlled = np.where(
         np.isnan(table["p_matched"]), table["p_adjusted"], np.fmax(table["p_adjusted"], table["p_matched"])
     )

@@ -66,6 +66,7 @@ from gradspec.experiment.entries import (
     Ref,
     RunEntry,
     SelectionEntry,
+    Source,
     TrainingEntry,
     check_refs,
     source,
@@ -287,70 +288,90 @@ def _typed(
 ) -> Experiment:
     """The checked entries as typed steps, every name and reference resolved."""
     pools = [pool_entry(e, root) for e in entries["pools"]]
-    selections = []
-    for e in entries["selections"]:
-        if "by" not in e and not e.get("score"):
-            raise ConfigError(f"selection '{e['name']}': give by (to select) or score (to score only)")
-        where = f"selection '{e['name']}'"
-        selections.append(SelectionEntry(e["name"], source(e["data"], root, where), tuple(e.get("score") or ()),
-                                    _rest(e, SELECTION_KEYS)))  # fmt: skip
+    selections = [_selection_entry(e, root) for e in entries["selections"]]
     runs = [
         RunEntry(e["name"], source(e["data"], root, f"run '{e['name']}'"), _rest(e, RUN_KEYS)) for e in entries["runs"]
     ]
     if not (runs or entries["trainings"]):
         raise ConfigError("no runs and no trainings")
     names = {r.name for r in runs}
-    comparisons = []
-    for e in entries["comparisons"]:
-        where = f"comparison '{e['name']}'"
-        groups = tuple((g,) if isinstance(g, str) else tuple(g) for g in e["runs"])  # a group may pool runs
-        absent = [r for g in groups for r in g if r not in names]
-        if absent:
-            raise ConfigError(f"{where}: no run named '{absent[0]}'")
-        labels = tuple(e["labels"]) if e.get("labels") is not None else None
-        comparisons.append(
-            ComparisonEntry(e["name"], groups, labels, windows_of(e.get("windows"), where), e.get("reference"),
-                       _rest(e, COMPARISON_KEYS))
-        )  # fmt: skip
-    compared = {c.name for c in comparisons}
-    for c in comparisons:
-        if c.reference is not None and c.reference not in compared:
-            raise ConfigError(f"comparison '{c.name}': no comparison named '{c.reference}' to refer to")
-    correlations = []
-    for e in entries["correlations"]:
-        if e["run"] not in names:
-            raise ConfigError(f"correlation '{e['name']}': no run named '{e['run']}'")
-        where = f"correlation '{e['name']}'"
-        correlations.append(
-            CorrelationEntry(e["name"], e["run"], source(e["scored"], root, where), _rest(e, CORRELATION_KEYS))
-        )
-    trainings = [
-        TrainingEntry(e["name"], source(e["data"], root, f"training '{e['name']}'"), str(e.get("method", e["name"])),
-                 _rest(e, TRAINING_KEYS))
-        for e in entries["trainings"]
-    ]  # fmt: skip
-    for t in trainings:
-        if t.name == TRAINING_SUMMARY or t.name.startswith(f"{TRAINING_SUMMARY}-lr"):
-            raise ConfigError(f"training '{t.name}': the name is taken by the trainings' summary")
-    held = {k: [source(f, root, f"evaluation {k}") for f in evaluation.get(k) or ()] for k in HELD_OUT}
-    if trainings and not any(held.values()):
-        raise ConfigError(f"trainings need an evaluation with {', '.join(HELD_OUT)} sets")
-    if any(isinstance(f, Ref) and f.part is not None for files in held.values() for f in files):
-        raise ConfigError("evaluation: held-out sets are data files or pools of them (@pool), never a selection's")
+    comparisons = _comparison_entries(entries["comparisons"], names)
+    correlations = [_correlation_entry(e, names, root) for e in entries["correlations"]]
+    trainings = [_training_entry(e, root) for e in entries["trainings"]]
+    held = _held_out(evaluation, root, bool(trainings))
     readers = [(f"run '{r.name}'", r.data) for r in runs] + [(f"training '{t.name}'", t.data) for t in trainings]
     readers += [(f"evaluation {k}", f) for k, files in held.items() for f in files]
-    for sel in selections:  # a score's target records may be a pool's file: --target @pool
-        target = str(sel.options.get("target") or "")  # checked into a Path already
-        if target.startswith("@"):
-            if "/" in target:
-                raise ConfigError(f"selection '{sel.name}': target {target}: a target is a pool (@name)")
-            readers.append((f"selection '{sel.name}' target", Ref(target[1:])))
+    readers += [reader for sel in selections for reader in _target_reader(sel)]
     readers += [(f"correlation '{c.name}'", c.scored) for c in correlations]
     check_refs(pools, selections, readers)
     return Experiment(
         name, path, root, defaults, pools, selections, runs, comparisons, correlations,
         {**held, "baseline": evaluation.get("baseline")}, trainings, report, full,
     )  # fmt: skip
+
+
+def _selection_entry(e: dict[str, Any], root: Path) -> SelectionEntry:
+    if "by" not in e and not e.get("score"):
+        raise ConfigError(f"selection '{e['name']}': give by (to select) or score (to score only)")
+    where = f"selection '{e['name']}'"
+    return SelectionEntry(e["name"], source(e["data"], root, where), tuple(e.get("score") or ()),
+                          _rest(e, SELECTION_KEYS))  # fmt: skip
+
+
+def _comparison_entries(entries: list[dict[str, Any]], runs: set[str]) -> list[ComparisonEntry]:
+    """Comparisons of named runs (a group may pool several), each reference to another comparison resolved."""
+    comparisons = []
+    for e in entries:
+        where = f"comparison '{e['name']}'"
+        groups = tuple((g,) if isinstance(g, str) else tuple(g) for g in e["runs"])
+        absent = [r for g in groups for r in g if r not in runs]
+        if absent:
+            raise ConfigError(f"{where}: no run named '{absent[0]}'")
+        labels = tuple(e["labels"]) if e.get("labels") is not None else None
+        comparisons.append(
+            ComparisonEntry(e["name"], groups, labels, windows_of(e.get("windows"), where), e.get("reference"),
+                            _rest(e, COMPARISON_KEYS))
+        )  # fmt: skip
+    compared = {c.name for c in comparisons}
+    for c in comparisons:
+        if c.reference is not None and c.reference not in compared:
+            raise ConfigError(f"comparison '{c.name}': no comparison named '{c.reference}' to refer to")
+    return comparisons
+
+
+def _correlation_entry(e: dict[str, Any], runs: set[str], root: Path) -> CorrelationEntry:
+    if e["run"] not in runs:
+        raise ConfigError(f"correlation '{e['name']}': no run named '{e['run']}'")
+    where = f"correlation '{e['name']}'"
+    return CorrelationEntry(e["name"], e["run"], source(e["scored"], root, where), _rest(e, CORRELATION_KEYS))
+
+
+def _training_entry(e: dict[str, Any], root: Path) -> TrainingEntry:
+    name = e["name"]
+    if name == TRAINING_SUMMARY or name.startswith(f"{TRAINING_SUMMARY}-lr"):
+        raise ConfigError(f"training '{name}': the name is taken by the trainings' summary")
+    return TrainingEntry(name, source(e["data"], root, f"training '{name}'"), str(e.get("method", name)),
+                         _rest(e, TRAINING_KEYS))  # fmt: skip
+
+
+def _held_out(evaluation: dict[str, Any], root: Path, trained: bool) -> dict[str, list[Source]]:
+    """The held-out files of each kind (HELD_OUT): data files or pools, never a selection's groups."""
+    held = {k: [source(f, root, f"evaluation {k}") for f in evaluation.get(k) or ()] for k in HELD_OUT}
+    if trained and not any(held.values()):
+        raise ConfigError(f"trainings need an evaluation with {', '.join(HELD_OUT)} sets")
+    if any(isinstance(f, Ref) and f.part is not None for files in held.values() for f in files):
+        raise ConfigError("evaluation: held-out sets are data files or pools of them (@pool), never a selection's")
+    return held
+
+
+def _target_reader(sel: SelectionEntry) -> list[tuple[str, Source]]:
+    """A score's target records may be a pool's file (--target @pool): it reads that pool."""
+    target = str(sel.options.get("target") or "")  # checked into a Path already
+    if not target.startswith("@"):
+        return []
+    if "/" in target:
+        raise ConfigError(f"selection '{sel.name}': target {target}: a target is a pool (@name)")
+    return [(f"selection '{sel.name}' target", Ref(target[1:]))]
 
 
 TRAINING_SUMMARY = "summary"
