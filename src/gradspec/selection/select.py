@@ -244,6 +244,33 @@ def _stats(group: Sequence[Candidate], max_length: int | None = None, keyed: boo
     )
 
 
+def dropped_by_input(value: Mapping[str, Any], index: int, path: Path) -> str | None:
+    """Why a record whose input says ``keep: false`` is no candidate (None when it is kept or says nothing)."""
+    if KEEP not in value:
+        return None
+    verdict = kept(value[KEEP])
+    if verdict is None:
+        raise ConfigError(
+            f"{path}: record {index}: field '{KEEP}' is {value[KEEP]!r}, not true or false "
+            "(give --ignore-keep to rank every record regardless)"
+        )
+    if verdict:
+        return None
+    reason = value.get("drop_reason")
+    return "keep is false in the input" + (f" ({reason})" if reason else "")
+
+
+def rejection(config: SelectConfig, score: float) -> tuple[str, str] | None:
+    """(the dropped count it adds to, why) for a score that may not rank, None for a candidate's."""
+    if config.by.startswith("ifd") and score > 1:
+        return "ifd_above_1", f"{config.by} is {score:.4g}, above 1 (the prompt made the response harder)"
+    if (config.minimum is not None and score < config.minimum) or (
+        config.maximum is not None and score > config.maximum
+    ):
+        return "out_of_range", f"{config.by} is {score:.4g}, outside --min/--max"
+    return None
+
+
 def candidates(
     config: SelectConfig,
 ) -> tuple[list[Candidate], dict[str, int], list[dict[str, Any]], Path, dict[int, str]]:
@@ -268,36 +295,23 @@ def candidates(
         if config.by == GRAD_QUALITY and config.run is not None:
             record[GRAD_QUALITY] = extra.get(item.sample_id)
         records.append(record)
-        if not config.ignore_keep and KEEP in value:
-            verdict = kept(value[KEEP])
-            if verdict is None:
-                raise ConfigError(
-                    f"{dataset.path}: record {item.index}: field '{KEEP}' is {value[KEEP]!r}, not true or false "
-                    "(give --ignore-keep to rank every record regardless)"
-                )
-            if not verdict:
-                dropped["not_kept"] += 1
-                reason = value.get("drop_reason")
-                why[item.index] = "keep is false in the input" + (f" ({reason})" if reason else "")
-                continue
+        not_kept = None if config.ignore_keep else dropped_by_input(value, item.index, dataset.path)
+        if not_kept is not None:
+            dropped["not_kept"] += 1
+            why[item.index] = not_kept
+            continue
         if config.by == RANDOM:
             score: float | None = rng.random()
         elif config.by == FITTING:
             score = fitting_tokens(record, item, config.max_length)
         else:
             score = numeric_value(lookup(record, config.by))
-        if score is None:
-            dropped["undefined"] += 1
-            why[item.index] = not_scored(record, config.by)
-        elif config.by.startswith("ifd") and score > 1:
-            dropped["ifd_above_1"] += 1
-            why[item.index] = f"{config.by} is {score:.4g}, above 1 (the prompt made the response harder)"
-        elif (config.minimum is not None and score < config.minimum) or (
-            config.maximum is not None and score > config.maximum
-        ):
-            dropped["out_of_range"] += 1
-            why[item.index] = f"{config.by} is {score:.4g}, outside --min/--max"
+        rejected = rejection(config, score) if score is not None else ("undefined", not_scored(record, config.by))
+        if rejected is not None:
+            dropped[rejected[0]] += 1
+            why[item.index] = rejected[1]
         else:
+            assert score is not None
             cands.append(Candidate(item.index, score, response_length(value, item), record))
     if not cands and records and dropped["not_kept"] == len(records):
         raise ConfigError(f"{dataset.path}: every record's keep is false: nothing to select (--ignore-keep ranks them)")
@@ -320,29 +334,14 @@ def select(config: SelectConfig) -> dict[str, Any]:
     name = config.name or path.stem
     top = config.top if token_budget(config.top) else size_of(config.top, len(cands))
     bottom = config.bottom if token_budget(config.bottom) else size_of(config.bottom, len(cands))
-    groups: dict[str, list[Candidate]] = {}
-    design: dict[str, Any] = {}
     # A random draw has no highest: its group is NAME_random_N (still ``highest`` to references like @sel/highest).
     high_name = f"{name}_{'random' if config.by == RANDOM else 'highest'}_{label(top)}"
     low_name = f"{name}_lowest_{label(bottom)}"
-    if config.match_length == "bins":
-        groups[high_name], groups[low_name] = matched(cands, int(top), config.length_bins)
-    else:
-        if top:
-            groups[high_name] = take(ranked(cands, True, config.strata), top, len(cands), config.max_length)
-        if bottom:
-            groups[low_name] = take(ranked(cands, False, config.strata), bottom, len(cands), config.max_length)
-        if config.match_length == "truncate":
-            if len({c.index for c in groups[high_name]} & {c.index for c in groups[low_name]}):
-                raise ConfigError(f"--match-length truncate: the highest and lowest {top} overlap; ask for fewer")
-            groups[high_name], groups[low_name], design = truncation_matched(
-                groups[high_name], groups[low_name], config.pairing, config.seed, config.max_length
-            )
+    groups, design = drawn(config, cands, top, bottom, high_name, low_name)
     if config.quantiles:
         ordered = lowest(cands, len(cands))
         for i, part in enumerate(chunks(ordered, config.quantiles), start=1):
             groups[f"{name}_q{i}of{config.quantiles}"] = part
-
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
@@ -354,16 +353,9 @@ def select(config: SelectConfig) -> dict[str, Any]:
             files["highest"] = file.name
     if config.keep_column:
         chosen = {c.index for c in groups[high_name]} if top else {c.index for c in cands}
-        passed = f"not in the highest {top} by {config.by}" if top else None
-        kept = [
-            {**r, "keep": r["source_index"] in chosen,
-             "drop_reason": None if r["source_index"] in chosen else why.get(r["source_index"], passed)}
-            for r in records
-        ]  # fmt: skip
+        kept = keep_column(records, chosen, why, f"not in the highest {top} by {config.by}" if top else None)
         files["kept"] = write_records(under(out_dir, f"{name}_kept.jsonl"), kept).name
-    high = groups.get(high_name)
-    low = groups.get(low_name)
-    overlap = len({c.index for c in high} & {c.index for c in low}) if high and low else 0
+    high, low = groups.get(high_name), groups.get(low_name)
     summary = marker_content(SELECTION, flatten(config)) | {
         "data": str(path),
         "by": config.by,
@@ -373,7 +365,7 @@ def select(config: SelectConfig) -> dict[str, Any]:
         "match_length": config.match_length,
         "length_design": design or None,
         "length_unit": "tokens" if any("response_tokens" in c.record for c in cands) else "characters",
-        "overlap": overlap,
+        "overlap": len({c.index for c in high} & {c.index for c in low}) if high and low else 0,
         "groups": {g: _stats(m, config.max_length, config.by != RANDOM) for g, m in groups.items()},
         "files": files,
     }
@@ -383,3 +375,37 @@ def select(config: SelectConfig) -> dict[str, Any]:
     listed = {**(before.get("selections") or {}), name: f"{name}_selection.json"}
     write_marker(out_dir, SELECTION, {}, selections=listed)
     return summary
+
+
+def drawn(
+    config: SelectConfig, cands: list[Candidate], top: int | str, bottom: int | str, high_name: str, low_name: str
+) -> tuple[dict[str, list[Candidate]], dict[str, Any]]:
+    """The highest and lowest groups (length-matched as asked) and the length design they were drawn by."""
+    groups: dict[str, list[Candidate]] = {}
+    if config.match_length == "bins":
+        groups[high_name], groups[low_name] = matched(cands, int(top), config.length_bins)
+        return groups, {}
+    if top:
+        groups[high_name] = take(ranked(cands, True, config.strata), top, len(cands), config.max_length)
+    if bottom:
+        groups[low_name] = take(ranked(cands, False, config.strata), bottom, len(cands), config.max_length)
+    if config.match_length != "truncate":
+        return groups, {}
+    if len({c.index for c in groups[high_name]} & {c.index for c in groups[low_name]}):
+        raise ConfigError(f"--match-length truncate: the highest and lowest {top} overlap; ask for fewer")
+    groups[high_name], groups[low_name], design = truncation_matched(
+        groups[high_name], groups[low_name], config.pairing, config.seed, config.max_length
+    )
+    return groups, design
+
+
+def keep_column(
+    records: list[dict[str, Any]], chosen: set[int], why: dict[int, str], passed: str | None
+) -> list[dict[str, Any]]:
+    """Every record with ``keep`` (whether it was chosen) and ``drop_reason`` (why not: its own reason, or
+    ``passed``, that it was a candidate the group did not take)."""
+    return [
+        {**r, "keep": r["source_index"] in chosen,
+         "drop_reason": None if r["source_index"] in chosen else why.get(r["source_index"], passed)}
+        for r in records
+    ]  # fmt: skip
