@@ -27,3 +27,17 @@ def test_ruff(args: list[str]) -> None:
         pytest.skip("ruff is not installed (pip install -e .[test])")
     result = subprocess.run([RUFF, *args, "src", "tests", "benchmarks"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_function_in_src_is_longer_than_60_lines() -> None:
+    """A longer function is split where the split has a name (docs/developing.md)."""
+    import ast
+
+    long = []
+    for path in sorted((ROOT / "src" / "gradspec").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({size} lines)")
+    assert not long, long

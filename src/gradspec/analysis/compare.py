@@ -306,6 +306,32 @@ def setting_differences(groups: Sequence[Group]) -> list[str]:
     return out
 
 
+def paired_tables(groups: list[Group], by: str, config: CompareConfig) -> tuple[pd.DataFrame, list[str]]:
+    """Every group read against the first prompt by prompt (``--pair-by``), and what the pairing left out."""
+    tables, notes = [], []
+    for b in groups[1:]:
+        table, counts = paired_table(groups[0], b, by, config.sesoi, config.n_boot, config.seed)
+        tables.append(table)
+        notes += paired_warnings(groups[0].label, b.label, by, counts)
+    return pd.concat(tables, ignore_index=True), notes
+
+
+def described(g: Group) -> dict[str, Any]:
+    """A group as the comparison's manifest records it: its runs, model, data and sizes."""
+    return {
+        "label": g.label,
+        "runs": [str(r.path.resolve()) for r in g.runs],
+        "model": g.manifest.get("model", {}).get("spec"),
+        "model_name": g.manifest.get("model", {}).get("name"),
+        "num_layers": g.n_layers,
+        "data": g.manifest.get("data", {}).get("path"),
+        "template": g.manifest.get("config", {}).get("template"),
+        "response_tokens": g.manifest.get("config", {}).get("response_tokens"),
+        "counts": g.manifest.get("counts"),
+        "median_response_tokens": float(statistics.median(g.lengths)),
+    }
+
+
 def compare(config: CompareConfig) -> dict[str, Any]:
     """Write every table and figure of a comparison into ``config.out``; return its manifest."""
     groups = load_groups(config)
@@ -323,26 +349,18 @@ def compare(config: CompareConfig) -> dict[str, Any]:
     summary = pd.concat(summaries, ignore_index=True)
     files += write_table(summary, COMPARISON.stem(out, "summary"))
     per_layer = pd.concat(per_layers, ignore_index=True)
-    if not per_layer.empty:
-        files += write_table(per_layer, COMPARISON.stem(out, "per_layer"))
-    curve = pd.concat(curves, ignore_index=True)
-    if not curve.empty:
-        files += write_table(curve, COMPARISON.stem(out, "curves"))
     readings = [beyond_of(groups[0], g, config.n_boot, config.seed) for g in groups[1:]]
-    beyond = pd.concat([r[0] for r in readings], ignore_index=True)
-    if not beyond.empty:
-        files += write_table(beyond, COMPARISON.stem(out, "beyond"))
-    primary = pd.concat([r[1] for r in readings], ignore_index=True)
-    if not primary.empty:
-        files += write_table(primary, COMPARISON.stem(out, "primary"))
+    for table, part in (
+        (per_layer, "per_layer"), (pd.concat(curves, ignore_index=True), "curves"),
+        (pd.concat([r[0] for r in readings], ignore_index=True), "beyond"),
+        (pd.concat([r[1] for r in readings], ignore_index=True), "primary"),
+    ):  # fmt: skip
+        if not table.empty:
+            files += write_table(table, COMPARISON.stem(out, part))
     pair_notes: list[str] = []
     if config.pair_by is not None:
-        tables = []
-        for b in groups[1:]:
-            table, counts = paired_table(groups[0], b, config.pair_by, config.sesoi, config.n_boot, config.seed)
-            tables.append(table)
-            pair_notes += paired_warnings(groups[0].label, b.label, config.pair_by, counts)
-        files += write_table(pd.concat(tables, ignore_index=True), COMPARISON.stem(out, "paired"))
+        paired, pair_notes = paired_tables(groups, config.pair_by, config)
+        files += write_table(paired, COMPARISON.stem(out, "paired"))
     shapes = shape_table(layerwise)
     if not shapes.empty:
         files += write_table(shapes, COMPARISON.stem(out, "curve_shapes"))
@@ -357,21 +375,7 @@ def compare(config: CompareConfig) -> dict[str, Any]:
             files += difference_figure(per_layer, metric, out / f"difference_{metric}")
     manifest = {
         "baseline": groups[0].label,
-        "groups": [
-            {
-                "label": g.label,
-                "runs": [str(r.path.resolve()) for r in g.runs],
-                "model": g.manifest.get("model", {}).get("spec"),
-                "model_name": g.manifest.get("model", {}).get("name"),
-                "num_layers": g.n_layers,
-                "data": g.manifest.get("data", {}).get("path"),
-                "template": g.manifest.get("config", {}).get("template"),
-                "response_tokens": g.manifest.get("config", {}).get("response_tokens"),
-                "counts": g.manifest.get("counts"),
-                "median_response_tokens": float(statistics.median(g.lengths)),
-            }
-            for g in groups
-        ],
+        "groups": [described(g) for g in groups],
         "axis": axis,
         "warnings": warnings_for(groups) + pair_notes,
         "files": sorted(str(p.relative_to(out)) for p in files),

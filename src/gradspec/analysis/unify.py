@@ -101,6 +101,37 @@ def within_of(samples: pd.DataFrame, blocks: pd.Series, q_cols: Sequence[str], r
     return within_table(readings, "block", q_cols, covariates=("loss", "response_tokens"))
 
 
+def module_correlations(samples: pd.DataFrame, q_cols: Sequence[str]) -> pd.DataFrame:
+    """Per module and gradient metric, Spearman's rho of each quality field with the metric's value,
+    raw and with log length partialled out; q-values (Benjamini-Hochberg) over every test of the table."""
+    rows = []
+    for (module, metric), d in samples.groupby(["module", "metric"]):
+        log_len = np.log(np.maximum(d["n_response_tokens"].to_numpy(float), 1))
+        for q in q_cols:
+            rho, p, n = spearman(d[q], d["value"])
+            rho_l, p_l, _ = partial_spearman(d[q], d["value"], log_len)
+            rows.append(
+                {"quality": q, "module": module, "gradient_metric": metric, "rho": rho, "p": p, "n": n,
+                 "rho_length_partialled": rho_l, "p_length_partialled": p_l}
+            )  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["q_value"] = fdr(table["p"].to_numpy())
+    table["q_value_length_partialled"] = fdr(table["p_length_partialled"].to_numpy())
+    return table
+
+
+def layer_correlations(by_layer: pd.DataFrame, q_cols: Sequence[str]) -> pd.DataFrame:
+    """Per module, gradient metric and layer, Spearman's rho of each quality field with the layer's value."""
+    rows = []
+    for (module, metric, layer), d in by_layer.groupby(["module", "metric", "layer"]):
+        for q in q_cols:
+            rho, p, n = spearman(d[q], d["value"])
+            rows.append(
+                {"quality": q, "module": module, "gradient_metric": metric, "layer": layer, "rho": rho, "p": p, "n": n}
+            )
+    return pd.DataFrame(rows)
+
+
 def correlate(
     run: Run,
     scored: str | Path,
@@ -123,20 +154,7 @@ def correlate(
         raise ConfigError(f"{scored} and {run.path} share no sample_id: was the run computed on this data?")
     q_cols = [c for c in quality.columns if c != "sample_id"]
     samples = per_sample(frame).merge(quality, on="sample_id").merge(sizes, on="sample_id")
-    rows = []
-    for (module, metric), d in samples.groupby(["module", "metric"]):
-        log_len = np.log(np.maximum(d["n_response_tokens"].to_numpy(float), 1))
-        for q in q_cols:
-            rho, p, n = spearman(d[q], d["value"])
-            rho_l, p_l, _ = partial_spearman(d[q], d["value"], log_len)
-            rows.append(
-                {"quality": q, "module": module, "gradient_metric": metric, "rho": rho, "p": p, "n": n,
-                 "rho_length_partialled": rho_l, "p_length_partialled": p_l}
-            )  # fmt: skip
-    table = pd.DataFrame(rows)
-    # Many tests at once: q-values (Benjamini-Hochberg) over every test of the table.
-    table["q_value"] = fdr(table["p"].to_numpy())
-    table["q_value_length_partialled"] = fdr(table["p_length_partialled"].to_numpy())
+    table = module_correlations(samples, q_cols)
     warnings = []
     if len(joined_ids) < MIN_N:
         warnings.append(
@@ -145,15 +163,7 @@ def correlate(
         )
         warn(f"{out}: {warnings[-1]}")
     files = write_table(table, CORRELATION.stem(out, "table"))
-    by_layer = frame.merge(quality, on="sample_id")
-    layer_rows = []
-    for (module, metric, layer), d in by_layer.groupby(["module", "metric", "layer"]):
-        for q in q_cols:
-            rho, p, n = spearman(d[q], d["value"])
-            layer_rows.append(
-                {"quality": q, "module": module, "gradient_metric": metric, "layer": layer, "rho": rho, "p": p, "n": n}
-            )
-    layers = pd.DataFrame(layer_rows)
+    layers = layer_correlations(frame.merge(quality, on="sample_id"), q_cols)
     files += write_table(layers, CORRELATION.stem(out, "by_layer"))
     for q in q_cols:
         files += heat_map(layers[layers.quality == q], q, out / f"correlation_by_layer_{q}")

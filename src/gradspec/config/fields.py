@@ -229,6 +229,47 @@ def convert(leaf: Leaf, value: Any, convert_text: bool = True) -> Any:
     return converted
 
 
+def _list(leaf: Leaf, value: Any, item: Any, none_means_all: bool) -> Any:
+    """A list option: a list, or comma-separated text; ``all`` for every choice of a ``Literal`` item."""
+    if isinstance(value, str):
+        if value.strip() == "all" and literal_choices(item):
+            return None if none_means_all else literal_choices(item)
+        value = _split(value)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{leaf.flag} expects a list, got {type(value).__name__} {value!r}")
+    return tuple(value)
+
+
+def _mapping(leaf: Leaf, value: Any) -> dict[str, Any]:
+    """A mapping option: a mapping, or comma-separated ``key=value`` text."""
+    if isinstance(value, str):
+        pairs = [p.partition("=") for p in _split(value)]
+        bad = [k for k, eq, _ in pairs if not eq]
+        if bad:
+            raise ConfigError(f"{leaf.flag}: entry '{bad[0]}' must look like key=value")
+        value = {k.strip(): v.strip() for k, _, v in pairs}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{leaf.flag} expects a mapping, got {type(value).__name__} {value!r}")
+    return dict(value)
+
+
+def _number(leaf: Leaf, value: Any, kind: type, convert_text: bool) -> Any:
+    """An int or float option; text only from the command line (``convert_text``), never a bool."""
+    said = "an integer" if kind is int else "a number"
+    if isinstance(value, bool):
+        raise ConfigError(f"{leaf.flag} expects a number, got {value!r}")
+    if isinstance(value, str) and convert_text:
+        try:
+            return kind(value)
+        except ValueError:
+            raise ConfigError(f"{leaf.flag} expects {said}, got {value!r}") from None
+    if kind is float and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, kind):
+        raise ConfigError(f"{leaf.flag} expects {said}, got {type(value).__name__} {value!r}")
+    return value
+
+
 def _convert(leaf: Leaf, value: Any, convert_text: bool) -> Any:
     parse: Callable[[Any], Any] | None = leaf.metadata.get("parse")
     if parse is not None:
@@ -244,23 +285,9 @@ def _convert(leaf: Leaf, value: Any, convert_text: bool) -> Any:
     inner = strip_optional(tp)
     item = item_type(tp)
     if item is not None:
-        if isinstance(value, str):
-            if value.strip() == "all" and literal_choices(item):
-                return None if allows_none(tp) else literal_choices(item)
-            value = _split(value)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{leaf.flag} expects a list, got {type(value).__name__} {value!r}")
-        return tuple(value)
+        return _list(leaf, value, item, allows_none(tp))
     if is_mapping(tp):
-        if isinstance(value, str):
-            pairs = [p.partition("=") for p in _split(value)]
-            bad = [k for k, eq, _ in pairs if not eq]
-            if bad:
-                raise ConfigError(f"{leaf.flag}: entry '{bad[0]}' must look like key=value")
-            value = {k.strip(): v.strip() for k, _, v in pairs}
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{leaf.flag} expects a mapping, got {type(value).__name__} {value!r}")
-        return dict(value)
+        return _mapping(leaf, value)
     if inner is bool:
         if isinstance(value, bool):
             return value
@@ -268,20 +295,7 @@ def _convert(leaf: Leaf, value: Any, convert_text: bool) -> Any:
             return value.lower() in ("true", "yes", "1")
         raise ConfigError(f"{leaf.flag} expects true or false, got {value!r}")
     if inner in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(f"{leaf.flag} expects a number, got {value!r}")
-        if isinstance(value, str) and convert_text:
-            try:
-                return inner(value)
-            except ValueError:
-                kind = "an integer" if inner is int else "a number"
-                raise ConfigError(f"{leaf.flag} expects {kind}, got {value!r}") from None
-        if inner is float and isinstance(value, int):
-            return float(value)
-        if not isinstance(value, inner):
-            kind = "an integer" if inner is int else "a number"
-            raise ConfigError(f"{leaf.flag} expects {kind}, got {type(value).__name__} {value!r}")
-        return value
+        return _number(leaf, value, inner, convert_text)
     if inner is Path:
         if not isinstance(value, (str, Path)):
             raise ConfigError(f"{leaf.flag} expects a path, got {type(value).__name__} {value!r}")
