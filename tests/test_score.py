@@ -203,12 +203,14 @@ def test_one_list_of_metric_names_feeds_the_registry_the_command_line_and_the_ex
     from gradspec.cli.main import app
     from gradspec.config.fields import leaf_map
     from gradspec.config.score import SCORE_METRICS, ScoreConfig
+    from gradspec.config.types import item_type, literal_choices
     from gradspec.score import SCORERS
     from gradspec.score.registry import register_scorer
 
     assert set(SCORERS) == set(SCORE_METRICS)
     shown = " ".join(CliRunner().invoke(app, ["score", "--help"], terminal_width=400).output.split())
     assert all(name in shown for name in SCORE_METRICS)
-    assert set(leaf_map(ScoreConfig)["metrics"].choices() or ()) == set(SCORE_METRICS)  # what experiments check
+    listed = literal_choices(item_type(leaf_map(ScoreConfig)["metrics"].type))  # what experiments check against
+    assert set(listed or ()) == set(SCORE_METRICS)
     with pytest.raises(ValueError, match="add it to ScoreMetric"):
         register_scorer("not_a_metric", ("x",), needs_model=False)(lambda ctx, records: {})
