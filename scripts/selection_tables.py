@@ -25,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import spearmanr
 
-from gradspec.analysis.selection_results import Training, across_rates, curves_of, items_of, versus
 from gradspec.analysis.tables import markdown
+from gradspec.train.results import Training, across_rates, curves_of, items_of, versus
 
 COLUMNS = ["method", "tokens_trained", "mean", "diff_vs_random", "draws_sd", "percentile", "q_items", "q_seeds",
            "verdict"]  # fmt: skip

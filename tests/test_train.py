@@ -169,7 +169,7 @@ def fake_training(folder: Path, values: list[float], tokens: float) -> Path:
 
 
 def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path: Path) -> None:
-    from gradspec.analysis.selection_results import Training, findings, summarize
+    from gradspec.train.results import Training, findings, summarize
 
     rng = np.random.default_rng(0)
     base = rng.uniform(1.0, 2.0, 40)
@@ -218,7 +218,7 @@ def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path
 
 
 def test_the_results_table_ranks_each_measure_best_first() -> None:
-    from gradspec.analysis.selection_results import best_first
+    from gradspec.train.results import best_first
 
     table = pd.DataFrame({
         "method": ["a", "b", "c", "a", "b", "c"], "set": "held",
@@ -268,7 +268,7 @@ def test_optimizer_steps_share_tokens_evenly_and_the_curve_is_measured(tmp_path:
 
 
 def test_learning_curves_start_at_the_untrained_model(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    from gradspec.analysis.selection_results import Training, summarize
+    from gradspec.train.results import Training, summarize
 
     base = tmp_path / "base/out"
     train(config(tmp_path / "base", tiny_llama_dir, epochs=0))
@@ -376,7 +376,7 @@ def test_judged_sets_need_a_fixed_k_and_name_the_fields_they_miss(tmp_path: Path
 
 
 def test_across_rates_says_whether_a_method_pays_at_every_rate_some_or_none() -> None:
-    from gradspec.analysis.selection_results import across_rates
+    from gradspec.train.results import across_rates
 
     def table(verdicts: dict[str, str | None]) -> pd.DataFrame:
         return pd.DataFrame([{"method": m, "set": "h", "measure": "response_loss", "verdict": v}

@@ -4,7 +4,7 @@ The recipe docs/selection.md gives a curator, as one command: the selection and 
 draws from the same pool, each holding the selection's budget of response tokens that fit in
 ``--max-length``, are fine-tuned with one recipe and measured on the same held-out sets. The
 selection is then read against the draws' own spread: its percentile among them, its difference
-to their mean with their SD, and the item-by-item test (``analysis/selection_results.py``; a
+to their mean with their SD, and the item-by-item test (``train/results.py``; a
 verdict needs the item test and the draw test both to survive FDR).
 
 It is an experiment like any other: this writes ``OUT/baseline.yaml`` (the draws as selections,

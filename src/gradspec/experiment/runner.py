@@ -253,8 +253,8 @@ class Runner:
     # -- trainings --------------------------------------------------------------------------------
 
     def trainings(self) -> None:
-        from gradspec.analysis.selection_results import Training, summarize
         from gradspec.train import train
+        from gradspec.train.results import Training, summarize
 
         evaluation = self.exp.evaluation
         sets = {k: [self.resolve("evaluation", f) for f in evaluation[k]] for k in HELD_OUT}
