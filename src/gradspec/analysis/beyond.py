@@ -155,13 +155,26 @@ def beyond_table(
         stat, p = incremental_p(value, x, y)
         adj, adj_low, adj_high, p_adj = adjusted_difference(value, x, y)
         row = {
-            "a": a_label, "b": b_label, "metric": metric, "module": module, "n_a": int((1 - y).sum()),
-            "n_b": int(y.sum()), "auroc": auc, "auroc_low": low, "auroc_high": high,
-        }  # fmt: skip
+            "a": a_label,
+            "b": b_label,
+            "metric": metric,
+            "module": module,
+            "n_a": int((1 - y).sum()),
+            "n_b": int(y.sum()),
+            "auroc": auc,
+            "auroc_low": low,
+            "auroc_high": high,
+        }
         for name, (v, lo, hi) in alone.items():
             row |= {f"auroc_{name}": v, f"auroc_{name}_low": lo, f"auroc_{name}_high": hi}
-        row |= {"lr_stat": stat, "p_beyond": p, "adjusted_diff": adj, "adjusted_ci_low": adj_low,
-                "adjusted_ci_high": adj_high, "p_adjusted": p_adj}  # fmt: skip
+        row |= {
+            "lr_stat": stat,
+            "p_beyond": p,
+            "adjusted_diff": adj,
+            "adjusted_ci_low": adj_low,
+            "adjusted_ci_high": adj_high,
+            "p_adjusted": p_adj,
+        }
         rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:

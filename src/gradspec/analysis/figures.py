@@ -68,9 +68,13 @@ def layerwise_panels(
     """Rows are metrics, columns are groups; ``layerwise`` is ``compare.layerwise_table``'s frame."""
     groups = list(dict.fromkeys(layerwise["group"]))
     fig, axes = new_figure(
-        (4.2 * len(groups), 3.2 * len(metrics)), nrows=len(metrics), ncols=len(groups),
-        sharey="row", sharex=True, squeeze=False,
-    )  # fmt: skip
+        (4.2 * len(groups), 3.2 * len(metrics)),
+        nrows=len(metrics),
+        ncols=len(groups),
+        sharey="row",
+        sharex=True,
+        squeeze=False,
+    )
     for col, group in enumerate(groups):
         for row, metric in enumerate(metrics):
             ax = axes[row][col]
@@ -154,8 +158,14 @@ def steps_figure(
         for step, run in sorted(runs.items())
     }
     modules = [m for m in LINE_ORDER if any(m in set(d.module) for d in means.values())]
-    fig, axes = new_figure((3.6 * len(modules), 2.8 * len(metrics)), nrows=len(metrics), ncols=len(modules),
-                           sharex=True, squeeze=False, layout="constrained")  # fmt: skip
+    fig, axes = new_figure(
+        (3.6 * len(modules), 2.8 * len(metrics)),
+        nrows=len(metrics),
+        ncols=len(modules),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
+    )
     shades = matplotlib.colormaps["viridis"]
     steps = list(means)
     for i, metric in enumerate(metrics):

@@ -238,8 +238,9 @@ def sentences(
         elif design == ONE_WINDOW:
             window = groups.get(a, {}).get("response_tokens")
             at = f"{counted(window, 'response token')} each" if window else "one response length"
-            lengths = (f", at equal length by design ({at}; {int(pair['n_a'].max())} and "
-                       f"{int(pair['n_b'].max())} samples)")  # fmt: skip
+            lengths = (
+                f", at equal length by design ({at}; {int(pair['n_a'].max())} and {int(pair['n_b'].max())} samples)"
+            )
         elif la and lb:
             ratio = lb / la
             if ratio > 1.5 or ratio < 1 / 1.5:

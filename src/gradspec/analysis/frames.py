@@ -51,8 +51,12 @@ def long_frame(run: Run, group: str, metrics: Sequence[str] = ALL_METRICS) -> pd
             "where s.status = 'ok'"
         ).df()
         parts.append(wide.melt(["sample_id", "layer", "module"], stats, "metric", "value"))
-    kinds = {"adjacent_cosine": "adjacent", "same_layer_cosine": "same_layer", "distant_cosine": "distant",
-             "probe_cosine": "probe"}  # fmt: skip
+    kinds = {
+        "adjacent_cosine": "adjacent",
+        "same_layer_cosine": "same_layer",
+        "distant_cosine": "distant",
+        "probe_cosine": "probe",
+    }
     for metric in (m for m in metrics if m in kinds):
         sims = run.sql(
             f"select sample_id, layer, module, cosine as value from similarity where kind = '{kinds[metric]}' and {ok}"

@@ -84,8 +84,15 @@ def layerwise_table(groups: Sequence[Group], n_boot: int, seed: int) -> pd.DataF
         for (metric, module, layer), m, low, high, n in zip(wide.columns, mean, lo, hi, counts):
             rows.append(
                 {
-                    "group": g.label, "metric": metric, "module": module, "layer": int(layer),
-                    "depth": layer / max(g.n_layers - 1, 1), "mean": m, "ci_low": low, "ci_high": high, "n": int(n),
+                    "group": g.label,
+                    "metric": metric,
+                    "module": module,
+                    "layer": int(layer),
+                    "depth": layer / max(g.n_layers - 1, 1),
+                    "mean": m,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n": int(n),
                 }
-            )  # fmt: skip
+            )
     return pd.DataFrame(rows)

@@ -22,9 +22,25 @@ from gradspec.errors import ConfigError
 
 CURVE_METRICS = ("nuclear_norm", "effective_rank", "nuclear_norm_sum")
 COLUMNS = [
-    "window", "a", "b", "metric", "module", "n_a", "n_b", "mean_a", "mean_b", "design_diff", "design_ci_low",
-    "design_ci_high", "rel_diff", "rel_ci_low", "rel_ci_high", "p_design", "q_value", "length_control",
-]  # fmt: skip
+    "window",
+    "a",
+    "b",
+    "metric",
+    "module",
+    "n_a",
+    "n_b",
+    "mean_a",
+    "mean_b",
+    "design_diff",
+    "design_ci_low",
+    "design_ci_high",
+    "rel_diff",
+    "rel_ci_low",
+    "rel_ci_high",
+    "p_design",
+    "q_value",
+    "length_control",
+]
 
 
 def window_of(comparison: Path) -> int:
@@ -56,8 +72,13 @@ def length_curve(comparisons: Sequence[str | Path], out: str | Path) -> dict[str
         files += figure(drawable[drawable.metric == metric], metric, out / f"length_curve_{metric}")
     result = {"windows": [int(w) for w in sorted(set(table.window))], "files": [str(f) for f in files]}
     inputs = [str(Path(c).resolve()) for c in comparisons]
-    write_marker(out, LENGTH_CURVE, {"comparisons": inputs}, windows=result["windows"],
-                 files=sorted(str(Path(f).relative_to(out)) for f in files))  # fmt: skip
+    write_marker(
+        out,
+        LENGTH_CURVE,
+        {"comparisons": inputs},
+        windows=result["windows"],
+        files=sorted(str(Path(f).relative_to(out)) for f in files),
+    )
     return result
 
 
@@ -65,6 +86,9 @@ def figure(rows: pd.DataFrame, metric: str, stem: Path) -> list[Path]:
     """Relative paired difference B - A in % of A (with its 95% interval) against the window, one
     line per module, one panel per group B; the window axis is logarithmic."""
     d = rows.assign(pct=100 * rows.rel_diff, pct_low=100 * rows.rel_ci_low, pct_high=100 * rows.rel_ci_high)
-    labels = ("response window K (tokens carrying loss)", f"difference in {LABELS.get(metric, metric)} (% of A)",
-              ", at equal length")  # fmt: skip
+    labels = (
+        "response window K (tokens carrying loss)",
+        f"difference in {LABELS.get(metric, metric)} (% of A)",
+        ", at equal length",
+    )
     return difference_panels(d.sort_values("window"), "window", ("pct", "pct_low", "pct_high"), labels, stem, True)

@@ -81,8 +81,9 @@ def group_keys(group: Group, by: str) -> pd.DataFrame:
             if by != "prompt" and not any(isinstance(row, dict) and by in row for _, row in sources.values()):
                 raise InputError(f"--pair-by {by}: no record of {data_path(run)} has a field {by!r}")
             keys = samples["sample_id"].map(lambda sid, s=sources: _key(s.get(sid), by))
-        frames.append(pd.DataFrame({"sample_id": prefix + samples["sample_id"], "status": samples["status"],
-                                    "key": keys}))  # fmt: skip
+        frames.append(
+            pd.DataFrame({"sample_id": prefix + samples["sample_id"], "status": samples["status"], "key": keys})
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -219,15 +220,31 @@ def paired_rows(a: Group, b: Group, pairs: pd.DataFrame, sesoi: float, n_boot: i
         margin = sesoi * abs(float(va.mean()))
         equivalent = bool(margin > 0 and -margin < low90 and high90 < margin)
         stat, p_beyond = matched_beyond(d, c)
-        rows.append({
-            "a": a.label, "b": b.label, "metric": metric, "module": module, "n_pairs": len(d),
-            "mean_a": float(va.mean()), "mean_b": float(vb.mean()), "median_diff": median,
-            "rel_median_diff": median / abs(float(va.mean())) if va.mean() else math.nan,
-            "ci_low": low, "ci_high": high, "ci90_low": low90, "ci90_high": high90, "sesoi": margin,
-            "equivalent": equivalent, "share_b_higher": wins / len(d),
-            "auroc_paired": (wins + 0.5 * (len(d) - wins - losses)) / len(d),
-            "p_sign": p_sign, "p_wilcoxon": p_wilcoxon, "lr_beyond": stat, "p_beyond": p_beyond,
-        })  # fmt: skip
+        rows.append(
+            {
+                "a": a.label,
+                "b": b.label,
+                "metric": metric,
+                "module": module,
+                "n_pairs": len(d),
+                "mean_a": float(va.mean()),
+                "mean_b": float(vb.mean()),
+                "median_diff": median,
+                "rel_median_diff": median / abs(float(va.mean())) if va.mean() else math.nan,
+                "ci_low": low,
+                "ci_high": high,
+                "ci90_low": low90,
+                "ci90_high": high90,
+                "sesoi": margin,
+                "equivalent": equivalent,
+                "share_b_higher": wins / len(d),
+                "auroc_paired": (wins + 0.5 * (len(d) - wins - losses)) / len(d),
+                "p_sign": p_sign,
+                "p_wilcoxon": p_wilcoxon,
+                "lr_beyond": stat,
+                "p_beyond": p_beyond,
+            }
+        )
     table = pd.DataFrame(rows)
     if table.empty:
         return table

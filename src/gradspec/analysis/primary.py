@@ -107,11 +107,25 @@ def primary_table(
         s, lo = joined["score"].to_numpy(float), joined["loss"].to_numpy(float)
         diff, low, high, p = paired_separation_difference(s, lo, y, n_boot, seed)
         modules = sorted(set(readings[readings.metric == metric].module), key=PRIMARY_MODULES.index)
-        rows.append({
-            "a": a_label, "b": b_label, "reading": f"log {metric}, mean of {', '.join(modules)}", "metric": metric,
-            "n_a": int((1 - y).sum()), "n_b": int(y.sum()), "auroc": auroc(s[y == 0], s[y == 1]),
-            "auroc_loss": auroc(lo[y == 0], lo[y == 1]), "separation_diff": diff, "separation_diff_low": low,
-            "separation_diff_high": high, "p_vs_loss": p, "best_reading": best_name, "best_separation": best_sep,
-            "p_best_vs_null": p_best, "n_readings": wide.shape[1], "n_boot": n_boot,
-        })  # fmt: skip
+        rows.append(
+            {
+                "a": a_label,
+                "b": b_label,
+                "reading": f"log {metric}, mean of {', '.join(modules)}",
+                "metric": metric,
+                "n_a": int((1 - y).sum()),
+                "n_b": int(y.sum()),
+                "auroc": auroc(s[y == 0], s[y == 1]),
+                "auroc_loss": auroc(lo[y == 0], lo[y == 1]),
+                "separation_diff": diff,
+                "separation_diff_low": low,
+                "separation_diff_high": high,
+                "p_vs_loss": p,
+                "best_reading": best_name,
+                "best_separation": best_sep,
+                "p_best_vs_null": p_best,
+                "n_readings": wide.shape[1],
+                "n_boot": n_boot,
+            }
+        )
     return pd.DataFrame(rows)

@@ -125,12 +125,20 @@ def step_effects(
             k = names.index(term)
             low, high = np.nanquantile(boots[:, k], [0.025, 0.975])
             share, lo, hi = (math.expm1(v) for v in (beta[k], low, high))
-            rows.append({
-                "metric": metric, "reading": reading, "term": term, "contrast": label, "share": share,
-                "ci95_low": lo, "ci95_high": hi, "verdict": verdict(lo, hi, sesoi),
-                "n_steps": int((frame.kind == term).sum()) if term in KINDS else len(frame),
-                "n_samples": len(members),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "metric": metric,
+                    "reading": reading,
+                    "term": term,
+                    "contrast": label,
+                    "share": share,
+                    "ci95_low": lo,
+                    "ci95_high": hi,
+                    "verdict": verdict(lo, hi, sesoi),
+                    "n_steps": int((frame.kind == term).sum()) if term in KINDS else len(frame),
+                    "n_samples": len(members),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -180,16 +188,28 @@ def step_sentences(table: pd.DataFrame) -> list[str]:
             if rows.empty:
                 continue
             r = rows.iloc[0]
-            parts.append(f"{label} {100 * r.share:+.0f}% [{100 * r.ci95_low:+.0f}, {100 * r.ci95_high:+.0f}] "
-                         f"({r.verdict})")  # fmt: skip
+            parts.append(
+                f"{label} {100 * r.share:+.0f}% [{100 * r.ci95_low:+.0f}, {100 * r.ci95_high:+.0f}] ({r.verdict})"
+            )
         if parts:
             n = int(d.n_samples.iloc[0])
-            out.append(f"{group}, steps of {n} samples, {metric.replace('_', ' ')} at equal step length and beyond "
-                       f"the step's loss: " + "; ".join(parts) + ".")  # fmt: skip
+            out.append(
+                f"{group}, steps of {n} samples, {metric.replace('_', ' ')} at equal step length and beyond "
+                f"the step's loss: " + "; ".join(parts) + "."
+            )
     return out
 
 
 __all__ = [
-    "KINDS", "READINGS", "REVISIT", "TERMS", "group_step_effects", "has_steps", "step_effects", "step_frame",
-    "step_kind", "step_sentences", "verdict",
-]  # fmt: skip
+    "KINDS",
+    "READINGS",
+    "REVISIT",
+    "TERMS",
+    "group_step_effects",
+    "has_steps",
+    "step_effects",
+    "step_frame",
+    "step_kind",
+    "step_sentences",
+    "verdict",
+]

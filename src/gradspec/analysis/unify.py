@@ -87,9 +87,9 @@ def within_of(samples: pd.DataFrame, blocks: pd.Series, q_cols: Sequence[str], r
     loss and response length, which a curator has without gradients."""
     sizes = sample_sizes(run)[["sample_id", "loss", "n_response_tokens"]]
     plain = [
-        sizes[["sample_id"]].assign(reading=name, module=SAMPLE, value=sizes[column]) for name, column in
-        (("loss", "loss"), ("response_tokens", "n_response_tokens"))
-    ]  # fmt: skip
+        sizes[["sample_id"]].assign(reading=name, module=SAMPLE, value=sizes[column])
+        for name, column in (("loss", "loss"), ("response_tokens", "n_response_tokens"))
+    ]
     readings = pd.concat([samples.rename(columns={"metric": "reading"}), *plain], ignore_index=True)
     readings = readings.drop(columns=[c for c in q_cols if c in readings]).merge(
         samples.drop_duplicates("sample_id")[["sample_id", *q_cols]], on="sample_id"
@@ -111,9 +111,17 @@ def module_correlations(samples: pd.DataFrame, q_cols: Sequence[str]) -> pd.Data
             rho, p, n = spearman(d[q], d["value"])
             rho_l, p_l, _ = partial_spearman(d[q], d["value"], log_len)
             rows.append(
-                {"quality": q, "module": module, "gradient_metric": metric, "rho": rho, "p": p, "n": n,
-                 "rho_length_partialled": rho_l, "p_length_partialled": p_l}
-            )  # fmt: skip
+                {
+                    "quality": q,
+                    "module": module,
+                    "gradient_metric": metric,
+                    "rho": rho,
+                    "p": p,
+                    "n": n,
+                    "rho_length_partialled": rho_l,
+                    "p_length_partialled": p_l,
+                }
+            )
     table = pd.DataFrame(rows)
     table["q_value"] = fdr(table["p"].to_numpy())
     table["q_value_length_partialled"] = fdr(table["p_length_partialled"].to_numpy())
@@ -172,11 +180,17 @@ def correlate(
     if blocks is not None:
         files += write_table(within_of(samples, blocks, q_cols, run), CORRELATION.stem(out, "within"))
     result = {
-        "joined_samples": len(joined_ids), "quality_fields": q_cols, "warnings": warnings,
+        "joined_samples": len(joined_ids),
+        "quality_fields": q_cols,
+        "warnings": warnings,
         "files": [str(f) for f in files],
-    }  # fmt: skip
-    config = {"run": str(run.path.resolve()), "scored": str(Path(scored).resolve()), "fields": fields and list(fields),
-              "within": within}  # fmt: skip
+    }
+    config = {
+        "run": str(run.path.resolve()),
+        "scored": str(Path(scored).resolve()),
+        "fields": fields and list(fields),
+        "within": within,
+    }
     write_marker(out, CORRELATION, config, **{**result, "files": sorted(str(f.relative_to(out)) for f in files)})
     return result
 
@@ -184,8 +198,9 @@ def correlate(
 def heat_map(layers: pd.DataFrame, quality: str, stem: Path) -> list[Path]:
     """Spearman rho per layer (x) and module (y), one panel per gradient metric."""
     metrics = [m for m in ("nuclear_norm", "effective_rank") if m in set(layers.gradient_metric)]
-    fig, axes = new_figure((9, 1.6 + 1.1 * len(metrics) * 2), nrows=len(metrics), ncols=1, squeeze=False,
-                           layout="constrained")  # no title under the next panel's label  # fmt: skip
+    fig, axes = new_figure(
+        (9, 1.6 + 1.1 * len(metrics) * 2), nrows=len(metrics), ncols=1, squeeze=False, layout="constrained"
+    )  # no title under the next panel's label
     image = None
     for ax, metric in zip(axes[:, 0], metrics):
         grid = layers[layers.gradient_metric == metric].pivot_table(index="module", columns="layer", values="rho")

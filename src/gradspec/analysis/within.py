@@ -79,14 +79,24 @@ def within_table(
             rhos = block_rhos(d, block, "value", q)
             mean, low, high, p = mean_over_blocks(rhos, n_boot, seed)
             row = {
-                "quality": q, "reading": reading, "module": module, "blocks": len(rhos), "mean_rho": mean,
-                "ci_low": low, "ci_high": high, "p": p,
+                "quality": q,
+                "reading": reading,
+                "module": module,
+                "blocks": len(rhos),
+                "mean_rho": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "p": p,
                 "share_positive": float((rhos > 0).mean()) if len(rhos) else math.nan,
-            }  # fmt: skip
+            }
             if covariates and reading not in covariates:
                 partial = block_rhos(d, block, "value", q, covariates)
-                beyond = dict(zip(("mean_rho_beyond", "ci_low_beyond", "ci_high_beyond", "p_beyond"),
-                                  mean_over_blocks(partial, n_boot, seed)))  # fmt: skip
+                beyond = dict(
+                    zip(
+                        ("mean_rho_beyond", "ci_low_beyond", "ci_high_beyond", "p_beyond"),
+                        mean_over_blocks(partial, n_boot, seed),
+                    )
+                )
                 row |= beyond | {"blocks_beyond": len(partial)}
             rows.append(row)
     table = pd.DataFrame(rows)

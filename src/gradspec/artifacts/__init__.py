@@ -18,7 +18,21 @@ from gradspec.artifacts.kinds import (
 from gradspec.artifacts.markers import Found, identify, identify_as, read_marker, write_marker
 
 __all__ = [
-    "COMPARISON", "CORRELATION", "EXPERIMENT", "KINDS", "LENGTH_CURVE", "RUN", "SCORE_STATE", "SELECTION",
-    "SELECTION_RESULTS", "TRAINING", "TRAINING_SPECTRA", "Found", "Kind", "identify", "identify_as", "read_marker",
+    "COMPARISON",
+    "CORRELATION",
+    "EXPERIMENT",
+    "KINDS",
+    "LENGTH_CURVE",
+    "RUN",
+    "SCORE_STATE",
+    "SELECTION",
+    "SELECTION_RESULTS",
+    "TRAINING",
+    "TRAINING_SPECTRA",
+    "Found",
+    "Kind",
+    "identify",
+    "identify_as",
+    "read_marker",
     "write_marker",
-]  # fmt: skip
+]

@@ -58,52 +58,102 @@ class Kind:
 
 
 RUN = Kind(
-    "run", MANIFEST, RUN_FORMAT, "per-sample gradient spectra of one data file (gradspec compute)",
-    files={t: t for t in TABLES}, own_tag=RUN_KIND,
-)  # fmt: skip
+    "run",
+    MANIFEST,
+    RUN_FORMAT,
+    "per-sample gradient spectra of one data file (gradspec compute)",
+    files={t: t for t in TABLES},
+    own_tag=RUN_KIND,
+)
 COMPARISON = Kind(
-    "comparison", "comparison.json", 2, "groups of samples compared (gradspec compare)",
-    files={"summary": "summary.csv", "layerwise": "layerwise.csv", "per_layer": "per_layer.csv",
-           "curves": "curves.csv", "curve_shapes": "curve_shapes.csv", "beyond": "beyond.csv",
-           "steps": "step_kinds.csv", "paired": "paired.csv", "primary": "primary.csv"},
+    "comparison",
+    "comparison.json",
+    2,
+    "groups of samples compared (gradspec compare)",
+    files={
+        "summary": "summary.csv",
+        "layerwise": "layerwise.csv",
+        "per_layer": "per_layer.csv",
+        "curves": "curves.csv",
+        "curve_shapes": "curve_shapes.csv",
+        "beyond": "beyond.csv",
+        "steps": "step_kinds.csv",
+        "paired": "paired.csv",
+        "primary": "primary.csv",
+    },
     legacy_tags=("comparison",),
-)  # fmt: skip
+)
 LENGTH_CURVE = Kind(
-    "length-curve", "length_curve.json", 1, "one comparison at several response windows (gradspec length-curve)",
-    files={"table": "length_curve.csv"}, legacy=("length_curve.csv",),
-)  # fmt: skip
+    "length-curve",
+    "length_curve.json",
+    1,
+    "one comparison at several response windows (gradspec length-curve)",
+    files={"table": "length_curve.csv"},
+    legacy=("length_curve.csv",),
+)
 CORRELATION = Kind(
-    "correlation", "correlation.json", 1, "quality scores against gradient metrics (gradspec correlate)",
-    files={"table": "correlations.csv", "by_layer": "correlations_by_layer.csv", "scores": "score_correlations.csv",
-           "within": "within.csv"},
+    "correlation",
+    "correlation.json",
+    1,
+    "quality scores against gradient metrics (gradspec correlate)",
+    files={
+        "table": "correlations.csv",
+        "by_layer": "correlations_by_layer.csv",
+        "scores": "score_correlations.csv",
+        "within": "within.csv",
+    },
     legacy=("correlations.csv",),
-)  # fmt: skip
+)
 SELECTION = Kind(
-    "selection", "selection.json", 1, "groups of records chosen by a score (gradspec select)",
+    "selection",
+    "selection.json",
+    1,
+    "groups of records chosen by a score (gradspec select)",
     legacy=("*_selection.json",),
-)  # fmt: skip
+)
 SCORE_STATE = Kind(
-    "score-state", "identity.json", 1, "what gradspec score finished for one output file (resumes it)",
+    "score-state",
+    "identity.json",
+    1,
+    "what gradspec score finished for one output file (resumes it)",
     legacy_tags=(),
-)  # fmt: skip
+)
 TRAINING = Kind(
-    "training", "train.json", 1, "a fine-tune on a selection and its held-out measures (gradspec train)",
-    files={"losses": "loss_curve.csv", "eval": "eval.csv", "items": "eval_items.csv", "curve": "curve.csv",
-           "model": "model"},
+    "training",
+    "train.json",
+    1,
+    "a fine-tune on a selection and its held-out measures (gradspec train)",
+    files={
+        "losses": "loss_curve.csv",
+        "eval": "eval.csv",
+        "items": "eval_items.csv",
+        "curve": "curve.csv",
+        "model": "model",
+    },
     own_tag="gradspec-train",
-)  # fmt: skip
+)
 SELECTION_RESULTS = Kind(
-    "selection-results", "selection_results.json", 1, "fine-tunes of several selections against a baseline",
-    files={"table": "selection_results.csv", "curves": "learning_curves.csv"}, legacy=("selection_results.csv",),
-)  # fmt: skip
+    "selection-results",
+    "selection_results.json",
+    1,
+    "fine-tunes of several selections against a baseline",
+    files={"table": "selection_results.csv", "curves": "learning_curves.csv"},
+    legacy=("selection_results.csv",),
+)
 EXPERIMENT = Kind(
-    "experiment", "experiment.json", 1, "a YAML grid run end to end (gradspec experiment)",
+    "experiment",
+    "experiment.json",
+    1,
+    "a YAML grid run end to end (gradspec experiment)",
     legacy=("experiment.json",),
-)  # fmt: skip
+)
 
 TRAINING_SPECTRA = Kind(
-    "training-spectra", "training_spectra.json", 1, "a probe set's spectra at steps of a training (GradspecCallback)",
-)  # fmt: skip
+    "training-spectra",
+    "training_spectra.json",
+    1,
+    "a probe set's spectra at steps of a training (GradspecCallback)",
+)
 
 KINDS: dict[str, Kind] = {
     k.name: k

@@ -116,12 +116,17 @@ def show(config: ShowConfig, as_json: bool = False) -> None:
         ).df()
         m = run.manifest
         document = {
-            "run": str(run.path), "kind": RUN.name, "counts": run.counts(), "timing": m.get("timing"),
+            "run": str(run.path),
+            "kind": RUN.name,
+            "counts": run.counts(),
+            "timing": m.get("timing"),
             "config": m.get("config"),
-            "model": m.get("model", {}).get("name"), "checks": m.get("checks"),
+            "model": m.get("model", {}).get("name"),
+            "checks": m.get("checks"),
             "failures": [{"status": s, "count": n, "reason": r} for s, n, r in run.failure_summary()],
-            "warnings": run.read_warnings(), "means": means.to_dict(orient="records"),
-        }  # fmt: skip
+            "warnings": run.read_warnings(),
+            "means": means.to_dict(orient="records"),
+        }
         click.echo(json.dumps(document, indent=2, default=str))
         return
     if found is not None:

@@ -25,8 +25,10 @@ def score(config: ScoreConfig) -> None:
     judge = config.judging.judge
     judged = [m for m in config.metrics if m in JUDGED]
     if judge == PLACEHOLDER_JUDGE and judged:
-        warn(f"--judge {judge} is the 135M default model, a placeholder: it does not follow the reply format and "
-             "its replies rarely parse; give --judge hf:PATH (a capable instruct model) or openai:MODEL")  # fmt: skip
+        warn(
+            f"--judge {judge} is the 135M default model, a placeholder: it does not follow the reply format and "
+            "its replies rarely parse; give --judge hf:PATH (a capable instruct model) or openai:MODEL"
+        )
     summary = run_score(config)
     click.echo(f"{summary['out']}: {summary['records']} records")
     for name, counts in summary["metrics"].items():

@@ -48,10 +48,15 @@ def encode_pending(job: Job, items: Sequence[Record | BadRecord]) -> Pending:
         if isinstance(enc, Skipped):
             out.rows.append(
                 sample_row(
-                    enc.sample_id, enc.index, "skipped", enc.reason,
-                    n_tokens=enc.n_tokens, n_response_tokens=0, n_prompt_tokens=enc.n_prompt_tokens,
+                    enc.sample_id,
+                    enc.index,
+                    "skipped",
+                    enc.reason,
+                    n_tokens=enc.n_tokens,
+                    n_response_tokens=0,
+                    n_prompt_tokens=enc.n_prompt_tokens,
                 )
-            )  # fmt: skip
+            )
             continue
         if job.config.capture.steps is not None:
             try:

@@ -76,8 +76,10 @@ def _compute_pending(job: Job, run: RunFolder, dataset: Dataset, record: dict[st
         injected = record["prompt"]["injected_system_prompt"]
         note_once(f"template {config.prompt.template}: {record['prompt']['layout']!r}")
         if injected:
-            note_once(f"the chat template adds the system prompt {injected!r} to records without one "
-                 "(--system-prompt gives another, --template plain none)")  # fmt: skip
+            note_once(
+                f"the chat template adds the system prompt {injected!r} to records without one "
+                "(--system-prompt gives another, --template plain none)"
+            )
     if pending.rows:
         run.write_part({"samples": pending.rows})
     bar = tqdm(
@@ -145,8 +147,12 @@ def checks(run: Run, counts: dict[str, int]) -> dict[str, Any]:
             f"--steps {rule!r} left no step in {stepless} computed sample(s): it matches all of their text, or "
             "their steps hold no response token"
         )
-    return {"short_prompt": int(short_prompt), "short_response": int(short_response), "stepless": stepless,
-            "warnings": warnings}  # fmt: skip
+    return {
+        "short_prompt": int(short_prompt),
+        "short_response": int(short_response),
+        "stepless": stepless,
+        "warnings": warnings,
+    }
 
 
 def compute_many(configs: Sequence[ComputeConfig], loaded: LoadedModel | None = None) -> list[Run]:

@@ -63,9 +63,14 @@ def step_batch_rows(job: Job, batch: Sequence[Encoded], probe: SampleSpectra | N
                 similarity=False,
             )
             for row in spectra_rows(batch[b].sample_id, spectra, None)["layer_stats"]:
-                row.update(step=j, token_start=step.token_start, token_end=step.token_end,
-                           char_start=step.char_start, char_end=step.char_end,
-                           loss=number_or_null(part.loss))  # fmt: skip
+                row.update(
+                    step=j,
+                    token_start=step.token_start,
+                    token_end=step.token_end,
+                    char_start=step.char_start,
+                    char_end=step.char_end,
+                    loss=number_or_null(part.loss),
+                )
                 steps[b].append(row)
     for b, step_rows in steps.items():
         residual = sum_residuals(inputs[b], left[b], job.modules, job.n_layers, norms[b])

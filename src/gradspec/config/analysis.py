@@ -23,8 +23,16 @@ ALL_METRICS: tuple[str, ...] = (*GRADIENT_METRICS, *COSINE_METRICS)
 AnalysisMetric = Literal[ALL_METRICS]  # type: ignore[valid-type]  # follows the contract's metric names
 
 QUALITY_FIELDS = (
-    "ifd", "reward", "instag", "difficulty", "ppl_conditioned", "ifd_gpt2", "ifd_qwen7b", "ppl_gpt2", "diff",
-)  # fmt: skip
+    "ifd",
+    "reward",
+    "instag",
+    "difficulty",
+    "ppl_conditioned",
+    "ifd_gpt2",
+    "ifd_qwen7b",
+    "ppl_gpt2",
+    "diff",
+)
 """The quality scores correlate looks for by default (gradspec score's and the shared data's)."""
 
 

@@ -22,8 +22,16 @@ def check_record_path(path: str | Path, option: str = "--out") -> Path:
 
 
 CANONICAL_FIELDS = (
-    "instruction", "input", "output", "prompt", "response", "system", "conversations", "messages", "response_window",
-)  # fmt: skip
+    "instruction",
+    "input",
+    "output",
+    "prompt",
+    "response",
+    "system",
+    "conversations",
+    "messages",
+    "response_window",
+)
 """Field names the record layouts are recognised by; ``field_map`` maps a file's own names onto them."""
 
 

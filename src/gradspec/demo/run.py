@@ -101,8 +101,16 @@ def demo(config: DemoConfig | None = None) -> DemoResult:
     raw, at_k = out / "compare-raw", out / f"compare-equal-length@{window}"
     # Both groups answer the same 24 instructions: each pair is read against itself too (paired.csv).
     compare(CompareConfig((out / "poor", out / "good"), raw, ("poor", "good"), figures=False, pair_by="prompt"))
-    compare(CompareConfig((out / f"poor@{window}", out / f"good@{window}"), at_k, ("poor", "good"), figures=False,
-                          reference=raw, pair_by="prompt"))  # fmt: skip
+    compare(
+        CompareConfig(
+            (out / f"poor@{window}", out / f"good@{window}"),
+            at_k,
+            ("poor", "good"),
+            figures=False,
+            reference=raw,
+            pair_by="prompt",
+        )
+    )
     figures = layerwise_figure({g: runs[g] for g in DEMO_GROUPS}, out / "layerwise")
     findings = {"raw": comparison_findings(raw), "equal length": comparison_findings(at_k)}
     return DemoResult({g: runs[g] for g in names}, figures, window, findings, change_sentence(at_k, window))

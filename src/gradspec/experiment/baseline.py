@@ -84,7 +84,7 @@ def plan(config: BaselineConfig) -> dict[str, Any]:
                 "seed": "{draw}",
                 "max_length": max_length,
             },
-        ],  # fmt: skip
+        ],
         "evaluation": evaluation,
         "trainings": [
             {"name": method, "method": method, "data": str(config.selection.resolve())},

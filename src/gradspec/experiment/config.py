@@ -99,9 +99,19 @@ CORRELATION_KEYS = ("name", "run", "scored")
 TRAINING_KEYS = ("name", "data", "method")
 EVALUATION_KEYS = (*HELD_OUT, "baseline")
 TOP_KEYS = (
-    "name", "data_root", "grid", "full", "pools", "selections", "runs", "comparisons", "correlations", "evaluation",
-    "trainings", "report",
-)  # fmt: skip
+    "name",
+    "data_root",
+    "grid",
+    "full",
+    "pools",
+    "selections",
+    "runs",
+    "comparisons",
+    "correlations",
+    "evaluation",
+    "trainings",
+    "report",
+)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _ALONE = re.compile(r"^\{(\w+)\}$")
 
@@ -305,17 +315,29 @@ def _typed(
     readers += [(f"correlation '{c.name}'", c.scored) for c in correlations]
     check_refs(pools, selections, readers)
     return Experiment(
-        name, path, root, defaults, pools, selections, runs, comparisons, correlations,
-        {**held, "baseline": evaluation.get("baseline")}, trainings, report, full,
-    )  # fmt: skip
+        name,
+        path,
+        root,
+        defaults,
+        pools,
+        selections,
+        runs,
+        comparisons,
+        correlations,
+        {**held, "baseline": evaluation.get("baseline")},
+        trainings,
+        report,
+        full,
+    )
 
 
 def _selection_entry(e: dict[str, Any], root: Path) -> SelectionEntry:
     if "by" not in e and not e.get("score"):
         raise ConfigError(f"selection '{e['name']}': give by (to select) or score (to score only)")
     where = f"selection '{e['name']}'"
-    return SelectionEntry(e["name"], source(e["data"], root, where), tuple(e.get("score") or ()),
-                          _rest(e, SELECTION_KEYS))  # fmt: skip
+    return SelectionEntry(
+        e["name"], source(e["data"], root, where), tuple(e.get("score") or ()), _rest(e, SELECTION_KEYS)
+    )
 
 
 def _comparison_entries(entries: list[dict[str, Any]], runs: set[str]) -> list[ComparisonEntry]:
@@ -329,9 +351,15 @@ def _comparison_entries(entries: list[dict[str, Any]], runs: set[str]) -> list[C
             raise ConfigError(f"{where}: no run named '{absent[0]}'")
         labels = tuple(e["labels"]) if e.get("labels") is not None else None
         comparisons.append(
-            ComparisonEntry(e["name"], groups, labels, windows_of(e.get("windows"), where), e.get("reference"),
-                            _rest(e, COMPARISON_KEYS))
-        )  # fmt: skip
+            ComparisonEntry(
+                e["name"],
+                groups,
+                labels,
+                windows_of(e.get("windows"), where),
+                e.get("reference"),
+                _rest(e, COMPARISON_KEYS),
+            )
+        )
     compared = {c.name for c in comparisons}
     for c in comparisons:
         if c.reference is not None and c.reference not in compared:
@@ -350,8 +378,9 @@ def _training_entry(e: dict[str, Any], root: Path) -> TrainingEntry:
     name = e["name"]
     if name == TRAINING_SUMMARY or name.startswith(f"{TRAINING_SUMMARY}-lr"):
         raise ConfigError(f"training '{name}': the name is taken by the trainings' summary")
-    return TrainingEntry(name, source(e["data"], root, f"training '{name}'"), str(e.get("method", name)),
-                         _rest(e, TRAINING_KEYS))  # fmt: skip
+    return TrainingEntry(
+        name, source(e["data"], root, f"training '{name}'"), str(e.get("method", name)), _rest(e, TRAINING_KEYS)
+    )
 
 
 def _held_out(evaluation: dict[str, Any], root: Path, trained: bool) -> dict[str, list[Source]]:

@@ -175,7 +175,10 @@ def check_refs(
 def windows_of(value: Any, where: str) -> tuple[int, ...]:
     if value is None:
         return ()
-    if not (isinstance(value, list) and value and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1
-                                                       for k in value)):  # fmt: skip
+    if not (
+        isinstance(value, list)
+        and value
+        and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in value)
+    ):
         raise ConfigError(f"{where}: windows is a list of token counts, e.g. [8, 16, 32]")
     return tuple(value)

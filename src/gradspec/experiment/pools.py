@@ -31,8 +31,15 @@ def pool_entry(e: Mapping[str, Any], root: Path) -> PoolEntry:
             not want or set(want) - {"min", "max"} or not all(isinstance(v, (int, float)) for v in want.values())
         ):
             raise ConfigError(f"pool '{e['name']}': where {key}: a range is {{min: NUMBER, max: NUMBER}}")
-    return PoolEntry(e["name"], tuple(source(f, root, f"pool '{e['name']}'") for f in files), count(e.get("sample")),
-                     int(e.get("seed", 0)), count(e.get("limit")), where, count(e.get("skip")) or 0)  # fmt: skip
+    return PoolEntry(
+        e["name"],
+        tuple(source(f, root, f"pool '{e['name']}'") for f in files),
+        count(e.get("sample")),
+        int(e.get("seed", 0)),
+        count(e.get("limit")),
+        where,
+        count(e.get("skip")) or 0,
+    )
 
 
 def count(value: Any) -> int | None:

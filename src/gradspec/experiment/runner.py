@@ -180,8 +180,11 @@ class Runner:
             data = self.resolve(step, run.data)
             if data is None:
                 continue
-            values = {**_pick({**self.exp.defaults, **run.options}, RUN_OPTIONS), "data": data,
-                      "out": self.place("runs", run.name)}  # fmt: skip
+            values = {
+                **_pick({**self.exp.defaults, **run.options}, RUN_OPTIONS),
+                "data": data,
+                "out": self.place("runs", run.name),
+            }
             if isinstance(run.data, Ref) and run.data.step in self.truncated:
                 values.setdefault("record_windows", True)  # truncation-matched pairs carry their windows
             cfg = build(ComputeConfig, values, f"run '{run.name}'", convert_text=False)
@@ -223,8 +226,12 @@ class Runner:
 
         paths = [[self.place("runs", m) for m in g] for g in groups]
         runs = tuple(g[0] if len(g) == 1 else g for g in paths)  # a group of several runs is pooled
-        spec = {**asdict(comp), "groups": groups, "inputs": [_stamp(r) for g in paths for r in g],
-                "reference": _stamp_comparison(reference)}  # fmt: skip
+        spec = {
+            **asdict(comp),
+            "groups": groups,
+            "inputs": [_stamp(r) for g in paths for r in g],
+            "reference": _stamp_comparison(reference),
+        }
         options = _pick(comp.options, COMPARISON_OPTIONS)
         config = CompareConfig(runs, folder, comp.labels, reference=reference, **options)
         done = self.steps.once(f"compare-{name}", spec, COMPARISON.marker_path(folder), lambda: compare(config))
@@ -266,8 +273,12 @@ class Runner:
             if data is None or any(None in files for files in sets.values()):
                 continue
             out = self.place("trainings", t.name)
-            values = {**_pick({**self.exp.defaults, **t.options}, TRAINING_OPTIONS), **held_out, "data": data,
-                      "out": out}  # fmt: skip
+            values = {
+                **_pick({**self.exp.defaults, **t.options}, TRAINING_OPTIONS),
+                **held_out,
+                "data": data,
+                "out": out,
+            }
             cfg = build(TrainConfig, values, f"training '{t.name}'", convert_text=False)
             spec = {"config": flatten(cfg), "data": _content(data)}
             if self.steps.once(step, spec, TRAINING.marker_path(out), partial(train, cfg)):

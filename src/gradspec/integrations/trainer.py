@@ -81,9 +81,14 @@ class GradspecCallback(TrainerCallback):
             device = next(model.parameters()).device
             loaded = LoadedModel(model, self.tokenizer, "training", str(self.out), device)
             config = ComputeConfig.of(
-                data=self.probe, out=self.out / f"step-{step:06d}", prompt=self.prompt, modules=self.modules,
-                progress=False, device=str(device), overwrite=True,
-            )  # fmt: skip
+                data=self.probe,
+                out=self.out / f"step-{step:06d}",
+                prompt=self.prompt,
+                modules=self.modules,
+                progress=False,
+                device=str(device),
+                overwrite=True,
+            )
             run = compute(config, loaded)
         finally:
             for p, flag in zip(model.parameters(), flags):
@@ -92,10 +97,15 @@ class GradspecCallback(TrainerCallback):
         rows = run.sql(
             "select module, avg(nuclear_norm), avg(effective_rank) from layer_stats group by module order by module"
         ).fetchall()
-        self.latest = {f"gradspec/{name}_{m}": float(v) for m, nuc, er in rows for name, v in
-                       (("nuclear_norm", nuc), ("effective_rank", er)) if v is not None}  # fmt: skip
-        write_marker(self.out, TRAINING_SPECTRA, {"probe": str(self.probe.resolve()), "every": self.every},
-                     steps=self.steps())  # fmt: skip
+        self.latest = {
+            f"gradspec/{name}_{m}": float(v)
+            for m, nuc, er in rows
+            for name, v in (("nuclear_norm", nuc), ("effective_rank", er))
+            if v is not None
+        }
+        write_marker(
+            self.out, TRAINING_SPECTRA, {"probe": str(self.probe.resolve()), "every": self.every}, steps=self.steps()
+        )
         return self.latest
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> Any:

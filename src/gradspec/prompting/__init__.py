@@ -5,6 +5,14 @@ from gradspec.prompting.encode import Encoded, Refused, Skipped, encode, encode_
 from gradspec.prompting.templates import render_prompt, resolve_template
 
 __all__ = [
-    "Encoded", "PromptConfig", "Refused", "Skipped", "encode", "encode_record", "encode_records", "render_prompt",
-    "resolve_template", "with_steps",
-]  # fmt: skip
+    "Encoded",
+    "PromptConfig",
+    "Refused",
+    "Skipped",
+    "encode",
+    "encode_record",
+    "encode_records",
+    "render_prompt",
+    "resolve_template",
+    "with_steps",
+]

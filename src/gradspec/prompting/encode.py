@@ -265,5 +265,6 @@ def with_steps(enc: Encoded, response: str, rule: str) -> Encoded:
     character offsets, which slow tokenizers do not give (ValueError)."""
     if enc.offsets is None:
         raise ValueError("--steps needs each token's character span, which this (slow) tokenizer does not give")
-    return replace(enc, steps=tuple(token_steps(char_spans(response, rule), enc.offsets, enc.response_start,
-                                                enc.loss_mask)))  # fmt: skip
+    return replace(
+        enc, steps=tuple(token_steps(char_spans(response, rule), enc.offsets, enc.response_start, enc.loss_mask))
+    )

@@ -31,10 +31,14 @@ def inspect_records(items: list[Record | BadRecord], tokenizer: Any, config: Pro
             if isinstance(enc, Encoded):
                 n = enc.n_prompt_tokens
                 row |= {
-                    "status": "ok", "tokens": enc.n_tokens, "prompt_tokens": n, "loss_tokens": enc.n_response_tokens,
+                    "status": "ok",
+                    "tokens": enc.n_tokens,
+                    "prompt_tokens": n,
+                    "loss_tokens": enc.n_response_tokens,
                     "truncated": enc.truncated,
-                    "prompt": tokenizer.decode(enc.input_ids[:n]), "response": tokenizer.decode(enc.input_ids[n:]),
-                }  # fmt: skip
+                    "prompt": tokenizer.decode(enc.input_ids[:n]),
+                    "response": tokenizer.decode(enc.input_ids[n:]),
+                }
             else:
                 row |= {"status": "refused" if isinstance(enc, Refused) else "skipped", "reason": enc.reason}
         out["records"].append(row)

@@ -97,9 +97,12 @@ class ScoreContext:
                 run = open_run(cfg.gradient_run)
             else:
                 values = {
-                    "data": cfg.source.data, "field_map": cfg.source.field_map, "limit": cfg.source.limit,
-                    "out": Path(cfg.out).with_suffix(".run"), "progress": cfg.progress,
-                }  # fmt: skip
+                    "data": cfg.source.data,
+                    "field_map": cfg.source.field_map,
+                    "limit": cfg.source.limit,
+                    "out": Path(cfg.out).with_suffix(".run"),
+                    "progress": cfg.progress,
+                }
                 config = ComputeConfig.of(**values, loading=cfg.loading, prompt=cfg.prompt)
                 run = compute(config, self.language_model())
             table = grad_quality(run).set_index("sample_id")

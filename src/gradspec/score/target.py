@@ -83,11 +83,13 @@ def target_similarity_scores(ctx: ScoreContext, records: Sequence[Record]) -> di
             out[index] = failed(TARGET_FIELDS, f"record {index}: the gradient is not finite")
             continue
         cos = target_cosines(f, gbar, gbar_norms, n_layers)
-        out[index] = Scored({
-            "target_similarity": defined(cos.overall),
-            "target_similarity_modules": {m: defined(c) for m, c in cos.modules.items()},
-            "target_similarity_layers": cos.layers,
-        })  # fmt: skip
+        out[index] = Scored(
+            {
+                "target_similarity": defined(cos.overall),
+                "target_similarity_modules": {m: defined(c) for m, c in cos.modules.items()},
+                "target_similarity_layers": cos.layers,
+            }
+        )
     return out
 
 

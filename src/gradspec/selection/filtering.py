@@ -35,8 +35,13 @@ from gradspec.extras import require
 from gradspec.files import WriterLock, check_output_file, check_output_folder, json_text, naming, write_records
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq, ">": operator.gt, "<": operator.lt,
-}  # fmt: skip
+    ">=": operator.ge,
+    "<=": operator.le,
+    "!=": operator.ne,
+    "==": operator.eq,
+    ">": operator.gt,
+    "<": operator.lt,
+}
 RULE = re.compile(
     r"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|!=|==|>|<)\s*(p\d{1,2}(?:\.\d+)?|[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*$"
 )
@@ -115,8 +120,9 @@ def apply_rules(
         defined = [v for r in records if (v := finite_number(lookup(r, rule.field))) is not None]
         thresholds.append(rule.value(defined))
     # Per rule: records it drops by their value, and records it cannot read (not scored), alone and in turn.
-    counts = [dict.fromkeys(("drops_alone", "drops_in_turn", "not_scored_alone", "not_scored_in_turn"), 0)
-              for _ in rules]  # fmt: skip
+    counts = [
+        dict.fromkeys(("drops_alone", "drops_in_turn", "not_scored_alone", "not_scored_in_turn"), 0) for _ in rules
+    ]
     out = []
     for record in records:
         reason = category = None
@@ -269,9 +275,10 @@ def filter_input(path: Path) -> tuple[list[dict[str, Any]], list[Any], int]:
         rows = read_rows(path)
         records = [
             (dict(row.value) if isinstance(row.value, Mapping) else {"record": row.value})
-            if row.error is None else {"record": row.raw_text}
+            if row.error is None
+            else {"record": row.raw_text}
             for row in rows
-        ]  # fmt: skip
+        ]
         ids = [r.get("id", row.index) for r, row in zip(records, rows)]
         return records, ids, sum(1 for row in rows if row.error is not None)
     values = [row.value if isinstance(row.value, Mapping) else {"record": row.value} for row in dataset.rows]
@@ -298,7 +305,15 @@ def write_filtered(config: FilterConfig, rules: Sequence[Rule]) -> dict[str, Any
     n_kept = sum(r["keep"] for r in kept)
     unscored = sum(1 for r in kept if (r["drop_reason"] or "").startswith("not scored"))
     return {
-        "data": str(config.data), "out": str(config.out), "format": config.format, "records": len(kept),
-        "kept": n_kept, "dropped": len(kept) - n_kept, "written": len(written), "not_scored": unscored,
-        "unreadable": unusable, "own_ids": sum(OWN_ID in r for r in records), "rules": per_rule,
-    }  # fmt: skip
+        "data": str(config.data),
+        "out": str(config.out),
+        "format": config.format,
+        "records": len(kept),
+        "kept": n_kept,
+        "dropped": len(kept) - n_kept,
+        "written": len(written),
+        "not_scored": unscored,
+        "unreadable": unusable,
+        "own_ids": sum(OWN_ID in r for r in records),
+        "rules": per_rule,
+    }

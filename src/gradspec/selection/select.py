@@ -405,7 +405,10 @@ def keep_column(
     """Every record with ``keep`` (whether it was chosen) and ``drop_reason`` (why not: its own reason, or
     ``passed``, that it was a candidate the group did not take)."""
     return [
-        {**r, "keep": r["source_index"] in chosen,
-         "drop_reason": None if r["source_index"] in chosen else why.get(r["source_index"], passed)}
+        {
+            **r,
+            "keep": r["source_index"] in chosen,
+            "drop_reason": None if r["source_index"] in chosen else why.get(r["source_index"], passed),
+        }
         for r in records
-    ]  # fmt: skip
+    ]

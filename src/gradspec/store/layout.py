@@ -65,11 +65,22 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 # The manifest fields readers rely on, and the JSON types they must have when present.
 _SHAPES: dict[tuple[str, ...], type | tuple[type, ...]] = {
-    ("config",): dict, ("options",): dict, ("model",): dict, ("data",): dict, ("counts",): dict,
-    ("timing",): dict, ("modules",): list, ("shapes",): dict, ("checks",): dict, ("run_id",): str,
-    ("model", "num_layers"): int, ("model", "name"): str, ("data", "path"): str, ("data", "n_records"): int,
+    ("config",): dict,
+    ("options",): dict,
+    ("model",): dict,
+    ("data",): dict,
+    ("counts",): dict,
+    ("timing",): dict,
+    ("modules",): list,
+    ("shapes",): dict,
+    ("checks",): dict,
+    ("run_id",): str,
+    ("model", "num_layers"): int,
+    ("model", "name"): str,
+    ("data", "path"): str,
+    ("data", "n_records"): int,
     ("data", "sha256"): str,
-}  # fmt: skip
+}
 
 
 def manifest_problem(data: dict[str, Any]) -> str | None:

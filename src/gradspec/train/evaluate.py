@@ -119,8 +119,10 @@ def reasoning(
                 answers.skipped += 1
             continue
         first = len(owner)
-        encoded = [encode_record(Record(first + j, f"{r.sample_id}:{first + j}", r.messages, o), tok, prompt)
-                   for j, o in enumerate(options)]  # fmt: skip
+        encoded = [
+            encode_record(Record(first + j, f"{r.sample_id}:{first + j}", r.messages, o), tok, prompt)
+            for j, o in enumerate(options)
+        ]
         whole = [e for e in encoded if isinstance(e, Encoded) and not e.truncated]
         if len(whole) < len(options):
             accuracy.skipped += 1
@@ -224,8 +226,9 @@ def evaluate(
 def held_out_records(kind: str, path: Path, config: EvalConfig) -> list[Record]:
     """The records a held-out file of ``kind`` (``HELD_OUT``'s keys) is measured on."""
     if kind == "judged":
-        return [a.record for a in judged_answers(path, config.eval_judged_by, config.eval_judged_quality,
-                                                 config.eval_limit)]  # fmt: skip
+        return [
+            a.record for a in judged_answers(path, config.eval_judged_by, config.eval_judged_quality, config.eval_limit)
+        ]
     return held_out(path, config.eval_limit)
 
 

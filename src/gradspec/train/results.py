@@ -71,7 +71,7 @@ def items_of(trainings: Sequence[Training]) -> pd.DataFrame:
                 selection_tokens=result["selection"]["mean_response_tokens"],
                 tokens_trained=result.get("tokens_trained", float("nan")),
                 learning_rate=result.get("config", {}).get("learning_rate", float("nan")),
-            )  # fmt: skip
+            )
         )
     if not frames:
         raise ConfigError("no finished training to summarise")
@@ -94,10 +94,17 @@ def summarize(
     for (method, set_, measure), d in per_item.groupby(["method", "set", "measure"]):
         mean, lo, hi = bootstrap_mean_ci(d["value"].to_numpy(), n_boot)
         row: dict[str, Any] = {
-            "method": method, "set": set_, "measure": measure, "mean": float(mean[0]), "ci_low": float(lo[0]),
-            "ci_high": float(hi[0]), "items": len(d), "seeds": int(seeds[method]),
-            "selection_tokens": float(tokens[method]), "tokens_trained": float(trained[method]),
-        }  # fmt: skip
+            "method": method,
+            "set": set_,
+            "measure": measure,
+            "mean": float(mean[0]),
+            "ci_low": float(lo[0]),
+            "ci_high": float(hi[0]),
+            "items": len(d),
+            "seeds": int(seeds[method]),
+            "selection_tokens": float(tokens[method]),
+            "tokens_trained": float(trained[method]),
+        }
         if baseline is not None and method != baseline:
             row |= versus(per_item, method, baseline, set_, measure, n_boot)
             row |= against_draws(per_seed, method, baseline, set_, measure)
@@ -148,8 +155,12 @@ def versus(per_item: pd.DataFrame, method: str, baseline: str, set_: str, measur
     diff, lo, hi, p_items = wilcoxon_paired(a.loc[common].to_numpy(), b.loc[common].to_numpy(), n_boot)
     better = (diff < 0) if LOWER_IS_BETTER.get(measure, True) else (diff > 0)
     return {
-        f"diff_vs_{baseline}": diff, "diff_ci_low": lo, "diff_ci_high": hi, "p_items": p_items, "better": bool(better),
-    }  # fmt: skip
+        f"diff_vs_{baseline}": diff,
+        "diff_ci_low": lo,
+        "diff_ci_high": hi,
+        "p_items": p_items,
+        "better": bool(better),
+    }
 
 
 def against_draws(per_seed: pd.DataFrame, method: str, baseline: str, set_: str, measure: str) -> dict[str, float]:
@@ -213,8 +224,10 @@ def across_rates(tables: Mapping[float, pd.DataFrame]) -> pd.DataFrame:
         )
         row: dict[str, Any] = {"method": method, "set": set_, "measure": measure}
         row |= {f"at {r:g}": {"no": "no different"}.get(said.get(r, ""), said.get(r, "not trained")) for r in rates}
-        row |= {"pays": reading + (f" ({len(ran)} of {len(rates)} rates trained)" if len(ran) < len(rates) else ""),
-                "worse at": ", ".join(f"{r:g}" for r in worse) or "none"}  # fmt: skip
+        row |= {
+            "pays": reading + (f" ({len(ran)} of {len(rates)} rates trained)" if len(ran) < len(rates) else ""),
+            "worse at": ", ".join(f"{r:g}" for r in worse) or "none",
+        }
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -233,8 +246,12 @@ def findings(table: pd.DataFrame) -> list[str]:
 
         def named(word: str, judged: pd.DataFrame = judged) -> str:
             hits = judged[judged.verdict.str.startswith(word)].sort_values(column)
-            return ", ".join(f"{r.method} ({getattr(r, column):+.3g}; {beats(r)}{tokens_of(r)})"
-                             for r in hits.itertuples()) or "none"  # fmt: skip
+            return (
+                ", ".join(
+                    f"{r.method} ({getattr(r, column):+.3g}; {beats(r)}{tokens_of(r)})" for r in hits.itertuples()
+                )
+                or "none"
+            )
 
         mine = d[d.method == baseline]
         own = f" ({tokens_of(next(mine.itertuples()))})" if not mine.empty else ""

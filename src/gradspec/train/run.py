@@ -115,8 +115,9 @@ def _train(
     if config.evaluation.eval_at:
         final = [{"step": steps, **m.summary()} for m in measured]
         rows = [r for r in curve.rows if r["step"] < steps] + final
-        write_csv(pd.DataFrame(rows, columns=["step", "set", "measure", "value", "n", "skipped"]),
-                  TRAINING.file(out, "curve"))  # fmt: skip
+        write_csv(
+            pd.DataFrame(rows, columns=["step", "set", "measure", "value", "n", "skipped"]), TRAINING.file(out, "curve")
+        )
     write_csv(pd.DataFrame(losses, columns=["step", "epoch", "loss", "learning_rate"]), TRAINING.file(out, "losses"))
     write_csv(pd.DataFrame([m.summary() for m in measured]), TRAINING.file(out, "eval"))
     items = [{"set": m.set, "measure": m.measure, "item": i, "value": v} for m in measured for i, v in m.items.items()]
