@@ -41,7 +41,7 @@ def results(root: Path, folder: str) -> pd.DataFrame:
     return table
 
 
-def rates(root: Path, oracle: str) -> None:
+def rates(root: Path, oracle: str, planned: list[float]) -> None:
     """Every rate's summary, the oracle gate and the verdicts across rates."""
     tables = {}
     for folder in sorted((root / "trainings").glob("summary*")):
@@ -54,7 +54,7 @@ def rates(root: Path, oracle: str) -> None:
     print(markdown(gate[["set", "measure", "rate", "mean", "diff_vs_random", "draws_sd", "percentile", "q_items",
                          "q_seeds", "verdict"]].sort_values(["set", "measure", "rate"])))  # fmt: skip
     print("\n## verdicts across rates")
-    print(markdown(across_rates(tables)))
+    print(markdown(across_rates(tables, planned)))
 
 
 def main() -> None:
@@ -64,10 +64,11 @@ def main() -> None:
     ap.add_argument("--check", default=None, help="a second learning rate's summary folder under trainings/")
     ap.add_argument("--rates", action="store_true", help="every rate's summary, the oracle gate, verdicts across rates")
     ap.add_argument("--oracle", default="generator win rate (oracle)")
+    ap.add_argument("--planned", default="", help="the rates the experiment trains at, comma-separated (1e-5,3e-5)")
     args = ap.parse_args()
     root = Path(args.root)
     if args.rates:
-        rates(root, args.oracle)
+        rates(root, args.oracle, [float(r) for r in args.planned.split(",") if r.strip()])
         return
     table = results(root, "summary")
     if args.check:

@@ -199,11 +199,12 @@ def verdict(row: Any, baseline: str) -> str | None:
     return f"{'better' if row.better else 'worse'} than {baseline}"
 
 
-def across_rates(tables: Mapping[float, pd.DataFrame]) -> pd.DataFrame:
+def across_rates(tables: Mapping[float, pd.DataFrame], planned: Sequence[float] = ()) -> pd.DataFrame:
     """Each method's verdict on each held-out measure at every learning rate it was trained at, and
     whether it pays at every such rate, at some or at none: a selection that beats random's draws at
-    one rate only is a finding about that rate, not about the selection."""
-    rates = sorted(tables)
+    one rate only is a finding about that rate, not about the selection. ``planned`` rates that have
+    no summary yet count as not trained."""
+    rates = sorted({*tables, *planned})
     frames = [t.assign(rate=r) for r, t in tables.items() if "verdict" in t]
     if not frames:
         return pd.DataFrame()
