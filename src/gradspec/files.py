@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gradspec.config.data import check_record_path
+from gradspec.data.vocabulary import check_record_path
 from gradspec.errors import OutputError, first_line
 from gradspec.secrets import scrub, scrub_value
 

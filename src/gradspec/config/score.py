@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from gradspec.config.capture import DEFAULT_MODULES
-from gradspec.config.data import DataConfig, check_record_path
+from gradspec.config.data import DataConfig
 from gradspec.config.fields import Options
 from gradspec.config.model import ModelConfig
 from gradspec.config.prompt import PromptConfig
+from gradspec.data.vocabulary import check_record_path
 from gradspec.errors import ConfigError
 from gradspec.store.contract import Module
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gradspec.config.data import parse_field_map
 from gradspec.config.fields import Options
 from gradspec.config.names import segment
+from gradspec.data.vocabulary import parse_field_map
 from gradspec.errors import ConfigError
 
 GRAD_QUALITY = "grad_quality"
