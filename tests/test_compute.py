@@ -199,7 +199,7 @@ def test_nan_loss_is_an_error_never_a_number(tmp_path: Path, data: Path) -> None
 def test_memory_budget_batch_size_grows_with_memory_and_shrinks_with_the_model() -> None:
     from transformers import LlamaConfig
 
-    from gradspec.capture.batch import bytes_per_token, memory_batch_tokens
+    from gradspec.capture.budget import bytes_per_token, memory_batch_tokens
 
     small = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, vocab_size=49152)
     big = LlamaConfig(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, vocab_size=152064)

@@ -3,13 +3,12 @@
 from gradspec.capture.batch import (
     SampleFactors,
     collate,
-    default_batch_tokens,
     forward_losses,
     per_sample_loss,
     run_batch,
     run_batch_steps,
-    token_batches,
 )
+from gradspec.capture.budget import default_batch_tokens, token_batches
 from gradspec.capture.hooks import Capture
 
 __all__ = [
