@@ -173,6 +173,7 @@ def test_loading_an_experiment_file_imports_neither_torch_nor_pandas() -> None:
         "gradspec.artifacts",
         "gradspec.experiment",
         "gradspec.train.results",
+        "gradspec.score.grad_quality",
     ],
 )
 def test_readers_and_the_command_line_do_not_import_torch(module: str) -> None:

@@ -11,9 +11,9 @@ import pytest
 from scipy import stats as sps
 
 from gradspec import ComputeConfig, PromptConfig, compute
-from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.unify import correlate
 from gradspec.errors import ConfigError
+from gradspec.score.grad_quality import grad_quality
 from gradspec.selection import SelectConfig, select
 
 from conftest import write_json

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from gradspec import __version__
-from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.sources import sources_of
 from gradspec.data import load_dataset
 from gradspec.data.values import KEEP, finite_number, kept, lookup, number_paths, numeric_value
 from gradspec.errors import ConfigError
 from gradspec.files import json_text
 from gradspec.report.page import GENERATOR, check_page_out, write_page
+from gradspec.score.grad_quality import grad_quality
 from gradspec.selection.filtering import OWN_ID
 from gradspec.store import Run, open_run
 from gradspec.store.contract import MODULES

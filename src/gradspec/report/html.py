@@ -22,7 +22,6 @@ from gradspec import __version__
 from gradspec.analysis.compare import FIGURE_METRICS, headline, load_comparison
 from gradspec.analysis.figures import layerwise_figure, steps_figure
 from gradspec.analysis.findings import comparison_findings
-from gradspec.analysis.grad_quality import grad_quality
 from gradspec.analysis.sources import sources_of
 from gradspec.analysis.tables import fmt
 from gradspec.artifacts import (
@@ -40,6 +39,7 @@ from gradspec.artifacts import (
 from gradspec.data import Record
 from gradspec.errors import ConfigError, DamagedError, GradspecError, first_line
 from gradspec.report.page import GENERATOR, check_page_out, write_page
+from gradspec.score.grad_quality import grad_quality
 from gradspec.store import Run, open_run
 from gradspec.train.results import findings
 

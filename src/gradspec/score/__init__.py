@@ -1,14 +1,22 @@
 """Score stage: the data-quality metrics the field uses (IFD, reward, InsTag, difficulty,
-length) and the targeted ones (exact gradient similarity to a target set, RDS+, TF-IDF).
+length), the gradients' own per-sample score (``grad_quality``) and the targeted ones (exact
+gradient similarity to a target set, RDS+, TF-IDF).
 
-Each metric is one file that registers itself (``registry.py``); ``run.score`` writes every
-input record back with the added fields, one output per input, in order.
+Each metric is one file that registers itself (``registry.py``); ``run.score`` loads them all
+and writes every input record back with the added fields, one output per input, in order. The
+names below load on first use, so a reader of scores (selection, the report) never imports torch.
 """
 
-from gradspec.config.score import ScoreConfig
-from gradspec.score import difficulty, gradient, ifd, instag, length, lexical, reward, target  # noqa: F401 (registration)
-from gradspec.score.outcome import Scored
-from gradspec.score.registry import SCORERS
-from gradspec.score.run import score
+from gradspec.lazy import lazy_exports
 
-__all__ = ["SCORERS", "ScoreConfig", "Scored", "score"]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "SCORERS": "gradspec.score.run",
+        "ScoreConfig": "gradspec.config.score",
+        "Scored": "gradspec.score.outcome",
+        "score": "gradspec.score.run",
+        "grad_quality": "gradspec.score.grad_quality",
+    },
+)
+__all__ = ["SCORERS", "ScoreConfig", "Scored", "grad_quality", "score"]

@@ -10,7 +10,6 @@ from typing import Any
 
 import pandas as pd
 
-from gradspec.analysis.grad_quality import grad_quality
 from gradspec.capture import default_batch_tokens
 from gradspec.computation import compute
 from gradspec.config.compute import ComputeConfig
@@ -19,6 +18,7 @@ from gradspec.config.score import ScoreConfig
 from gradspec.data import Dataset, Record, load_dataset
 from gradspec.model import LoadedModel, load
 from gradspec.prompting import resolve_template
+from gradspec.score.grad_quality import grad_quality
 from gradspec.score.judge import Judge, LocalJudge, ReplyCache, make_judge
 from gradspec.store import open_run
 

@@ -1,5 +1,5 @@
 """Gradient metrics written back to the records: the mean nuclear norm and effective rank of each
-sample's gradients (``gradient``), and ``grad_quality`` with its parts (``analysis/grad_quality.py``).
+sample's gradients (``gradient``), and ``grad_quality`` with its parts (``score/grad_quality.py``).
 
 They come from a run on the same file (``--gradient-run``, or one computed here with the
 scoring model and template), joined on ``sample_id``: a record the run skipped or failed gets

@@ -18,6 +18,7 @@ from gradspec.data import Dataset, load_dataset
 from gradspec.errors import grouped
 from gradspec.files import check_output_file, write_records
 from gradspec.model import LoadedModel
+from gradspec.score import difficulty, gradient, ifd, instag, length, lexical, reward, target  # noqa: F401 (registration)
 from gradspec.score.context import ScoreContext
 from gradspec.score.judge.cache import check_cache_file
 from gradspec.score.outcome import Scored

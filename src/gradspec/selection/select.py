@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gradspec.analysis.grad_quality import grad_quality
 from gradspec.artifacts import SELECTION, read_marker, write_marker
 from gradspec.artifacts.markers import marker_content
 from gradspec.config.fields import flatten
@@ -28,6 +27,7 @@ from gradspec.data import Record, load_dataset
 from gradspec.data.values import KEEP, finite_number, kept, lookup, numeric_fields, numeric_value
 from gradspec.errors import ConfigError
 from gradspec.files import under, write_json_atomic, write_records
+from gradspec.score.grad_quality import grad_quality
 from gradspec.selection.filtering import not_scored
 from gradspec.store.query import open_run
 
