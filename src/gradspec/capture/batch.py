@@ -141,11 +141,24 @@ def run_batch(
     modules = (t.projection.module for t in projections)
     with layer_checkpointing(model, checkpointing), Capture(model, modules, recomputed=checkpointing) as cap:
         losses = forward_losses(model, ids, attn, loss_mask)
-        finite = torch.isfinite(losses)
-        # A non-finite loss is kept out of the sum; that sample is reported as an error.
-        losses.where(finite, torch.zeros_like(losses)).sum().backward()
-    loss_values = losses.detach().tolist()  # one transfer for the batch
-    return [factors_of(projections, cap.inputs, cap.grads, b, s, loss_values[b]) for b, s in enumerate(samples)]
+        values = backward_sum(losses, torch.isfinite(losses))
+    return batch_factors(projections, cap, samples, values)
+
+
+def backward_sum(losses: torch.Tensor, keep: torch.Tensor, retain_graph: bool = False) -> list[float]:
+    """Backward the sum of the ``losses`` (B,) where ``keep``; return every loss as a float, in one
+    transfer. A sample whose whole loss is not finite is kept out of the sum, so it cannot spoil the
+    others' gradients; it is reported as an error."""
+    losses.where(keep, torch.zeros_like(losses)).sum().backward(retain_graph=retain_graph)
+    return losses.detach().tolist()
+
+
+def batch_factors(
+    projections: Sequence[LayerProjection], cap: Capture, samples: Sequence[Encoded], values: list[float]
+) -> list[SampleFactors]:
+    """Every sample's factors from the last backward pass (its loss, or its step's share, is ``values[b]``)."""
+    grads = dict(cap.grads)  # a copy: the next backward pass replaces the captured gradients
+    return [factors_of(projections, cap.inputs, grads, b, s, values[b]) for b, s in enumerate(samples)]
 
 
 def factors_of(
@@ -199,25 +212,12 @@ def run_batch_steps(
         counts = mask.sum(1)
         losses = (nll * mask).sum(1) / counts
         finite = torch.isfinite(losses)
-        losses.where(finite, torch.zeros_like(losses)).sum().backward(retain_graph=rounds > 0)
-        loss_values = losses.detach().tolist()
-        yield (
-            -1,
-            [factors_of(projections, cap.inputs, dict(cap.grads), b, s, loss_values[b]) for b, s in enumerate(samples)],
-        )
+        yield -1, list(batch_factors(projections, cap, samples, backward_sum(losses, finite, rounds > 0)))
         for j in range(rounds):
             weight = torch.zeros_like(nll)
             for b, s in enumerate(samples):
                 if j < len(s.steps):
                     weight[b, step_columns(s.steps[j], tail)] = 1.0 / counts[b]
-            share = (nll * mask * weight).where(finite[:, None], torch.zeros_like(nll)).sum(1)
-            share.sum().backward(retain_graph=j < rounds - 1)
-            values = share.detach().tolist()
-            grads = dict(cap.grads)
-            yield (
-                j,
-                [
-                    factors_of(projections, cap.inputs, grads, b, s, values[b]) if j < len(s.steps) else None
-                    for b, s in enumerate(samples)
-                ],
-            )
+            share = (nll * mask * weight).sum(1)
+            parts = batch_factors(projections, cap, samples, backward_sum(share, finite, j < rounds - 1))
+            yield j, [part if j < len(s.steps) else None for part, s in zip(parts, samples)]
