@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,15 @@ def test_openai_judge_needs_the_key_from_the_environment(monkeypatch: pytest.Mon
         make_judge("openai:gpt-4o-mini")
     with pytest.raises(ConfigError, match="openai:MODEL"):
         make_judge("gpt-4o-mini")
+
+
+def test_openai_judge_names_the_extra_when_httpx_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setitem(sys.modules, "httpx", None)  # import httpx now raises ImportError
+    with pytest.raises(
+        ConfigError, match=r"^--judge openai:m needs the httpx package: pip install 'gradspec\[judge\]'$"
+    ):
+        make_judge("openai:m")
 
 
 def test_local_judge_runs_offline_and_its_replies_are_cached(tmp_path: Path) -> None:

@@ -1,14 +1,16 @@
-"""LLM judges for InsTag and difficulty: prompts, clients, the reply cache, and reply parsing."""
+"""LLM judges for InsTag and difficulty: prompts, clients, the reply cache, and reply parsing.
+
+The OpenAI-compatible client needs httpx, the ``judge`` extra; it loads only when asked for."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from gradspec.errors import ConfigError
+from gradspec.extras import require
 from gradspec.score.judge.base import Judge
 from gradspec.score.judge.cache import ReplyCache
 from gradspec.score.judge.local import LocalJudge
-from gradspec.score.judge.openai_api import OpenAIJudge
 from gradspec.score.judge.parse import parse_difficulty, parse_instag
 from gradspec.score.judge.scores import judged_scores
 
@@ -22,6 +24,9 @@ def make_judge(spec: str, base_url: str | None = None, device: str = "auto", **o
     kind, _, name = spec.partition(":")
     try:
         if kind == "openai" and name:
+            require("httpx", "judge", f"--judge {spec}")
+            from gradspec.score.judge.openai_api import OpenAIJudge
+
             where: dict[str, Any] = {"base_url": base_url} if base_url else {}
             return OpenAIJudge(name, **where, **options)
         if kind == "hf" and name:
@@ -34,7 +39,6 @@ def make_judge(spec: str, base_url: str | None = None, device: str = "auto", **o
 __all__ = [
     "Judge",
     "LocalJudge",
-    "OpenAIJudge",
     "ReplyCache",
     "judged_scores",
     "make_judge",
