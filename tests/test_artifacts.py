@@ -48,7 +48,7 @@ def experiment_out(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Pat
     }  # fmt: skip
     (tmp / "exp.yaml").write_text(yaml.safe_dump(spec))
     result = run_experiment(load_experiment(tmp / "exp.yaml"), tmp / "out", say=lambda _: None)
-    assert not [k for k, v in result["steps"].items() if v.startswith("failed")], result["steps"]
+    assert not [k for k, v in result["stages"].items() if v.startswith("failed")], result["stages"]
     return tmp / "out"
 
 

@@ -52,7 +52,7 @@ def test_a_selection_is_read_against_random_draws_of_its_budget(tmp_path: Path, 
     assert table[table.method == "random"].seeds.iloc[0] == 3
     assert "training longest: response_loss on held" in result.output and "of the draws" in result.output
     again = runner.invoke(app, args)  # resumes: nothing is trained twice
-    assert again.exit_code == 0 and "0 steps run" in again.output, again.output
+    assert again.exit_code == 0 and "0 stages run" in again.output, again.output
     shown = runner.invoke(app, ["show", str(out)])
     assert shown.exit_code == 0 and "experiment" in shown.output, shown.output
     no_lengths = runner.invoke(app, [*args[:2], "--pool", str(data), *args[4:]])

@@ -42,8 +42,8 @@ def tree(root: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "name", ["../x", "/abs/settings", "a/b", "..", ".steps", "", "a\\b", "tab\there", "x" * 300, "evil\u202egnp.exe",
-             "a\u2066b", "c1\x85"]
+    "name", ["../x", "/abs/settings", "a/b", "..", ".steps", ".stages", "", "a\\b", "tab\there", "x" * 300,
+             "evil\u202egnp.exe", "a\u2066b", "c1\x85"]
 )  # fmt: skip
 def test_a_name_that_is_not_one_path_segment_is_refused(name: str) -> None:
     with pytest.raises(ConfigError, match="is not a plain name"):

@@ -72,20 +72,22 @@ def test_experiment_runs_end_to_end_and_resumes(tmp_path: Path, tiny_llama_dir: 
     assert [r.name for r in exp.runs][:4] == ["p1-low", "p1-high", "p2-low", "p2-high"]
     out = tmp_path / "out"
     first = run_experiment(exp, out, say=lambda _: None)
-    assert first["steps"]["report"] == "done" and (out / "report.html").exists()
-    # A comparison that cannot be made is recorded as failed; the other steps and the report go on.
-    why = first["steps"].pop("compare-empty")
+    assert first["stages"]["report"] == "done" and (out / "report.html").exists()
+    # A comparison that cannot be made is recorded as failed; the other stages and the report go on.
+    why = first["stages"].pop("compare-empty")
     assert why.startswith("failed: ") and "no ok samples" in why
     assert "Comparison: empty" not in (out / "report.html").read_text()
-    assert all(v == "done" for v in first["steps"].values())
+    assert all(v == "done" for v in first["stages"].values())
     pooled = json.loads((out / "comparisons/pooled/comparison.json").read_text())
     assert [len(g["runs"]) for g in pooled["groups"]] == [2, 2]
     assert len(json.loads((out / "selections/ifd/sel_highest_3.json").read_text())) == 3
     assert (out / "correlations/ifd/correlations.csv").exists()
-    # Again: nothing is recomputed or rewritten.
+    # Again, from a folder whose markers are where 0.2 kept them: nothing is recomputed or rewritten.
     report_time = (out / "report.html").stat().st_mtime_ns
+    (out / ".stages").rename(out / ".steps")
     second = run_experiment(load_experiment(tmp_path / "exp.yaml"), out, say=lambda _: None)
-    skipped = {k for k, v in second["steps"].items() if v == "skipped"}
+    assert (out / ".stages").is_dir() and not (out / ".steps").exists()
+    skipped = {k for k, v in second["stages"].items() if v == "skipped"}
     assert {"select-ifd", "compare-p1", "compare-pooled", "correlate-ifd", "report"} <= skipped
     assert (out / "report.html").stat().st_mtime_ns == report_time
     from gradspec.store import open_run
@@ -206,7 +208,7 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(spec))
     result = run_experiment(load_experiment(path), tmp_path / "out", say=lambda _: None)
-    failed = {k: v for k, v in result["steps"].items() if v.startswith("failed")}
+    failed = {k: v for k, v in result["stages"].items() if v.startswith("failed")}
     assert not failed, failed
     out = tmp_path / "out"
     pool = json.loads((out / "pools/pool.json").read_text())
@@ -238,7 +240,7 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
     assert dict(zip(check.method, check.seeds)) == {"top": 1, "random": 2}
     assert not check.set_index("method")["mean"].equals(results.set_index("method")["mean"])
     again = run_experiment(load_experiment(path), tmp_path / "out", say=lambda _: None)
-    assert all(v == "skipped" for v in again["steps"].values()), again["steps"]
+    assert all(v == "skipped" for v in again["stages"].values()), again["stages"]
 
 
 def test_a_pool_takes_the_records_that_match_where_before_its_limit(tmp_path: Path) -> None:

@@ -205,15 +205,15 @@ def test_an_experiment_resumes_from_another_working_directory(
     (root / "exp.yaml").write_text(yaml.safe_dump(spec))
     monkeypatch.chdir(root)
     first = run_experiment(load_experiment("exp.yaml"), "out", say=lambda _: None)
-    assert all(v == "done" for v in first["steps"].values()), first["steps"]
+    assert all(v == "done" for v in first["stages"].values()), first["stages"]
     monkeypatch.chdir(tmp_path)
     again = run_experiment(load_experiment("project/exp.yaml"), "project/out", say=lambda _: None)
-    assert all(v == "skipped" for v in again["steps"].values()), again["steps"]
+    assert all(v == "skipped" for v in again["stages"].values()), again["stages"]
     moved = tmp_path / "elsewhere"
     (root / "out").rename(moved)
     third = run_experiment(load_experiment("project/exp.yaml"), moved, say=lambda _: None)
-    done = {k for k, v in third["steps"].items() if v != "skipped"}
-    assert not {k for k in done if k.startswith(("select", "compute"))}, third["steps"]
+    done = {k for k, v in third["stages"].items() if v != "skipped"}
+    assert not {k for k in done if k.startswith(("select", "compute"))}, third["stages"]
 
 
 def test_data_root_on_the_command_line_is_where_every_data_path_starts(tmp_path: Path) -> None:

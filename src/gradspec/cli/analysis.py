@@ -116,15 +116,15 @@ def baseline(config: BaselineConfig) -> None:
 
 
 def said(result: dict[str, Any]) -> None:
-    """An experiment's findings, its steps' counts and failures, and its report; exit 1 on a failure."""
+    """An experiment's findings, its stages' counts and failures, and its report; exit 1 on a failure."""
     from gradspec.experiment.summary import findings
 
     for line in findings(result["out"]):
         click.echo(line)
-    steps = result["steps"].values()
-    done, skipped = sum(v == "done" for v in steps), sum(v == "skipped" for v in steps)
-    failed = {k: v for k, v in result["steps"].items() if v.startswith("failed")}
-    click.echo(f"{result['out']}: {done} steps run, {skipped} already done, {len(failed)} failed")
+    stages = result["stages"].values()
+    done, skipped = sum(v == "done" for v in stages), sum(v == "skipped" for v in stages)
+    failed = {k: v for k, v in result["stages"].items() if v.startswith("failed")}
+    click.echo(f"{result['out']}: {done} stages run, {skipped} already done, {len(failed)} failed")
     for step, why in failed.items():
         click.echo(f"  {step}: {why}")
     if result["report"]:

@@ -169,9 +169,10 @@ def details(found: Found) -> list[str]:
     if m.get("selections"):
         lines.append("selections: " + ", ".join(m["selections"]))
     steps = m.get("steps")
-    if isinstance(steps, dict) and steps:  # an experiment's stages and how each ended
-        states = [v if v in ("done", "skipped") else "failed" for v in steps.values()]
-        lines.append(", ".join(f"{states.count(s)} {s}" for s in ("done", "skipped", "failed")) + " steps")
+    stages = m.get("stages", steps if isinstance(steps, dict) else None)  # an experiment's ("steps" up to 0.2)
+    if isinstance(stages, dict) and stages:  # an experiment's stages and how each ended
+        states = [v if v in ("done", "skipped") else "failed" for v in stages.values()]
+        lines.append(", ".join(f"{states.count(s)} {s}" for s in ("done", "skipped", "failed")) + " stages")
     elif isinstance(steps, list) and steps:  # the training steps a callback measured
         lines.append(f"{len(steps)} training steps measured: " + ", ".join(map(str, steps[:12])))
     if isinstance(m.get("results"), list):  # a fine-tune: what it trained on and its held-out measures

@@ -2,7 +2,7 @@
 
     name: quality-splits
     data_root: ../../shared/data        # relative to this file; data paths are relative to it
-    model: default                      # defaults for every step (each entry may override)
+    model: default                      # defaults for every stage (each entry may override)
     template: plain
     max_length: 256
     limit: 12
@@ -34,7 +34,7 @@ An entry that uses ``{var}`` placeholders is repeated for every combination of t
 variables it uses; a value that is one placeholder alone takes the grid value as it is (a
 number stays a number); a variable whose list is empty leaves out every entry that uses it at
 that size (``full`` may give it values), and so every evaluation file that uses it. Any option
-of the config a step builds is a key of that step (compute's for runs, score's and select's for
+of the config a stage builds is a key of that stage (compute's for runs, score's and select's for
 selections, compare's and correlate's for theirs, train's for trainings, and any of them as a
 default at the top), checked by the same rules as the command line: an unknown key or a value
 of the wrong type is an error naming the file, the entry, the key and the valid keys.
@@ -79,7 +79,7 @@ def _options(cls: type, without: tuple[str, ...]) -> dict[str, Leaf]:
     return {name: leaf for name, leaf in leaf_map(cls).items() if name not in without}
 
 
-# The options each kind of entry may set, taken from the configs their steps build: a field
+# The options each kind of entry may set, taken from the configs their stages build: a field
 # added to a stage config is a valid key here with no other edit, checked the same way.
 RUN_OPTIONS = _options(ComputeConfig, ("data", "out", "workers"))
 SCORE_OPTIONS = _options(ScoreConfig, ("data", "out", "metrics"))
@@ -118,7 +118,7 @@ _ALONE = re.compile(r"^\{(\w+)\}$")
 
 @dataclass(frozen=True)
 class Experiment:
-    """A checked, expanded experiment: its defaults and its typed steps, references resolved."""
+    """A checked, expanded experiment: its defaults and its typed stages, references resolved."""
 
     name: str
     path: Path
@@ -137,7 +137,7 @@ class Experiment:
 
 
 MAX_ENTRIES = 10_000
-"""Entries of one kind a grid may expand into (each is a step: a run, a comparison, a training)."""
+"""Entries of one kind a grid may expand into (each is a stage: a run, a comparison, a training)."""
 
 
 def _variables(value: Any) -> set[str]:
@@ -210,7 +210,7 @@ def _check(
             raise ConfigError(f"{where} '{e.get('name')}': missing {sorted(lacking)}")
         if isinstance(e["name"], int) and not isinstance(e["name"], bool):
             e["name"] = str(e["name"])  # a grid value used alone as the name
-        segment(e["name"], f"{where} name")  # it names the step's file or folder
+        segment(e["name"], f"{where} name")  # it names the stage's file or folder
         if e["name"] in seen:
             raise ConfigError(f"{where}: the name '{e['name']}' is used twice")
         seen.add(e["name"])
@@ -296,7 +296,7 @@ def _typed(
     report: dict[str, Any],
     full: bool,
 ) -> Experiment:
-    """The checked entries as typed steps, every name and reference resolved."""
+    """The checked entries as typed stages, every name and reference resolved."""
     pools = [pool_entry(e, root) for e in entries["pools"]]
     selections = [_selection_entry(e, root) for e in entries["selections"]]
     runs = [

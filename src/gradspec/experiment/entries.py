@@ -1,9 +1,9 @@
-"""An experiment's entries as typed steps, with their references resolved once, at load time.
+"""An experiment's entries as typed stages, with their references resolved once, at load time.
 
-A step reads data files (under the experiment's data root) or the output of an earlier step, a
+A stage reads data files (under the experiment's data root) or the output of an earlier stage, a
 ``Ref``: ``@pool`` (a pool's file), ``@selection/scored`` (a selection's scored file) or
 ``@selection/highest`` (one of its groups: ``highest``, ``lowest``, ``q1of4`` ..., ``kept``). A
-reference to a step that does not exist, or to an output that step does not make, is a one-line
+reference to a stage that does not exist, or to an output that stage does not make, is a one-line
 error naming the entry when the file is loaded, not a failure halfway through a run.
 
 Nothing here imports more than the configs: checking an experiment file loads no torch.
@@ -21,26 +21,26 @@ from gradspec.errors import ConfigError
 
 @dataclass(frozen=True)
 class Ref:
-    """An earlier step's output."""
+    """An earlier stage's output."""
 
-    step: str
+    stage: str
     part: str | None = None
 
     def __str__(self) -> str:
-        return f"@{self.step}" + (f"/{self.part}" if self.part else "")
+        return f"@{self.stage}" + (f"/{self.part}" if self.part else "")
 
 
 Source = Path | Ref
-"""What a step reads: a data file, or an earlier step's output."""
+"""What a stage reads: a data file, or an earlier stage's output."""
 
 
 def source(value: Any, data_root: Path, where: str) -> Source:
     """A data path (relative to ``data_root``) or a ``Ref`` from an entry's text."""
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: expected a data file or @step, got {value!r}")
+        raise ConfigError(f"{where}: expected a data file or @name, got {value!r}")
     if value.startswith("@"):
-        step, _, part = value[1:].partition("/")
-        return Ref(step, part or None)
+        stage, _, part = value[1:].partition("/")
+        return Ref(stage, part or None)
     p = Path(value)
     return p if p.is_absolute() else data_root / p
 
@@ -72,7 +72,7 @@ class SelectionEntry:
     """Score's and select's options, checked."""
 
     def parts(self) -> set[str]:
-        """The outputs other steps may refer to (``@name/part``)."""
+        """The outputs other stages may refer to (``@name/part``)."""
         out = {"scored"} if self.score else set()
         if "by" in self.options:
             if self.options.get("top") or self.options.get("match_length"):
@@ -132,14 +132,14 @@ class TrainingEntry:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-Step = PoolEntry | SelectionEntry | RunEntry | ComparisonEntry | CorrelationEntry | TrainingEntry
+Stage = PoolEntry | SelectionEntry | RunEntry | ComparisonEntry | CorrelationEntry | TrainingEntry
 
 
 def check_refs(
     pools: Sequence[PoolEntry], selections: Sequence[SelectionEntry], readers: Sequence[tuple[str, Source]]
 ) -> None:
     """Every reference names an earlier pool (``@name``) or selection (``@name/part``) and an output
-    it makes (``readers``: (entry, source) of every step that reads one). A selection may read a pool
+    it makes (``readers``: (entry, source) of every stage that reads one). A selection may read a pool
     or an earlier selection only."""
     by_pool = {p.name: p for p in pools}
     by_selection: dict[str, SelectionEntry] = {}
@@ -148,18 +148,18 @@ def check_refs(
         if not isinstance(src, Ref):
             return
         if src.part is None:
-            if src.step not in by_pool:
+            if src.stage not in by_pool:
                 names = ", ".join(f"@{n}" for n in by_pool) or "none"
                 raise ConfigError(f"{entry}: {src} names no pool (pools: {names}; a selection's output is @name/part)")
             return
-        maker = by_selection.get(src.step)
+        maker = by_selection.get(src.stage)
         if maker is None:
             names = ", ".join(by_selection) or "none"
             raise ConfigError(f"{entry}: {src} names no earlier selection (selections: {names})")
         parts = sorted(maker.parts())
         if src.part not in parts:
-            offered = ", ".join(f"@{src.step}/{p}" for p in parts) or "nothing"
-            raise ConfigError(f"{entry}: {src}: selection {src.step} makes no such output (it makes {offered})")
+            offered = ", ".join(f"@{src.stage}/{p}" for p in parts) or "nothing"
+            raise ConfigError(f"{entry}: {src}: selection {src.stage} makes no such output (it makes {offered})")
 
     for pool in pools:
         for f in pool.files:

@@ -1,6 +1,6 @@
-"""Run an experiment's steps in order, skipping every step whose inputs and options have not
-changed since it last finished (a marker per step holds their fingerprint). A model is loaded
-only when a step that needs it runs, so an experiment started again on finished work loads
+"""Run an experiment's stages in order, skipping every stage whose inputs and options have not
+changed since it last finished (a marker per stage holds their fingerprint). A model is loaded
+only when a stage that needs it runs, so an experiment started again on finished work loads
 none. Runs resume by themselves, so a killed experiment redoes at most one part of one run.
 
 Order: pools, selections (score, select), runs (and each run again at every response window a
@@ -45,7 +45,7 @@ from gradspec.experiment.config import (
 )
 from gradspec.experiment.entries import ComparisonEntry, Ref, RunEntry, SelectionEntry, Source
 from gradspec.experiment.pools import build_pool
-from gradspec.experiment.steps import Models, Say, Steps
+from gradspec.experiment.stages import Models, Say, Stages
 from gradspec.files import under
 
 SELECTION_NAME = "sel"
@@ -60,37 +60,37 @@ def _stamp(run_dir: Path) -> Any:
     """What a run holds: its identity, counts and the names of its parts (a resumed run adds parts)."""
     m = read_marker(RUN.marker_path(run_dir))
     if m is None:
-        return None  # the run failed; the step that needs it fails in turn and says why
+        return None  # the run failed; the stage that needs it fails in turn and says why
     return [m.get("config"), m.get("counts"), sorted(p.name for p in (run_dir / "samples").glob("*.parquet"))]
 
 
 def _content(path: Path) -> str | None:
-    """A file's content, as a hash (None when it is not there): what a step made, not when."""
+    """A file's content, as a hash (None when it is not there): what a stage made, not when."""
     return file_sha256(path) if path.is_file() else None
 
 
 class Runner:
-    """One experiment's steps, the files they make, and the references other steps read them by."""
+    """One experiment's stages, the files they make, and the references other stages read them by."""
 
     def __init__(self, exp: Experiment, root: Path, say: Say) -> None:
         self.exp, self.root, self.say = exp, root, say
-        self.steps = Steps(root, lambda step: say(f"[{exp.name}] {step}"), {"$OUT": root, "$DATA": exp.data_root})
+        self.stages = Stages(root, lambda stage: say(f"[{exp.name}] {stage}"), {"$OUT": root, "$DATA": exp.data_root})
         self.models = Models(progress=bool(exp.defaults.get("progress", True)))
         self.outputs: dict[Ref, Path] = {}  # every pool's and finished selection's files
         self.truncated: set[str] = set()  # selections whose groups carry per-record windows
         self.report_inputs: list[Path] = []
 
     def place(self, kind: str, name: str) -> Path:
-        """Where a step's output goes: ``OUT/kind/name``, never outside ``OUT``."""
+        """Where a stage's output goes: ``OUT/kind/name``, never outside ``OUT``."""
         return under(self.root, kind, name)
 
-    def resolve(self, step: str, src: Source) -> Path | None:
-        """The file ``src`` names, or None with ``step`` recorded as failed (the step that makes it failed)."""
+    def resolve(self, stage: str, src: Source) -> Path | None:
+        """The file ``src`` names, or None with ``stage`` recorded as failed (the stage that makes it failed)."""
         if not isinstance(src, Ref):
             return src
         found = self.outputs.get(src)
         if found is None:
-            self.steps.status[step] = f"failed: {src} was not made (its step failed)"
+            self.stages.status[stage] = f"failed: {src} was not made (its stage failed)"
         return found
 
     # -- data --------------------------------------------------------------------------------
@@ -101,22 +101,22 @@ class Runner:
             out = self.place("pools", f"{pool.name}.json")
             spec = {**asdict(pool), "files": [[str(f), file_sha256(f) if f.exists() else None] for f in files]}
             action = partial(build_pool, files, pool.sample, pool.seed, out, pool.limit, pool.where, pool.skip)
-            self.steps.once(f"pool-{pool.name}", spec, out, action)
+            self.stages.once(f"pool-{pool.name}", spec, out, action)
             self.outputs[Ref(pool.name)] = out
 
     def selections(self) -> None:
         d = self.exp.defaults
         for sel in self.exp.selections:
-            step = f"select-{sel.name}"
+            stage = f"select-{sel.name}"
             folder = self.place("selections", sel.name)
-            data = self.resolve(step, sel.data)
+            data = self.resolve(stage, sel.data)
             if data is None:
                 continue
             # Only the defaults a score or a selection reads: a training option changed later re-scores nothing.
             spec = {**asdict(sel), "defaults": _pick(d, SELECTION_OPTIONS), "source": [str(data), _content(data)]}
             output = folder / (f"{SELECTION_NAME}_selection.json" if "by" in sel.options else SCORED_NAME)
-            overwrite = self.steps.changed(step, spec)
-            if self.steps.once(step, spec, output, partial(self._select, sel, data, folder, overwrite)):
+            overwrite = self.stages.changed(stage, spec)
+            if self.stages.once(stage, spec, output, partial(self._select, sel, data, folder, overwrite)):
                 self._register(sel, folder)
 
     def _select(self, sel: SelectionEntry, data: Path, folder: Path, overwrite: bool) -> None:
@@ -176,8 +176,8 @@ class Runner:
 
     def runs(self) -> None:
         for run in self.run_entries():
-            step = f"compute-{run.name}"
-            data = self.resolve(step, run.data)
+            stage = f"compute-{run.name}"
+            data = self.resolve(stage, run.data)
             if data is None:
                 continue
             values = {
@@ -185,13 +185,13 @@ class Runner:
                 "data": data,
                 "out": self.place("runs", run.name),
             }
-            if isinstance(run.data, Ref) and run.data.step in self.truncated:
+            if isinstance(run.data, Ref) and run.data.stage in self.truncated:
                 values.setdefault("record_windows", True)  # truncation-matched pairs carry their windows
             cfg = build(ComputeConfig, values, f"run '{run.name}'", convert_text=False)
             spec = {"config": flatten(cfg, set_only=True), "data": file_sha256(data) if data.exists() else None}
-            if self.steps.changed(step, spec):  # options changed since it was computed: compute it again
+            if self.stages.changed(stage, spec):  # options changed since it was computed: compute it again
                 cfg = replace_leaves(cfg, overwrite=True)
-            self.steps.once(step, spec, RUN.marker_path(cfg.store.out), partial(self._compute, cfg))
+            self.stages.once(stage, spec, RUN.marker_path(cfg.store.out), partial(self._compute, cfg))
 
     def comparisons(self) -> None:
         from gradspec.analysis.length_curve import length_curve
@@ -211,7 +211,7 @@ class Runner:
                 out = self.place("comparisons", f"{comp.name}-length-curve")
                 spec = [_stamp_comparison(f) for f in windowed]
                 action = lambda w=windowed, o=out: length_curve(w, o)  # noqa: E731
-                if self.steps.once(f"length-curve-{comp.name}", spec, LENGTH_CURVE.marker_path(out), action):
+                if self.stages.once(f"length-curve-{comp.name}", spec, LENGTH_CURVE.marker_path(out), action):
                     self.report_inputs.append(out)
 
     def _compare(
@@ -234,7 +234,7 @@ class Runner:
         }
         options = _pick(comp.options, COMPARISON_OPTIONS)
         config = CompareConfig(runs, folder, comp.labels, reference=reference, **options)
-        done = self.steps.once(f"compare-{name}", spec, COMPARISON.marker_path(folder), lambda: compare(config))
+        done = self.stages.once(f"compare-{name}", spec, COMPARISON.marker_path(folder), lambda: compare(config))
         if done:
             self.report_inputs.append(folder)
         return done
@@ -244,17 +244,17 @@ class Runner:
         from gradspec.store import open_run
 
         for corr in self.exp.correlations:
-            step = f"correlate-{corr.name}"
+            stage = f"correlate-{corr.name}"
             folder = self.place("correlations", corr.name)
             run_dir = self.place("runs", corr.run)
-            scored = self.resolve(step, corr.scored)
+            scored = self.resolve(stage, corr.scored)
             if scored is None:
                 continue
             spec = {**asdict(corr), "inputs": _stamp(run_dir), "scored": [str(scored), _content(scored)]}
             action = lambda r=run_dir, s=scored, f=folder, o=corr.options: correlate(  # noqa: E731
                 open_run(r), s, f, o.get("fields"), bool(o.get("scores", False)), o.get("within")
             )
-            if self.steps.once(step, spec, CORRELATION.marker_path(folder), action):
+            if self.stages.once(stage, spec, CORRELATION.marker_path(folder), action):
                 self.report_inputs.append(folder)
 
     # -- trainings --------------------------------------------------------------------------------
@@ -268,8 +268,8 @@ class Runner:
         held_out = {option: sets[k] for k, option in HELD_OUT.items()}
         finished: dict[float, list[Training]] = {}
         for t in self.exp.trainings:
-            step = f"train-{t.name}"
-            data = self.resolve(step, t.data)
+            stage = f"train-{t.name}"
+            data = self.resolve(stage, t.data)
             if data is None or any(None in files for files in sets.values()):
                 continue
             out = self.place("trainings", t.name)
@@ -281,7 +281,7 @@ class Runner:
             }
             cfg = build(TrainConfig, values, f"training '{t.name}'", convert_text=False)
             spec = {"config": flatten(cfg), "data": _content(data)}
-            if self.steps.once(step, spec, TRAINING.marker_path(out), partial(train, cfg)):
+            if self.stages.once(stage, spec, TRAINING.marker_path(out), partial(train, cfg)):
                 finished.setdefault(cfg.recipe.learning_rate, []).append(Training(t.method, cfg.recipe.seed, out))
         # One summary per learning rate: a method is read against the baseline's draws at its own
         # rate (a second rate checks that the rate is not what decides the ranking).
@@ -292,7 +292,7 @@ class Runner:
             out = self.place("trainings", name)
             stamps = [[t.method, t.seed, _content(TRAINING.marker_path(t.folder))] for t in done]
             action = partial(summarize, done, baseline, out)
-            if self.steps.once(f"train-{name}", stamps, SELECTION_RESULTS.marker_path(out), action):
+            if self.stages.once(f"train-{name}", stamps, SELECTION_RESULTS.marker_path(out), action):
                 self.report_inputs.append(out)
 
     # -- the report -------------------------------------------------------------------------------
@@ -301,16 +301,16 @@ class Runner:
         report = self.root / "report.html"
         inputs = [p for p in dict.fromkeys(self.report_inputs) if p.exists()]
         analysed = any(
-            v == "done" for k, v in self.steps.status.items() if not k.startswith(("compute", "select", "pool"))
+            v == "done" for k, v in self.stages.status.items() if not k.startswith(("compute", "select", "pool"))
         )
         if inputs and (analysed or not report.exists()):
             from gradspec.report import write_report
 
             self.say(f"[{self.exp.name}] report {report}")
             write_report(inputs, report, self.exp.report.get("title", self.exp.name))
-            self.steps.status["report"] = "done"
+            self.stages.status["report"] = "done"
         elif inputs:
-            self.steps.status["report"] = "skipped"
+            self.stages.status["report"] = "skipped"
         return report if report.exists() else None
 
 
@@ -319,10 +319,10 @@ def _stamp_comparison(folder: Path | None) -> Any:
 
 
 def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = print) -> dict[str, Any]:
-    """Run every step; returns {step: 'done' | 'skipped' | 'failed: why'} and the report path."""
+    """Run every stage; returns {stage: 'done' | 'skipped' | 'failed: why'} and the report path."""
     root = Path(out) if out is not None else Path("experiments") / (exp.name + ("-full" if exp.full else ""))
     root.mkdir(parents=True, exist_ok=True)
-    root = root.resolve()  # every path a step records starts here, whatever the working directory
+    root = root.resolve()  # every path a stage records starts here, whatever the working directory
     runner = Runner(exp, root, say)
     runner.pools()
     runner.selections()
@@ -332,6 +332,6 @@ def run_experiment(exp: Experiment, out: str | Path | None = None, say: Say = pr
     if exp.trainings:
         runner.trainings()
     report = runner.report()
-    status = runner.steps.status
-    write_marker(root, EXPERIMENT, {"file": str(exp.path.resolve()), "full": exp.full}, name=exp.name, steps=status)
-    return {"out": str(root), "steps": status, "report": str(report) if report else None}
+    status = runner.stages.status
+    write_marker(root, EXPERIMENT, {"file": str(exp.path.resolve()), "full": exp.full}, name=exp.name, stages=status)
+    return {"out": str(root), "stages": status, "report": str(report) if report else None}

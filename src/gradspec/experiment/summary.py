@@ -1,5 +1,5 @@
 """What an experiment found, in a few lines: each comparison's findings and each selection
-method's verdict against its baseline. Read from the files the steps wrote."""
+method's verdict against its baseline. Read from the files the stages wrote."""
 
 from __future__ import annotations
 

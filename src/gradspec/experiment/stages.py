@@ -1,5 +1,5 @@
-"""Experiment steps: each done once per fingerprint of its inputs and options, and the models
-they share, each loaded only when a step that needs it actually runs."""
+"""Experiment stages: each done once per fingerprint of its inputs and options, and the models
+they share, each loaded only when a stage that needs it actually runs."""
 
 from __future__ import annotations
 
@@ -17,16 +17,18 @@ from gradspec.model import LoadedModel, load
 Say = Callable[[str], None]
 
 
-class Steps:
-    """Markers in ``OUT/.steps``: a step is done when its marker holds the same fingerprint."""
+class Stages:
+    """Markers in ``OUT/.stages``: a stage is done when its marker holds the same fingerprint."""
 
     def __init__(self, out: Path, say: Say, places: dict[str, Path] | None = None) -> None:
-        self.dir = out / ".steps"
+        self.dir = out / ".stages"
+        if not self.dir.exists() and (out / ".steps").is_dir():  # its name up to 0.2: kept, renamed
+            (out / ".steps").rename(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.say = say
         self.status: dict[str, str] = {}
         # Folders a fingerprint names by label, not path: the experiment's own output (and its data
-        # root) may be reached from another working directory, or moved, without redoing a step.
+        # root) may be reached from another working directory, or moved, without redoing a stage.
         self.places = {label: str(path.resolve()) for label, path in (places or {"$OUT": out}).items()}
 
     def fingerprint(self, spec: Any) -> str:
@@ -35,38 +37,38 @@ class Steps:
             text = text.replace(json.dumps(path)[1:-1], label)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def done(self, step: str, spec: Any) -> bool:
-        marker = self.dir / f"{step}.json"
+    def done(self, stage: str, spec: Any) -> bool:
+        marker = self.dir / f"{stage}.json"
         return marker.exists() and json.loads(marker.read_text()).get("fingerprint") == self.fingerprint(spec)
 
-    def changed(self, step: str, spec: Any) -> bool:
-        """Whether ``step`` finished before with other inputs or options (its output must be replaced)."""
-        marker = self.dir / f"{step}.json"
+    def changed(self, stage: str, spec: Any) -> bool:
+        """Whether ``stage`` finished before with other inputs or options (its output must be replaced)."""
+        marker = self.dir / f"{stage}.json"
         return marker.exists() and json.loads(marker.read_text()).get("fingerprint") != self.fingerprint(spec)
 
-    def finish(self, step: str, spec: Any) -> None:
-        write_json_atomic(self.dir / f"{step}.json", {"fingerprint": self.fingerprint(spec)})
+    def finish(self, stage: str, spec: Any) -> None:
+        write_json_atomic(self.dir / f"{stage}.json", {"fingerprint": self.fingerprint(spec)})
 
-    def once(self, step: str, spec: Any, output: Path, action: Callable[[], Any]) -> bool:
-        """Run ``action`` unless ``step`` finished with this ``spec`` and ``output`` is there; whether
-        the step's output is there now (a step that cannot be done is recorded and the rest goes on)."""
-        if self.done(step, spec) and output.exists():
-            self.status[step] = "skipped"
+    def once(self, stage: str, spec: Any, output: Path, action: Callable[[], Any]) -> bool:
+        """Run ``action`` unless ``stage`` finished with this ``spec`` and ``output`` is there; whether
+        the stage's output is there now (a stage that cannot be done is recorded and the rest goes on)."""
+        if self.done(stage, spec) and output.exists():
+            self.status[stage] = "skipped"
             return True
-        self.say(step)
+        self.say(stage)
         try:
             action()
         except GradspecError as exc:
-            self.say(f"  {step} not done: {exc}")
-            self.status[step] = f"failed: {exc}"
+            self.say(f"  {stage} not done: {exc}")
+            self.status[stage] = f"failed: {exc}"
             return False
-        self.finish(step, spec)
-        self.status[step] = "done"
+        self.finish(stage, spec)
+        self.status[stage] = "done"
         return True
 
 
 class Models:
-    """Each model loaded once for the whole experiment, and only when a step needs it."""
+    """Each model loaded once for the whole experiment, and only when a stage needs it."""
 
     def __init__(self, progress: bool = True) -> None:
         self.progress = progress
