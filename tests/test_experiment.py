@@ -11,9 +11,11 @@ import yaml
 from click.testing import CliRunner
 
 from gradspec.cli.main import app
+from gradspec.config.selection import Size
 from gradspec.errors import ConfigError
 from gradspec.experiment import load_experiment, run_experiment
 from gradspec.experiment.config import Experiment
+from gradspec.experiment.entries import Ref, SelectionEntry, spec_of
 
 from conftest import write_json
 
@@ -64,6 +66,19 @@ def config(tmp: Path, model: Path) -> Path:
     path = tmp / "exp.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
+
+
+def test_a_stage_is_fingerprinted_as_gradspec_0_2_wrote_it() -> None:
+    """Typed sizes and renamed references leave the fingerprint's text as it was: a folder made by 0.2
+    resumes without redoing a stage."""
+    options = {"by": "reward", "top": Size.parse("16000 tokens"), "bottom": Size.parse(64)}
+    entry = SelectionEntry("top", Ref("pool", "scored"), ("length",), options)
+    assert spec_of(entry) == {
+        "name": "top",
+        "data": {"step": "pool", "part": "scored"},
+        "score": ["length"],
+        "options": {"by": "reward", "top": "16000 tokens", "bottom": 64},
+    }
 
 
 @pytest.mark.slow

@@ -12,6 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from gradspec.cli.main import app
+from gradspec.config.fields import flatten
+from gradspec.config.selection import Size
 from gradspec.data import load_dataset
 from gradspec.errors import ConfigError
 from gradspec.selection import SelectConfig, select
@@ -219,6 +221,37 @@ def test_a_token_budget_counts_the_tokens_that_fit(tmp_path: Path) -> None:
         SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "x", top="95 tokens").check()
     with pytest.raises(ConfigError, match="token budget"):
         SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "x", top="lots of tokens").check()
+
+
+@pytest.mark.parametrize(
+    ("given", "unit", "text", "records_of_40"),
+    [(64, "records", 64, 64), ("64", "records", 64, 64), (" 25 % ", "percent", "25%", 10),
+     ("12.5%", "percent", "12.5%", 5), ("16000 tokens", "tokens", "16000 tokens", None),
+     ("1 token", "tokens", "1 tokens", None)],
+)  # fmt: skip
+def test_a_size_is_read_once_and_written_back_as_given(
+    tmp_path: Path, given: object, unit: str, text: object, records_of_40: int | None
+) -> None:
+    """However the config is built (Python, YAML, command line), --top holds a ``Size``; its manifest
+    value is the canonical text (an int for a count), and a share means a count only among candidates."""
+    for config in (
+        SelectConfig(tmp_path / "d.json", "reward", tmp_path, top=given, max_length=100),  # type: ignore[arg-type]
+        SelectConfig.of(data=tmp_path / "d.json", by="reward", out_dir=tmp_path, top=given, max_length=100),
+    ):
+        assert isinstance(config.top, Size) and config.top.unit == unit
+        assert flatten(config)["top"] == text and Size.parse(text) == config.top
+        if records_of_40 is None:
+            assert config.top.budget == config.top.amount
+            with pytest.raises(ValueError, match="a token budget, not a count"):
+                config.top.records(40)
+        else:
+            assert config.top.budget is None and config.top.records(40) == records_of_40
+
+
+@pytest.mark.parametrize("bad", [-1, True, "0%", "101%", "0 tokens", "lots", 2.5])
+def test_a_size_that_is_not_one_is_refused_naming_the_option(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(ConfigError, match=r"^--bottom (must be 0 or more|expects a count)"):
+        SelectConfig(tmp_path / "d.json", "reward", tmp_path, top=1, bottom=bad)  # type: ignore[arg-type]
 
 
 def test_residualised_and_stratified_scores_leave_length_out(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ import textwrap
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from gradspec.config.types import allows_none, is_mapping, item_type, literal_choices, strip_optional
 from gradspec.errors import ConfigError
@@ -410,8 +410,17 @@ def replace_leaves(config: C, **values: Any) -> C:
     return changed
 
 
+@runtime_checkable
+class Plain(Protocol):
+    """A typed option value that says how JSON keeps it (``Size``)."""
+
+    def plain(self) -> Any: ...
+
+
 def plain(value: Any) -> Any:
-    """A value as JSON keeps it: tuples as lists, paths as text."""
+    """A value as JSON keeps it: tuples as lists, paths as text, a typed value as it says."""
+    if isinstance(value, Plain):
+        return value.plain()
     if isinstance(value, (tuple, list)):
         return [plain(v) for v in value]
     if isinstance(value, Mapping):

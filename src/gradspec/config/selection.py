@@ -24,40 +24,62 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 _TOKENS = re.compile(r"^\s*(\d+)\s*tokens?\s*$")
 
 
-def parse_size(value: Any) -> int | str:
-    """A group size: a count (``64``), a share of the candidates (``"25%"``) or a budget of response
-    tokens that fit (``"16000 tokens"``)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expects a count or a percentage, got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"must be 0 or more, got {value}")
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return int(text)
-        m = _SIZE.match(text)
-        if m and 0 < float(m.group(1)) <= 100:
-            return f"{float(m.group(1)):g}%"
-        m = _TOKENS.match(text)
-        if m and int(m.group(1)) > 0:
-            return f"{int(m.group(1))} tokens"
-    raise ValueError(f"expects a count (64), a percentage (25%) or a token budget (16000 tokens), got {value!r}")
+SizeUnit = Literal["records", "percent", "tokens"]
 
 
-def token_budget(size: int | str) -> int | None:
-    """The budget of a size given in tokens (``"16000 tokens"``), else None."""
-    return int(size.split()[0]) if isinstance(size, str) and size.endswith("tokens") else None
+@dataclass(frozen=True)
+class Size:
+    """A group size, read once from ``64``, ``"25%"`` or ``"16000 tokens"``: a count of records, a share
+    of the candidates, or a budget of response tokens that fit. It is written back as it was given (an
+    int for a count, else its text), so manifests and fingerprints keep their old values."""
 
+    amount: float
+    unit: SizeUnit = "records"
 
-def size_of(size: int | str, candidates: int) -> int:
-    """How many records a size means among ``candidates`` (a percentage rounds to the nearest)."""
-    if isinstance(size, int):
-        return size
-    if token_budget(size) is not None:
-        raise ValueError(f"{size} is a token budget, not a count")
-    return round(float(size.rstrip("%")) / 100 * candidates)
+    @classmethod
+    def parse(cls, value: Any) -> Size:
+        if isinstance(value, Size):
+            return value
+        if isinstance(value, bool):
+            raise ValueError(f"expects a count or a percentage, got {value!r}")
+        if isinstance(value, int):
+            if value < 0:
+                raise ValueError(f"must be 0 or more, got {value}")
+            return cls(value)
+        if isinstance(value, str):
+            text = value.strip()
+            if text.isdigit():
+                return cls(int(text))
+            m = _SIZE.match(text)
+            if m and 0 < float(m.group(1)) <= 100:
+                return cls(float(m.group(1)), "percent")
+            m = _TOKENS.match(text)
+            if m and int(m.group(1)) > 0:
+                return cls(int(m.group(1)), "tokens")
+        raise ValueError(f"expects a count (64), a percentage (25%) or a token budget (16000 tokens), got {value!r}")
+
+    def __bool__(self) -> bool:
+        return self.amount > 0
+
+    def __str__(self) -> str:
+        return {"records": f"{int(self.amount)}", "percent": f"{self.amount:g}%"}.get(
+            self.unit, f"{int(self.amount)} tokens"
+        )
+
+    def plain(self) -> int | str:
+        """As JSON keeps it: ``64``, ``"25%"``, ``"16000 tokens"``."""
+        return int(self.amount) if self.unit == "records" else str(self)
+
+    @property
+    def budget(self) -> int | None:
+        """The token budget, or None for a count or a share."""
+        return int(self.amount) if self.unit == "tokens" else None
+
+    def records(self, candidates: int) -> int:
+        """How many records it means among ``candidates`` (a percentage rounds to the nearest)."""
+        if self.unit == "tokens":
+            raise ValueError(f"{self} is a token budget, not a count")
+        return int(self.amount) if self.unit == "records" else round(self.amount / 100 * candidates)
 
 
 def parse_match_length(value: Any) -> str | None:
@@ -85,12 +107,12 @@ class SelectConfig(Options):
     out_dir: Path = field(metadata={"short": "-o"})
     """Folder for the group files and NAME_selection.json."""
 
-    top: int | str = field(default=0, metadata={"parse": parse_size})
+    top: Size = field(default=Size(0), metadata={"parse": Size.parse})
     """Size of the highest group: a count (64), a share of the candidates (25%), or a budget of response tokens
     (16000 tokens: records in score order while their tokens that fit in --max-length stay within it, so methods
     compared at one budget train on the same number of tokens); 0: none."""
 
-    bottom: int | str = field(default=0, metadata={"parse": parse_size})
+    bottom: Size = field(default=Size(0), metadata={"parse": Size.parse})
     """Size of the lowest group: a count, a share of the candidates or a token budget; 0: none."""
 
     residualise: bool = False
@@ -164,23 +186,26 @@ class SelectConfig(Options):
         fields = numeric_fields(records)
         return f"; numeric fields of {values['data']}: {', '.join(fields[:30]) or 'none'} (or random, fitting_tokens)"
 
+    def __post_init__(self) -> None:
+        for option in ("top", "bottom"):  # a size given in Python (top=64, top="25%") is read here, once
+            try:
+                object.__setattr__(self, option, Size.parse(getattr(self, option)))
+            except ValueError as exc:
+                raise ConfigError(f"--{option} {exc}") from None
+        super().__post_init__()
+
     def check(self) -> None:
         if self.name is not None:
             segment(self.name, "--name")
         if self.quantiles is not None and self.quantiles > MAX_QUANTILES:
             raise ConfigError(f"--quantiles {self.quantiles}: at most {MAX_QUANTILES} groups (one file each)")
-        for option, size in (("--top", self.top), ("--bottom", self.bottom)):
-            try:
-                parse_size(size)
-            except ValueError as exc:
-                raise ConfigError(f"{option} {exc}") from None
         if not (self.top or self.bottom or self.quantiles or self.keep_column):
             raise ConfigError("select: give --top N, --bottom N, --quantiles K or --keep-column")
         if self.match_length and self.top != self.bottom:
             raise ConfigError("--match-length pairs the groups: give --top and --bottom the same N")
         if self.by == RANDOM and (self.bottom or self.quantiles or self.match_length):
             raise ConfigError("--by random draws one group: give --top N only")
-        budgets = [token_budget(size) for size in (self.top, self.bottom)]
+        budgets = [size.budget for size in (self.top, self.bottom)]
         if any(budgets) and self.max_length is None:
             raise ConfigError("a token budget counts the tokens that fit: give --max-length (the training's)")
         if self.by == FITTING and self.max_length is None:

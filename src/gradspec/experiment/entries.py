@@ -12,10 +12,11 @@ Nothing here imports more than the configs: checking an experiment file loads no
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from gradspec.config.fields import Plain
 from gradspec.errors import ConfigError
 
 
@@ -32,6 +33,23 @@ class Ref:
 
 Source = Path | Ref
 """What a stage reads: a data file, or an earlier stage's output."""
+
+
+def spec_of(value: Any) -> Any:
+    """An entry as its stage's fingerprint reads it: dataclasses as dicts, typed option values as JSON
+    keeps them, a reference as ``{"step", "part"}`` (the keys gradspec 0.2 wrote, when stages were
+    called steps: a folder made then resumes without redoing a stage)."""
+    if isinstance(value, Ref):
+        return {"step": value.stage, "part": value.part}
+    if isinstance(value, Plain):
+        return value.plain()
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: spec_of(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {k: spec_of(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [spec_of(v) for v in value]
+    return value
 
 
 def source(value: Any, data_root: Path, where: str) -> Source:

@@ -11,7 +11,7 @@ lengths, then the length curve), correlations, trainings and their summary, the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from gradspec.experiment.config import (
     TRAINING_SUMMARY,
     Experiment,
 )
-from gradspec.experiment.entries import ComparisonEntry, Ref, RunEntry, SelectionEntry, Source
+from gradspec.experiment.entries import ComparisonEntry, Ref, RunEntry, SelectionEntry, Source, spec_of
 from gradspec.experiment.pools import build_pool
 from gradspec.experiment.stages import Models, Say, Stages
 from gradspec.files import under
@@ -99,7 +99,7 @@ class Runner:
         for pool in self.exp.pools:
             files = [f for f in pool.files if isinstance(f, Path)]  # loading refused references here
             out = self.place("pools", f"{pool.name}.json")
-            spec = {**asdict(pool), "files": [[str(f), file_sha256(f) if f.exists() else None] for f in files]}
+            spec = {**spec_of(pool), "files": [[str(f), file_sha256(f) if f.exists() else None] for f in files]}
             action = partial(build_pool, files, pool.sample, pool.seed, out, pool.limit, pool.where, pool.skip)
             self.stages.once(f"pool-{pool.name}", spec, out, action)
             self.outputs[Ref(pool.name)] = out
@@ -113,7 +113,7 @@ class Runner:
             if data is None:
                 continue
             # Only the defaults a score or a selection reads: a training option changed later re-scores nothing.
-            spec = {**asdict(sel), "defaults": _pick(d, SELECTION_OPTIONS), "source": [str(data), _content(data)]}
+            spec = {**spec_of(sel), "defaults": _pick(d, SELECTION_OPTIONS), "source": [str(data), _content(data)]}
             output = folder / (f"{SELECTION_NAME}_selection.json" if "by" in sel.options else SCORED_NAME)
             overwrite = self.stages.changed(stage, spec)
             if self.stages.once(stage, spec, output, partial(self._select, sel, data, folder, overwrite)):
@@ -227,7 +227,7 @@ class Runner:
         paths = [[self.place("runs", m) for m in g] for g in groups]
         runs = tuple(g[0] if len(g) == 1 else g for g in paths)  # a group of several runs is pooled
         spec = {
-            **asdict(comp),
+            **spec_of(comp),
             "groups": groups,
             "inputs": [_stamp(r) for g in paths for r in g],
             "reference": _stamp_comparison(reference),
@@ -250,7 +250,7 @@ class Runner:
             scored = self.resolve(stage, corr.scored)
             if scored is None:
                 continue
-            spec = {**asdict(corr), "inputs": _stamp(run_dir), "scored": [str(scored), _content(scored)]}
+            spec = {**spec_of(corr), "inputs": _stamp(run_dir), "scored": [str(scored), _content(scored)]}
             action = lambda r=run_dir, s=scored, f=folder, o=corr.options: correlate(  # noqa: E731
                 open_run(r), s, f, o.get("fields"), bool(o.get("scores", False)), o.get("within")
             )

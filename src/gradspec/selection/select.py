@@ -21,7 +21,7 @@ from typing import Any
 from gradspec.artifacts import SELECTION, read_marker, write_marker
 from gradspec.artifacts.markers import marker_content
 from gradspec.config.fields import flatten
-from gradspec.config.selection import FITTING, GRAD_QUALITY, RANDOM, SelectConfig, size_of, token_budget
+from gradspec.config.selection import FITTING, GRAD_QUALITY, RANDOM, SelectConfig, Size
 from gradspec.console import warn
 from gradspec.data import Record, load_dataset
 from gradspec.data.values import KEEP, finite_number, kept, lookup, numeric_fields, numeric_value
@@ -146,12 +146,12 @@ def ranked(cands: Sequence[Candidate], descending: bool, strata: int | None) -> 
     return out
 
 
-def take(order: Sequence[Candidate], size: int | str, n_candidates: int, max_length: int | None) -> list[Candidate]:
+def take(order: Sequence[Candidate], size: Size, n_candidates: int, max_length: int | None) -> list[Candidate]:
     """A group's members from ``order``: the first N, or with a token budget each record in turn while
     the tokens that fit stay within it (a record with none that fits is passed over: no training sees it)."""
-    budget = token_budget(size)
+    budget = size.budget
     if budget is None:
-        return list(order[: size_of(size, n_candidates)])
+        return list(order[: size.records(n_candidates)])
     out: list[Candidate] = []
     used = 0.0
     for c in order:
@@ -165,7 +165,7 @@ def take(order: Sequence[Candidate], size: int | str, n_candidates: int, max_len
     return out
 
 
-def label(size: int | str) -> str:
+def label(size: Size) -> str:
     """A size as it appears in a group's file name (16000 tokens: 16000tokens)."""
     return str(size).replace(" ", "")
 
@@ -332,8 +332,8 @@ def select(config: SelectConfig) -> dict[str, Any]:
     if config.residualise:
         cands = residualised(cands)
     name = config.name or path.stem
-    top = config.top if token_budget(config.top) else size_of(config.top, len(cands))
-    bottom = config.bottom if token_budget(config.bottom) else size_of(config.bottom, len(cands))
+    # A share becomes the count it means here (its group's name says the count); a budget stays a budget.
+    top, bottom = (size if size.budget else Size(size.records(len(cands))) for size in (config.top, config.bottom))
     # A random draw has no highest: its group is NAME_random_N (still ``highest`` to references like @sel/highest).
     high_name = f"{name}_{'random' if config.by == RANDOM else 'highest'}_{label(top)}"
     low_name = f"{name}_lowest_{label(bottom)}"
@@ -378,12 +378,12 @@ def select(config: SelectConfig) -> dict[str, Any]:
 
 
 def drawn(
-    config: SelectConfig, cands: list[Candidate], top: int | str, bottom: int | str, high_name: str, low_name: str
+    config: SelectConfig, cands: list[Candidate], top: Size, bottom: Size, high_name: str, low_name: str
 ) -> tuple[dict[str, list[Candidate]], dict[str, Any]]:
     """The highest and lowest groups (length-matched as asked) and the length design they were drawn by."""
     groups: dict[str, list[Candidate]] = {}
     if config.match_length == "bins":
-        groups[high_name], groups[low_name] = matched(cands, int(top), config.length_bins)
+        groups[high_name], groups[low_name] = matched(cands, top.records(len(cands)), config.length_bins)
         return groups, {}
     if top:
         groups[high_name] = take(ranked(cands, True, config.strata), top, len(cands), config.max_length)
