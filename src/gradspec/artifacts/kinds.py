@@ -143,7 +143,7 @@ SELECTION_RESULTS = Kind(
 EXPERIMENT = Kind(
     "experiment",
     "experiment.json",
-    1,
+    2,  # 2: stage markers in .stages/, ``stages`` in the marker (1: .steps/, ``steps``; read and renamed)
     "a YAML grid run end to end (gradspec experiment)",
     legacy=("experiment.json",),
 )
