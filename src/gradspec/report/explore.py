@@ -104,9 +104,16 @@ def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | No
         )
     wanted = list(dict.fromkeys(first or ()))
     columns = [*wanted, *(c for c in columns if c not in wanted)]
-    return {"run": str(run.path), "model": run.manifest.get("model", {}).get("name"), "modules": modules,
-            "columns": columns, "text_columns": text_fields, "sort": wanted[0] if wanted else "index",
-            "samples": rows, "step_rule": run.manifest.get("config", {}).get("steps")}  # fmt: skip
+    return {
+        "run": str(run.path),
+        "model": run.manifest.get("model", {}).get("name"),
+        "modules": modules,
+        "columns": columns,
+        "text_columns": text_fields,
+        "sort": wanted[0] if wanted else "index",
+        "samples": rows,
+        "step_rule": run.manifest.get("config", {}).get("steps"),
+    }
 
 
 def steps_data(run: Run, modules: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

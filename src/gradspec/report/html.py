@@ -217,8 +217,7 @@ def comparison_section(path: Path) -> str:
         parts += ["<h3>Similarity of curve shapes (relative depth)</h3>", table(shapes)]
     if COMPARISON.file(path, "steps").exists():
         kinds = pd.read_csv(COMPARISON.file(path, "steps"))
-        keep = ["group", "metric", "reading", "contrast", "share", "ci95_low", "ci95_high", "verdict", "n_steps",
-                "n_samples"]  # fmt: skip
+        keep = "group metric reading contrast share ci95_low ci95_high verdict n_steps n_samples".split()
         parts += ["<h3>Step kinds within each group (compute --steps)</h3>", table(kinds[keep])]
         parts.append(
             "<p class=\"meta\">share: the ratio of a step kind's metric to the other steps' (the last step's to "
@@ -307,8 +306,10 @@ def training_spectra_section(path: Path, workdir: Path) -> str:
     marker = identify_as(path, TRAINING_SPECTRA).marker
     runs = {int(step): open_run(path / f"step-{int(step):06d}") for step in marker.get("steps", [])}
     parts = [f"<h2>Spectra over training: {esc(path.name)}</h2>"]
-    parts.append(f'<p class="meta">The probe set {esc(marker.get("config", {}).get("probe"))}, measured at steps '
-                 f"{esc(', '.join(map(str, runs)))} (mean over its samples, per layer).</p>")  # fmt: skip
+    parts.append(
+        f'<p class="meta">The probe set {esc(marker.get("config", {}).get("probe"))}, measured at steps '
+        f"{esc(', '.join(map(str, runs)))} (mean over its samples, per layer).</p>"
+    )
     if runs:
         pngs = steps_figure(runs, workdir / f"{len(list(workdir.iterdir()))}-steps")
         parts.append(figure(pngs[0], "nuclear norm and effective rank per layer, one line per training step"))
@@ -348,9 +349,7 @@ def expanded(item: Path) -> list[Path]:
         for part in EXPERIMENT_PARTS
         for folder in sorted((item / part).glob("*"))
         if folder.is_dir()
-        and any(
-            (folder / k.marker).is_file() for k in (COMPARISON, LENGTH_CURVE, CORRELATION, SELECTION_RESULTS)
-        )  # fmt: skip
+        and any((folder / k.marker).is_file() for k in (COMPARISON, LENGTH_CURVE, CORRELATION, SELECTION_RESULTS))
     ]
     if not found:
         raise ConfigError(f"{item}: an experiment with no comparison, correlation or training summary yet to report")
@@ -374,8 +373,10 @@ def write_report(inputs: Sequence[str | Path], out: str | Path, title: str = "gr
                 raise DamagedError(f"{item}: its files are damaged ({type(exc).__name__}: {first_line(exc)})") from exc
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     anchored = [s.replace("<h2>", f'<h2 id="s{i}">', 1) for i, s in enumerate(sections)]
-    titles = [html.unescape(s.split("<h2>", 1)[1].split("</h2>", 1)[0]) if "<h2>" in s else f"section {i}"
-              for i, s in enumerate(sections)]  # fmt: skip
+    titles = [
+        html.unescape(s.split("<h2>", 1)[1].split("</h2>", 1)[0]) if "<h2>" in s else f"section {i}"
+        for i, s in enumerate(sections)
+    ]
     toc = "".join(f'<li><a href="#s{i}">{esc(t)}</a></li>' for i, t in enumerate(titles))
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{GENERATOR}<title>{esc(title)}</title>'
