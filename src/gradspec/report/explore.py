@@ -49,19 +49,29 @@ def shown(value: Any) -> Any:
     return value
 
 
-def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | None = None) -> dict[str, Any]:
-    """Everything the page shows, as plain JSON: one entry per sample, in file order, with the
-    record as read (every original field, for export) when it is small enough to embed."""
-    samples = run.df("samples").sort_values("index")
+Curves = dict[str, dict[str, dict[str, list[float | None]]]]
+"""sample_id -> module -> metric -> its value at each layer."""
+
+
+def layer_curves(run: Run) -> tuple[list[str], Curves]:
+    """The run's modules (q, k, v, o, gate, up, down first) and each sample's curves over the layers."""
     stats = run.sql(
         "select sample_id, module, layer, nuclear_norm, effective_rank from layer_stats order by module, layer"
     ).df()
     present = set(stats["module"])
-    modules = [m for m in MODULES if m in present] + sorted(present - set(MODULES))  # q, k, v, o, gate, up, down
-    curves: dict[str, dict[str, dict[str, list[float | None]]]] = {}
+    modules = [m for m in MODULES if m in present] + sorted(present - set(MODULES))
+    curves: Curves = {}
     for (sid, module), d in stats.groupby(["sample_id", "module"], sort=False):
         d = d.sort_values("layer")
         curves.setdefault(sid, {})[module] = {m: [finite_number(v) for v in d[m]] for m in CURVE_METRICS}
+    return modules, curves
+
+
+def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | None = None) -> dict[str, Any]:
+    """Everything the page shows, as plain JSON: one entry per sample, in file order, with the
+    record as read (every original field, for export) when it is small enough to embed."""
+    samples = run.df("samples").sort_values("index")
+    modules, curves = layer_curves(run)
     try:
         quality = grad_quality(run).set_index("sample_id")["grad_quality"].to_dict()
     except (ConfigError, ValueError):
