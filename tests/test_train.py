@@ -214,7 +214,10 @@ def test_selection_summary_finds_the_better_method_and_adjusts_for_many(tmp_path
     (budgeted,) = findings(rows.reset_index().assign(tokens_trained=2500.0))
     assert "(50 tokens a record, 2500 in all)" in budgeted and "90 tokens a record, 2500 in all)" in budgeted
     no_different = int((rows["verdict"] == "no different from random").sum())
-    assert said.endswith(f"worse: none; no different: {no_different} methods.")
+    assert said.endswith(f"worse: none; no different: {no_different} method{'' if no_different == 1 else 's'}.")
+    null = nulls.index[nulls["verdict"] == "no different from random"][0]
+    (one,) = findings(rows.loc[["random", "good", null]].reset_index())
+    assert one.endswith("worse: none; no different: 1 method."), one
 
 
 def test_the_results_table_ranks_each_measure_best_first() -> None:

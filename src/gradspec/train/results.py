@@ -256,10 +256,10 @@ def findings(table: pd.DataFrame) -> list[str]:
 
         mine = d[d.method == baseline]
         own = f" ({tokens_of(next(mine.itertuples()))})" if not mine.empty else ""
+        same = int(judged.verdict.str.startswith("no different").sum())
         out.append(
             f"{measure.replace('_', ' ')} on {set_}, against {baseline}{own}: better: {named('better')}; "
-            f"worse: {named('worse')}; no different: {int(judged.verdict.str.startswith('no different').sum())} "
-            "methods."
+            f"worse: {named('worse')}; no different: {same} method{'' if same == 1 else 's'}."
         )
     return out
 
