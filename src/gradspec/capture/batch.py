@@ -182,7 +182,7 @@ def factors_of(
     return SampleFactors(sample.sample_id, loss, n_pos, x, delta)
 
 
-StepRound = tuple[int, list["SampleFactors | None"]]
+StepRound = tuple[int, Sequence["SampleFactors | None"]]
 
 
 def step_columns(step: Step, tail: int) -> slice:
@@ -212,7 +212,7 @@ def run_batch_steps(
         counts = mask.sum(1)
         losses = (nll * mask).sum(1) / counts
         finite = torch.isfinite(losses)
-        yield -1, list(batch_factors(projections, cap, samples, backward_sum(losses, finite, rounds > 0)))
+        yield -1, batch_factors(projections, cap, samples, backward_sum(losses, finite, rounds > 0))
         for j in range(rounds):
             weight = torch.zeros_like(nll)
             for b, s in enumerate(samples):
