@@ -29,12 +29,12 @@ def test_a_selection_is_read_against_random_draws_of_its_budget(tmp_path: Path, 
     done = runner.invoke(app, ["score", str(data), "--metrics", "length", "-o", str(scored), "--template", "plain",
                                "--no-progress", *model])  # fmt: skip
     assert done.exit_code == 0, done.output
-    picked = runner.invoke(app, ["select", str(scored), "--by", "response_tokens", "--top", "30 tokens",
+    picked = runner.invoke(app, ["select", str(scored), "--by", "n_response_tokens", "--top", "30 tokens",
                                  "--max-length", "64", "-o", str(tmp_path / "sel"), "--name", "longest"])  # fmt: skip
     assert picked.exit_code == 0, picked.output
     selection = tmp_path / "sel" / "longest_highest_30tokens.json"
     chosen = json.loads(selection.read_text())
-    budget = sum(r["response_tokens"] for r in chosen)  # short records: every token fits in 64
+    budget = sum(r["n_response_tokens"] for r in chosen)  # short records: every token fits in 64
     out = tmp_path / "base"
     args = ["baseline", str(selection), "--pool", str(scored), "--draws", "3", "-o", str(out), "--template", "plain",
             "--max-length", "64", "--optimizer-steps", "2", "--learning-rate", "1e-3", "--eval-instruction", str(held),
@@ -45,7 +45,7 @@ def test_a_selection_is_read_against_random_draws_of_its_budget(tmp_path: Path, 
     assert plan["selections"][0]["top"] == f"{budget} tokens" and plan["grid"]["draw"] == [0, 1, 2]
     for draw in range(3):  # each draw holds at most the selection's budget, from the pool
         drawn = json.loads(next((out / "selections" / f"random-{draw}").glob("*_random_*.json")).read_text())
-        assert 0 < sum(r["response_tokens"] for r in drawn) <= budget
+        assert 0 < sum(r["n_response_tokens"] for r in drawn) <= budget
     table = pd.read_csv(out / "trainings" / "summary" / "selection_results.csv")
     row = table[table.method == "longest"].iloc[0]
     assert row.seeds == 1 and 0 <= row.percentile <= 1 and not pd.isna(row.draws_sd)
@@ -56,4 +56,4 @@ def test_a_selection_is_read_against_random_draws_of_its_budget(tmp_path: Path, 
     shown = runner.invoke(app, ["show", str(out)])
     assert shown.exit_code == 0 and "experiment" in shown.output, shown.output
     no_lengths = runner.invoke(app, [*args[:2], "--pool", str(data), *args[4:]])
-    assert no_lengths.exit_code == 2 and "pool.json: no record has response_tokens" in no_lengths.output
+    assert no_lengths.exit_code == 2 and "pool.json: no record has n_response_tokens" in no_lengths.output

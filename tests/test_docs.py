@@ -101,7 +101,7 @@ def test_the_filter_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.Mon
     (tmp_path / "recipe.yaml").write_text(recipe.group(1))
     scored = [
         {"instruction": f"q{i}", "output": "a " * (i + 1), "ifd": 0.1 * (i % 12), "reward": (i % 7) - 2.0,
-         "effective_rank": 10.0 + i, "target_similarity": 0.01 * i, "response_tokens": 20 + i, "prompt_tokens": 8}
+         "effective_rank": 10.0 + i, "target_similarity": 0.01 * i, "n_response_tokens": 20 + i, "n_prompt_tokens": 8}
         for i in range(40)
     ]  # fmt: skip
     (tmp_path / "scored.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored))

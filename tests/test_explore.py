@@ -115,12 +115,12 @@ def test_the_page_sorts_filters_opens_and_exports_in_a_browser(
         similarity = [float(t) for t in column("target_similarity") if t]  # --first: sorted by it, highest first
         assert similarity == sorted(similarity, reverse=True) and len(similarity) == 6
 
-        header = driver.find_element(By.CSS_SELECTOR, 'th[data-key="response_tokens"]')
+        header = driver.find_element(By.CSS_SELECTOR, 'th[data-key="n_response_tokens"]')
         header.click()  # ascending, undefined last
-        tokens = [float(t) for t in column("response_tokens") if t]
+        tokens = [float(t) for t in column("n_response_tokens") if t]
         assert tokens == sorted(tokens) and len(tokens) == 6
-        driver.find_element(By.CSS_SELECTOR, 'th[data-key="response_tokens"]').click()  # descending
-        assert [float(t) for t in column("response_tokens") if t] == sorted(tokens, reverse=True)
+        driver.find_element(By.CSS_SELECTOR, 'th[data-key="n_response_tokens"]').click()  # descending
+        assert [float(t) for t in column("n_response_tokens") if t] == sorted(tokens, reverse=True)
 
         assert "2 checked" in driver.find_element(By.ID, "count").text  # ticked from the keep column
         Select(driver.find_element(By.ID, "rangefield")).select_by_value("reward")

@@ -200,7 +200,7 @@ def test_inspect_shows_a_refused_record_and_goes_on(tokenizer) -> None:
                              PromptConfig("plain", max_length=20))  # fmt: skip
     refused, ok = report["records"]
     assert refused["status"] == "refused" and "cannot be tokenised (ValueError" in refused["reason"]
-    assert ok["status"] == "ok" and ok["loss_tokens"] == 2
+    assert ok["status"] == "ok" and ok["n_response_tokens"] == 2
     assert "record 0 (id0): refused: record 0: cannot be tokenised" in as_text(report)
 
 

@@ -88,9 +88,37 @@ def test_ifd_and_length_on_a_tiny_model_equal_batch_of_one(tmp_path: Path, tiny_
     assert rows[5]["ifd"] is None and "output" in rows[5]["score_errors"]["ifd"]
     assert summary["metrics"]["ifd"] == {"scored": 3, "failed": 3, "reasons": summary["metrics"]["ifd"]["reasons"]}
     # Lengths count what the model sees, untruncated: the byte tokenizer has one token per byte.
-    assert rows[1]["response_tokens"] == len(RECORDS[1]["output"].encode())
-    assert rows[2]["prompt_tokens"] == len(tok(RECORDS[2]["instruction"] + "\n")["input_ids"]) > 64
-    assert rows[4]["response_chars"] == len(RECORDS[4]["output"])
+    assert rows[1]["n_response_tokens"] == len(RECORDS[1]["output"].encode())
+    assert rows[2]["n_prompt_tokens"] == len(tok(RECORDS[2]["instruction"] + "\n")["input_ids"]) > 64
+    assert rows[4]["n_response_chars"] == len(RECORDS[4]["output"])
+
+
+def test_a_kept_metric_is_read_back_and_one_kept_under_its_former_names_is_scored_again(
+    tmp_path: Path, tiny_llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from gradspec.score import SCORERS
+
+    out = tmp_path / "s.jsonl"
+    data = write_json(tmp_path / "d.json", RECORDS[:3])
+    cfg = ScoreConfig.of(data=data, out=out, metrics=("length",), model=str(tiny_llama_dir),
+                         prompt=PromptConfig("plain", max_length=64), progress=False)  # fmt: skip
+    score(cfg)
+    first = out.read_text()
+    kept = tmp_path / "s.jsonl.score" / "length.jsonl"
+    rows = [json.loads(line) for line in kept.read_text().splitlines()]
+    monkeypatch.setitem(SCORERS, "length", replace(SCORERS["length"], score=None))  # reading back computes nothing
+    score(cfg)
+    assert out.read_text() == first
+    monkeypatch.undo()
+    # As version 0.2 kept it: the counts under the names of the --prompt-tokens/--response-tokens options.
+    former = [{**r, "fields": {k.removeprefix("n_"): v for k, v in r["fields"].items()}} for r in rows]
+    kept.write_text("".join(json.dumps(r) + "\n" for r in former))
+    score(cfg)
+    again = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["n_response_tokens"] for r in again] == [len(r["output"].encode()) for r in RECORDS[:3]]
+    assert not any("response_tokens" in r for r in again)
 
 
 def test_a_record_the_tokenizer_refuses_fails_its_ifd_and_length_only(tmp_path: Path, tiny_llama_dir: Path) -> None:
@@ -108,7 +136,7 @@ def test_a_record_the_tokenizer_refuses_fails_its_ifd_and_length_only(tmp_path: 
     records = ctx.dataset.items
     ifd, lengths = ifd_scores(ctx, records), length_scores(ctx, records)
     assert ifd[1].error == lengths[1].error == "record 1: cannot be tokenised (ValueError: NUL byte in text)"
-    assert lengths[1].fields["prompt_tokens"] is None and lengths[1].fields["response_chars"] == 3
+    assert lengths[1].fields["n_prompt_tokens"] is None and lengths[1].fields["n_response_chars"] == 3
     plain = ScoreContext(cfg, load_dataset(data), loaded)
     # Without the refused record the batches have other shapes, so the IFDs agree within round-off only.
     alone = ifd_scores(plain, records)

@@ -116,7 +116,7 @@ def test_truncation_matching_gives_identical_lengths_and_keeps_every_short_recor
     recs = []
     for i in range(120):
         n = rng.randint(5, 400)
-        recs.append({**rec(i, n / 50 + rng.gauss(0, 1)), "response_tokens": n})  # the score follows length
+        recs.append({**rec(i, n / 50 + rng.gauss(0, 1)), "n_response_tokens": n})  # the score follows length
     data = write_json(tmp_path / "d.json", recs)
     for pairing in ("rank", "random"):
         out = tmp_path / pairing
@@ -126,9 +126,9 @@ def test_truncation_matching_gives_identical_lengths_and_keeps_every_short_recor
         high, low = read(out / "d_highest_30.json"), read(out / "d_lowest_30.json")
         assert sorted(r["response_window"] for r in high) == sorted(r["response_window"] for r in low)
         shorter = low if summary["length_design"]["shorter_group"] == "lowest" else high
-        assert all(r["response_window"] <= r["response_tokens"] for r in high + low)  # the length score stays
+        assert all(r["response_window"] <= r["n_response_tokens"] for r in high + low)  # the length score stays
         # A window is the shorter length of its pair: never more than the record's own length.
-        assert sum(r["response_window"] == r["response_tokens"] for r in shorter) >= 15
+        assert sum(r["response_window"] == r["n_response_tokens"] for r in shorter) >= 15
         assert summary["length_design"]["pairs"] == 30 and summary["length_design"]["pairing"] == pairing
         assert [r["reward"] for r in high] == sorted((r["reward"] for r in high), reverse=True)  # still the top 30
         assert all("source_index" in r for r in high)
@@ -136,7 +136,7 @@ def test_truncation_matching_gives_identical_lengths_and_keeps_every_short_recor
     rank_high, rank_low = read(tmp_path / "rank/d_highest_30.json"), read(tmp_path / "rank/d_lowest_30.json")
     summary = json.loads((tmp_path / "rank/d_selection.json").read_text())
     shorter = rank_low if summary["length_design"]["shorter_group"] == "lowest" else rank_high
-    assert all(r["response_window"] == r["response_tokens"] for r in shorter)
+    assert all(r["response_window"] == r["n_response_tokens"] for r in shorter)
     with pytest.raises(ConfigError, match="needs token lengths"):
         select(SelectConfig(write_json(tmp_path / "n.json", [rec(i, i) for i in range(10)]), "reward", tmp_path / "n",
                             top=3, bottom=3, match_length="truncate"))  # fmt: skip
@@ -144,27 +144,27 @@ def test_truncation_matching_gives_identical_lengths_and_keeps_every_short_recor
 
 def test_truncation_matched_windows_fit_beside_each_prompt(tmp_path: Path) -> None:
     """With the runs' max length, no pair's window overflows either member's room (else the run would
-    skip that member and break the pair); records without prompt_tokens keep their whole length."""
+    skip that member and break the pair); records without n_prompt_tokens keep their whole length."""
     rng = random.Random(2)
     recs = [
-        {**rec(i, float(i)), "response_tokens": rng.randint(50, 600), "prompt_tokens": rng.randint(5, 150)}
+        {**rec(i, float(i)), "n_response_tokens": rng.randint(50, 600), "n_prompt_tokens": rng.randint(5, 150)}
         for i in range(60)
     ]
     data = write_json(tmp_path / "d.json", recs)
     select(SelectConfig(data, "reward", tmp_path / "o", top=20, bottom=20, match_length="truncate", max_length=512))
     chosen = read(tmp_path / "o/d_highest_20.json") + read(tmp_path / "o/d_lowest_20.json")
-    assert all(r["prompt_tokens"] + r["response_window"] <= 512 for r in chosen)
-    assert any(r["prompt_tokens"] + r["response_window"] == 512 for r in chosen)  # cut to the room, not below
+    assert all(r["n_prompt_tokens"] + r["response_window"] <= 512 for r in chosen)
+    assert any(r["n_prompt_tokens"] + r["response_window"] == 512 for r in chosen)  # cut to the room, not below
     select(SelectConfig(data, "reward", tmp_path / "w", top=20, bottom=20, match_length="truncate"))
     unbounded = read(tmp_path / "w/d_highest_20.json") + read(tmp_path / "w/d_lowest_20.json")
-    assert any(r["prompt_tokens"] + r["response_window"] > 512 for r in unbounded)
+    assert any(r["n_prompt_tokens"] + r["response_window"] > 512 for r in unbounded)
 
 
 def test_a_pair_that_cannot_fit_is_dropped_and_counted_never_given_an_empty_window(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    recs = [{**rec(i, float(i)), "response_tokens": 40, "prompt_tokens": 20} for i in range(8)]
-    recs[0]["prompt_tokens"] = recs[7]["prompt_tokens"] = 300  # their prompts alone fill --max-length
+    recs = [{**rec(i, float(i)), "n_response_tokens": 40, "n_prompt_tokens": 20} for i in range(8)]
+    recs[0]["n_prompt_tokens"] = recs[7]["n_prompt_tokens"] = 300  # their prompts alone fill --max-length
     data = write_json(tmp_path / "d.json", recs)
     summary = select(SelectConfig(data, "reward", tmp_path / "o", top=4, bottom=4, match_length="truncate",
                                   max_length=256))  # fmt: skip
@@ -201,7 +201,7 @@ def test_percent_sizes_thresholds_keep_column_random_and_the_fields_listed(tmp_p
 
 
 def sized(i: int, value: float, response: int, prompt: int) -> dict:
-    return {**rec(i, value), "response_tokens": response, "prompt_tokens": prompt}
+    return {**rec(i, value), "n_response_tokens": response, "n_prompt_tokens": prompt}
 
 
 def test_a_token_budget_counts_the_tokens_that_fit(tmp_path: Path) -> None:
@@ -221,6 +221,22 @@ def test_a_token_budget_counts_the_tokens_that_fit(tmp_path: Path) -> None:
         SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "x", top="95 tokens").check()
     with pytest.raises(ConfigError, match="token budget"):
         SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "x", top="lots of tokens").check()
+
+
+def test_a_file_scored_before_the_rename_selects_as_one_scored_after(tmp_path: Path) -> None:
+    """Files scored by 0.2 hold the counts as response_tokens/prompt_tokens (the window options'
+    names): a budget, --by fitting_tokens and --by n_response_tokens read them the same."""
+    rows = [sized(0, 9.0, 30, 10), sized(1, 8.0, 50, 100), sized(2, 7.0, 90, 60), sized(3, 6.0, 20, 10)]
+    former = [{k.removeprefix("n_"): v for k, v in r.items()} for r in rows]
+    picks = []
+    for name, records in (("new", rows), ("former", former)):
+        data = write_json(tmp_path / f"{name}.json", records)
+        for by, top in (("reward", "95 tokens"), ("fitting_tokens", 2), ("n_response_tokens", 2)):
+            summary = select(SelectConfig.of(data=data, by=by, out_dir=tmp_path / name, top=top, max_length=100))
+            group = read(tmp_path / name / summary["files"]["highest"])
+            picks.append((name, by, [r["source_index"] for r in group], summary["length_unit"]))
+    assert [p[1:] for p in picks[:3]] == [p[1:] for p in picks[3:]], picks
+    assert [p[2] for p in picks[:3]] == [[0, 2, 3], [2, 0], [2, 1]] and picks[3][3] == "tokens"
 
 
 @pytest.mark.parametrize(
@@ -269,10 +285,10 @@ def test_residualised_and_stratified_scores_leave_length_out(tmp_path: Path) -> 
     assert pick("b", res) == {i for i in range(60) if i % 5 == 0}  # exactly the records with quality
     assert pick("a", raw) != pick("b", res)
     strat = select(SelectConfig.of(data=data, by="reward", out_dir=tmp_path / "c", top=12, strata=4))
-    lengths = sorted(r["response_tokens"] for r in rows)
+    lengths = sorted(r["n_response_tokens"] for r in rows)
     quartile = lambda n: sum(n > lengths[k * 15 - 1] for k in (1, 2, 3))  # noqa: E731
     chosen = [r for r in read(tmp_path / "c" / strat["files"]["highest"])]
-    assert sorted(quartile(r["response_tokens"]) for r in chosen) == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
+    assert sorted(quartile(r["n_response_tokens"]) for r in chosen) == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
 
 
 def test_numbers_written_as_text_rank_as_numbers(tmp_path: Path) -> None:

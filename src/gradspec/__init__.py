@@ -6,7 +6,7 @@ pandas (``compute`` loads torch when it is first touched).
 
 from gradspec.lazy import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["ComputeConfig", "PromptConfig", "Run", "__version__", "compute", "compute_many", "open_run"]
 __getattr__, __dir__ = lazy_exports(

@@ -101,7 +101,7 @@ class SelectConfig(Options):
     """A scored file (from gradspec score, or any file with score fields)."""
 
     by: str
-    """Field to rank by (reward, ifd, instag, difficulty, nuclear_norm, grad_quality, response_tokens, ...), or
+    """Field to rank by (reward, ifd, instag, difficulty, nuclear_norm, grad_quality, n_response_tokens, ...), or
     random."""
 
     out_dir: Path = field(metadata={"short": "-o"})
@@ -147,7 +147,7 @@ class SelectConfig(Options):
 
     max_length: int | None = field(default=None, metadata={"min": 1})
     """The max length (prompt plus response tokens) of the runs or the training the groups are for: a record's
-    length then counts only the response tokens that fit beside its prompt (prompt_tokens), for token budgets,
+    length then counts only the response tokens that fit beside its prompt (n_prompt_tokens), for token budgets,
     --by fitting_tokens and --match-length truncate (so every pair's window fits and no run skips one member)."""
 
     pairing: Pairing = "rank"

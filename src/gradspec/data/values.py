@@ -46,11 +46,20 @@ def kept(value: Any) -> bool | None:
     return None
 
 
+LENGTH_FIELDS = ("n_prompt_tokens", "n_response_tokens", "n_prompt_chars", "n_response_chars")
+"""The counts ``score --metrics length`` writes (untruncated, under the template), which selection reads."""
+FORMER_NAMES = {field: field.removeprefix("n_") for field in LENGTH_FIELDS}
+"""Their names in files scored before 0.3 (``response_tokens``: the name of the window option too)."""
+
+
 def lookup(record: Mapping[str, Any], path: str) -> Any:
     """A field's value: the record's own key ``path`` first, else the dotted path through nested
     objects (``scores.DeitaQScorer.score``). A path that ends at an object with a ``score`` (the
     layout of OpenDataArena's scorers, ``{"scores": {"DeitaQScorer": {"score": 4.5}}}``) gives that
-    score, so ``scores.DeitaQScorer`` reads it too. None where the path leads nowhere."""
+    score, so ``scores.DeitaQScorer`` reads it too. A length count is read under its former name in
+    a file scored before the rename. None where the path leads nowhere."""
+    if path not in record and FORMER_NAMES.get(path) in record:
+        path = FORMER_NAMES[path]
     if path in record:
         value = record[path]
     else:

@@ -43,7 +43,7 @@ def token_budget_of(path: Path, max_length: int) -> int:
         tokens = fitting_tokens(row.value, item, max_length) if isinstance(row.value, dict) else None
         if tokens is None:
             raise ConfigError(
-                f"{path}: record {item.index}: no response_tokens and prompt_tokens (score the pool with --metrics "
+                f"{path}: record {item.index}: no n_response_tokens and n_prompt_tokens (score the pool with --metrics "
                 "length before select), or give --budget N"
             )
         total += tokens
@@ -57,7 +57,9 @@ def check_pool(path: Path) -> None:
         isinstance(row.value, dict) and isinstance(item, Record) and fitting_tokens(row.value, item, None) is not None
         for item, row in pairs
     ):
-        raise ConfigError(f"{path}: no record has response_tokens and prompt_tokens: score it with --metrics length")
+        raise ConfigError(
+            f"{path}: no record has n_response_tokens and n_prompt_tokens: score it with --metrics length"
+        )
 
 
 def plan(config: BaselineConfig) -> dict[str, Any]:

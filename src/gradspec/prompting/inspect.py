@@ -32,9 +32,9 @@ def inspect_records(items: list[Record | BadRecord], tokenizer: Any, config: Pro
                 n = enc.n_prompt_tokens
                 row |= {
                     "status": "ok",
-                    "tokens": enc.n_tokens,
-                    "prompt_tokens": n,
-                    "loss_tokens": enc.n_response_tokens,
+                    "n_tokens": enc.n_tokens,
+                    "n_prompt_tokens": n,
+                    "n_response_tokens": enc.n_response_tokens,
                     "truncated": enc.truncated,
                     "prompt": tokenizer.decode(enc.input_ids[:n]),
                     "response": tokenizer.decode(enc.input_ids[n:]),
@@ -58,8 +58,8 @@ def as_text(report: dict[str, Any]) -> str:
             continue
         cut = ", truncated" if r["truncated"] else ""
         lines.append(
-            f"\nrecord {r['index']} ({r['sample_id']}): {r['tokens']} tokens, {r['prompt_tokens']} of prompt, "
-            f"{r['loss_tokens']} carrying loss{cut}"
+            f"\nrecord {r['index']} ({r['sample_id']}): {r['n_tokens']} tokens, {r['n_prompt_tokens']} of prompt, "
+            f"{r['n_response_tokens']} carrying loss{cut}"
         )
         lines += ["--- prompt (no loss) ---", r["prompt"], "--- response (loss on these tokens) ---", r["response"]]
     return "\n".join(lines)

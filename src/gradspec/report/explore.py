@@ -92,7 +92,7 @@ def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | No
         rows.append(
             {
                 "sample_id": sid, "index": int(s["index"]), "status": s["status"], "reason": reason,
-                "tokens": finite_number(s["n_tokens"]), "response_tokens": finite_number(s["n_response_tokens"]),
+                "n_tokens": finite_number(s["n_tokens"]), "n_response_tokens": finite_number(s["n_response_tokens"]),
                 "loss": finite_number(s["loss"]), "grad_quality": finite_number(quality.get(sid)), **means,
                 **dict.fromkeys([*score_fields, *text_fields]), **scores.get(sid, {}),
                 "prompt": clip(record.messages[-1].content) if record and record.messages else "",
@@ -102,7 +102,7 @@ def samples_data(run: Run, scored: Path | None = None, first: Sequence[str] | No
                 "steps": steps.get(sid, []),
             }
         )  # fmt: skip
-    columns = ["index", "status", *score_fields, "grad_quality", "tokens", "response_tokens", "loss"]
+    columns = ["index", "status", *score_fields, "grad_quality", "n_tokens", "n_response_tokens", "loss"]
     columns += [f"{metric}_{m}" for metric in CURVE_METRICS for m in modules]
     columns += text_fields
     unknown = [c for c in first or () if c not in columns]
@@ -165,7 +165,7 @@ MAX_ORIGINAL = 1 << 20
 the page shows, with its sample_id."""
 
 
-RUN_COLUMNS = frozenset({"index", "status", "reason", "tokens", "response_tokens", "loss", "grad_quality"})
+RUN_COLUMNS = frozenset({"index", "status", "reason", "n_tokens", "n_response_tokens", "loss", "grad_quality"})
 """Columns the run itself gives; a scored field of the same name is shown as ``NAME (scored)``."""
 NOT_SHOWN = frozenset({
     "sample_id", "gradspec_sample_id", "source_index", "id", "instruction", "input", "output", "prompt", "response",

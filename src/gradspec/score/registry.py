@@ -36,6 +36,9 @@ class Scorer:
         out = {item.index: failed(self.fields, item.reason) for item in items if isinstance(item, BadRecord)}
         records = [item for item in items if isinstance(item, Record)]
         out.update(self.score(ctx, records) if records else {})
+        odd = next((s for s in out.values() if not set(self.fields) <= set(s.fields)), None)
+        if odd is not None:  # a kept metric is read back only when it holds its declared fields
+            raise ValueError(f"metric '{self.name}' wrote fields {sorted(odd.fields)}, declared {list(self.fields)}")
         return out
 
 

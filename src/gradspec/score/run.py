@@ -76,7 +76,7 @@ def _score_all(
     results: dict[str, dict[int, Scored]] = {}
     try:
         for name in config.metrics:
-            done = state.finished(name, indices)
+            done = state.finished(name, indices, SCORERS[name].fields)
             if done is None:
                 done = SCORERS[name].run(ctx, dataset.items)
                 state.keep(name, done)

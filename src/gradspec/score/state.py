@@ -106,15 +106,17 @@ class ScoreState:
     def release(self) -> None:
         self.lock.release()
 
-    def finished(self, metric: str, indices: set[int]) -> dict[int, Scored] | None:
-        """A metric's results when it was finished for every one of ``indices`` and none of them
-        failed for a passing reason (a judge that did not answer is asked again); else None."""
+    def finished(self, metric: str, indices: set[int], fields: tuple[str, ...]) -> dict[int, Scored] | None:
+        """A metric's results when it was finished for every one of ``indices``, holding the metric's
+        present fields, and none of them failed for a passing reason (a judge that did not answer
+        is asked again); else None."""
         path = self.dir / f"{metric}.jsonl"
         if not path.exists():
             return None
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         results = {r["index"]: Scored(r["fields"], r["error"], tuple(r["flags"]), r["transient"]) for r in rows}
-        if not indices <= set(results) or any(s.transient for s in results.values()):
+        renamed = any(not set(fields) <= set(s.fields) for s in results.values())  # kept by an older version
+        if renamed or not indices <= set(results) or any(s.transient for s in results.values()):
             return None
         return results
 

@@ -45,9 +45,14 @@ class Candidate:
     record: dict[str, Any]
 
 
+def length_count(record: Mapping[str, Any], field: str) -> float | None:
+    """A length count ``score --metrics length`` stored (``n_response_tokens``, ...), None without one."""
+    return finite_number(lookup(record, field))
+
+
 def response_length(record: Mapping[str, Any], item: Record) -> float:
     """Response tokens where ``score --metrics length`` stored them, else characters."""
-    tokens = finite_number(record.get("response_tokens"))
+    tokens = length_count(record, "n_response_tokens")
     return tokens if tokens is not None else float(len(item.response))
 
 
@@ -95,7 +100,7 @@ def matched(cands: Sequence[Candidate], n: int, bins: int) -> tuple[list[Candida
 
 def fitting_length(c: Candidate, max_length: int | None) -> float:
     """The response tokens of a candidate that fit beside its prompt in ``max_length`` (all without one)."""
-    prompt = finite_number(c.record.get("prompt_tokens"))
+    prompt = length_count(c.record, "n_prompt_tokens")
     if max_length is None or prompt is None:
         return c.length
     return float(max(0, min(c.length, max_length - prompt)))
@@ -103,7 +108,7 @@ def fitting_length(c: Candidate, max_length: int | None) -> float:
 
 def fitting_tokens(record: Mapping[str, Any], item: Record, max_length: int | None) -> float | None:
     """``--by fitting_tokens``: the response tokens that fit beside the prompt (None without token lengths)."""
-    if finite_number(record.get("response_tokens")) is None or finite_number(record.get("prompt_tokens")) is None:
+    if length_count(record, "n_response_tokens") is None or length_count(record, "n_prompt_tokens") is None:
         return None
     return fitting_length(Candidate(item.index, 0.0, response_length(record, item), dict(record)), max_length)
 
@@ -113,14 +118,12 @@ def residualised(cands: Sequence[Candidate]) -> list[Candidate]:
     part of the score length does not explain); refuses records without token lengths."""
     import numpy as np
 
-    read = [
-        (finite_number(c.record.get("response_tokens")), finite_number(c.record.get("prompt_tokens"))) for c in cands
-    ]
+    read = [(length_count(c.record, "n_response_tokens"), length_count(c.record, "n_prompt_tokens")) for c in cands]
     sizes = [(r, q) for r, q in read if r is not None and q is not None]
     missing = [c for c, (r, q) in zip(cands, read) if r is None or q is None]
     if missing:
         raise ConfigError(
-            f"--residualise: record {missing[0].index} has no response_tokens/prompt_tokens; score the file with "
+            f"--residualise: record {missing[0].index} has no n_response_tokens/n_prompt_tokens; score the file with "
             "--metrics length first"
         )
     design = np.array([[1.0, np.log(max(r, 1.0)), np.log(max(q, 1.0))] for r, q in sizes])
@@ -181,14 +184,14 @@ def truncation_matched(
     length counts only what fits beside the record's prompt: a window that did not fit would make
     the run skip one member and break its pair. A pair with no response token that fits beside
     both prompts cannot be measured: it is dropped, and the design says how many were. Each
-    record keeps its length score (``response_tokens``) as it was.
+    record keeps its length score (``n_response_tokens``) as it was.
     """
     if any(WINDOW in c.record or LEGACY_CUT in c.record for c in (*high, *low)):
         raise ConfigError("--match-length truncate: these records were cut to a partner's length already")
-    if any(finite_number(c.record.get("response_tokens")) is None for c in (*high, *low)):
+    if any(length_count(c.record, "n_response_tokens") is None for c in (*high, *low)):
         raise ConfigError(
             "--match-length truncate needs token lengths: score the file with --metrics length first "
-            "(the response_tokens field), with the model and template the runs will use"
+            "(the n_response_tokens field), with the model and template the runs will use"
         )
     short_is_high = statistics.median(c.length for c in high) <= statistics.median(c.length for c in low)
     shorter, longer = (high, low) if short_is_high else (low, high)
@@ -356,6 +359,7 @@ def select(config: SelectConfig) -> dict[str, Any]:
         kept = keep_column(records, chosen, why, f"not in the highest {top} by {config.by}" if top else None)
         files["kept"] = write_records(under(out_dir, f"{name}_kept.jsonl"), kept).name
     high, low = groups.get(high_name), groups.get(low_name)
+    in_tokens = any(length_count(c.record, "n_response_tokens") is not None for c in cands)
     summary = marker_content(SELECTION, flatten(config)) | {
         "data": str(path),
         "by": config.by,
@@ -364,7 +368,7 @@ def select(config: SelectConfig) -> dict[str, Any]:
         "range": {"minimum": config.minimum, "maximum": config.maximum},
         "match_length": config.match_length,
         "length_design": design or None,
-        "length_unit": "tokens" if any("response_tokens" in c.record for c in cands) else "characters",
+        "length_unit": "tokens" if in_tokens else "characters",
         "overlap": len({c.index for c in high} & {c.index for c in low}) if high and low else 0,
         "groups": {g: _stats(m, config.max_length, config.by != RANDOM) for g, m in groups.items()},
         "files": files,
