@@ -113,6 +113,7 @@ def test_within_blocks_each_prompt_is_read_alone(tmp_path: Path, tiny_llama_dir:
                     "reward": 10.0 * (3 - p) + k,
                     "win_text": f"{10.0 * (3 - p) + k:.2f}",  # a number as text, as the pool's
                     "mixed": float((5 * k + p) % 6),  # a field length does not decide
+                    "n_response_tokens": 1 + 2 * k,  # a scored length, named like the run's own column
                 }
             )
     data = write_json(tmp_path / "pool.json", recs)
@@ -121,10 +122,10 @@ def test_within_blocks_each_prompt_is_read_alone(tmp_path: Path, tiny_llama_dir:
     from gradspec.store import open_run
 
     run = open_run(tmp_path / "run")
-    correlate(run, data, tmp_path / "c", ["reward", "win_text", "mixed"], within="prompt_id")
+    correlate(run, data, tmp_path / "c", ["reward", "win_text", "mixed", "n_response_tokens"], within="prompt_id")
     within = pd.read_csv(tmp_path / "c" / "within.csv")
     for field in ("reward", "win_text"):
-        length = within[(within.reading == "response_tokens") & (within.quality == field)].iloc[0]
+        length = within[(within.reading == "n_response_tokens") & (within.quality == field)].iloc[0]
         assert length.blocks == 4 and length.mean_rho == pytest.approx(1.0) and length.share_positive == 1.0
     # Over all 16 records the prompt levels run against the lengths: the pooled rho is far from 1.
     sizes = run.df("samples").set_index("sample_id")["n_response_tokens"]
@@ -149,7 +150,10 @@ def test_within_blocks_each_prompt_is_read_alone(tmp_path: Path, tiny_llama_dir:
     from gradspec.report import write_report
 
     said = within_lines(within)
-    assert "within blocks, response_tokens against reward: mean rho +1.000" in " ".join(said)
+    assert "within blocks, n_response_tokens against reward: mean rho +1.000" in " ".join(said)
+    # The scored length is read apart from the run's (which it equals here, as a word is a byte each way).
+    scored = within[(within.reading == "n_response_tokens") & (within.quality == "n_response_tokens_scored")]
+    assert scored.iloc[0].mean_rho == pytest.approx(1.0)
     assert "Within blocks" in write_report([tmp_path / "c"], tmp_path / "r.html").read_text()
     with pytest.raises(ConfigError, match="no record of .* has a field 'generator'"):
         correlate(run, data, tmp_path / "d", ["reward"], within="generator")

@@ -50,6 +50,18 @@ def quality_frame(dataset: Dataset, fields: Sequence[str] | None = None) -> pd.D
 
 MIN_N = 20  # fewer joined samples earns a warning
 
+WITHIN_READINGS = ("nuclear_norm", "effective_rank", "loss", "n_response_tokens", "response_tokens")
+"""The readings of a within-block table people read first (``response_tokens``: the length's name up to 0.2)."""
+
+RUN_COLUMNS = ("module", "metric", "layer", "value", "reading", "block", "loss", "n_tokens", "n_response_tokens")
+"""Columns the run's own frames carry: a scored field of one of these names (the length metric's
+``n_response_tokens``, counted untruncated) is read as ``NAME_scored``, apart from the run's."""
+
+
+def apart_from_run(quality: pd.DataFrame) -> pd.DataFrame:
+    """``quality`` with each field named like a run column renamed ``NAME_scored``."""
+    return quality.rename(columns={c: f"{c}_scored" for c in quality.columns if c in RUN_COLUMNS})
+
 
 def score_correlations(quality: pd.DataFrame) -> pd.DataFrame:
     """Spearman correlation of every pair of quality fields over the records that have both, with
@@ -82,23 +94,24 @@ SAMPLE = "sample"
 """The ``module`` of a within-block reading that belongs to the sample, not to a projection (loss, length)."""
 
 
+COVARIATES = ("loss", "n_response_tokens")
+"""What a curator has without gradients: read on their own within blocks, and partialled out of the rest."""
+
+
 def within_of(samples: pd.DataFrame, blocks: pd.Series, q_cols: Sequence[str], run: Run) -> pd.DataFrame:
     """The within-block table (``analysis/within.py``) of the gradient metrics per module, and of the
     loss and response length, which a curator has without gradients."""
-    sizes = sample_sizes(run)[["sample_id", "loss", "n_response_tokens"]]
-    plain = [
-        sizes[["sample_id"]].assign(reading=name, module=SAMPLE, value=sizes[column])
-        for name, column in (("loss", "loss"), ("response_tokens", "n_response_tokens"))
-    ]
+    sizes = sample_sizes(run)[["sample_id", *COVARIATES]]
+    plain = [sizes[["sample_id"]].assign(reading=name, module=SAMPLE, value=sizes[name]) for name in COVARIATES]
     readings = pd.concat([samples.rename(columns={"metric": "reading"}), *plain], ignore_index=True)
-    readings = readings.drop(columns=[c for c in q_cols if c in readings]).merge(
+    covariates = sizes.set_index("sample_id")[list(COVARIATES)].astype(float)
+    readings = readings.drop(columns=[c for c in [*q_cols, *covariates] if c in readings]).merge(
         samples.drop_duplicates("sample_id")[["sample_id", *q_cols]], on="sample_id"
     )
     readings = readings.assign(block=readings["sample_id"].map(blocks)).dropna(subset=["block"])
     # Every reading but the loss and the length is also read beyond them (partialled out within blocks).
-    covariates = sizes.set_index("sample_id")[["loss", "n_response_tokens"]].astype(float)
-    readings = readings.join(covariates.rename(columns={"n_response_tokens": "response_tokens"}), on="sample_id")
-    return within_table(readings, "block", q_cols, covariates=("loss", "response_tokens"))
+    readings = readings.join(covariates, on="sample_id")
+    return within_table(readings, "block", q_cols, covariates=COVARIATES)
 
 
 def module_correlations(samples: pd.DataFrame, q_cols: Sequence[str]) -> pd.DataFrame:
@@ -153,7 +166,7 @@ def correlate(
     blocks of records that share that field."""
     out = Path(out)
     dataset = load_dataset(scored)  # read once for the scores and the blocks
-    quality = quality_frame(dataset, fields)
+    quality = apart_from_run(quality_frame(dataset, fields))
     blocks = block_keys(dataset, within) if within is not None else None  # refused before anything is written
     frame = long_frame(run, "run", GRADIENT_METRICS)
     sizes = sample_sizes(run)[["sample_id", "n_response_tokens"]]

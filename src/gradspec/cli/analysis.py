@@ -56,6 +56,7 @@ def correlate(config: CorrelateConfig) -> None:
     import pandas as pd
 
     from gradspec.analysis.tables import markdown
+    from gradspec.analysis.unify import WITHIN_READINGS
     from gradspec.analysis.unify import correlate as run_correlate
     from gradspec.store import open_run
 
@@ -72,7 +73,7 @@ def correlate(config: CorrelateConfig) -> None:
         click.echo(markdown(pairs))
     if config.within:
         within = pd.read_csv(CORRELATION.file(config.out, "within"))
-        shown = within[within.reading.isin(["nuclear_norm", "effective_rank", "loss", "response_tokens"])]
+        shown = within[within.reading.isin(WITHIN_READINGS)]
         click.echo(f"within blocks of {config.within} (mean Spearman rho over blocks, interval resampling blocks):")
         click.echo(
             markdown(shown[["quality", "reading", "module", "blocks", "mean_rho", "ci_low", "ci_high", "q_value"]])

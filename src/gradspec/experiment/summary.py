@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from gradspec.analysis.findings import comparison_findings
-from gradspec.analysis.unify import SAMPLE
+from gradspec.analysis.unify import SAMPLE, WITHIN_READINGS
 from gradspec.artifacts import COMPARISON, CORRELATION, SELECTION_RESULTS, read_marker
 
 
@@ -47,9 +47,6 @@ def draws_clause(r: Any) -> str:
             f"item by item {getattr(r, diff):+.3g} [{r.diff_ci_low:+.3g}, {r.diff_ci_high:+.3g}], q {r.q_items:.2g}"
         )
     return f" ({'; '.join(parts)})" if parts else ""
-
-
-WITHIN_READINGS = ("nuclear_norm", "effective_rank", "loss", "response_tokens")
 
 
 def within_lines(table: pd.DataFrame) -> list[str]:
