@@ -3,6 +3,7 @@ experiment configs/experiments/selection_natural.yaml` or selection_gate.yaml).
 
     .venv/bin/python scripts/selection_tables.py [experiments/selection-natural] [--second "most fitting tokens"]
         [--check summary-lr0.0001] [--rates] [--oracle "generator win rate (oracle)"]
+        [--done configs/experiments/selection_gate.yaml --into DIR]
 
 Per held-out measure: every method's mean, the response tokens it trained on, its difference to
 the mean of random's draws with the draws' SD, its percentile among them, the q-values of the
@@ -13,7 +14,9 @@ of a second learning rate's summary and the rank correlation of the methods' mea
 rates (does the rate decide the ranking?). With ``--rates``, every rate's summary (trainings/summary*),
 the oracle's reading on each held-out measure at each rate (the gate: a measure sees quality only if
 the oracle beats random's draws on it) and each method's verdict per rate with whether it pays at
-every rate, at some or at none.
+every rate, at some or at none. With ``--done CONFIG.yaml --into DIR``, first the summaries of the
+trainings the experiment has finished so far (read-only on ROOT, one per rate, written into DIR:
+what a running experiment's tables would say now), then ``--rates`` over DIR.
 """
 
 from __future__ import annotations
@@ -57,6 +60,24 @@ def rates(root: Path, oracle: str, planned: list[float]) -> None:
     print(markdown(across_rates(tables, planned)))
 
 
+def summarise_done(root: Path, config: Path, into: Path, baseline: str) -> None:
+    """One summary per learning rate of the trainings of ``config`` that ``root`` holds finished."""
+    from gradspec.artifacts import TRAINING, read_marker
+    from gradspec.experiment.config import load_experiment
+    from gradspec.train.results import summarize
+
+    by_rate: dict[float, list[Training]] = {}
+    for t in load_experiment(config).trainings:
+        folder = root / "trainings" / t.name
+        marker = read_marker(TRAINING.marker_path(folder))
+        if marker is not None:
+            rate = float(marker["config"]["learning_rate"])
+            by_rate.setdefault(rate, []).append(Training(t.method, int(marker["config"]["seed"]), folder))
+    for rate, done in sorted(by_rate.items()):
+        print(f"{rate:g}: {len(done)} trainings finished")
+        summarize(done, baseline if any(t.method == baseline for t in done) else None, into / f"summary-lr{rate:g}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("root", nargs="?", default="experiments/selection-natural")
@@ -65,8 +86,16 @@ def main() -> None:
     ap.add_argument("--rates", action="store_true", help="every rate's summary, the oracle gate, verdicts across rates")
     ap.add_argument("--oracle", default="generator win rate (oracle)")
     ap.add_argument("--planned", default="", help="the rates the experiment trains at, comma-separated (1e-5,3e-5)")
+    ap.add_argument("--done", type=Path, help="the experiment's YAML: summarise the trainings finished so far")
+    ap.add_argument("--into", type=Path, help="with --done: the folder for those summaries (then read as ROOT)")
+    ap.add_argument("--baseline", default="random")
     args = ap.parse_args()
     root = Path(args.root)
+    if args.done is not None:
+        if args.into is None:
+            ap.error("--done needs --into (a folder of its own: ROOT is only read)")
+        summarise_done(root, args.done, args.into / "trainings", args.baseline)
+        root, args.rates = args.into, True
     if args.rates:
         rates(root, args.oracle, [float(r) for r in args.planned.split(",") if r.strip()])
         return
