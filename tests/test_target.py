@@ -9,6 +9,8 @@ import math
 import re
 import sys
 from collections import Counter
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -141,6 +143,58 @@ def test_score_writes_target_similarity_and_rds(tmp_path: Path, tiny_llama_dir: 
             want_rds = float(torch.nn.functional.cosine_similarity(pooled(e), centre, dim=0))
             assert row["rds"] == pytest.approx(want_rds, abs=COSINE_ATOL)  # batched against one at a time
     assert rows[2]["rds"] is None
+
+
+def test_an_interrupted_target_similarity_resumes_within_the_metric(
+    tmp_path: Path, tiny_llama_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A per-record metric keeps each finished part: after an interruption the next score computes
+    only the records no part holds, and the target's mean gradient once for all its parts, and
+    writes what one uninterrupted score writes (within the cosines' round-off: parts batch
+    records otherwise)."""
+    import gradspec.score.run as score_run
+    import gradspec.score.target as score_target
+    from gradspec.score import SCORERS
+
+    words = ["red", "green", "blue", "stone", "river", "cloud", "seven", "apple", "quiet"]
+    records = [*RECORDS, *({"instruction": f"Use the word {w}.", "output": f"The {w} one is {w}."} for w in words)]
+    data, target = write_json(tmp_path / "d.json", records), write_json(tmp_path / "t.json", TARGET)
+    base = dict(data=data, metrics=("target_similarity",), target=target, model=str(tiny_llama_dir),
+                prompt=PromptConfig("plain", max_length=64), progress=False)  # fmt: skip
+    score(ScoreConfig.of(**base, out=tmp_path / "whole.jsonl"))
+    whole = [json.loads(line) for line in (tmp_path / "whole.jsonl").read_text().splitlines()]
+
+    original, builds, calls = SCORERS["target_similarity"], [], []
+    make = score_target.target_gradient
+    monkeypatch.setattr(score_target, "target_gradient", lambda *a: builds.append(1) or make(*a))
+    monkeypatch.setattr(score_run, "FIRST_PART", 2)
+
+    def cut(ctx, items, at: int | None = 2):
+        calls.append([r.index for r in items])
+        if len(calls) == at:
+            raise RuntimeError("the machine went away")
+        return original.score(ctx, items)
+
+    monkeypatch.setitem(SCORERS, "target_similarity", replace(original, score=cut))
+    cfg = ScoreConfig.of(**base, out=tmp_path / "s.jsonl")
+    with pytest.raises(RuntimeError, match="went away"):
+        score(cfg)
+    state = tmp_path / "s.jsonl.score"
+    assert [p.name for p in state.glob("target_similarity*.jsonl")] == ["target_similarity.part1.jsonl"]
+    kept = {json.loads(line)["index"] for line in (state / "target_similarity.part1.jsonl").read_text().splitlines()}
+    assert kept == {0, 1} and builds == [1]
+    calls.clear()
+    monkeypatch.setitem(SCORERS, "target_similarity", replace(original, score=partial(cut, at=None)))
+    score(cfg)
+    again = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    done_again = sorted(i for part in calls for i in part)
+    assert done_again == [i for i in range(len(records)) if i not in kept and i != 2] and len(calls) >= 2
+    assert builds == [1, 1]  # once in the resumed score, for all of its parts
+    assert [p.name for p in state.glob("target_similarity*.jsonl")] == ["target_similarity.jsonl"]
+    for a, b in zip(whole, again, strict=True):
+        assert (a["target_similarity"] is None) == (b["target_similarity"] is None), a["sample_id"]
+        if a["target_similarity"] is not None:
+            assert b["target_similarity"] == pytest.approx(a["target_similarity"], abs=COSINE_ATOL)
 
 
 def hand_tfidf(texts: list[str]) -> list[dict[str, float]]:

@@ -3,10 +3,10 @@ causal LM (loaded on first use, once, and shared by every metric that needs it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -22,6 +22,8 @@ from gradspec.score.grad_quality import grad_quality
 from gradspec.score.judge import Judge, LocalJudge, ReplyCache, make_judge
 from gradspec.store import open_run
 
+T = TypeVar("T")
+
 
 @dataclass
 class ScoreContext:
@@ -32,6 +34,26 @@ class ScoreContext:
     _judge: Judge | None = field(default=None, repr=False)
     _cache: ReplyCache | None = field(default=None, repr=False)
     _gradients: tuple[pd.DataFrame, dict[str, str]] | None = field(default=None, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    in_parts: bool = False
+    """Whether the metric runs over one part of the records at a time (the score shows one bar for
+    all of them, so a metric's own bars stay off)."""
+
+    @property
+    def progress(self) -> bool:
+        """Whether a metric shows its own progress bars."""
+        return self.config.progress and not self.in_parts
+
+    def forget(self) -> None:
+        """Drop what a finished metric kept (its second model, its target), before the next one."""
+        self._memo.clear()
+
+    def memo(self, key: str, make: Callable[[], T]) -> T:
+        """``make()``, made once per score and kept: what a metric computes once for every part of
+        the records (a target's mean gradient, a second model)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
 
     def language_model(self) -> LoadedModel:
         """The causal LM of ``--model`` (what ``compute`` takes)."""

@@ -36,10 +36,10 @@ def _ppl(loss: float) -> float | None:
     return math.exp(loss) if math.isfinite(loss) and loss < 700 else None
 
 
-@register_scorer("ifd", FIELDS, needs_model=True)
+@register_scorer("ifd", FIELDS, needs_model=True, per_record=True)
 def ifd_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
     """IFD and both perplexities of every record."""
-    loaded, prompt, batch_tokens, progress = ctx.language_model(), ctx.prompt, ctx.batch_tokens, ctx.config.progress
+    loaded, prompt, batch_tokens, progress = ctx.language_model(), ctx.prompt, ctx.batch_tokens, ctx.progress
     out: dict[int, Scored] = {}
     conditioned: list[Encoded] = []
     alone: list[Encoded] = []

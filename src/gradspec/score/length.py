@@ -17,7 +17,7 @@ from gradspec.score.outcome import Scored, failed
 from gradspec.score.registry import register_scorer
 
 
-@register_scorer("length", LENGTH_FIELDS, needs_model=True)
+@register_scorer("length", LENGTH_FIELDS, needs_model=True, per_record=True)
 def length_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
     """Token counts under the prompt's template (untruncated) and character counts."""
     tokenizer = ctx.language_model().tokenizer

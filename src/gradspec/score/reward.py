@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from gradspec.data import Record
 from gradspec.errors import ConfigError, ModelError
-from gradspec.model import load
+from gradspec.model import LoadedModel, load
 from gradspec.model.hf import hf
 from gradspec.prompting.templates import turns_with_system
 from gradspec.score.context import ScoreContext
@@ -35,14 +35,12 @@ def reward_text(record: Record, tokenizer: object, system_prompt: str | None) ->
     return "".join(f"{m.content}\n" for m in turns) + record.response, True
 
 
-@register_scorer("reward", FIELDS, needs_model=False)
-def reward_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
-    """The reward of every record (longest first, in batches of ``--reward-batch-size``)."""
+def reward_model(ctx: ScoreContext) -> LoadedModel:
+    """The ``--reward-model``, loaded and checked: one output, a pad token."""
     cfg = ctx.config
     if cfg.reward_model is None:
         raise ConfigError("--metrics reward needs --reward-model (a sequence-classification model folder)")
     loaded = load(replace(cfg.loading, model=cfg.reward_model, device_map=None), head="reward", progress=cfg.progress)
-    max_length, batch_size, system_prompt = cfg.prompt.max_length, cfg.reward_batch_size, cfg.prompt.system_prompt
     model, tok = loaded.model, loaded.tokenizer
     n_labels = int(getattr(model.config, "num_labels", 1))
     if n_labels != 1:
@@ -51,7 +49,16 @@ def reward_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Sco
         tok.pad_token = tok.eos_token
     if getattr(hf(model).config, "pad_token_id", None) is None:
         hf(model).config.pad_token_id = tok.pad_token_id
+    return loaded
 
+
+@register_scorer("reward", FIELDS, needs_model=False, per_record=True)
+def reward_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
+    """The reward of every record (longest first, in batches of ``--reward-batch-size``)."""
+    cfg = ctx.config
+    loaded = ctx.memo("reward_model", lambda: reward_model(ctx))
+    max_length, batch_size, system_prompt = cfg.prompt.max_length, cfg.reward_batch_size, cfg.prompt.system_prompt
+    model, tok = loaded.model, loaded.tokenizer
     out: dict[int, Scored] = {}
     encoded: list[tuple[int, list[int], bool]] = []
     for item in records:
@@ -59,7 +66,7 @@ def reward_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Sco
         ids = tok(text, add_special_tokens=special)["input_ids"]
         encoded.append((item.index, ids[:max_length], len(ids) > max_length))
     encoded.sort(key=lambda e: len(e[1]), reverse=True)
-    bar = tqdm(total=len(encoded), desc="reward", unit="sample", disable=not cfg.progress)
+    bar = tqdm(total=len(encoded), desc="reward", unit="sample", disable=not ctx.progress)
     for start in range(0, len(encoded), batch_size):
         batch = encoded[start : start + batch_size]
         width = max(len(ids) for _, ids, _ in batch)

@@ -8,10 +8,13 @@ gives the same record, so scores and gradient runs join on it.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from tqdm.auto import tqdm
 
 from gradspec.config.score import ScoreConfig
 from gradspec.data import Dataset, load_dataset
@@ -22,7 +25,7 @@ from gradspec.score import difficulty, gradient, ifd, instag, length, lexical, r
 from gradspec.score.context import ScoreContext
 from gradspec.score.judge.cache import check_cache_file
 from gradspec.score.outcome import Scored
-from gradspec.score.registry import SCORERS
+from gradspec.score.registry import SCORERS, Scorer
 from gradspec.score.state import ScoreState
 
 
@@ -76,14 +79,46 @@ def _score_all(
     results: dict[str, dict[int, Scored]] = {}
     try:
         for name in config.metrics:
-            done = state.finished(name, indices, SCORERS[name].fields)
+            scorer = SCORERS[name]
+            done = state.finished(name, indices, scorer.fields)
             if done is None:
-                done = SCORERS[name].run(ctx, dataset.items)
+                done = in_parts(ctx, state, scorer) if scorer.per_record else scorer.run(ctx, dataset.items)
                 state.keep(name, done)
+                ctx.forget()
             results[name] = done
     finally:
         ctx.close()
     return results
+
+
+PART_SECONDS = 60.0
+"""About how long one kept part of a metric takes: the most an interruption loses."""
+FIRST_PART, MOST_PART = 8, 4096
+"""Records in a metric's first part, and in its largest (each part grows at most fourfold)."""
+
+
+def in_parts(ctx: ScoreContext, state: ScoreState, scorer: Scorer) -> dict[int, Scored]:
+    """A per-record metric over the records its kept parts lack, one part at a time, each kept as
+    it is done; parts are sized to take about ``PART_SECONDS`` at the rate measured so far."""
+    done = state.parts(scorer.name, scorer.fields)
+    rest = [item for item in ctx.dataset.items if item.index not in done]
+    total, show = len(ctx.dataset.items), ctx.config.progress
+    bar = tqdm(total=total, initial=len(done), desc=scorer.name, unit="record", disable=not show, dynamic_ncols=True)
+    size, ctx.in_parts = FIRST_PART, True
+    try:
+        while rest:
+            part, rest = rest[:size], rest[size:]
+            start = time.monotonic()
+            got = scorer.run(ctx, part)
+            state.keep_part(scorer.name, got)
+            done.update(got)
+            bar.update(len(part))
+            fits = len(part) * PART_SECONDS / max(time.monotonic() - start, 1e-3)
+            size = int(min(max(fits, FIRST_PART), 4 * size, MOST_PART))
+    finally:
+        ctx.in_parts = False
+        bar.close()
+    return done
 
 
 def summarise(records: list[dict[str, Any]], metrics: tuple[str, ...], out: Path) -> dict[str, Any]:

@@ -2,14 +2,17 @@
 
 ``OUT.score/`` holds the options the scores depend on (``identity.json``) and one file per
 finished metric (its fields, error and flags for every record). A metric already finished for
-every record is read back, not computed again; judge replies are cached one by one on top of
-that. Running again with other options is refused with the differences, as ``compute`` does,
+every record is read back, not computed again. A metric whose records are scored one by one
+(``Scorer.per_record``) also keeps each finished part (``METRIC.partN.jsonl``) until the metric
+is whole, so an interrupted score resumes within it; judge replies are cached one by one on top
+of that. Running again with other options is refused with the differences, as ``compute`` does,
 unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,15 @@ from gradspec.store.folder import config_differences
 STATE_KIND = SCORE_STATE.tag
 IDENTITY = SCORE_STATE.marker
 LOCK = ".lock"
+PART = re.compile(r"(?P<metric>[a-z_]+)\.part(?P<n>[0-9]+)\.jsonl")
+"""A finished part of a metric not yet finished for every record."""
+
+
+def metric_file(name: str) -> str | None:
+    """The metric a file of the state holds (whole or a part of it), None for any other name."""
+    part = PART.fullmatch(name)
+    metric = part["metric"] if part else name.removesuffix(".jsonl") if name.endswith(".jsonl") else None
+    return metric if metric in SCORE_METRICS else None
 
 
 def own_files(folder: Path) -> tuple[list[Path], list[str]]:
@@ -33,7 +45,7 @@ def own_files(folder: Path) -> tuple[list[Path], list[str]]:
     ours, others = [], []
     for entry in sorted(folder.iterdir()):
         name = entry.name
-        mine = name in (IDENTITY, LOCK) or (name.endswith(".jsonl") and name[: -len(".jsonl")] in SCORE_METRICS)
+        mine = name in (IDENTITY, LOCK) or metric_file(name) is not None
         mine = mine or (name.startswith(".") and name.endswith(".tmp"))  # a write cut short
         (ours.append(entry) if mine and entry.is_file() and not entry.is_symlink() else others.append(name))
     return ours, others
@@ -113,16 +125,41 @@ class ScoreState:
         path = self.dir / f"{metric}.jsonl"
         if not path.exists():
             return None
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        results = {r["index"]: Scored(r["fields"], r["error"], tuple(r["flags"]), r["transient"]) for r in rows}
+        results = _read(path)
         renamed = any(not set(fields) <= set(s.fields) for s in results.values())  # kept by an older version
         if renamed or not indices <= set(results) or any(s.transient for s in results.values()):
             return None
         return results
 
+    def parts(self, metric: str, fields: tuple[str, ...]) -> dict[int, Scored]:
+        """The results of a metric's finished parts (an interrupted score's), less passing failures."""
+        results: dict[int, Scored] = {}
+        for path in sorted(self.dir.glob(f"{metric}.part*.jsonl")):
+            if metric_file(path.name) == metric:
+                results.update(_read(path))
+        return {i: s for i, s in results.items() if not s.transient and set(fields) <= set(s.fields)}
+
+    def keep_part(self, metric: str, results: dict[int, Scored]) -> None:
+        """Keep one finished part of a metric (written whole or not at all)."""
+        taken = [int(m["n"]) for p in self.dir.iterdir() if (m := PART.fullmatch(p.name)) and m["metric"] == metric]
+        _write(self.dir / f"{metric}.part{max(taken, default=0) + 1}.jsonl", results)
+
     def keep(self, metric: str, results: dict[int, Scored]) -> None:
-        rows: list[dict[str, Any]] = [
-            {"index": i, "fields": s.fields, "error": s.error, "flags": list(s.flags), "transient": s.transient}
-            for i, s in sorted(results.items())
-        ]
-        write_records(self.dir / f"{metric}.jsonl", rows)
+        """Keep a metric finished for every record; its parts are no longer needed."""
+        _write(self.dir / f"{metric}.jsonl", results)
+        for path in self.dir.glob(f"{metric}.part*.jsonl"):
+            if metric_file(path.name) == metric:
+                path.unlink()
+
+
+def _read(path: Path) -> dict[int, Scored]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {r["index"]: Scored(r["fields"], r["error"], tuple(r["flags"]), r["transient"]) for r in rows}
+
+
+def _write(path: Path, results: dict[int, Scored]) -> None:
+    rows: list[dict[str, Any]] = [
+        {"index": i, "fields": s.fields, "error": s.error, "flags": list(s.flags), "transient": s.transient}
+        for i, s in sorted(results.items())
+    ]
+    write_records(path, rows)

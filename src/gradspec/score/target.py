@@ -50,34 +50,41 @@ def target_records(ctx: ScoreContext) -> list[Encoded]:
 
 
 def factors(
-    ctx: ScoreContext, projections: Sequence[LayerProjection], samples: Sequence[Encoded], desc: str
+    ctx: ScoreContext, projections: Sequence[LayerProjection], samples: Sequence[Encoded], desc: str, progress: bool
 ) -> Iterator[tuple[Encoded, SampleFactors]]:
     """Each sample with its gradient factors, in token batches, with a progress bar."""
     model = ctx.language_model().model
-    bar = tqdm(total=len(samples), desc=desc, unit="sample", disable=not ctx.config.progress, dynamic_ncols=True)
+    bar = tqdm(total=len(samples), desc=desc, unit="sample", disable=not progress, dynamic_ncols=True)
     for batch in token_batches(samples, ctx.batch_tokens):
         yield from zip(batch, run_batch(model, projections, batch))
         bar.update(len(batch))
     bar.close()
 
 
-@register_scorer("target_similarity", TARGET_FIELDS, needs_model=True)
-def target_similarity_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
-    """Cosine of each record's gradient with the target records' mean gradient."""
-    loaded = ctx.language_model()
-    projections = find_projections(loaded.model, ctx.config.modules)
-    n_layers = num_layers(loaded.model)
+def target_gradient(
+    ctx: ScoreContext, projections: Sequence[LayerProjection]
+) -> tuple[dict[tuple[int, str], torch.Tensor], dict[tuple[int, str], float]]:
+    """The target records' mean gradient per projection and its Frobenius norms."""
     mean = TargetGradient()
-    for _, f in factors(ctx, projections, target_records(ctx), "target gradient"):
+    for _, f in factors(ctx, projections, target_records(ctx), "target gradient", ctx.config.progress):
         if f.finite():  # a target record with a non-finite gradient would make every cosine NaN
             mean.add(f)
     if mean.count == 0:
         raise ConfigError(f"--target {ctx.config.target}: no target record has a finite gradient")
     gbar = mean.mean()
-    gbar_norms = {key: float(torch.linalg.matrix_norm(g)) for key, g in gbar.items()}
+    return gbar, {key: float(torch.linalg.matrix_norm(g)) for key, g in gbar.items()}
+
+
+@register_scorer("target_similarity", TARGET_FIELDS, needs_model=True, per_record=True)
+def target_similarity_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
+    """Cosine of each record's gradient with the target records' mean gradient."""
+    loaded = ctx.language_model()
+    projections = find_projections(loaded.model, ctx.config.modules)
+    n_layers = num_layers(loaded.model)
+    gbar, gbar_norms = ctx.memo("target_gradient", lambda: target_gradient(ctx, projections))
     ok, bad = encoded(ctx, records)
     out = {index: failed(TARGET_FIELDS, why) for index, why in bad.items()}
-    for enc, f in factors(ctx, projections, ok, "target similarity"):
+    for enc, f in factors(ctx, projections, ok, "target similarity", ctx.progress):
         index = enc.index
         if not f.finite():
             out[index] = failed(TARGET_FIELDS, f"record {index}: the gradient is not finite")
@@ -94,12 +101,12 @@ def target_similarity_scores(ctx: ScoreContext, records: Sequence[Record]) -> di
 
 
 @torch.no_grad()
-def pooled_states(ctx: ScoreContext, samples: Sequence[Encoded], desc: str) -> dict[int, torch.Tensor]:
+def pooled_states(ctx: ScoreContext, samples: Sequence[Encoded], desc: str, progress: bool) -> dict[int, torch.Tensor]:
     """{index: mean of the last layer's hidden states over the sample's tokens}, float64."""
     model = ctx.language_model().model
     device = input_device(model)
     out: dict[int, torch.Tensor] = {}
-    bar = tqdm(total=len(samples), desc=desc, unit="sample", disable=not ctx.config.progress, dynamic_ncols=True)
+    bar = tqdm(total=len(samples), desc=desc, unit="sample", disable=not progress, dynamic_ncols=True)
     for batch in token_batches(samples, ctx.batch_tokens):
         ids, attn, _ = collate(batch, device)
         hidden = model(input_ids=ids, attention_mask=attn, output_hidden_states=True, use_cache=False).hidden_states[-1]
@@ -112,13 +119,18 @@ def pooled_states(ctx: ScoreContext, samples: Sequence[Encoded], desc: str) -> d
     return out
 
 
-@register_scorer("rds", RDS_FIELDS, needs_model=True)
+@register_scorer("rds", RDS_FIELDS, needs_model=True, per_record=True)
 def rds_scores(ctx: ScoreContext, records: Sequence[Record]) -> dict[int, Scored]:
     """RDS+: cosine of each record's pooled hidden state with the target records' mean one."""
-    target = torch.stack(list(pooled_states(ctx, target_records(ctx), "rds: target").values())).mean(0)
+
+    def centre() -> torch.Tensor:
+        states = pooled_states(ctx, target_records(ctx), "rds: target", ctx.config.progress)
+        return torch.stack(list(states.values())).mean(0)
+
+    target = ctx.memo("rds_target", centre)
     ok, bad = encoded(ctx, records)
     out = {index: failed(RDS_FIELDS, why) for index, why in bad.items()}
-    for index, state in pooled_states(ctx, ok, "rds").items():
+    for index, state in pooled_states(ctx, ok, "rds", ctx.progress).items():
         cos = float(torch.nn.functional.cosine_similarity(state, target, dim=0))
         out[index] = Scored({"rds": defined(cos)}) if cos == cos else failed(RDS_FIELDS, f"record {index}: not finite")
     return out
