@@ -19,7 +19,7 @@ import torch
 from gradspec import PromptConfig
 from gradspec.capture import run_batch
 from gradspec.data import Record, load_dataset
-from gradspec.errors import ConfigError
+from gradspec.errors import ConfigError, DamagedError
 from gradspec.model import find_projections, load_model
 from gradspec.prompting import Encoded, encode
 from gradspec.score import ScoreConfig, score
@@ -183,6 +183,11 @@ def test_an_interrupted_target_similarity_resumes_within_the_metric(
     assert [p.name for p in state.glob("target_similarity*.jsonl")] == ["target_similarity.part1.jsonl"]
     kept = {json.loads(line)["index"] for line in (state / "target_similarity.part1.jsonl").read_text().splitlines()}
     assert kept == {0, 1} and builds == [1]
+    part = (state / "target_similarity.part1.jsonl").read_text()
+    (state / "target_similarity.part1.jsonl").write_text(part[:-9])  # damaged by hand: a clear refusal
+    with pytest.raises(DamagedError, match=r"target_similarity.part1.jsonl: damaged .* --overwrite"):
+        score(cfg)
+    (state / "target_similarity.part1.jsonl").write_text(part)
     calls.clear()
     monkeypatch.setitem(SCORERS, "target_similarity", replace(original, score=partial(cut, at=None)))
     score(cfg)

@@ -153,8 +153,12 @@ class ScoreState:
 
 
 def _read(path: Path) -> dict[int, Scored]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {r["index"]: Scored(r["fields"], r["error"], tuple(r["flags"]), r["transient"]) for r in rows}
+    """A kept metric or part of one (written whole by gradspec: anything else is damage)."""
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return {r["index"]: Scored(r["fields"], r["error"], tuple(r["flags"]), r["transient"]) for r in rows}
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise DamagedError(f"{path}: damaged ({first_line(exc)}); use --overwrite to score again") from exc
 
 
 def _write(path: Path, results: dict[int, Scored]) -> None:
