@@ -394,9 +394,9 @@ def test_across_rates_says_whether_a_method_pays_at_every_rate_some_or_none() ->
     assert read.loc["a", "pays"] == "at every rate" and read.loc["a", "worse at"] == "none"
     assert read.loc["b", "pays"] == "at 3e-05" and read.loc["b", "worse at"] == "0.0001"
     assert read.loc["b", "at 1e-05"] == "no different" and read.loc["c", "at 1e-05"] == "not trained"
-    assert read.loc["c", "pays"] == "at none (2 of 3 rates trained)"
+    assert read.loc["c", "pays"] == "at none so far (2 of 3 rates trained)"
     planned = across_rates({3e-5: table({"a": "better than random"})}, planned=(1e-5, 3e-5)).set_index("method")
-    assert (
-        planned.loc["a", "pays"] == "at every rate (1 of 2 rates trained)"
+    assert (  # one rate of two that pays is not "every rate"
+        planned.loc["a", "pays"] == "at 3e-05 so far (1 of 2 rates trained)"
         and planned.loc["a", "at 1e-05"] == "not trained"
     )

@@ -201,9 +201,9 @@ def verdict(row: Any, baseline: str) -> str | None:
 
 def across_rates(tables: Mapping[float, pd.DataFrame], planned: Sequence[float] = ()) -> pd.DataFrame:
     """Each method's verdict on each held-out measure at every learning rate it was trained at, and
-    whether it pays at every such rate, at some or at none: a selection that beats random's draws at
+    whether it pays at every rate, at some or at none: a selection that beats random's draws at
     one rate only is a finding about that rate, not about the selection. ``planned`` rates that have
-    no summary yet count as not trained."""
+    no summary yet count as not trained, and a reading with any untrained rate says "so far"."""
     rates = sorted({*tables, *planned})
     frames = [t.assign(rate=r) for r, t in tables.items() if "verdict" in t]
     if not frames:
@@ -216,17 +216,14 @@ def across_rates(tables: Mapping[float, pd.DataFrame], planned: Sequence[float] 
         pays = [r for r in rates if said.get(r) == "better"]
         worse = [r for r in rates if said.get(r) == "worse"]
         ran = [r for r in rates if r in said]
-        reading = (
-            "at every rate"
-            if len(pays) == len(ran)
-            else f"at {', '.join(f'{r:g}' for r in pays)}"
-            if pays
-            else "at none"
-        )
+        # "every rate" only when it ran at every rate: one rate of three that pays is not every rate.
+        reading = "at every rate" if len(pays) == len(rates) else f"at {', '.join(f'{r:g}' for r in pays) or 'none'}"
+        if len(ran) < len(rates):
+            reading += f" so far ({len(ran)} of {len(rates)} rates trained)"
         row: dict[str, Any] = {"method": method, "set": set_, "measure": measure}
         row |= {f"at {r:g}": {"no": "no different"}.get(said.get(r, ""), said.get(r, "not trained")) for r in rates}
         row |= {
-            "pays": reading + (f" ({len(ran)} of {len(rates)} rates trained)" if len(ran) < len(rates) else ""),
+            "pays": reading,
             "worse at": ", ".join(f"{r:g}" for r in worse) or "none",
         }
         rows.append(row)
