@@ -131,25 +131,27 @@ class ScoreState:
             return None
         return results
 
+    def part_files(self, metric: str) -> dict[int, Path]:
+        """A metric's kept parts by number."""
+        found = (PART.fullmatch(p.name) for p in self.dir.iterdir())
+        return {int(m["n"]): self.dir / m.group(0) for m in found if m and m["metric"] == metric}
+
     def parts(self, metric: str, fields: tuple[str, ...]) -> dict[int, Scored]:
         """The results of a metric's finished parts (an interrupted score's), less passing failures."""
         results: dict[int, Scored] = {}
-        for path in sorted(self.dir.glob(f"{metric}.part*.jsonl")):
-            if metric_file(path.name) == metric:
-                results.update(_read(path))
+        for _, path in sorted(self.part_files(metric).items()):
+            results.update(_read(path))
         return {i: s for i, s in results.items() if not s.transient and set(fields) <= set(s.fields)}
 
     def keep_part(self, metric: str, results: dict[int, Scored]) -> None:
         """Keep one finished part of a metric (written whole or not at all)."""
-        taken = [int(m["n"]) for p in self.dir.iterdir() if (m := PART.fullmatch(p.name)) and m["metric"] == metric]
-        _write(self.dir / f"{metric}.part{max(taken, default=0) + 1}.jsonl", results)
+        _write(self.dir / f"{metric}.part{max(self.part_files(metric), default=0) + 1}.jsonl", results)
 
     def keep(self, metric: str, results: dict[int, Scored]) -> None:
         """Keep a metric finished for every record; its parts are no longer needed."""
         _write(self.dir / f"{metric}.jsonl", results)
-        for path in self.dir.glob(f"{metric}.part*.jsonl"):
-            if metric_file(path.name) == metric:
-                path.unlink()
+        for path in self.part_files(metric).values():
+            path.unlink()
 
 
 def _read(path: Path) -> dict[int, Scored]:
