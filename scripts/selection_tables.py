@@ -64,16 +64,17 @@ def summarise_done(root: Path, config: Path, into: Path, baseline: str) -> None:
     """One summary per learning rate of the trainings of ``config`` that ``root`` holds finished."""
     from gradspec.artifacts import TRAINING, read_marker
     from gradspec.experiment.config import load_experiment
-    from gradspec.train.results import summarize
+    from gradspec.train.results import by_rate, summarize
 
-    by_rate: dict[float, list[Training]] = {}
+    finished: list[tuple[float | None, Training]] = []
     for t in load_experiment(config).trainings:
         folder = root / "trainings" / t.name
         marker = read_marker(TRAINING.marker_path(folder))
         if marker is not None:
-            rate = float(marker["config"]["learning_rate"])
-            by_rate.setdefault(rate, []).append(Training(t.method, int(marker["config"]["seed"]), folder))
-    for rate, done in sorted(by_rate.items()):
+            trained = int(marker["config"]["epochs"]) > 0
+            rate = float(marker["config"]["learning_rate"]) if trained else None
+            finished.append((rate, Training(t.method, int(marker["config"]["seed"]), folder)))
+    for rate, done in sorted(by_rate(finished).items()):
         print(f"{rate:g}: {len(done)} trainings finished")
         summarize(done, baseline if any(t.method == baseline for t in done) else None, into / f"summary-lr{rate:g}")
 

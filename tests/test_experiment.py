@@ -217,6 +217,8 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
             {"name": "top-check", "method": "top", "data": "@top/highest", "learning_rate": 5e-4},
             {"name": "random-check-s{seed}", "method": "random", "data": "@random-{seed}/highest", "seed": "{seed}",
              "learning_rate": 5e-4},
+            # The untrained model was made by no rate: it stands beside every rate's methods.
+            {"name": "base", "method": "base", "data": "@top/highest", "epochs": 0},
         ],
         "epochs": 1, "batch_size": 3, "learning_rate": 1e-3,
     }  # fmt: skip
@@ -242,17 +244,22 @@ def test_equal_length_designs_and_trainings_run_end_to_end(tmp_path: Path, tiny_
     curve = pd.read_csv(out / "comparisons/raw-length-curve/length_curve.csv")
     assert sorted(set(curve.window)) == [2, 4]
     results = pd.read_csv(out / "trainings/summary/selection_results.csv")
-    assert set(results.method) == {"top", "random"} and (results.seeds == 2).all()
+    assert set(results.method) == {"top", "random", "base"} and (results[results.method != "base"].seeds == 2).all()
     assert "diff_vs_random" in results and results[results.method == "top"].verdict.notna().all()
     assert {"response_loss", "accuracy", "preference_accuracy", "quality_gap"} <= set(results.measure)
     from gradspec.artifacts import SELECTION_RESULTS
 
     read = lambda name: json.loads(SELECTION_RESULTS.marker_path(out / "trainings" / name).read_text())  # noqa: E731
     assert (
-        len(read("summary")["config"]["trainings"]) == 4 and len(read("summary-lr0.0005")["config"]["trainings"]) == 3
+        len(read("summary")["config"]["trainings"]) == 5 and len(read("summary-lr0.0005")["config"]["trainings"]) == 4
     )
+    assert read("summary")["config"]["learning_rates"] == [1e-3] and read("summary-lr0.0005")["config"][
+        "learning_rates"
+    ] == [5e-4]
     check = pd.read_csv(out / "trainings/summary-lr0.0005/selection_results.csv")
-    assert dict(zip(check.method, check.seeds)) == {"top": 1, "random": 2}
+    assert dict(zip(check.method, check.seeds)) == {"top": 1, "random": 2, "base": 1}
+    untrained = [t.set_index(["set", "measure"]).query("method == 'base'")["mean"] for t in (results, check)]
+    pd.testing.assert_series_equal(untrained[0], untrained[1])  # the same folder read twice
     assert not check.set_index("method")["mean"].equals(results.set_index("method")["mean"])
     again = run_experiment(load_experiment(path), tmp_path / "out", say=lambda _: None)
     assert all(v == "skipped" for v in again["stages"].values()), again["stages"]

@@ -378,6 +378,15 @@ def test_judged_sets_need_a_fixed_k_and_name_the_fields_they_miss(tmp_path: Path
         train(cfg)
 
 
+def test_an_untrained_model_joins_every_rates_summary() -> None:
+    from gradspec.train.results import Training, by_rate
+
+    a, b, base = (Training(m, 0, Path(m)) for m in ("a", "b", "base"))
+    assert by_rate([(1e-5, a), (None, base), (3e-5, b)]) == {1e-5: [a, base], 3e-5: [b, base]}
+    assert by_rate([(None, base)]) == {0.0: [base]}  # alone, it still has a summary
+    assert by_rate([(1e-5, a), (1e-5, b)]) == {1e-5: [a, b]}
+
+
 def test_across_rates_says_whether_a_method_pays_at_every_rate_some_or_none() -> None:
     from gradspec.train.results import across_rates
 

@@ -261,12 +261,12 @@ class Runner:
 
     def trainings(self) -> None:
         from gradspec.train import train
-        from gradspec.train.results import Training, summarize
+        from gradspec.train.results import Training, by_rate, summarize
 
         evaluation = self.exp.evaluation
         sets = {k: [self.resolve("evaluation", f) for f in evaluation[k]] for k in HELD_OUT}
         held_out = {option: sets[k] for k, option in HELD_OUT.items()}
-        finished: dict[float, list[Training]] = {}
+        finished: list[tuple[float | None, Training]] = []
         for t in self.exp.trainings:
             stage = f"train-{t.name}"
             data = self.resolve(stage, t.data)
@@ -282,13 +282,15 @@ class Runner:
             cfg = build(TrainConfig, values, f"training '{t.name}'", convert_text=False)
             spec = {"config": flatten(cfg), "data": _content(data)}
             if self.stages.once(stage, spec, TRAINING.marker_path(out), partial(train, cfg)):
-                finished.setdefault(cfg.recipe.learning_rate, []).append(Training(t.method, cfg.recipe.seed, out))
+                rate = cfg.recipe.learning_rate if cfg.recipe.epochs > 0 else None
+                finished.append((rate, Training(t.method, cfg.recipe.seed, out)))
         # One summary per learning rate: a method is read against the baseline's draws at its own
         # rate (a second rate checks that the rate is not what decides the ranking).
         main_rate = float(self.exp.defaults.get("learning_rate", RecipeConfig.learning_rate))
         baseline = evaluation.get("baseline")
-        for rate, done in finished.items():
-            name = TRAINING_SUMMARY if rate == main_rate or len(finished) == 1 else f"{TRAINING_SUMMARY}-lr{rate:g}"
+        rates = by_rate(finished)
+        for rate, done in rates.items():
+            name = TRAINING_SUMMARY if rate == main_rate or len(rates) == 1 else f"{TRAINING_SUMMARY}-lr{rate:g}"
             out = self.place("trainings", name)
             stamps = [[t.method, t.seed, _content(TRAINING.marker_path(t.folder))] for t in done]
             action = partial(summarize, done, baseline, out)

@@ -56,21 +56,39 @@ class Training:
     folder: Path
 
 
+def by_rate(finished: Sequence[tuple[float | None, Training]]) -> dict[float, list[Training]]:
+    """The finished trainings grouped by learning rate, for one summary per rate. An untrained one
+    (rate ``None``: zero epochs, the model as it is) belongs to no rate and so to every one: each
+    rate's table then shows what its steps added to the untrained model. With no trained rate it
+    stands alone under rate 0."""
+    groups: dict[float, list[Training]] = {}
+    for rate, t in finished:
+        if rate is not None:
+            groups.setdefault(rate, []).append(t)
+    untrained = [t for rate, t in finished if rate is None]
+    if untrained and not groups:
+        groups[0.0] = []
+    for group in groups.values():
+        group.extend(untrained)
+    return groups
+
+
 def items_of(trainings: Sequence[Training]) -> pd.DataFrame:
     """method, seed, set, measure, item, value, the selection's mean response tokens a record, the
     response tokens it trained on in all and its learning rate (NaN from trainings that did not
-    record them)."""
+    record them, and from an untrained model, which no rate made)."""
     frames = []
     for t in trainings:
         result = json.loads(TRAINING.marker_path(t.folder).read_text())
         items = pd.read_csv(TRAINING.file(t.folder, "items"))
+        config = result.get("config", {})
         frames.append(
             items.assign(
                 method=t.method,
                 seed=t.seed,
                 selection_tokens=result["selection"]["mean_response_tokens"],
                 tokens_trained=result.get("tokens_trained", float("nan")),
-                learning_rate=result.get("config", {}).get("learning_rate", float("nan")),
+                learning_rate=config.get("learning_rate", float("nan")) if config.get("epochs", 1) else float("nan"),
             )
         )
     if not frames:
