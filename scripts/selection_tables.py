@@ -11,12 +11,15 @@ item and draw tests and the verdict (``trainings/summary/selection_results.csv``
 method against a second baseline item by item (Wilcoxon over the held-out items, bootstrap
 interval), and the learning curves' mean held-out loss per step. With ``--check``, the table
 of a second learning rate's summary and the rank correlation of the methods' means at the two
-rates (does the rate decide the ranking?). With ``--rates``, every rate's summary (trainings/summary*),
-the oracle's reading on each held-out measure at each rate (the gate: a measure sees quality only if
-the oracle beats random's draws on it) and each method's verdict per rate with whether it pays at
-every rate, at some or at none. With ``--done CONFIG.yaml --into DIR``, first the summaries of the
-trainings the experiment has finished so far (read-only on ROOT, one per rate, written into DIR:
-what a running experiment's tables would say now), then ``--rates`` over DIR.
+rates (does the rate decide the ranking?). With ``--rates``, every rate's summary
+(trainings/summary*), the oracle's reading on each held-out measure at each rate (the gate: a
+measure sees quality only if the oracle beats random's draws on it), each method's verdict per
+rate with whether it pays at every rate, at some or at none, then per rate one row per method
+(seeds; tokens trained) with a cell per measure: its difference to the draws, the share it
+beats, the q-values and the verdict. With ``--done CONFIG.yaml --into DIR``, first the
+summaries of the trainings the experiment has finished so far (read-only on ROOT, one per
+rate, written into DIR: what a running experiment's tables would say now), then ``--rates``
+over DIR.
 """
 
 from __future__ import annotations
@@ -58,6 +61,30 @@ def rates(root: Path, oracle: str, planned: list[float]) -> None:
                          "q_seeds", "verdict"]].sort_values(["set", "measure", "rate"])))  # fmt: skip
     print("\n## verdicts across rates")
     print(markdown(across_rates(tables, planned)))
+    for rate, table in sorted(tables.items()):
+        print(f"\n## at {rate:g}, one row per method (the table of docs/selection.md)")
+        print(markdown(cells(table)))
+
+
+def cells(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per method (by name, so every rate's table has one order), one cell per held-out
+    measure: the difference to random's draws, the share of draws it beats, the two q-values
+    (items / draws) and the verdict where there is one."""
+    rows = table.dropna(subset=["verdict"]).sort_values("method", key=lambda m: m.str.lower(), kind="stable")
+    rows["cell"] = [
+        f"{r.diff_vs_random:+.3f}, {r.percentile:.0%}, q {q(r.q_items)} / {q(r.q_seeds)}"
+        + (f": **{r.verdict.split(' ')[0]}**" if not r.verdict.startswith("no different") else "")
+        for r in rows.itertuples()
+    ]
+    rows["method"] = [f"{r.method} ({r.seeds}; {r.tokens_trained:.0f})" for r in rows.itertuples()]
+    wide = rows.pivot_table(index="method", columns=["measure", "set"], values="cell", aggfunc="first", sort=False)
+    wide.columns = [f"{m.replace('_', ' ')} on {s}" for m, s in wide.columns]
+    return wide.reset_index()
+
+
+def q(value: float) -> str:
+    """A q-value as the docs print it: two decimals, two significant digits below 0.01."""
+    return f"{value:.2g}" if value < 0.01 else f"{value:.2f}"
 
 
 def summarise_done(root: Path, config: Path, into: Path, baseline: str) -> None:
