@@ -14,7 +14,8 @@ of a second learning rate's summary and the rank correlation of the methods' mea
 rates (does the rate decide the ranking?). With ``--rates``, every rate's summary
 (trainings/summary*), the oracle's reading on each held-out measure at each rate (the gate: a
 measure sees quality only if the oracle beats random's draws on it), each method's verdict per
-rate with whether it pays at every rate, at some or at none, then per rate one row per method
+rate with whether it pays at every rate, at some or at none, the smallest difference the draws
+let a method of one or three seeds show (what a null could have seen), then per rate one row per method
 (seeds; tokens trained) with a cell per measure: its difference to the draws, the share it
 beats, the q-values and the verdict. With ``--done CONFIG.yaml --into DIR``, first the
 summaries of the trainings the experiment has finished so far (read-only on ROOT, one per
@@ -32,7 +33,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from gradspec.analysis.tables import markdown
-from gradspec.train.results import Training, across_rates, curves_of, items_of, versus
+from gradspec.train.results import Training, across_rates, curves_of, detectable, items_of, versus
 
 COLUMNS = ["method", "tokens_trained", "mean", "diff_vs_random", "draws_sd", "percentile", "q_items", "q_seeds",
            "verdict"]  # fmt: skip
@@ -61,9 +62,24 @@ def rates(root: Path, oracle: str, planned: list[float]) -> None:
                          "q_seeds", "verdict"]].sort_values(["set", "measure", "rate"])))  # fmt: skip
     print("\n## verdicts across rates")
     print(markdown(across_rates(tables, planned)))
+    print("\n## what the draws could see: the smallest difference from their mean a method of 1 or 3 seeds")
+    print("## needs for p < 0.05 against them (before the FDR adjustment)")
+    print(markdown(power(tables)))
     for rate, table in sorted(tables.items()):
         print(f"\n## at {rate:g}, one row per method (the table of docs/selection.md)")
         print(markdown(cells(table)))
+
+
+def power(tables: dict[float, pd.DataFrame]) -> pd.DataFrame:
+    """Per rate and held-out measure: the draws' SD and the difference a method needs to beat them."""
+    rows = []
+    for rate, table in sorted(tables.items()):
+        draws = table[table.method == "random"].set_index(["set", "measure"])["seeds"]
+        for (set_, measure), d in table.dropna(subset=["draws_sd"]).groupby(["set", "measure"], sort=False):
+            sd, n = float(d["draws_sd"].iloc[0]), int(draws[set_, measure])
+            row = {"rate": rate, "set": set_, "measure": measure, "draws": n, "draws_sd": sd}
+            rows.append(row | {f"detectable_{k}_seeds": detectable(sd, n, k) for k in (1, 3)})
+    return pd.DataFrame(rows)
 
 
 def cells(table: pd.DataFrame) -> pd.DataFrame:

@@ -378,6 +378,21 @@ def test_judged_sets_need_a_fixed_k_and_name_the_fields_they_miss(tmp_path: Path
         train(cfg)
 
 
+def test_the_detectable_difference_is_where_the_draws_test_reaches_alpha() -> None:
+    from gradspec.train.results import against_draws, detectable
+
+    draws = [1.0, 1.2, 0.9, 1.1, 1.05, 0.95]
+    sd = float(np.std(draws, ddof=1))
+    edge = detectable(sd, len(draws), 3)
+    for step, significant in ((0.99, False), (1.01, True)):
+        own = np.mean(draws) - step * edge + np.array([-0.01, 0.0, 0.01])  # three seeds, that mean
+        rows = [("random", v) for v in draws] + [("m", v) for v in own]
+        per_seed = pd.DataFrame([{"method": m, "set": "s", "measure": "response_loss", "value": v} for m, v in rows])
+        p = against_draws(per_seed, "m", "random", "s", "response_loss")["p_seeds"]
+        assert (p < 0.05) is significant, (step, p)
+    assert np.isnan(detectable(sd, 1, 3)) and detectable(2 * sd, 6, 3) == pytest.approx(2 * edge)
+
+
 def test_an_untrained_model_joins_every_rates_summary() -> None:
     from gradspec.train.results import Training, by_rate
 

@@ -207,6 +207,15 @@ def against_draws(per_seed: pd.DataFrame, method: str, baseline: str, set_: str,
     return out | {"p_seeds": float(2 * sps.t.sf(abs(diff) / se, len(draws) - 1))}
 
 
+def detectable(draws_sd: float, n_draws: int, n_seeds: int, alpha: float = 0.05) -> float:
+    """The smallest difference from the draws' mean that ``against_draws`` calls significant at
+    ``alpha`` (before the FDR adjustment) for a method with ``n_seeds`` seeds: what a null result
+    of that design could have seen."""
+    if n_draws < 2 or not draws_sd > 0:
+        return float("nan")
+    return float(sps.t.ppf(1 - alpha / 2, n_draws - 1) * draws_sd * np.sqrt(1 / n_draws + 1 / n_seeds))
+
+
 def verdict(row: Any, baseline: str) -> str | None:
     """Better or worse than the baseline where both the item-level and the seed-level test survive
     FDR (q < 0.05): a difference other items or another seed would not repeat is not a finding."""
