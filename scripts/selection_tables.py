@@ -32,9 +32,15 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import spearmanr
 
+from gradspec.analysis.stats import fdr
 from gradspec.analysis.tables import markdown
 from gradspec.train.results import Training, across_rates, curves_of, detectable, items_of, versus
 
+# What targeted selection must beat to be worth its cost: fine-tuning on its target set itself.
+GATE_PAIRS = [
+    ("target similarity (target from elsewhere)", "fine-tune on the target from elsewhere"),
+    ("target similarity (target from the held-out distribution)", "fine-tune on the target (held-out distribution)"),
+]
 COLUMNS = ["method", "tokens_trained", "mean", "diff_vs_random", "draws_sd", "percentile", "q_items", "q_seeds",
            "verdict"]  # fmt: skip
 
@@ -48,13 +54,13 @@ def results(root: Path, folder: str) -> pd.DataFrame:
     return table
 
 
-def rates(root: Path, oracle: str, planned: list[float]) -> None:
-    """Every rate's summary, the oracle gate and the verdicts across rates."""
-    tables = {}
+def rates(root: Path, oracle: str, planned: list[float], pairs: list[tuple[str, str]]) -> None:
+    """Every rate's summary, the oracle gate, the verdicts across rates and the pairs item by item."""
+    tables, folders = {}, {}
     for folder in sorted((root / "trainings").glob("summary*")):
         summary = json.loads((folder / "selection_results.json").read_text())
         (rate,) = summary["config"]["learning_rates"]
-        tables[float(rate)] = results(root, folder.name)
+        tables[float(rate)], folders[float(rate)] = results(root, folder.name), folder
     gate = pd.concat([t.assign(rate=r) for r, t in sorted(tables.items())])
     gate = gate[gate.method == oracle]
     print(f"\n## the gate: {oracle} against random's draws, per held-out measure and rate")
@@ -68,6 +74,13 @@ def rates(root: Path, oracle: str, planned: list[float]) -> None:
     for rate, table in sorted(tables.items()):
         print(f"\n## at {rate:g}, one row per method (the table of docs/selection.md)")
         print(markdown(cells(table)))
+    if pairs:
+        print("\n## head to head, item by item: method minus the other, per rate (q over all rows)")
+        both = pd.concat([head_to_head(folders[r], pairs).assign(rate=r) for r in sorted(folders)])
+        if not both.empty:
+            both["q_items"] = fdr(both["p_items"].to_numpy())  # over every pair, measure and rate
+            print(markdown(both[["method", "against", "set", "measure", "rate", "diff", "diff_ci_low",
+                                 "diff_ci_high", "p_items", "q_items", "better"]]))  # fmt: skip
 
 
 def power(tables: dict[float, pd.DataFrame]) -> pd.DataFrame:
@@ -79,6 +92,25 @@ def power(tables: dict[float, pd.DataFrame]) -> pd.DataFrame:
             sd, n = float(d["draws_sd"].iloc[0]), int(draws[set_, measure])
             row = {"rate": rate, "set": set_, "measure": measure, "draws": n, "draws_sd": sd}
             rows.append(row | {f"detectable_{k}_seeds": detectable(sd, n, k) for k in (1, 3)})
+    return pd.DataFrame(rows)
+
+
+def head_to_head(summary: Path, pairs: list[tuple[str, str]], second: str | None = None) -> pd.DataFrame:
+    """Each (method, other) pair of one summary's trainings item by item on every held-out
+    measure (seed-averaged per item; Wilcoxon and a bootstrap interval of method minus other);
+    with ``second``, every method against it."""
+    config = json.loads((summary / "selection_results.json").read_text())["config"]
+    items = items_of([Training(m, s, Path(f)) for m, s, f in config["trainings"]])
+    per_item = items.groupby(["method", "set", "measure", "item"], as_index=False)["value"].mean()
+    methods = set(per_item.method)
+    if second is not None:
+        pairs = [*pairs, *((m, second) for m in sorted(methods) if m != second)]
+    rows = []
+    for m, other in pairs:
+        for (set_, measure), _ in per_item.groupby(["set", "measure"]) if {m, other} <= methods else ():
+            read = versus(per_item, m, other, set_, measure, 2000)
+            diff = read.pop(f"diff_vs_{other}")
+            rows.append({"method": m, "against": other, "set": set_, "measure": measure, "diff": diff, **read})
     return pd.DataFrame(rows)
 
 
@@ -133,6 +165,9 @@ def main() -> None:
     ap.add_argument("--done", type=Path, help="the experiment's YAML: summarise the trainings finished so far")
     ap.add_argument("--into", type=Path, help="with --done: the folder for those summaries (then read as ROOT)")
     ap.add_argument("--baseline", default="random")
+    ap.add_argument("--pair", action="append", default=None, metavar="METHOD=OTHER",
+                    help="with --rates: read METHOD against OTHER item by item at every rate (repeatable; "
+                         "default: each target similarity against fine-tuning on its target)")  # fmt: skip
     args = ap.parse_args()
     root = Path(args.root)
     if args.done is not None:
@@ -141,7 +176,10 @@ def main() -> None:
         summarise_done(root, args.done, args.into / "trainings", args.baseline)
         root, args.rates = args.into, True
     if args.rates:
-        rates(root, args.oracle, [float(r) for r in args.planned.split(",") if r.strip()])
+        if any("=" not in p for p in args.pair or []):
+            ap.error("--pair takes METHOD=OTHER, the two methods' names as the trainings give them")
+        pairs = [(p.split("=", 1)[0], p.split("=", 1)[1]) for p in args.pair] if args.pair else GATE_PAIRS
+        rates(root, args.oracle, [float(r) for r in args.planned.split(",") if r.strip()], pairs)
         return
     table = results(root, "summary")
     if args.check:
@@ -153,16 +191,10 @@ def main() -> None:
             print(f"\n{measure} on {set_}: Spearman {rho:+.2f} (p {p:.2g}) between {n} methods' means at the two rates")
     summary = json.loads((root / "trainings/summary/selection_results.json").read_text())
     trainings = [Training(m, s, Path(f)) for m, s, f in summary["config"]["trainings"]]
-    items = items_of(trainings)
-    per_item = items.groupby(["method", "set", "measure", "item"], as_index=False)["value"].mean()
-    if args.second in set(per_item.method):
-        rows = []
-        for (method, set_, measure), _ in per_item.groupby(["method", "set", "measure"]):
-            if method != args.second:
-                rows.append({"method": method, "set": set_, "measure": measure,
-                             **versus(per_item, method, args.second, set_, measure, 2000)})  # fmt: skip
+    against = head_to_head(root / "trainings/summary", [], args.second)
+    if not against.empty:
         print(f"\n## against {args.second}, item by item")
-        print(markdown(pd.DataFrame(rows)))
+        print(markdown(against))
     curves = curves_of(trainings)
     if not curves.empty:
         print("\n## learning curves: mean held-out response loss by step (random: mean over draws)")
