@@ -358,6 +358,19 @@ def test_judged_measures_equal_a_direct_computation(tmp_path: Path, tiny_llama_d
     assert got[("judged", "quality_gap")]["n"] == 2
     items = pd.read_csv(tmp_path / "out" / "eval_items.csv")
     assert len(items[items.measure == "preference_accuracy"]) == 2
+    # Each answer's loss is kept, named by its place in the file: enough to measure again on a subset.
+    answers = pd.read_csv(tmp_path / "out" / "eval_answers.csv")
+    assert len(answers) == 6 and set(answers.prompt) == {7, 9}
+    for a in answers.itertuples():
+        r = JUDGED[a.index]
+        expected = first_k_loss(r["instruction"] + "\n", r["output"])
+        assert r["prompt_id"] == a.prompt and float(r["generator_lc_winrate"]) == a.quality
+        assert np.isnan(a.loss) if expected is None else a.loss == pytest.approx(expected, rel=1e-4)
+    by_prompt = {p: list(zip(d.quality, d.loss)) for p, d in answers.dropna(subset=["loss"]).groupby("item")}
+    again = {m.measure: m.items for m in pair_measures(by_prompt, "judged")}
+    for measure, values in again.items():
+        kept = items[items.measure == measure].set_index("item")["value"]
+        assert values == pytest.approx(kept.to_dict(), rel=1e-6)
 
 
 def test_pair_measures_count_a_prompt_without_two_qualities_as_skipped() -> None:

@@ -127,6 +127,7 @@ TRAINING = Kind(
         "losses": "loss_curve.csv",
         "eval": "eval.csv",
         "items": "eval_items.csv",
+        "answers": "eval_answers.csv",
         "curve": "curve.csv",
         "model": "model",
     },

@@ -48,6 +48,10 @@ class Measured:
     measure: str
     items: dict[int, float] = field(default_factory=dict)
     skipped: int = 0
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    """Judged measures: each answer's loss with its prompt, file index, id and quality (the same
+    list on both measures of a set), so a reader can re-measure on any subset of the judged
+    answers (one judged model left out, say) without training again."""
 
     @property
     def value(self) -> float:
@@ -202,7 +206,22 @@ def judged(
     for i, a in enumerate(answers):
         if i in losses and losses[i] == losses[i]:
             by_prompt[a.prompt].append((a.quality, losses[i]))
-    return pair_measures(by_prompt, name)
+    measured = pair_measures(by_prompt, name)
+    place = {p: item for item, p in enumerate(by_prompt)}  # the item number pair_measures gives a prompt
+    rows = [
+        {
+            "item": place[a.prompt],
+            "prompt": a.prompt,
+            "index": a.record.index,
+            "sample_id": a.record.sample_id,
+            "quality": a.quality,
+            "loss": losses.get(i, float("nan")),
+        }  # fmt: skip
+        for i, a in enumerate(answers)
+    ]
+    for m in measured:
+        m.answers = rows
+    return measured
 
 
 def evaluate(

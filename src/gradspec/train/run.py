@@ -2,7 +2,8 @@
 
 The results folder holds ``train.json`` (the recipe, the selection file's hash, the model's
 identity, the loss of every step, every held-out number), ``loss_curve.csv``, ``eval.csv`` and
-``eval_items.csv`` (each held-out item's value, for comparisons item by item). Weights are
+``eval_items.csv`` (each held-out item's value, for comparisons item by item) and
+``eval_answers.csv`` (each judged answer's loss, to re-measure on a subset of them). Weights are
 written only with ``save_model``. The same config on the same folder is not trained again.
 A held-out set that shares an instruction with the selection is refused: no number may come
 from data the selection could have seen.
@@ -122,6 +123,9 @@ def _train(
     write_csv(pd.DataFrame([m.summary() for m in measured]), TRAINING.file(out, "eval"))
     items = [{"set": m.set, "measure": m.measure, "item": i, "value": v} for m in measured for i, v in m.items.items()]
     write_csv(pd.DataFrame(items, columns=["set", "measure", "item", "value"]), TRAINING.file(out, "items"))
+    answers = [{"set": s, **a} for s, rows in {m.set: m.answers for m in measured if m.answers}.items() for a in rows]
+    columns = ["set", "item", "prompt", "index", "sample_id", "quality", "loss"]
+    write_csv(pd.DataFrame(answers, columns=columns), TRAINING.file(out, "answers"))
     lengths = [e.n_response_tokens for e in examples.encoded]
     epochs = config.recipe.epochs  # 0: the model as it is, trained on nothing
     result = marker_content(TRAINING, flatten(config)) | {
