@@ -15,12 +15,14 @@ rates (does the rate decide the ranking?). With ``--rates``, every rate's summar
 (trainings/summary*), the oracle's reading on each held-out measure at each rate (the gate: a
 measure sees quality only if the oracle beats random's draws on it), each method's verdict per
 rate with whether it pays at every rate, at some or at none, the smallest difference the draws
-let a method of one or three seeds show (what a null could have seen), then per rate one row per method
-(seeds; tokens trained) with a cell per measure: its difference to the draws, the share it
-beats, the q-values and the verdict. With ``--done CONFIG.yaml --into DIR``, first the
-summaries of the trainings the experiment has finished so far (read-only on ROOT, one per
-rate, written into DIR: what a running experiment's tables would say now), then ``--rates``
-over DIR.
+let a method of one or three seeds show (what a null could have seen), per rate one row per
+method (seeds; tokens trained) with a cell per measure (its difference to the draws, the share
+it beats, the q-values and the verdict), and each target similarity against fine-tuning on its
+own target item by item (``--pair``); ``--write DIR`` keeps those tables as CSVs (each rate's
+in full, as ``methods_RATE.csv``).
+With ``--done CONFIG.yaml --into DIR``, first the summaries of the trainings the experiment has
+finished so far (read-only on ROOT, one per rate, written into DIR: what a running experiment's
+tables would say now), then ``--rates`` over DIR.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from scipy.stats import spearmanr
 
 from gradspec.analysis.stats import fdr
 from gradspec.analysis.tables import markdown
+from gradspec.files import write_csv
 from gradspec.train.results import Training, across_rates, curves_of, detectable, items_of, versus
 
 # What targeted selection must beat to be worth its cost: fine-tuning on its target set itself.
@@ -54,33 +57,46 @@ def results(root: Path, folder: str) -> pd.DataFrame:
     return table
 
 
-def rates(root: Path, oracle: str, planned: list[float], pairs: list[tuple[str, str]]) -> None:
-    """Every rate's summary, the oracle gate, the verdicts across rates and the pairs item by item."""
+def rates(root: Path, oracle: str, planned: list[float], pairs: list[tuple[str, str]], into: Path | None) -> None:
+    """Every rate's summary, the oracle gate, the verdicts across rates and the pairs item by item,
+    each table also written as ``into/NAME.csv`` when ``into`` is given."""
     tables, folders = {}, {}
     for folder in sorted((root / "trainings").glob("summary*")):
         summary = json.loads((folder / "selection_results.json").read_text())
         (rate,) = summary["config"]["learning_rates"]
         tables[float(rate)], folders[float(rate)] = results(root, folder.name), folder
     gate = pd.concat([t.assign(rate=r) for r, t in sorted(tables.items())])
-    gate = gate[gate.method == oracle]
-    print(f"\n## the gate: {oracle} against random's draws, per held-out measure and rate")
-    print(markdown(gate[["set", "measure", "rate", "mean", "diff_vs_random", "draws_sd", "percentile", "q_items",
-                         "q_seeds", "verdict"]].sort_values(["set", "measure", "rate"])))  # fmt: skip
-    print("\n## verdicts across rates")
-    print(markdown(across_rates(tables, planned)))
-    print("\n## what the draws could see: the smallest difference from their mean a method of 1 or 3 seeds")
-    print("## needs for p < 0.05 against them (before the FDR adjustment)")
-    print(markdown(power(tables)))
+    gate = gate[gate.method == oracle].sort_values(["set", "measure", "rate"])
+    gate = gate[["set", "measure", "rate", "mean", "diff_vs_random", "draws_sd", "percentile", "q_items", "q_seeds",
+                 "verdict"]]  # fmt: skip
+    shown = {
+        "gate": (f"the gate: {oracle} against random's draws, per held-out measure and rate", gate),
+        "verdicts_across_rates": ("verdicts across rates", across_rates(tables, planned)),
+        "detectable": (
+            "what the draws could see: the smallest difference from their mean a method of 1 or 3 seeds needs for "
+            "p < 0.05 against them (before the FDR adjustment)",
+            power(tables),
+        ),
+    }
     for rate, table in sorted(tables.items()):
-        print(f"\n## at {rate:g}, one row per method (the table of docs/selection.md)")
-        print(markdown(cells(table)))
+        shown[f"cells_{rate:.0e}"] = (f"at {rate:g}, one row per method (the table of docs/selection.md)",
+                                        cells(table))  # fmt: skip
     if pairs:
-        print("\n## head to head, item by item: method minus the other, per rate (q over all rows)")
         both = pd.concat([head_to_head(folders[r], pairs).assign(rate=r) for r in sorted(folders)])
         if not both.empty:
             both["q_items"] = fdr(both["p_items"].to_numpy())  # over every pair, measure and rate
-            print(markdown(both[["method", "against", "set", "measure", "rate", "diff", "diff_ci_low",
-                                 "diff_ci_high", "p_items", "q_items", "better"]]))  # fmt: skip
+            both = both[["method", "against", "set", "measure", "rate", "diff", "diff_ci_low", "diff_ci_high",
+                         "p_items", "q_items", "better"]]  # fmt: skip
+            shown["head_to_head"] = ("head to head, item by item: method minus the other, per rate (q over all rows)",
+                                     both)  # fmt: skip
+    for title, table in shown.values():
+        print(f"\n## {title}")
+        print(markdown(table))
+    if into is not None:  # the per-rate tables as numbers (their cells are for reading)
+        into.mkdir(parents=True, exist_ok=True)
+        kept = {n: t for n, (_, t) in shown.items() if not n.startswith("cells_")}
+        for name, table in (kept | {f"methods_{r:.0e}": t for r, t in tables.items()}).items():
+            write_csv(table, into / f"{name}.csv")
 
 
 def power(tables: dict[float, pd.DataFrame]) -> pd.DataFrame:
@@ -165,6 +181,7 @@ def main() -> None:
     ap.add_argument("--done", type=Path, help="the experiment's YAML: summarise the trainings finished so far")
     ap.add_argument("--into", type=Path, help="with --done: the folder for those summaries (then read as ROOT)")
     ap.add_argument("--baseline", default="random")
+    ap.add_argument("--write", type=Path, help="with --rates: also write each table there as NAME.csv")
     ap.add_argument("--pair", action="append", default=None, metavar="METHOD=OTHER",
                     help="with --rates: read METHOD against OTHER item by item at every rate (repeatable; "
                          "default: each target similarity against fine-tuning on its target)")  # fmt: skip
@@ -179,7 +196,7 @@ def main() -> None:
         if any("=" not in p for p in args.pair or []):
             ap.error("--pair takes METHOD=OTHER, the two methods' names as the trainings give them")
         pairs = [(p.split("=", 1)[0], p.split("=", 1)[1]) for p in args.pair] if args.pair else GATE_PAIRS
-        rates(root, args.oracle, [float(r) for r in args.planned.split(",") if r.strip()], pairs)
+        rates(root, args.oracle, [float(r) for r in args.planned.split(",") if r.strip()], pairs, args.write)
         return
     table = results(root, "summary")
     if args.check:
