@@ -147,8 +147,9 @@ def cells(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def q(value: float) -> str:
-    """A q-value as the docs print it: two decimals, two significant digits below 0.01."""
-    return f"{value:.2g}" if value < 0.01 else f"{value:.2f}"
+    """A q-value as the docs print it: two significant digits below 0.01, three below 0.1 (0.0499
+    must not read as 0.05, the line a verdict needs), two decimals above."""
+    return f"{value:.2g}" if value < 0.01 else f"{value:.3g}" if value < 0.1 else f"{value:.2f}"
 
 
 def summarise_done(root: Path, config: Path, into: Path, baseline: str) -> None:
