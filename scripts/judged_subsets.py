@@ -2,7 +2,7 @@
 The oracle gate on each strong judged model alone against the weak ones.
 
     .venv/bin/python scripts/judged_subsets.py ROOT --trainings NAME... [--retrain --into DIR]
-        [--by generator] [--oracle "generator win rate (oracle)"]
+        [--by generator] [--write FILE.csv]
 
 ROOT is a selection experiment's folder (``trainings/NAME`` with ``train.json``). Reading needs
 each training's ``eval_answers.csv`` (each judged answer's loss; written by ``gradspec train``
@@ -31,6 +31,7 @@ from gradspec.analysis.tables import markdown
 from gradspec.artifacts import TRAINING
 from gradspec.data import load_dataset
 from gradspec.data.values import lookup
+from gradspec.files import write_csv
 from gradspec.train.results import against_draws, verdict, versus
 
 RANDOM = "random"
@@ -126,6 +127,7 @@ def main() -> None:
     ap.add_argument("--retrain", action="store_true", help="train again those that lack eval_answers.csv")
     ap.add_argument("--into", type=Path, help="with --retrain: the folder for the trainings made again")
     ap.add_argument("--by", default="generator", help="the judged file's field naming an answer's source")
+    ap.add_argument("--write", type=Path, help="also keep the table as this CSV")
     args = ap.parse_args()
     if args.retrain and args.into is None:
         ap.error("--retrain needs --into (ROOT is only read)")
@@ -148,6 +150,8 @@ def main() -> None:
     columns = ["subset", "measure", "method", "mean", "diff_vs_random", "draws_sd", "percentile", "q_items",
                "q_seeds", "verdict"]  # fmt: skip
     print(markdown(table[columns]))
+    if args.write is not None:
+        write_csv(table, args.write)
 
 
 if __name__ == "__main__":
