@@ -23,6 +23,7 @@ import argparse
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -50,9 +51,9 @@ def retrain(folder: Path, into: Path) -> Path:
     return into
 
 
-def answers_of(folder: Path, by: str) -> pd.DataFrame:
-    """A training's judged answers with the ``by`` field of each (from the judged file)."""
-    recorded = json.loads(TRAINING.marker_path(folder).read_text())
+def answers_of(folder: Path, recorded: dict[str, Any], by: str) -> pd.DataFrame:
+    """A training's judged answers with the ``by`` field of each (from the judged files its
+    ``recorded`` train.json names)."""
     answers = pd.read_csv(TRAINING.file(folder, "answers"))
     sources = {}
     for path in recorded["config"]["eval_judged"]:
@@ -135,14 +136,15 @@ def main() -> None:
     for name in args.trainings:
         folder = args.root / "trainings" / name
         if not TRAINING.file(folder, "answers").exists() and args.into is not None:
-            again = args.into / name
-            folder = retrain(folder, again) if args.retrain or TRAINING.marker_path(again).exists() else folder
+            again = args.into / name  # made again before: read it; otherwise train it again if asked
+            if TRAINING.marker_path(again).exists() or args.retrain:
+                folder = again if TRAINING.marker_path(again).exists() else retrain(folder, again)
         if not TRAINING.file(folder, "answers").exists():
             raise SystemExit(f"{folder}: no eval_answers.csv (trained before 0.3; --retrain --into DIR)")
         recorded = json.loads(TRAINING.marker_path(folder).read_text())
         method = re.sub(r"-r[0-9.e+-]+?(-s\d+)?$", "", name)  # win-rate-r0.0001-s1: win-rate
         method = RANDOM if method.startswith(f"{RANDOM}-") else method
-        answers = answers_of(folder, args.by)
+        answers = answers_of(folder, recorded, args.by)
         for subset, d in subsets(answers, args.by).items():
             frames.append(d.assign(subset=subset, method=method, seed=recorded["config"]["seed"]))
     read = pd.concat(frames, ignore_index=True)
